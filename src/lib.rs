@@ -1,0 +1,35 @@
+//! hookline: webhook delivery on NATS JetStream and Redis.
+//!
+//! ```text
+//! publisher --(WebhookEvent JSON)--> <p>.events.<type>          [<P>_EVENTS: the log]
+//!   pipeline::fanout   (durable consumer; store::subscriptions index lookup)
+//!   --> <p>.deliver.<subscription>                              [<P>_DELIVERIES: work queue]
+//!   pipeline::deliver  (store::inbox dedupe -> pipeline::attempt signed POST)
+//!       2xx       -> inbox mark, ack
+//!       failure   -> pipeline::retry: <p>.retry.<sub>.<event>.<n> as a message schedule
+//!                    that the server fires back onto <p>.deliver.<sub> when due
+//!       exhausted -> pipeline::dlq: <p>.dlq.<subscription>       [<P>_DLQ: replayable]
+//! ```
+//!
+//! Modules in pipeline order: [`config`] and [`subjects`] name everything, [`topology`] creates
+//! the streams, [`ingest`] publishes events, [`event`] parses them, [`filter`] and [`store`]
+//! find subscriptions, [`pipeline`] moves messages, [`signing`] signs (and lets Rust receivers
+//! verify), [`app`] composes the roles, [`cli`] is the command line.
+
+pub mod app;
+pub mod cli;
+pub mod cli_receive;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod event;
+pub mod filter;
+pub mod ingest;
+pub mod pipeline;
+pub mod signing;
+pub mod store;
+pub mod subjects;
+pub mod telemetry;
+pub mod topology;
+
+pub use signing::{Secret, verify};

@@ -1,0 +1,35 @@
+//! The `hookline` binary: parse the command line, load configuration, start logging, run the
+//! subcommand, map errors to exit codes (2: invalid input or configuration, 1: anything else).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hookline::cli::Cli;
+use hookline::commands::{InputError, VerifyFailed};
+use hookline::config::{Config, ConfigError};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    hookline::telemetry::init(config.log.format);
+    match hookline::commands::run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<InputError>().is_some() || e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else if e.downcast_ref::<VerifyFailed>().is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

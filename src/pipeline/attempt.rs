@@ -1,0 +1,153 @@
+//! One delivery attempt: build the signed Standard Webhooks request, POST it, and classify the
+//! result into an [`Outcome`]. No retry logic here: the caller maps outcomes to ack, retry or
+//! dead-letter.
+
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
+
+use crate::config::DeliveryConfig;
+use crate::event::Delivery;
+use crate::signing::signature_header;
+use crate::store::subscriptions::Subscription;
+
+/// The shared HTTP client: rustls (ring), pooled keep-alive connections, HTTP/2 when offered,
+/// per-request timeout, redirects never followed (a 3xx is a failed attempt).
+pub fn http_client(config: &DeliveryConfig) -> anyhow::Result<reqwest::Client> {
+    crate::context::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(config.user_agent.clone())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()?;
+    Ok(client)
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// 2xx.
+    Delivered { status: u16, duration: Duration },
+    /// Worth trying again: non-2xx, timeout, connection failure.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        /// Honoured delay from `Retry-After` on 429/503.
+        retry_after: Option<Duration>,
+        duration: Duration,
+    },
+}
+
+/// Signs and POSTs `delivery` to `sub.url`.
+#[tracing::instrument(skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %sub.id))]
+pub async fn post(
+    http: &reqwest::Client,
+    config: &DeliveryConfig,
+    sub: &Subscription,
+    delivery: &Delivery,
+) -> Outcome {
+    let body = delivery.event.webhook_body();
+    let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+    let id = &delivery.event.event_id;
+    let signature = signature_header(std::slice::from_ref(&sub.secret), id, timestamp, &body);
+    let started = Instant::now();
+    let request = http
+        .post(&sub.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id.as_str())
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body);
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed { status: None, error: describe(&e), retry_after: None, duration: started.elapsed() };
+        }
+    };
+    let status = response.status().as_u16();
+    let retry_after = if matches!(status, 429 | 503) {
+        response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
+    } else {
+        None
+    };
+    let snippet = read_capped(response, config.response_body_limit).await;
+    let duration = started.elapsed();
+    if (200..300).contains(&status) {
+        return Outcome::Delivered { status, duration };
+    }
+    let error = match snippet {
+        Ok(s) if !s.trim().is_empty() => format!("http status {status}: {}", s.trim()),
+        Ok(_) => format!("http status {status}"),
+        Err(e) => format!("http status {status} (body unreadable: {})", describe(&e)),
+    };
+    Outcome::Failed { status: Some(status), error, retry_after, duration }
+}
+
+/// Reads at most `limit` bytes of the body, then drops the connection's remaining stream.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<String, reqwest::Error> {
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match response.chunk().await? {
+            Some(chunk) => buf.extend_from_slice(&chunk[..chunk.len().min(limit - buf.len())]),
+            None => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A short, lowercase description of a transport error (no URL credentials).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response body error"
+    } else if e.is_request() {
+        "request error"
+    } else {
+        "http error"
+    };
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut root = None;
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    match root {
+        Some(root) => format!("{kind}: {root}"),
+        None => kind.to_string(),
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = OffsetDateTime::parse(value, &Rfc2822).ok()?;
+    let delta = at - OffsetDateTime::now_utc();
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates_are_understood() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        let future = (OffsetDateTime::now_utc() + time::Duration::hours(1)).format(&Rfc2822).unwrap();
+        let parsed = parse_retry_after(&future).unwrap();
+        assert!(parsed > Duration::from_secs(3500) && parsed <= Duration::from_secs(3600), "{parsed:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

