@@ -5,3 +5,6 @@
 //! Run through `scripts/test.sh`, which repeats the suite per supported NATS version.
 mod harness;
 mod harness_selftest;
+mod world;
+
+mod delivery;

@@ -26,6 +26,7 @@ const HANG_FOR: Duration = Duration::from_secs(3600);
 
 /// What the receiver answers to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code)]
 pub enum Reply {
     /// This status, empty body.
     Status(u16),
@@ -33,6 +34,8 @@ pub enum Reply {
     StatusWithHeader(u16, String, String),
     /// Never answer (until the receiver stops): the client must time out.
     Hang,
+    /// Answer 200 after this delay (a slow but healthy endpoint).
+    Delay(Duration),
 }
 
 impl Reply {
@@ -260,6 +263,10 @@ async fn respond(reply: Reply, mut stopping: watch::Receiver<bool>) -> Response 
                 .unwrap_or_else(|e| panic!("scripted header value {value:?}: {e}"));
             response.headers_mut().insert(name, value);
             response
+        }
+        Reply::Delay(d) => {
+            tokio::time::sleep(d).await;
+            StatusCode::OK.into_response()
         }
         Reply::Hang => {
             tokio::select! {
