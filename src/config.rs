@@ -146,6 +146,9 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// Events fanned out at once per process.
     pub fanout_concurrency: usize,
+    /// Redelivery delay of unacked messages (crash recovery).
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
     /// How long a 2xx is remembered by the inbox dedupe.
     #[serde(with = "humantime_serde")]
     pub dedupe_ttl: Duration,
@@ -222,7 +225,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed("HOOKLINE_").split("__"));
+        // Only `HOOKLINE_<SECTION>__<KEY>` variables are configuration; others with the prefix
+        // (HOOKLINE_CONFIG, HOOKLINE_VERIFY_SECRET, ...) belong to the command line.
+        figment = figment.merge(Env::prefixed("HOOKLINE_").filter(|k| k.as_str().contains("__")).split("__"));
         Self::from_figment(figment)
     }
 
@@ -288,6 +293,9 @@ impl Config {
         }
         if d.request_timeout.is_zero() {
             return Err(invalid("delivery.request_timeout", "must be greater than zero"));
+        }
+        if d.ack_wait < d.request_timeout + Duration::from_secs(1) {
+            return Err(invalid("delivery.ack_wait", "must exceed delivery.request_timeout by at least 1s"));
         }
         if self.nats.request_timeout.is_zero() {
             return Err(invalid("nats.request_timeout", "must be greater than zero"));
@@ -387,6 +395,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("hookline.toml", "[streams]\nprefix = \"fromfile\"\n[redis]\nurl = \"redis://file:1/\"")?;
             jail.set_env("HOOKLINE_STREAMS__PREFIX", "fromenv");
+            jail.set_env("HOOKLINE_CONFIG", "not-a-config-key");
             let config = Config::load(Some(Path::new("hookline.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.streams.prefix, "fromenv");
             assert_eq!(config.redis.url, "redis://file:1/");

@@ -5,7 +5,6 @@
 //! schedule messages as ordinary ones that never fire; so the check is twofold: the server's
 //! version, and the flag as echoed back by the stream create/update.
 
-use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 
@@ -188,7 +187,7 @@ pub fn fanout_consumer_config(config: &Config, names: &Names) -> consumer::pull:
         filter_subject: names.events_wildcard(),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
-        ack_wait: Duration::from_secs(60),
+        ack_wait: config.delivery.ack_wait,
         max_ack_pending: (config.delivery.fanout_concurrency * 8) as i64,
         ..Default::default()
     }
@@ -203,9 +202,9 @@ pub fn deliver_consumer_config(config: &Config, names: &Names) -> consumer::pull
         filter_subject: names.deliver_wildcard(),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
-        // Long enough for the slowest POST plus the retry publish; a crash mid-attempt is
-        // redelivered after this.
-        ack_wait: config.delivery.request_timeout + Duration::from_secs(30),
+        // Longer than the slowest POST plus the retry publish (validated); a crash mid-attempt
+        // is redelivered after this.
+        ack_wait: config.delivery.ack_wait,
         max_ack_pending: (config.delivery.concurrency * 4) as i64,
         ..Default::default()
     }

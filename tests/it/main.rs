@@ -8,3 +8,4 @@ mod harness_selftest;
 mod world;
 
 mod delivery;
+mod process;

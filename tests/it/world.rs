@@ -68,7 +68,7 @@ impl World {
     pub fn toml(&self, retry_schedule: &str) -> String {
         format!(
             "[nats]\nurl = \"{}\"\n[redis]\nurl = \"{}\"\n[streams]\nprefix = \"{}\"\nduplicate_window = \"30s\"\n\
-             [delivery]\nrequest_timeout = \"2s\"\n[retry]\nschedule = [{}]\njitter = 0.0\nmax_retry_after = \"3s\"\n\
+             [delivery]\nrequest_timeout = \"2s\"\nack_wait = \"4s\"\nconcurrency = 32\n[retry]\nschedule = [{}]\njitter = 0.0\nmax_retry_after = \"3s\"\n\
              [shutdown]\ngrace_period = \"5s\"\n",
             self.nats.url(),
             self.redis.url(),
@@ -153,8 +153,20 @@ impl World {
         path
     }
 
-    /// Runs `hookline serve` as a child process (killed on drop).
-    pub fn spawn_hookline(&self, config_file: &PathBuf) -> tokio::process::Child {
+    /// Runs `hookline serve` as a child process (killed on drop) and waits until its streams
+    /// and consumers exist.
+    pub async fn spawn_hookline(&self, config_file: &PathBuf) -> tokio::process::Child {
+        let child = self.spawn_hookline_unchecked(config_file);
+        let js = self.js().await;
+        eventually(WAIT, "hookline's consumers exist", || async {
+            let stream = js.get_stream(self.names.deliveries_stream()).await.ok()?;
+            stream.consumer_info(self.names.deliver_consumer()).await.ok()
+        })
+        .await;
+        child
+    }
+
+    fn spawn_hookline_unchecked(&self, config_file: &PathBuf) -> tokio::process::Child {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
             .arg("--config")
             .arg(config_file)

@@ -1,0 +1,184 @@
+//! hookline as a child process: kill -9 mid-run, restart during a backoff, graceful SIGTERM,
+//! start-up refusals (server too old, stream that cannot be updated).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::jetstream::stream;
+use redis::AsyncCommands;
+
+use crate::harness::receiver::Reply;
+use crate::harness::{eventually, eventually_true, free_port};
+use crate::world::{World, WAIT};
+
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("child is running");
+    let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill runs");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn hookline_killed_with_sigkill_mid_run_and_restarted_loses_nothing() {
+    let w = World::start().await;
+    let paths = ["/k1", "/k2", "/k3"];
+    let mut subs = Vec::new();
+    for p in paths {
+        subs.push(w.subscribe(p, &[], None).await);
+        w.receiver.set_default(p, Reply::Delay(Duration::from_millis(50)));
+    }
+    let config = w.config_file("\"0s\", \"200ms\"");
+    let mut child = w.spawn_hookline(&config).await;
+    const EVENTS: usize = 150;
+    for i in 0..EVENTS {
+        w.publish("order.created", &format!("evt_{i}"), None).await;
+    }
+    // Kill in the middle of the work, twice, restarting each time.
+    for round in 1..=2 {
+        let seen = w.receiver.requests().len();
+        eventually_true(WAIT, "some progress before the kill", || async { w.receiver.requests().len() > seen + 20 }).await;
+        child.kill().await.expect("sigkill");
+        tracing::info!(round, delivered = w.receiver.requests().len(), "killed hookline");
+        child = w.spawn_hookline(&config).await;
+    }
+    let expected = EVENTS * paths.len();
+    eventually_true(Duration::from_secs(60), "every (event, subscription) pair delivered", || async {
+        let mut pairs = std::collections::HashSet::new();
+        for r in w.receiver.requests() {
+            pairs.insert((r.path.clone(), r.header("webhook-id").unwrap_or_default().to_string()));
+        }
+        pairs.len() == expected
+    })
+    .await;
+    let mut counts: HashMap<(String, String), usize> = HashMap::new();
+    for r in w.receiver.requests() {
+        *counts.entry((r.path.clone(), r.header("webhook-id").unwrap_or_default().to_string())).or_default() += 1;
+    }
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    tracing::info!(pairs = counts.len(), duplicates, "kill -9 test finished (duplicates are allowed only across a crash)");
+    assert_eq!(counts.len(), expected);
+    assert!(w.dlq(None).await.is_empty(), "nothing dead-lettered");
+    sigterm(&child);
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("wait");
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn restart_during_a_backoff_still_retries_when_due() {
+    let w = World::start().await;
+    w.subscribe("/later", &[], None).await;
+    w.receiver.script("/later", vec![Reply::Status(500)]);
+    let config = w.config_file("\"0s\", \"3s\"");
+    let mut child = w.spawn_hookline(&config).await;
+    w.publish("order.created", "evt_backoff", None).await;
+    w.receiver.wait_for_requests("/later", 1, WAIT).await;
+    // The retry waits in JetStream as a message schedule on <p>.retry.>, not in the process.
+    let js = w.js().await;
+    eventually_true(WAIT, "retry scheduled in the stream", || async {
+        let s = js.get_stream(w.names.deliveries_stream()).await.unwrap();
+        let mut subjects = s.info_with_subjects(w.names.retry_wildcard()).await.unwrap();
+        matches!(futures::StreamExt::next(&mut subjects).await, Some(Ok((_, 1))))
+    })
+    .await;
+    child.kill().await.expect("sigkill");
+    let child = w.spawn_hookline(&config).await;
+    let reqs = w.receiver.wait_for_requests("/later", 2, WAIT).await;
+    let gap = reqs[1].received_at - reqs[0].received_at;
+    assert!(gap >= Duration::from_millis(2500), "retry came when due, after {gap:?}");
+    assert_eq!(reqs[1].header("webhook-id"), Some("evt_backoff"));
+    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    drop(child);
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_delivery_finish_then_exits_zero() {
+    let w = World::start().await;
+    let sub = w.subscribe("/slow", &[], None).await;
+    w.receiver.set_default("/slow", Reply::Delay(Duration::from_millis(1500)));
+    let config = w.config_file("\"0s\", \"200ms\"");
+    let mut child = w.spawn_hookline(&config).await;
+    w.publish("order.created", "evt_slow", None).await;
+    w.receiver.wait_for_requests("/slow", 1, WAIT).await;
+    sigterm(&child);
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits in time").expect("wait");
+    assert!(status.success(), "exit status {status}");
+    // The in-flight POST completed and was recorded and acked before the exit.
+    let mut redis = w.redis.connection().await;
+    let key = format!("{}:delivered:evt_slow:{}", w.prefix, sub.id);
+    let marked: bool = redis.exists(&key).await.unwrap();
+    assert!(marked, "delivery recorded before exit");
+    assert_eq!(w.stream_messages(&w.names.deliveries_stream()).await, 0, "acked before exit");
+}
+
+#[tokio::test]
+async fn nats_server_too_old_for_schedules_is_refused_with_a_clear_message() {
+    let debian = std::path::Path::new("/usr/sbin/nats-server");
+    assert!(debian.exists(), "Debian's nats-server 2.9 is needed for this test: scripts/ensure-deps.sh installs it");
+    let w = World::start().await;
+    let port = free_port();
+    let store = tempfile::tempdir().unwrap();
+    let _old = tokio::process::Command::new(debian)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store.path())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("old nats-server starts");
+    eventually_true(WAIT, "old nats-server listening", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+    })
+    .await;
+    let file = w.config_file("\"0s\"");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("--config")
+        .arg(&file)
+        .arg("serve")
+        .env("HOOKLINE_NATS__URL", format!("nats://127.0.0.1:{port}"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("too old") && stderr.contains("2.9"), "{stderr}");
+}
+
+#[tokio::test]
+async fn stream_that_cannot_be_updated_in_place_is_a_clear_startup_error() {
+    let w = World::start().await;
+    // An operator made the deliveries stream by hand with limits retention, which cannot be
+    // changed to work-queue in place.
+    w.js()
+        .await
+        .create_stream(stream::Config {
+            name: w.names.deliveries_stream(),
+            subjects: vec![w.names.deliver_wildcard()],
+            retention: stream::RetentionPolicy::Limits,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let err = hookline::app::App::build(w.config("\"0s\""), &[]).await.err().expect("start-up fails");
+    let message = format!("{err:#}");
+    assert!(message.contains(&w.names.deliveries_stream()), "{message}");
+}
+
+#[tokio::test]
+async fn topology_is_created_idempotently_with_schedules_on_the_deliveries_stream() {
+    let w = World::start().await;
+    for _ in 0..2 {
+        hookline::app::App::build(w.config("\"0s\""), &[]).await.expect("builds again");
+    }
+    let js = w.js().await;
+    let info = eventually(WAIT, "deliveries stream info", || async {
+        js.get_stream(w.names.deliveries_stream()).await.ok()?.info().await.ok().cloned()
+    })
+    .await;
+    assert!(info.config.allow_message_schedules);
+    assert_eq!(info.config.retention, stream::RetentionPolicy::WorkQueue);
+    for name in [w.names.events_stream(), w.names.dlq_stream()] {
+        assert!(js.get_stream(&name).await.is_ok(), "{name} exists");
+    }
+    let consumers = [(w.names.events_stream(), w.names.fanout_consumer()), (w.names.deliveries_stream(), w.names.deliver_consumer())];
+    for (stream, consumer) in consumers {
+        let s = js.get_stream(&stream).await.unwrap();
+        assert!(s.consumer_info(&consumer).await.is_ok(), "{consumer} exists");
+    }
+}
