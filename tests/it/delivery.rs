@@ -236,3 +236,68 @@ async fn redelivered_copy_after_success_is_acked_without_a_second_post() {
     assert_eq!(ids, ["evt_once", "evt_after"], "the copy was acked without a POST");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn fan_out_has_no_cap_on_the_number_of_matching_subscriptions() {
+    let w = World::start().await;
+    const SUBS: usize = 1_200; // more than one publish chunk of the fan-out
+    let store = w.store().await;
+    for i in 0..SUBS {
+        let input = hookline::store::subscriptions::SubscriptionInput {
+            url: Some(w.receiver.url(&format!("/many/{i}"))),
+            event_types: Some(vec!["bulk.*".into()]),
+            ..Default::default()
+        };
+        store.create(input).await.unwrap();
+    }
+    let app = w.start_app(w.config("\"0s\"")).await;
+    w.publish("bulk.created", "evt_bulk", None).await;
+    eventually_true(Duration::from_secs(60), "a delivery to every subscription", || async { w.receiver.requests().len() >= SUBS }).await;
+    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    let paths: std::collections::HashSet<String> = w.receiver.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths.len(), SUBS);
+    assert_eq!(w.receiver.requests().len(), SUBS, "exactly one each");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_and_dead_lettered_with_the_error() {
+    let w = World::start().await;
+    let port = crate::harness::free_port();
+    let input = hookline::store::subscriptions::SubscriptionInput {
+        url: Some(format!("http://127.0.0.1:{port}/nobody-home")),
+        ..Default::default()
+    };
+    let sub = w.store().await.create(input).await.unwrap();
+    let app = w.start_app(w.config("\"0s\", \"100ms\"")).await;
+    w.publish("order.created", "evt_refused", None).await;
+    let entries = w.wait_for_dlq(Some(&sub.id), 1).await;
+    assert_eq!((entries[0].attempts, entries[0].last_status), (2, None));
+    assert!(entries[0].detail.contains("connection failed"), "{}", entries[0].detail);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redis_outage_pauses_delivery_and_it_resumes_without_a_restart() {
+    let redis = crate::harness::redis::RedisServer::start_persistent().await;
+    let mut w = World::start_with(redis).await;
+    w.subscribe("/after-outage", &[], None).await;
+    let app = w.start_app(w.config("\"0s\", \"100ms\"")).await;
+    w.publish("order.created", "evt_before", None).await;
+    w.receiver.wait_for_requests("/after-outage", 1, WAIT).await;
+    w.redis.kill().await;
+    w.publish("order.created", "evt_during", None).await;
+    // While Redis is down the event waits in JetStream (fan-out cannot look up subscriptions).
+    let js = w.js().await;
+    eventually_true(WAIT, "fan-out retried the event at least once", || async {
+        let info = js.get_stream(w.names.events_stream()).await.unwrap().consumer_info(w.names.fanout_consumer()).await.unwrap();
+        info.num_redelivered > 0 || info.num_ack_pending > 0
+    })
+    .await;
+    assert_eq!(w.receiver.count("/after-outage"), 1);
+    w.redis.restart().await;
+    let reqs = w.receiver.wait_for_requests("/after-outage", 2, Duration::from_secs(30)).await;
+    assert_eq!(reqs[1].header("webhook-id"), Some("evt_during"));
+    assert!(w.dlq(None).await.is_empty(), "an outage is not the event's fault");
+    app.stop().await;
+}

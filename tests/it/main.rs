@@ -9,3 +9,4 @@ mod world;
 
 mod delivery;
 mod process;
+mod cli;
