@@ -12,6 +12,9 @@ use crate::event::Delivery;
 use crate::signing::signature_header;
 use crate::store::subscriptions::Subscription;
 
+/// `hookline/<version>`.
+pub const DEFAULT_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
+
 /// The shared HTTP client: rustls (ring), pooled keep-alive connections, HTTP/2 when offered,
 /// per-request timeout, redirects never followed (a 3xx is a failed attempt).
 pub fn http_client(config: &DeliveryConfig) -> anyhow::Result<reqwest::Client> {
@@ -20,7 +23,7 @@ pub fn http_client(config: &DeliveryConfig) -> anyhow::Result<reqwest::Client> {
         .timeout(config.request_timeout)
         .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(config.user_agent.clone())
+        .user_agent(if config.user_agent.is_empty() { DEFAULT_USER_AGENT.to_string() } else { config.user_agent.clone() })
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
