@@ -17,12 +17,15 @@ pub enum Role {
     Fanout,
     /// Deliveries -> signed POST -> ack, retry or DLQ.
     Deliver,
+    /// The admin HTTP API.
+    Api,
 }
 
 /// A built hookline process, ready to run.
 pub struct App {
     ctx: Ctx,
     roles: Vec<Role>,
+    api: Option<tokio::net::TcpListener>,
 }
 
 impl App {
@@ -34,9 +37,21 @@ impl App {
             .context("preparing JetStream streams and consumers")?;
         let mut roles = roles.to_vec();
         if roles.is_empty() {
-            roles = vec![Role::Fanout, Role::Deliver];
+            roles = vec![Role::Fanout, Role::Deliver, Role::Api];
         }
-        Ok(App { ctx, roles })
+        let api = if roles.contains(&Role::Api) {
+            let addr = ctx.config.api.listen;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin api to {addr}"))?;
+            Some(listener)
+        } else {
+            None
+        };
+        Ok(App { ctx, roles, api })
+    }
+
+    /// Where the admin API listens (port 0 in the config resolves here), if it runs.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The shared handles (for tests and the CLI).
@@ -48,7 +63,13 @@ impl App {
     /// period has passed).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
-        for role in self.roles {
+        if let Some(listener) = self.api {
+            let router = crate::admin_api::router(self.ctx.clone());
+            let shutdown = shutdown.clone();
+            tracing::info!(addr = ?listener.local_addr().ok(), "admin api listening");
+            tasks.spawn(async move { crate::admin_api::serve(listener, router, shutdown).await.context("serving the admin api") });
+        }
+        for role in self.roles.into_iter().filter(|r| *r != Role::Api) {
             let ctx = self.ctx.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move { run_role(ctx, role, shutdown).await });
@@ -66,6 +87,7 @@ async fn run_role(ctx: Ctx, role: Role, shutdown: CancellationToken) -> anyhow::
     let (stream, consumer) = match role {
         Role::Fanout => (ctx.names.events_stream(), ctx.names.fanout_consumer()),
         Role::Deliver => (ctx.names.deliveries_stream(), ctx.names.deliver_consumer()),
+        Role::Api => return Ok(()),
     };
     let consumer: async_nats::jetstream::consumer::PullConsumer = ctx
         .js
@@ -91,6 +113,7 @@ async fn run_role(ctx: Ctx, role: Role, shutdown: CancellationToken) -> anyhow::
             })
             .await
         }
+        Role::Api => {}
     }
     Ok(())
 }

@@ -132,7 +132,7 @@ impl SubscriptionFields {
         } else {
             Some(self.event_types)
         };
-        SubscriptionInput { url: self.url, event_types: types, tenant_id: self.tenant, description: self.description }
+        SubscriptionInput { url: self.url, event_types: types, tenant_id: self.tenant, description: self.description, ..Default::default() }
     }
 }
 
@@ -147,12 +147,12 @@ async fn subscriptions(cmd: SubscriptionsCommand, config: &Config) -> anyhow::Re
             match output {
                 Output::Json => {
                     let mut value = serde_json::to_value(&sub)?;
-                    value["secret"] = serde_json::Value::String(sub.secret.expose());
+                    value["secret"] = serde_json::Value::String(sub.current_secret().expose());
                     println!("{value}");
                 }
                 Output::Text => {
                     print_subscription(&sub);
-                    println!("secret:      {}", sub.secret.expose());
+                    println!("secret:      {}", sub.current_secret().expose());
                     println!("(the secret is shown only now; receivers verify signatures with it)");
                 }
             }

@@ -36,6 +36,7 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub delivery: DeliveryConfig,
     pub retry: RetryConfig,
+    pub api: ApiConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
 }
@@ -127,6 +128,8 @@ pub struct StreamsConfig {
     /// Retention of the dead-letter stream.
     #[serde(with = "humantime_serde")]
     pub dlq_max_age: Duration,
+    /// Retention of the attempt log, days.
+    pub delivery_log_retention_days: u64,
     /// Stream replicas.
     pub replicas: usize,
     /// File or memory storage.
@@ -178,6 +181,43 @@ struct RawRetry {
     max_retry_after: Duration,
 }
 
+/// A bearer token limited to one tenant.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantToken {
+    pub tenant: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for TenantToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantToken").field("tenant", &self.tenant).field("token", &"[redacted]").finish()
+    }
+}
+
+/// `[api]`: the admin HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Tokens with full access.
+    pub admin_tokens: Vec<Redacted>,
+    /// Tokens limited to a tenant.
+    pub tenant_tokens: Vec<TenantToken>,
+    /// Request body limit.
+    pub body_limit_bytes: usize,
+    /// Grace window of a rotated-out secret.
+    pub secret_rotation_grace_hours: u64,
+}
+
+impl ApiConfig {
+    /// The grace window as a duration.
+    pub fn rotation_grace(&self) -> Duration {
+        Duration::from_secs(self.secret_rotation_grace_hours * 3600)
+    }
+}
+
 /// `[shutdown]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +251,7 @@ struct RawConfig {
     streams: StreamsConfig,
     delivery: DeliveryConfig,
     retry: RawRetry,
+    api: ApiConfig,
     shutdown: ShutdownConfig,
     log: LogConfig,
 }
@@ -241,6 +282,7 @@ impl Config {
             streams: raw.streams,
             delivery: raw.delivery,
             retry,
+            api: raw.api,
             shutdown: raw.shutdown,
             log: raw.log,
         };
@@ -296,6 +338,17 @@ impl Config {
         }
         if d.ack_wait < d.request_timeout + Duration::from_secs(1) {
             return Err(invalid("delivery.ack_wait", "must exceed delivery.request_timeout by at least 1s"));
+        }
+        if self.streams.delivery_log_retention_days == 0 {
+            return Err(invalid("streams.delivery_log_retention_days", "must be at least 1"));
+        }
+        for t in &self.api.tenant_tokens {
+            if t.token.len() < 16 || !crate::store::subscriptions::valid_tenant(&t.tenant) {
+                return Err(invalid("api.tenant_tokens", "each entry needs a valid tenant and a token of at least 16 characters"));
+            }
+        }
+        if self.api.admin_tokens.iter().any(|t| t.0.len() < 16) {
+            return Err(invalid("api.admin_tokens", "tokens must be at least 16 characters"));
         }
         if self.nats.request_timeout.is_zero() {
             return Err(invalid("nats.request_timeout", "must be greater than zero"));

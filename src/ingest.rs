@@ -17,7 +17,7 @@ pub enum PublishError {
 }
 
 /// The result of a publish: where it went and whether JetStream saw the id before.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Published {
     pub event_id: String,
     pub subject: String,

@@ -16,7 +16,9 @@
 //! find subscriptions, [`pipeline`] moves messages, [`signing`] signs (and lets Rust receivers
 //! verify), [`app`] composes the roles, [`cli`] is the command line.
 
+pub mod admin_api;
 pub mod app;
+pub mod attempts;
 pub mod cli;
 pub mod cli_receive;
 pub mod commands;
@@ -25,6 +27,8 @@ pub mod context;
 pub mod event;
 pub mod filter;
 pub mod ingest;
+pub mod lifecycle;
+pub mod replay;
 pub mod pipeline;
 pub mod signing;
 pub mod store;

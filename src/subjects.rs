@@ -100,6 +100,26 @@ impl Names {
         subject.strip_prefix(self.prefix.as_str())?.strip_prefix(".dlq.")
     }
 
+    /// `<P>_ATTEMPTS`: the attempt log (and outcome events).
+    pub fn attempts_stream(&self) -> String {
+        format!("{}_ATTEMPTS", self.stream_prefix)
+    }
+
+    /// `<p>.attempts.>`.
+    pub fn attempts_wildcard(&self) -> String {
+        format!("{}.attempts.>", self.prefix)
+    }
+
+    /// `<p>.attempts.<subscription_id>`: attempt records of one subscription.
+    pub fn attempts(&self, subscription_id: &str) -> String {
+        format!("{}.attempts.{subscription_id}", self.prefix)
+    }
+
+    /// `<p>.lifecycle.<kind>`: subscription lifecycle events (plain NATS).
+    pub fn lifecycle(&self, kind: &str) -> String {
+        format!("{}.lifecycle.{kind}", self.prefix)
+    }
+
     /// Durable consumer of the fan-out role.
     pub fn fanout_consumer(&self) -> String {
         format!("{}_fanout", self.prefix)
@@ -131,6 +151,9 @@ mod tests {
         assert_eq!(n.retry("sub_1", "evt_9", 3), "web-hooks.retry.sub_1.evt_9.3");
         assert_eq!(n.dlq("sub_1"), "web-hooks.dlq.sub_1");
         assert_eq!(n.key("sub:sub_1"), "web-hooks:sub:sub_1");
+        assert_eq!(n.attempts_stream(), "WEB_HOOKS_ATTEMPTS");
+        assert_eq!(n.attempts("sub_1"), "web-hooks.attempts.sub_1");
+        assert_eq!(n.lifecycle("created"), "web-hooks.lifecycle.created");
     }
 
     #[test]

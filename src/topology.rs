@@ -96,8 +96,8 @@ fn storage(kind: StorageKind) -> stream::StorageType {
     }
 }
 
-/// The three stream configurations.
-pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 3] {
+/// The stream configurations.
+pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 4] {
     let s = &config.streams;
     let events = stream::Config {
         name: names.events_stream(),
@@ -135,7 +135,18 @@ pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 3] {
         allow_direct: true,
         ..Default::default()
     };
-    [events, deliveries, dlq]
+    let attempts = stream::Config {
+        name: names.attempts_stream(),
+        description: Some("hookline: attempt log and delivery outcome events".into()),
+        subjects: vec![names.attempts_wildcard()],
+        retention: stream::RetentionPolicy::Limits,
+        max_age: std::time::Duration::from_secs(s.delivery_log_retention_days * 86_400),
+        storage: storage(s.storage),
+        num_replicas: s.replicas,
+        allow_direct: true,
+        ..Default::default()
+    };
+    [events, deliveries, dlq, attempts]
 }
 
 /// Version check, then create-or-update of every stream and durable consumer.

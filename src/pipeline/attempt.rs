@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc2822;
+use time::format_description::well_known::{Rfc2822, Rfc3339};
 
 use crate::config::DeliveryConfig;
 use crate::event::Delivery;
-use crate::signing::signature_header;
-use crate::store::subscriptions::Subscription;
+use crate::signing::{canonical_json, seed_hex_signature, signature_header};
+use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription};
 
 /// `hookline/<version>`.
 pub const DEFAULT_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
@@ -35,7 +35,7 @@ pub fn http_client(config: &DeliveryConfig) -> anyhow::Result<reqwest::Client> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// 2xx.
-    Delivered { status: u16, duration: Duration },
+    Delivered { status: u16, duration: Duration, response_body: String },
     /// Worth trying again: non-2xx, timeout, connection failure.
     Failed {
         status: Option<u16>,
@@ -43,7 +43,63 @@ pub enum Outcome {
         /// Honoured delay from `Retry-After` on 429/503.
         retry_after: Option<Duration>,
         duration: Duration,
+        response_body: String,
     },
+}
+
+impl Outcome {
+    /// The HTTP status, if a response came.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Delivered { status, .. } => Some(*status),
+            Outcome::Failed { status, .. } => *status,
+        }
+    }
+}
+
+/// The exact request an attempt sends: body bytes and headers, built from the event and the
+/// subscription alone (so the body is identical on every attempt).
+pub struct SignedRequest {
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Builds the body (envelope or bare payload; canonical JSON when a scheme needs it) and every
+/// signature header: Standard Webhooks with each live secret, plus the subscription's extra
+/// schemes with the current secret.
+pub fn sign_request(sub: &Subscription, delivery: &Delivery, now: OffsetDateTime) -> SignedRequest {
+    let event = &delivery.event;
+    let canonical = sub.signature_schemes.contains(&SignatureScheme::XSignatureCanonical);
+    let body = match (sub.body_format, canonical) {
+        (BodyFormat::Envelope, false) => event.webhook_body(),
+        (BodyFormat::Payload, false) => serde_json::to_vec(&event.payload).unwrap_or_default(),
+        (BodyFormat::Envelope, true) => {
+            let envelope = serde_json::json!({"type": event.event_type, "timestamp": event.timestamp_rfc3339(), "data": event.payload});
+            canonical_json(&envelope)
+        }
+        (BodyFormat::Payload, true) => canonical_json(&event.payload),
+    };
+    let timestamp = now.unix_timestamp();
+    let id = &event.event_id;
+    let mut headers = vec![
+        ("content-type", "application/json".to_string()),
+        ("webhook-id", id.clone()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature_header(&sub.live_secrets(now), id, timestamp, &body)),
+    ];
+    for scheme in &sub.signature_schemes {
+        let signature = seed_hex_signature(sub.current_secret(), &body);
+        match scheme {
+            SignatureScheme::WebhookSha256 => {
+                headers.push(("x-webhook-signature", format!("sha256={signature}")));
+                headers.push(("x-webhook-event-type", event.event_type.clone()));
+                headers.push(("x-webhook-event-id", id.clone()));
+                headers.push(("x-webhook-timestamp", now.format(&Rfc3339).unwrap_or_default()));
+            }
+            SignatureScheme::XSignatureCanonical => headers.push(("x-signature", signature)),
+        }
+    }
+    SignedRequest { body, headers }
 }
 
 /// Signs and POSTs `delivery` to `sub.url`.
@@ -54,22 +110,17 @@ pub async fn post(
     sub: &Subscription,
     delivery: &Delivery,
 ) -> Outcome {
-    let body = delivery.event.webhook_body();
-    let timestamp = OffsetDateTime::now_utc().unix_timestamp();
-    let id = &delivery.event.event_id;
-    let signature = signature_header(std::slice::from_ref(&sub.secret), id, timestamp, &body);
+    let signed = sign_request(sub, delivery, OffsetDateTime::now_utc());
     let started = Instant::now();
-    let request = http
-        .post(&sub.url)
-        .header("content-type", "application/json")
-        .header("webhook-id", id.as_str())
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(body);
-    let response = match request.send().await {
+    let mut request = http.post(&sub.url);
+    for (name, value) in signed.headers {
+        request = request.header(name, value);
+    }
+    let response = match request.body(signed.body).send().await {
         Ok(r) => r,
         Err(e) => {
-            return Outcome::Failed { status: None, error: describe(&e), retry_after: None, duration: started.elapsed() };
+            let error = describe(&e);
+            return Outcome::Failed { status: None, error, retry_after: None, duration: started.elapsed(), response_body: String::new() };
         }
     };
     let status = response.status().as_u16();
@@ -80,15 +131,16 @@ pub async fn post(
     };
     let snippet = read_capped(response, config.response_body_limit).await;
     let duration = started.elapsed();
+    let response_body = snippet.as_ref().map(|s| s.clone()).unwrap_or_default();
     if (200..300).contains(&status) {
-        return Outcome::Delivered { status, duration };
+        return Outcome::Delivered { status, duration, response_body };
     }
     let error = match snippet {
         Ok(s) if !s.trim().is_empty() => format!("http status {status}: {}", s.trim()),
         Ok(_) => format!("http status {status}"),
         Err(e) => format!("http status {status} (body unreadable: {})", describe(&e)),
     };
-    Outcome::Failed { status: Some(status), error, retry_after, duration }
+    Outcome::Failed { status: Some(status), error, retry_after, duration, response_body }
 }
 
 /// Reads at most `limit` bytes of the body, then drops the connection's remaining stream.

@@ -98,7 +98,7 @@ pub async fn publish_delivery(ctx: &Ctx, delivery: &Delivery, entry: &Entry<'_>,
 }
 
 /// One DLQ entry as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DlqEntry {
     pub sequence: u64,
     pub subscription_id: String,
@@ -109,6 +109,7 @@ pub struct DlqEntry {
     pub attempts: u32,
     pub last_status: Option<u16>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub dead_lettered_at: time::OffsetDateTime,
 }
 
@@ -159,6 +160,16 @@ fn entry_of(names: &crate::subjects::Names, msg: &async_nats::jetstream::message
         attempts: h(headers::ATTEMPTS).parse().unwrap_or(0),
         last_status: h(headers::LAST_STATUS).parse().ok(),
         dead_lettered_at: time,
+    }
+}
+
+/// One entry by sequence.
+pub async fn get(js: &async_nats::jetstream::Context, names: &crate::subjects::Names, seq: u64) -> Result<DlqEntry, DlqError> {
+    let stream = js.get_stream_no_info(names.dlq_stream()).await.map_err(|e| nats_err("opening dlq stream")(&e))?;
+    match stream.direct_get(seq).await {
+        Ok(m) => Ok(entry_of(names, &m)),
+        Err(e) if e.kind() == DirectGetErrorKind::NotFound => Err(DlqError::NotFound(seq)),
+        Err(e) => Err(nats_err("reading dlq entry")(&e)),
     }
 }
 

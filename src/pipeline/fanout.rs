@@ -54,6 +54,10 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
             ack.map_err(|e| Transient::new(format!("awaiting delivery publish ack: {e}")))?;
         }
     }
+    // The index only serves replay-by-id; losing it never blocks delivery.
+    if let Err(e) = crate::replay::index_event(ctx, &event.event_id, seq).await {
+        tracing::warn!(error = %e, "could not index the event for replay");
+    }
     tracing::debug!(matched = subscriptions.len(), "event fanned out");
     Ok(())
 }

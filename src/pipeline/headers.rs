@@ -30,6 +30,9 @@ pub const EVENT_ID: &str = "Hookline-Event-Id";
 pub const EVENT_TYPE: &str = "Hookline-Event-Type";
 /// Set on a delivery re-queued from the DLQ: the DLQ sequence it came from.
 pub const REDELIVERED_FROM: &str = "Hookline-Redelivered-From";
+/// Set on a replayed delivery: the replay's id, which gives it its own inbox dedupe key (a
+/// replay is meant to reach an endpoint that already has the event).
+pub const REPLAY_ID: &str = "Hookline-Replay-Id";
 
 /// RFC 3339 text of a time.
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -43,6 +46,8 @@ pub struct AttemptState {
     pub attempt: u32,
     /// When the first attempt was made (now, for attempt 1).
     pub first_attempt_at: OffsetDateTime,
+    /// Replay this delivery belongs to, if any.
+    pub replay_id: Option<String>,
 }
 
 impl AttemptState {
@@ -53,7 +58,8 @@ impl AttemptState {
         let first_attempt_at = get(FIRST_ATTEMPT_AT)
             .and_then(|v| OffsetDateTime::parse(&v, &Rfc3339).ok())
             .unwrap_or(now);
-        AttemptState { attempt, first_attempt_at }
+        let replay_id = get(REPLAY_ID).filter(|v| crate::event::valid_event_id(v));
+        AttemptState { attempt, first_attempt_at, replay_id }
     }
 }
 
@@ -77,7 +83,7 @@ mod tests {
     #[test]
     fn missing_headers_mean_first_attempt() {
         let now = OffsetDateTime::now_utc();
-        assert_eq!(AttemptState::from_headers(None, now), AttemptState { attempt: 1, first_attempt_at: now });
+        assert_eq!(AttemptState::from_headers(None, now), AttemptState { attempt: 1, first_attempt_at: now, replay_id: None });
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub async fn schedule(
     if let Some(status) = failure.status {
         h.insert(headers::LAST_STATUS, status.to_string().as_str());
     }
+    if let Some(replay) = &state.replay_id {
+        h.insert(headers::REPLAY_ID, replay.as_str());
+    }
     let subject = ctx.names.retry(sub_id, &delivery.event.event_id, next);
     let ack = ctx
         .js

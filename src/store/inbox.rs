@@ -10,9 +10,13 @@ use redis::aio::ConnectionManager;
 use super::{Doing, StoreError};
 use crate::subjects::Names;
 
-/// `<p>:delivered:<event_id>:<subscription_id>`.
-pub fn delivered_key(names: &Names, event_id: &str, subscription_id: &str) -> String {
-    names.key(&format!("delivered:{event_id}:{subscription_id}"))
+/// `<p>:delivered:<event_id>:<subscription_id>`, or with `:<replay_id>` appended for a replay
+/// (whose point is to reach an endpoint that already has the event).
+pub fn delivered_key(names: &Names, event_id: &str, subscription_id: &str, replay: Option<&str>) -> String {
+    match replay {
+        None => names.key(&format!("delivered:{event_id}:{subscription_id}")),
+        Some(r) => names.key(&format!("delivered:{event_id}:{subscription_id}:{r}")),
+    }
 }
 
 /// Whether the pair was already delivered.
@@ -21,8 +25,9 @@ pub async fn was_delivered(
     names: &Names,
     event_id: &str,
     subscription_id: &str,
+    replay: Option<&str>,
 ) -> Result<bool, StoreError> {
-    conn.exists(delivered_key(names, event_id, subscription_id))
+    conn.exists(delivered_key(names, event_id, subscription_id, replay))
         .await
         .doing(|| format!("checking inbox for event {event_id} subscription {subscription_id}"))
 }
@@ -33,13 +38,14 @@ pub async fn mark_delivered(
     names: &Names,
     event_id: &str,
     subscription_id: &str,
+    replay: Option<&str>,
     ttl: Duration,
 ) -> Result<(), StoreError> {
     let opts = redis::SetOptions::default()
         .conditional_set(redis::ExistenceCheck::NX)
         .with_expiration(redis::SetExpiry::EX(ttl.as_secs().max(1)));
     let _: Option<String> = conn
-        .set_options(delivered_key(names, event_id, subscription_id), 1, opts)
+        .set_options(delivered_key(names, event_id, subscription_id, replay), 1, opts)
         .await
         .doing(|| format!("marking event {event_id} delivered to subscription {subscription_id}"))?;
     Ok(())

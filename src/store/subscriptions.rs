@@ -13,9 +13,11 @@
 
 use std::collections::BTreeSet;
 
+use std::collections::BTreeMap;
+
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -27,8 +29,41 @@ use crate::subjects::Names;
 /// Longest accepted endpoint URL.
 const MAX_URL_LEN: usize = 2048;
 
-/// A stored subscription (the secret is kept apart from what is displayed).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Additional, non-standard signature schemes a subscription may ask for (for receivers built
+/// on libraries that do not speak Standard Webhooks); the Standard Webhooks headers are always
+/// sent as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureScheme {
+    /// `X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret string, raw body)>` with
+    /// `X-Webhook-Event-Type`, `X-Webhook-Event-ID`, `X-Webhook-Timestamp` (ISO-8601).
+    WebhookSha256,
+    /// `X-Signature: <hex HMAC-SHA256(secret string, body)>`, the body sent as canonical JSON
+    /// (sorted keys, compact, ASCII) so a receiver that re-serialises the parsed body gets the
+    /// same bytes.
+    XSignatureCanonical,
+}
+
+/// What the POST body carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyFormat {
+    /// `{"type", "timestamp", "data"}` (Standard Webhooks).
+    #[default]
+    Envelope,
+    /// The event's payload alone.
+    Payload,
+}
+
+/// One signing secret; a rotated-out secret keeps signing until `expires_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningSecret {
+    pub secret: Secret,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A stored subscription (secrets are kept apart from what is displayed).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: String,
     pub url: String,
@@ -37,16 +72,40 @@ pub struct Subscription {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
     pub description: String,
+    /// Free key/value pairs for the owner's use.
+    pub metadata: BTreeMap<String, String>,
     pub active: bool,
+    /// Extra signature schemes besides Standard Webhooks.
+    pub signature_schemes: Vec<SignatureScheme>,
+    pub body_format: BodyFormat,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// Newest first; the first one is current.
     #[serde(skip)]
-    pub secret: Secret,
+    #[schema(ignore)]
+    pub secrets: Vec<SigningSecret>,
 }
 
 impl Subscription {
+    /// The current (newest) secret.
+    pub fn current_secret(&self) -> &Secret {
+        &self.secrets[0].secret
+    }
+
+    /// Secrets that sign deliveries at `now`: the current one and rotated ones still in their
+    /// grace window.
+    pub fn live_secrets(&self, now: OffsetDateTime) -> Vec<Secret> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|at| at > now))
+            .map(|s| s.secret.clone())
+            .collect()
+    }
+
     /// The parsed filters (validated on write, so parsing cannot fail for stored ones).
     pub fn filters(&self) -> Vec<EventFilter> {
         self.event_types.iter().filter_map(|t| EventFilter::parse(t).ok()).collect()
@@ -70,6 +129,10 @@ pub struct SubscriptionInput {
     pub event_types: Option<Vec<String>>,
     pub tenant_id: Option<String>,
     pub description: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub active: Option<bool>,
+    pub signature_schemes: Option<Vec<SignatureScheme>>,
+    pub body_format: Option<BodyFormat>,
 }
 
 /// A rejected subscription input; names the field.
@@ -83,6 +146,8 @@ pub enum SubscriptionError {
     BadTenant(String),
     #[error("description is longer than 1024 characters")]
     DescriptionTooLong,
+    #[error("metadata must have at most 32 entries, keys of 1-64 and values of at most 512 characters")]
+    BadMetadata,
     #[error("subscription {0} not found")]
     NotFound(String),
     #[error("invalid subscription id {0:?}")]
@@ -99,6 +164,7 @@ impl SubscriptionError {
             SubscriptionError::BadFilter(_) => Some("event_types"),
             SubscriptionError::BadTenant(_) => Some("tenant_id"),
             SubscriptionError::DescriptionTooLong => Some("description"),
+            SubscriptionError::BadMetadata => Some("metadata"),
             SubscriptionError::BadId(_) => Some("id"),
             _ => None,
         }
@@ -136,6 +202,22 @@ fn validate_filters(types: &[String]) -> Result<Vec<String>, SubscriptionError> 
         .map(|t| EventFilter::parse(t).map(|f| f.as_str().to_string()))
         .collect::<Result<_, _>>()?;
     Ok(set.into_iter().collect())
+}
+
+fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), SubscriptionError> {
+    let ok = m.len() <= 32 && m.iter().all(|(k, v)| !k.is_empty() && k.len() <= 64 && v.len() <= 512);
+    if ok { Ok(()) } else { Err(SubscriptionError::BadMetadata) }
+}
+
+fn dedup_schemes(mut schemes: Vec<SignatureScheme>) -> Vec<SignatureScheme> {
+    schemes.sort();
+    schemes.dedup();
+    schemes
+}
+
+/// `true` for a tenant id hookline accepts.
+pub fn valid_tenant(tenant: &str) -> bool {
+    validate_tenant(tenant).is_ok()
 }
 
 fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
@@ -177,6 +259,8 @@ impl SubscriptionStore {
         if description.len() > 1024 {
             return Err(SubscriptionError::DescriptionTooLong);
         }
+        let metadata = input.metadata.unwrap_or_default();
+        validate_metadata(&metadata)?;
         let at = now();
         let sub = Subscription {
             id: format!("sub_{}", uuid::Uuid::now_v7().simple()),
@@ -184,10 +268,13 @@ impl SubscriptionStore {
             event_types,
             tenant_id: input.tenant_id,
             description,
-            active: true,
+            metadata,
+            active: input.active.unwrap_or(true),
+            signature_schemes: dedup_schemes(input.signature_schemes.unwrap_or_default()),
+            body_format: input.body_format.unwrap_or_default(),
             created_at: at,
             updated_at: at,
-            secret: Secret::generate(),
+            secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
         };
         self.write(None, &sub).await?;
         Ok(sub)
@@ -247,6 +334,19 @@ impl SubscriptionStore {
             }
             new.description = description;
         }
+        if let Some(metadata) = input.metadata {
+            validate_metadata(&metadata)?;
+            new.metadata = metadata;
+        }
+        if let Some(active) = input.active {
+            new.active = active;
+        }
+        if let Some(schemes) = input.signature_schemes {
+            new.signature_schemes = dedup_schemes(schemes);
+        }
+        if let Some(format) = input.body_format {
+            new.body_format = format;
+        }
         new.updated_at = now();
         self.write(Some(&old), &new).await?;
         Ok(new)
@@ -256,6 +356,23 @@ impl SubscriptionStore {
     pub async fn set_active(&self, id: &str, active: bool) -> Result<Subscription, SubscriptionError> {
         let old = self.require(id).await?;
         let new = Subscription { active, updated_at: now(), ..old.clone() };
+        self.write(Some(&old), &new).await?;
+        Ok(new)
+    }
+
+    /// Makes a new current secret; the previous current one keeps signing for `grace` (expired
+    /// ones are dropped). Returns the subscription with the new secret first.
+    pub async fn rotate_secret(&self, id: &str, grace: std::time::Duration) -> Result<Subscription, SubscriptionError> {
+        let old = self.require(id).await?;
+        let at = now();
+        let mut secrets = vec![SigningSecret { secret: Secret::generate(), expires_at: None }];
+        for s in &old.secrets {
+            let expires_at = s.expires_at.unwrap_or(at + grace).min(at + grace);
+            if expires_at > at {
+                secrets.push(SigningSecret { secret: s.secret.clone(), expires_at: Some(expires_at) });
+            }
+        }
+        let new = Subscription { secrets, updated_at: at, ..old.clone() };
         self.write(Some(&old), &new).await?;
         Ok(new)
     }
@@ -399,10 +516,35 @@ fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
         ("tenant_id", sub.tenant_id.clone().unwrap_or_default()),
         ("description", sub.description.clone()),
         ("active", if sub.active { "1" } else { "0" }.to_string()),
-        ("secret", sub.secret.expose()),
+        ("metadata", serde_json::to_string(&sub.metadata).unwrap_or_else(|_| "{}".into())),
+        ("signature_schemes", serde_json::to_string(&sub.signature_schemes).unwrap_or_else(|_| "[]".into())),
+        ("body_format", serde_json::to_string(&sub.body_format).unwrap_or_else(|_| "\"envelope\"".into())),
+        ("secrets", encode_secrets(&sub.secrets)),
         ("created_at", ts(sub.created_at)),
         ("updated_at", ts(sub.updated_at)),
     ]
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSecret {
+    secret: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+fn encode_secrets(secrets: &[SigningSecret]) -> String {
+    let stored: Vec<StoredSecret> =
+        secrets.iter().map(|s| StoredSecret { secret: s.secret.expose(), expires_at: s.expires_at }).collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
+}
+
+fn decode_secrets(text: &str) -> Option<Vec<SigningSecret>> {
+    let stored: Vec<StoredSecret> = serde_json::from_str(text).ok()?;
+    let secrets = stored
+        .into_iter()
+        .map(|s| Secret::parse(&s.secret).ok().map(|secret| SigningSecret { secret, expires_at: s.expires_at }))
+        .collect::<Option<Vec<_>>>()?;
+    (!secrets.is_empty()).then_some(secrets)
 }
 
 fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, StoreError> {
@@ -421,10 +563,13 @@ fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, Store
         event_types,
         tenant_id: (!tenant.is_empty()).then_some(tenant),
         description: get("description")?,
+        metadata: map.get("metadata").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
         active: get("active")? == "1",
+        signature_schemes: map.get("signature_schemes").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
+        body_format: map.get("body_format").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
-        secret: Secret::parse(&get("secret")?).map_err(|_| corrupt("field secret is not a whsec_ secret".into()))?,
+        secrets: decode_secrets(&get("secrets")?).ok_or_else(|| corrupt("field secrets holds no valid whsec_ secret".into()))?,
     })
 }
 
@@ -439,10 +584,13 @@ mod tests {
             event_types: types.iter().map(|s| s.to_string()).collect(),
             tenant_id: tenant.map(str::to_string),
             description: String::new(),
+            metadata: BTreeMap::new(),
             active: true,
+            signature_schemes: vec![],
+            body_format: BodyFormat::Envelope,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
-            secret: Secret::generate(),
+            secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
         }
     }
 
@@ -464,6 +612,28 @@ mod tests {
         let mut s = sub(&[], None);
         s.active = false;
         assert!(!s.accepts("a", None));
+    }
+
+    #[test]
+    fn only_unexpired_secrets_are_live() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = sub(&[], None);
+        let old = Secret::generate();
+        let dead = Secret::generate();
+        s.secrets.push(SigningSecret { secret: old.clone(), expires_at: Some(now + time::Duration::hours(1)) });
+        s.secrets.push(SigningSecret { secret: dead, expires_at: Some(now - time::Duration::seconds(1)) });
+        assert_eq!(s.live_secrets(now), vec![s.current_secret().clone(), old]);
+    }
+
+    #[test]
+    fn secrets_round_trip_through_their_stored_form() {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let secrets = vec![
+            SigningSecret { secret: Secret::generate(), expires_at: None },
+            SigningSecret { secret: Secret::generate(), expires_at: Some(now) },
+        ];
+        assert_eq!(decode_secrets(&encode_secrets(&secrets)), Some(secrets));
+        assert_eq!(decode_secrets("[]"), None);
     }
 
     #[test]

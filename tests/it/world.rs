@@ -20,6 +20,11 @@ use crate::harness::receiver::Receiver;
 use crate::harness::redis::RedisServer;
 use crate::harness::{eventually, init, unique_prefix};
 
+/// Bearer tokens the test config accepts.
+pub const ADMIN: &str = "admin-token-0123456789";
+pub const ACME: &str = "acme-token-0123456789";
+pub const GLOBEX: &str = "globex-token-0123456789";
+
 /// Default wait for anything asynchronous in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -35,6 +40,8 @@ pub struct World {
 /// hookline running in this test process.
 pub struct RunningApp {
     pub ctx: Ctx,
+    /// Base URL of the admin API, e.g. `http://127.0.0.1:39123`.
+    pub api: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -69,7 +76,7 @@ impl World {
         format!(
             "[nats]\nurl = \"{}\"\n[redis]\nurl = \"{}\"\n[streams]\nprefix = \"{}\"\nduplicate_window = \"30s\"\n\
              [delivery]\nrequest_timeout = \"2s\"\nack_wait = \"4s\"\nconcurrency = 32\n[retry]\nschedule = [{}]\njitter = 0.0\nmax_retry_after = \"3s\"\n\
-             [shutdown]\ngrace_period = \"5s\"\n",
+             [api]\nlisten = \"127.0.0.1:0\"\nadmin_tokens = [\"{ADMIN}\"]\ntenant_tokens = [{{ tenant = \"acme\", token = \"{ACME}\" }}, {{ tenant = \"globex\", token = \"{GLOBEX}\" }}]\n[shutdown]\ngrace_period = \"5s\"\n",
             self.nats.url(),
             self.redis.url(),
             self.prefix,
@@ -85,9 +92,10 @@ impl World {
     pub async fn start_app(&self, config: Config) -> RunningApp {
         let app = App::build(config, &[]).await.expect("hookline builds");
         let ctx = app.ctx().clone();
+        let api = format!("http://{}", app.api_addr().expect("the api role runs"));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
-        RunningApp { ctx, shutdown, task }
+        RunningApp { ctx, api, shutdown, task }
     }
 
     pub async fn store(&self) -> SubscriptionStore {
@@ -100,7 +108,7 @@ impl World {
             url: Some(self.receiver.url(path)),
             event_types: Some(types.iter().map(|s| s.to_string()).collect()),
             tenant_id: tenant.map(str::to_string),
-            description: None,
+            ..Default::default()
         };
         self.store().await.create(input).await.expect("subscription is created")
     }
@@ -200,7 +208,7 @@ fn rand_suffix() -> String {
 pub fn assert_signed(req: &crate::harness::receiver::Recorded, sub: &Subscription) {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let result = hookline::verify(
-        &sub.secret,
+        sub.current_secret(),
         req.header("webhook-id").expect("webhook-id header"),
         req.header("webhook-timestamp").expect("webhook-timestamp header"),
         req.header("webhook-signature").expect("webhook-signature header"),

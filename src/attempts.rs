@@ -1,0 +1,212 @@
+//! The attempt log: one record per delivery attempt on the `<P>_ATTEMPTS` stream, subject
+//! `<p>.attempts.<subscription_id>`, and the queries over it.
+//!
+//! The records double as outcome events: any plain NATS subscriber of `<p>.attempts.>` sees
+//! `succeeded`, `failed`, `dead_lettered` and `skipped_duplicate` as they happen. Queries (newest
+//! first, paginated, by subscription, event, tenant or status) use small Redis sorted sets whose
+//! members are stream sequences; entries whose record has aged out of the stream are dropped
+//! lazily when a query meets them.
+
+use async_nats::jetstream::{self, stream::DirectGetErrorKind};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::subjects::Names;
+
+/// What an attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    Succeeded,
+    Failed,
+    DeadLettered,
+    SkippedDuplicate,
+}
+
+impl AttemptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::DeadLettered => "dead_lettered",
+            AttemptStatus::SkippedDuplicate => "skipped_duplicate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AttemptStatus> {
+        [Self::Succeeded, Self::Failed, Self::DeadLettered, Self::SkippedDuplicate].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One attempt, as stored and as published to subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AttemptRecord {
+    pub attempt_id: String,
+    pub subscription_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    pub status: AttemptStatus,
+    pub http_status: Option<u16>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// First 1 KiB of the response body.
+    pub response_body: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_retry_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+/// Largest response body kept in a record.
+pub const RESPONSE_BODY_LIMIT: usize = 1024;
+
+fn index_keys(names: &Names, r: &AttemptRecord) -> Vec<String> {
+    let mut keys = vec![
+        names.key("att:all"),
+        names.key(&format!("att:sub:{}", r.subscription_id)),
+        names.key(&format!("att:event:{}", r.event_id)),
+        names.key(&format!("att:status:{}", r.status.as_str())),
+    ];
+    if let Some(t) = &r.tenant_id {
+        keys.push(names.key(&format!("att:tenant:{t}")));
+    }
+    keys
+}
+
+/// Publishes the record, waits for JetStream, then indexes it. Runs off the delivery path (the
+/// caller spawns it); a failure is logged, never retried into a duplicate record.
+pub async fn record(js: jetstream::Context, mut redis: ConnectionManager, names: Names, retention: std::time::Duration, mut r: AttemptRecord) {
+    if let Some(body) = &mut r.response_body {
+        truncate(body, RESPONSE_BODY_LIMIT);
+    }
+    let payload = match serde_json::to_vec(&r) {
+        Ok(p) => p,
+        Err(e) => return tracing::error!(error = %e, "cannot encode attempt record"),
+    };
+    let seq = match js.publish(names.attempts(&r.subscription_id), payload.into()).await {
+        Ok(ack) => match ack.await {
+            Ok(ack) => ack.sequence,
+            Err(e) => return tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not stored"),
+        },
+        Err(e) => return tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not published"),
+    };
+    let mut pipe = redis::pipe();
+    for key in index_keys(&names, &r) {
+        pipe.zadd(&key, seq, seq as f64).ignore();
+    }
+    let event_key = names.key(&format!("att:event:{}", r.event_id));
+    pipe.expire(&event_key, retention.as_secs().max(1) as i64).ignore();
+    if let Err(e) = pipe.query_async::<()>(&mut redis).await {
+        tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not indexed");
+    }
+}
+
+fn truncate(s: &mut String, limit: usize) {
+    if s.len() > limit {
+        let mut end = limit;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// Filters of an attempt query; the most selective one picks the index.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptQuery {
+    pub subscription_id: Option<String>,
+    pub event_id: Option<String>,
+    pub status: Option<AttemptStatus>,
+    pub tenant_id: Option<String>,
+    /// Page size (1-500).
+    pub limit: usize,
+    /// Cursor: only records older than this (a `next_cursor` of a previous page).
+    pub before: Option<u64>,
+}
+
+/// One page, newest first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AttemptPage {
+    pub items: Vec<AttemptRecord>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next_cursor: Option<u64>,
+}
+
+/// Runs a query against the indexes and the stream.
+pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &Names, q: &AttemptQuery) -> anyhow::Result<AttemptPage> {
+    let key = if let Some(e) = &q.event_id {
+        names.key(&format!("att:event:{e}"))
+    } else if let Some(s) = &q.subscription_id {
+        names.key(&format!("att:sub:{s}"))
+    } else if let Some(t) = &q.tenant_id {
+        names.key(&format!("att:tenant:{t}"))
+    } else if let Some(st) = q.status {
+        names.key(&format!("att:status:{}", st.as_str()))
+    } else {
+        names.key("att:all")
+    };
+    let limit = q.limit.clamp(1, 500);
+    let stream = js.get_stream_no_info(names.attempts_stream()).await?;
+    let mut redis = redis.clone();
+    let mut items = Vec::new();
+    let mut max = q.before.map(|b| format!("({b}")).unwrap_or_else(|| "+inf".into());
+    loop {
+        let seqs: Vec<u64> = redis::cmd("ZREVRANGEBYSCORE").arg(&key).arg(&max).arg("-inf").arg("LIMIT").arg(0).arg(limit * 2).query_async(&mut redis).await?;
+        if seqs.is_empty() {
+            return Ok(AttemptPage { items, next_cursor: None });
+        }
+        for &seq in &seqs {
+            max = format!("({seq}");
+            let msg = match stream.direct_get(seq).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                    let _: () = redis::cmd("ZREM").arg(&key).arg(seq).query_async(&mut redis).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(r) = serde_json::from_slice::<AttemptRecord>(&msg.payload) else { continue };
+            let keep = q.subscription_id.as_ref().is_none_or(|s| *s == r.subscription_id)
+                && q.event_id.as_ref().is_none_or(|e| *e == r.event_id)
+                && q.status.is_none_or(|s| s == r.status)
+                && q.tenant_id.as_ref().is_none_or(|t| Some(t) == r.tenant_id.as_ref());
+            if keep {
+                items.push(r);
+                if items.len() == limit {
+                    return Ok(AttemptPage { items, next_cursor: Some(seq) });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for s in [AttemptStatus::Succeeded, AttemptStatus::Failed, AttemptStatus::DeadLettered, AttemptStatus::SkippedDuplicate] {
+            assert_eq!(AttemptStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+        }
+        assert_eq!(AttemptStatus::parse("nope"), None);
+    }
+
+    #[test]
+    fn response_bodies_are_cut_on_a_char_boundary() {
+        let mut s = "é".repeat(600);
+        truncate(&mut s, RESPONSE_BODY_LIMIT);
+        assert_eq!(s.len(), 1024);
+        let mut short = "ok".to_string();
+        truncate(&mut short, RESPONSE_BODY_LIMIT);
+        assert_eq!(short, "ok");
+    }
+}
