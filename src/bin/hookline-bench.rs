@@ -1,0 +1,259 @@
+//! `hookline-bench`: measures hookline against the physical limit of HTTP on this machine
+//! (issue 7; results and method in BENCHMARKS.md).
+//!
+//! ```text
+//! cargo run --release --bin hookline-bench -- [--quick] [--json] [--scenario NAME]...
+//! ```
+//!
+//! Self-contained: starts nats-server (the pinned `.deps/` one) and redis-server on free ports
+//! with temp dirs (or uses `--nats-url` / `--redis-url`), runs the receiver as a separate process
+//! (`hookline-bench receiver --port P`, see `receiver.rs`) and, per scenario, a fresh
+//! `target/release/hookline serve` process with its own prefix, so hookline's memory and CPU
+//! are measured on their own. Scenarios (issue 7's numbering): baseline, throughput, fanout,
+//! latency, isolation, backlog, many-subs. Each prints a table row (and with `--json` one JSON
+//! object on stdout, the table going to stderr), checks that no delivery was lost and evaluates
+//! the issue's targets.
+
+#[path = "hookline_bench/env.rs"]
+mod env;
+#[path = "hookline_bench/faults.rs"]
+mod faults;
+#[path = "hookline_bench/load.rs"]
+mod load;
+#[path = "hookline_bench/procs.rs"]
+mod procs;
+#[path = "hookline_bench/receiver.rs"]
+mod receiver;
+#[path = "hookline_bench/report.rs"]
+mod report;
+#[path = "hookline_bench/steady.rs"]
+mod steady;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::env::{Env, Options};
+use crate::report::Report;
+
+#[derive(Debug, Parser)]
+#[command(name = "hookline-bench", about = "Benchmarks hookline (issue 7); see BENCHMARKS.md")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Small sizes: the whole run takes about a minute.
+    #[arg(long)]
+    quick: bool,
+    /// One JSON object per scenario on stdout (the human table goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Scenarios to run (default: all, in order); repeatable.
+    #[arg(long = "scenario", value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Use this NATS server (>= 2.12, JetStream on) instead of starting one.
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// Use this Redis instead of starting one (keys are left behind under the bench prefixes).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// nats-server binary to start.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.deps/nats-server-2.15.1/bin/nats-server"))]
+    nats_server: PathBuf,
+    /// hookline binary (default: the `hookline` next to this one, rebuilt first when run by cargo).
+    #[arg(long)]
+    hookline: Option<PathBuf>,
+    /// hookline configuration for every scenario, `section.key=value` (as HOOKLINE_SECTION__KEY).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// RUST_LOG of the hookline processes (hookline's default is info).
+    #[arg(long, default_value = "info")]
+    rust_log: String,
+    /// Events/s taken as the maximum for the latency scenario when throughput does not run.
+    #[arg(long, default_value_t = 2000.0)]
+    max_rate: f64,
+    /// Keep the temp dir (server and hookline logs) and print its path.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The benchmark's receiver (started by the benchmark itself).
+    Receiver {
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Baseline,
+    Throughput,
+    Fanout,
+    Latency,
+    Isolation,
+    Backlog,
+    ManySubs,
+}
+
+/// The sizes of one run (`--quick` or full, as issue 7 states them).
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub baseline: Duration,
+    pub throughput_events: u64,
+    pub fanout_subs: usize,
+    pub fanout_events: u64,
+    pub latency: Duration,
+    pub isolation_cap: Duration,
+    pub backlog_steady: u64,
+    pub backlog_events: u64,
+    pub backlog_hold: Duration,
+    pub many_subs: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Sizes {
+        let s = Duration::from_secs;
+        if quick {
+            Sizes {
+                baseline: s(3),
+                throughput_events: 10_000,
+                fanout_subs: 10,
+                fanout_events: 2_000,
+                latency: s(5),
+                isolation_cap: s(15),
+                backlog_steady: 2_000,
+                backlog_events: 20_000,
+                backlog_hold: s(2),
+                many_subs: 10_000,
+            }
+        } else {
+            Sizes {
+                baseline: s(10),
+                throughput_events: 100_000,
+                fanout_subs: 10,
+                fanout_events: 20_000,
+                latency: s(30),
+                isolation_cap: s(120),
+                backlog_steady: 20_000,
+                backlog_events: 200_000,
+                backlog_hold: s(5),
+                many_subs: 10_000,
+            }
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    hookline::context::install_tls_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Some(Command::Receiver { port }) => runtime.block_on(receiver::run(port)),
+        None => runtime.block_on(run(cli)),
+    }
+}
+
+/// `section.key=value` -> (`HOOKLINE_SECTION__KEY`, value).
+fn env_override(set: &str) -> anyhow::Result<(String, String)> {
+    let (key, value) = set.split_once('=').with_context(|| format!("--set {set}: expected section.key=value"))?;
+    let (section, field) = key.split_once('.').with_context(|| format!("--set {set}: expected section.key"))?;
+    Ok((format!("HOOKLINE_{}__{}", section.to_uppercase(), field.to_uppercase()), value.to_string()))
+}
+
+/// The hookline binary: given, or the sibling of this one, rebuilt when cargo runs us.
+fn hookline_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    let exe = std::env::current_exe()?;
+    let sibling = exe.with_file_name("hookline");
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let release = exe.parent().is_some_and(|d| d.ends_with("release"));
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bin", "hookline", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        if release {
+            cmd.arg("--release");
+        }
+        eprintln!("building hookline ({})", if release { "release" } else { "debug: numbers are meaningless" });
+        if !cmd.status()?.success() {
+            bail!("cargo build --bin hookline failed");
+        }
+    }
+    Ok(sibling)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let hookline_env: Vec<(String, String)> = cli.set.iter().map(|s| env_override(s)).collect::<anyhow::Result<_>>()?;
+    let concurrency = match hookline_env.iter().find(|(k, _)| k == "HOOKLINE_DELIVERY__CONCURRENCY") {
+        Some((_, v)) => v.parse().context("--set delivery.concurrency: not a number")?,
+        None => hookline::config::Config::with_overrides("")?.delivery.concurrency,
+    };
+    let opts = Options {
+        quick: cli.quick,
+        nats_url: cli.nats_url,
+        redis_url: cli.redis_url,
+        nats_server: cli.nats_server,
+        hookline: hookline_binary(cli.hookline)?,
+        hookline_env,
+        rust_log: cli.rust_log,
+        concurrency,
+        max_rate: cli.max_rate,
+        keep: cli.keep,
+    };
+    let scenarios = if cli.scenarios.is_empty() {
+        vec![
+            Scenario::Baseline,
+            Scenario::Throughput,
+            Scenario::Fanout,
+            Scenario::Latency,
+            Scenario::Isolation,
+            Scenario::Backlog,
+            Scenario::ManySubs,
+        ]
+    } else {
+        cli.scenarios
+    };
+    let sizes = Sizes::new(opts.quick);
+    let mut env = Env::start(opts).await?;
+    if env.opts.keep {
+        eprintln!("logs in {}", env.dir.path().display());
+    }
+    let table = |line: String| if cli.json { eprintln!("{line}") } else { println!("{line}") };
+    table(report::header());
+    let started = Instant::now();
+    let mut done: Vec<Report> = Vec::new();
+    let mut failed = false;
+    for scenario in scenarios {
+        env.check_alive()?;
+        let metric = |name: &str, key: &str| done.iter().find(|r| r.scenario == name).and_then(|r| r.get(key));
+        let (baseline_rps, fanout_rate, fanout_eps, max_rate) = (
+            metric("baseline", "requests_per_s"),
+            metric("fanout", "deliveries_per_s"),
+            metric("fanout", "events_per_s"),
+            metric("throughput", "deliveries_per_s").unwrap_or(env.opts.max_rate),
+        );
+        let result = match scenario {
+            Scenario::Baseline => steady::baseline(&env, &sizes).await,
+            Scenario::Throughput => steady::throughput(&env, &sizes, baseline_rps).await,
+            Scenario::Fanout => steady::fanout(&env, &sizes, baseline_rps).await,
+            Scenario::Latency => faults::latency(&env, &sizes, max_rate).await,
+            Scenario::Isolation => faults::isolation(&env, &sizes, fanout_rate).await,
+            Scenario::Backlog => faults::backlog(&mut env, &sizes).await,
+            Scenario::ManySubs => steady::many(&env, &sizes, fanout_eps).await,
+        };
+        let r = result.with_context(|| format!("scenario {scenario:?}"))?;
+        table(r.row());
+        if cli.json {
+            println!("{}", r.to_json());
+        }
+        failed |= !r.passed();
+        done.push(r);
+    }
+    table(format!("total {:.0} s; {}", started.elapsed().as_secs_f64(), if failed { "some targets missed" } else { "all targets met" }));
+    Ok(())
+}

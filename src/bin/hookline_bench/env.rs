@@ -1,0 +1,292 @@
+//! The benchmark environment: the servers, the receiver and one hookline process per scenario,
+//! with the helpers every scenario uses (subscriptions, warm-up, waiting for deliveries,
+//! resource snapshots, clean-up).
+//!
+//! Each scenario gets a fresh hookline process with its own prefix (streams, consumers and
+//! Redis keys apart from every other scenario), so its peak RSS and CPU are its own.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
+use hookline::subjects::Names;
+
+use crate::load::{EVENT_TYPE, Publisher};
+use crate::procs::{self, HooklineSetup, Proc, TempDir, Usage};
+use crate::receiver::Stats;
+
+/// Command-line options that shape the environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    pub nats_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub nats_server: PathBuf,
+    pub hookline: PathBuf,
+    /// `HOOKLINE_<SECTION>__<KEY>` overrides for every hookline process.
+    pub hookline_env: Vec<(String, String)>,
+    pub rust_log: String,
+    /// delivery.concurrency in effect (the baseline uses the same).
+    pub concurrency: usize,
+    /// Events/s assumed as max when the throughput scenario did not run.
+    pub max_rate: f64,
+    pub keep: bool,
+}
+
+/// The running servers and receiver.
+pub struct Env {
+    pub opts: Options,
+    pub dir: TempDir,
+    nats: Option<Proc>,
+    redis: Option<Proc>,
+    pub nats_url: String,
+    pub redis_url: String,
+    pub receiver: Proc,
+    pub receiver_port: u16,
+    control: reqwest::Client,
+    js: async_nats::jetstream::Context,
+    run_id: String,
+}
+
+/// A hookline process serving one scenario's prefix.
+pub struct Hookline {
+    pub proc: Proc,
+    pub prefix: String,
+    pub names: Names,
+    pub subs: SubscriptionStore,
+}
+
+/// CPU seconds of every process, at one instant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSnapshot {
+    pub at: Option<Instant>,
+    pub hookline: f64,
+    pub nats: f64,
+    pub redis: f64,
+    pub receiver: f64,
+    pub bench: f64,
+}
+
+/// How waiting for deliveries ended.
+#[derive(Debug, Clone, Default)]
+pub struct Waited {
+    pub delivered: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub timed_out: bool,
+    pub stats: Stats,
+}
+
+impl Waited {
+    /// Deliveries per second from the first to the last receipt.
+    pub fn rate(&self) -> f64 {
+        let secs = (self.last_ns.saturating_sub(self.first_ns)) as f64 / 1e9;
+        if secs <= 0.0 { 0.0 } else { self.delivered as f64 / secs }
+    }
+}
+
+impl Env {
+    pub async fn start(opts: Options) -> anyhow::Result<Env> {
+        let mut dir = TempDir::new("run")?;
+        dir.keep = opts.keep;
+        let (nats, nats_url) = match &opts.nats_url {
+            Some(url) => (None, url.clone()),
+            None => procs::start_nats(&opts.nats_server, dir.path()).await.map(|(p, u)| (Some(p), u))?,
+        };
+        let (redis, redis_url) = match &opts.redis_url {
+            Some(url) => (None, url.clone()),
+            None => procs::start_redis(dir.path()).await.map(|(p, u)| (Some(p), u))?,
+        };
+        let receiver_port = procs::free_port()?;
+        let receiver = procs::start_receiver(receiver_port, dir.path()).await?;
+        let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await?);
+        let run_id = format!("{:x}", std::process::id() ^ (Instant::now().elapsed().subsec_nanos()));
+        let control = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Env { opts, dir, nats, redis, nats_url, redis_url, receiver, receiver_port, control, js, run_id })
+    }
+
+    /// `http://127.0.0.1:<receiver>/s/<name>` (or `/hang/<name>` when `hang`).
+    pub fn endpoint(&self, name: &str, hang: bool) -> String {
+        format!("http://127.0.0.1:{}/{}/{name}", self.receiver_port, if hang { "hang" } else { "s" })
+    }
+
+    pub async fn stats(&self, with_latency: bool) -> anyhow::Result<Stats> {
+        let query = if with_latency { "?latency" } else { "" };
+        let url = format!("http://127.0.0.1:{}/_bench/stats{query}", self.receiver_port);
+        Ok(self.control.get(url).send().await?.error_for_status()?.json().await?)
+    }
+
+    pub async fn reset_receiver(&self) -> anyhow::Result<()> {
+        let url = format!("http://127.0.0.1:{}/_bench/reset", self.receiver_port);
+        self.control.post(url).send().await?.error_for_status()?;
+        Ok(())
+    }
+
+    /// Kills the receiver (its endpoint then refuses connections).
+    pub async fn stop_receiver(&mut self) {
+        self.receiver.kill().await;
+    }
+
+    /// Starts the receiver again on the same port (empty statistics).
+    pub async fn restart_receiver(&mut self) -> anyhow::Result<()> {
+        self.receiver = procs::start_receiver(self.receiver_port, self.dir.path()).await?;
+        Ok(())
+    }
+
+    /// Starts `hookline serve` for `scenario` with `extra` config on top of the options' and
+    /// waits until its consumers exist.
+    pub async fn hookline(&self, scenario: &str, extra: &[(&str, &str)]) -> anyhow::Result<Hookline> {
+        let prefix = format!("b{}_{}", self.run_id, scenario.replace('-', "_"));
+        let mut env = vec![
+            ("HOOKLINE_NATS__URL".to_string(), self.nats_url.clone()),
+            ("HOOKLINE_REDIS__URL".to_string(), self.redis_url.clone()),
+            ("HOOKLINE_STREAMS__PREFIX".to_string(), prefix.clone()),
+        ];
+        env.extend(self.opts.hookline_env.iter().cloned());
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let setup = HooklineSetup {
+            binary: &self.opts.hookline,
+            env,
+            rust_log: &self.opts.rust_log,
+            log: self.dir.path().join(format!("hookline-{scenario}.log")),
+        };
+        let mut proc = procs::spawn_hookline(setup)?;
+        let names = Names::new(&prefix);
+        let js = self.js.clone();
+        let (stream, consumer) = (names.deliveries_stream(), names.deliver_consumer());
+        procs::wait_ready(&mut proc, Duration::from_secs(20), || {
+            let (js, stream, consumer) = (js.clone(), stream.clone(), consumer.clone());
+            async move {
+                match js.get_stream(&stream).await {
+                    Ok(s) => s.consumer_info(&consumer).await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await?;
+        let mut config = hookline::config::Config::with_overrides("")?;
+        config.redis.url = self.redis_url.clone();
+        let conn = hookline::store::connect(&config.redis).await?;
+        Ok(Hookline { proc, prefix, subs: SubscriptionStore::new(conn, names.clone()), names })
+    }
+
+    /// Creates subscriptions (url, event-type filters), 64 at a time; returns their ids.
+    pub async fn subscribe(&self, hk: &Hookline, specs: Vec<(String, Vec<String>)>) -> anyhow::Result<Vec<String>> {
+        let created: Vec<anyhow::Result<String>> = futures::stream::iter(specs)
+            .map(|(url, types)| {
+                let store = hk.subs.clone();
+                async move {
+                    let input = SubscriptionInput { url: Some(url), event_types: Some(types), ..Default::default() };
+                    Ok(store.create(input).await.context("creating a subscription")?.id)
+                }
+            })
+            .buffered(64)
+            .collect()
+            .await;
+        created.into_iter().collect()
+    }
+
+    /// `n` subscriptions `/s/<scenario>-<i>` for the benchmark's event type.
+    pub async fn subscribe_n(&self, hk: &Hookline, scenario: &str, n: usize) -> anyhow::Result<Vec<String>> {
+        let specs = (0..n).map(|i| (self.endpoint(&format!("{scenario}-{i}"), false), vec![EVENT_TYPE.to_string()]));
+        self.subscribe(hk, specs.collect()).await
+    }
+
+    /// Publishes `events` warm-up events (pools, JIT-free but cold caches), waits for their
+    /// `events * subs` deliveries, then clears the receiver's statistics.
+    pub async fn warm_up(&self, publisher: &Publisher, events: u64, subs: u64) -> anyhow::Result<()> {
+        publisher.burst("warm", 0..events).await?;
+        let waited = self.wait_for(events * subs, |_| true, Duration::from_secs(20), None).await?;
+        if waited.timed_out {
+            bail!("warm-up: only {} of {} deliveries arrived", waited.delivered, events * subs);
+        }
+        self.reset_receiver().await
+    }
+
+    /// Polls the receiver until `expected` unique deliveries on the paths `keep` selects have
+    /// arrived, no progress was made for `stall`, or `cap` has passed.
+    pub async fn wait_for(
+        &self,
+        expected: u64,
+        keep: impl Fn(&str) -> bool,
+        stall: Duration,
+        cap: Option<Duration>,
+    ) -> anyhow::Result<Waited> {
+        let started = Instant::now();
+        let (mut last_count, mut last_progress) = (u64::MAX, Instant::now());
+        loop {
+            let stats = self.stats(false).await?;
+            let (delivered, first_ns, last_ns) = stats.over(&keep);
+            let done = delivered >= expected;
+            if delivered != last_count {
+                (last_count, last_progress) = (delivered, Instant::now());
+            }
+            let timed_out = !done && (last_progress.elapsed() > stall || cap.is_some_and(|c| started.elapsed() > c));
+            if done || timed_out {
+                return Ok(Waited { delivered, first_ns, last_ns, timed_out, stats });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn cpu(&self, hk: &Hookline) -> CpuSnapshot {
+        let cpu = |p: Option<&Proc>| p.map(|p| p.usage().cpu_s).unwrap_or(0.0);
+        CpuSnapshot {
+            at: Some(Instant::now()),
+            hookline: hk.proc.usage().cpu_s,
+            nats: cpu(self.nats.as_ref()),
+            redis: cpu(self.redis.as_ref()),
+            receiver: self.receiver.usage().cpu_s,
+            bench: Usage::of(std::process::id()).cpu_s,
+        }
+    }
+
+    /// Entries in the scenario's dead-letter stream.
+    pub async fn dlq_count(&self, hk: &Hookline) -> anyhow::Result<u64> {
+        let mut stream = self.js.get_stream(hk.names.dlq_stream()).await?;
+        Ok(stream.info().await?.state.messages)
+    }
+
+    /// Kills the scenario's hookline and deletes its streams (and, when Redis is ours, its keys).
+    pub async fn finish(&self, mut hk: Hookline) -> anyhow::Result<()> {
+        hk.proc.kill().await;
+        for stream in [hk.names.events_stream(), hk.names.deliveries_stream(), hk.names.dlq_stream()] {
+            let _ = self.js.delete_stream(&stream).await;
+        }
+        if self.redis.is_some() {
+            let client = redis::Client::open(self.redis_url.as_str())?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await?;
+        }
+        self.reset_receiver().await
+    }
+
+    /// Checks that the servers and the receiver are still alive.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for p in [self.nats.as_mut(), self.redis.as_mut(), Some(&mut self.receiver)].into_iter().flatten() {
+            p.check_alive()?;
+        }
+        Ok(())
+    }
+}
+
+impl CpuSnapshot {
+    /// CPU seconds per process between `self` and `later`, and the wall time, as report metrics.
+    pub fn delta(&self, later: &CpuSnapshot) -> serde_json::Value {
+        let wall = match (self.at, later.at) {
+            (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let r = |v: f64| (v * 100.0).round() / 100.0;
+        serde_json::json!({
+            "wall_s": r(wall),
+            "hookline": r(later.hookline - self.hookline),
+            "nats": r(later.nats - self.nats),
+            "redis": r(later.redis - self.redis),
+            "receiver": r(later.receiver - self.receiver),
+            "bench": r(later.bench - self.bench),
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! Scenarios with paced load or a misbehaving endpoint: latency at fixed offered rates,
+//! isolation (one endpoint that never answers among healthy ones) and backlog (the endpoint is
+//! down while events pile up, then comes back).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::Sizes;
+use crate::env::Env;
+use crate::load::{EVENT_TYPE, Publisher};
+use crate::report::Report;
+use crate::steady::{STALL, delivery_metrics, resource_metrics};
+
+/// Scenario 4: publish->receipt latency at 200 events/s and at half of `max_rate`.
+pub async fn latency(env: &Env, sizes: &Sizes, max_rate: f64) -> anyhow::Result<Report> {
+    let hk = env.hookline("latency", &[]).await?;
+    let mut r = Report::new("latency");
+    let result = async {
+        env.subscribe_n(&hk, "latency", 1).await?;
+        let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
+        env.warm_up(&publisher, 50, 1).await?;
+        let mut summary = Vec::new();
+        for (label, rate, goal_ms) in [("at_200", 200.0, 5.0), ("at_half_max", (max_rate / 2.0).max(1.0), 25.0)] {
+            env.reset_receiver().await?;
+            let events = (rate * sizes.latency.as_secs_f64()).round() as u64;
+            let published = publisher.paced(label, 0..events, rate).await?;
+            let waited = env.wait_for(events, |_| true, STALL, None).await?;
+            let l = env.stats(true).await?.latency_us;
+            let ms = |us: u64| us as f64 / 1000.0;
+            r.set(
+                label,
+                serde_json::json!({
+                    "offered_per_s": rate.round(),
+                    "achieved_publish_per_s": (published.count as f64 / published.elapsed.as_secs_f64()).round(),
+                    "events": events,
+                    "p50_ms": ms(l.p50), "p95_ms": ms(l.p95), "p99_ms": ms(l.p99), "max_ms": ms(l.max),
+                    "missing": events.saturating_sub(waited.delivered),
+                }),
+            );
+            r.at_most(&format!("p99 ms {label}"), ms(l.p99), goal_ms);
+            r.at_most(&format!("lost deliveries {label}"), events.saturating_sub(waited.delivered) as f64, 0.0);
+            summary.push(format!(
+                "{rate:.0}/s: p50 {:.1} p95 {:.1} p99 {:.1} max {:.1} ms",
+                ms(l.p50),
+                ms(l.p95),
+                ms(l.p99),
+                ms(l.max)
+            ));
+        }
+        r.summary = summary.join("; ");
+        resource_metrics(&mut r, env, &hk, serde_json::Value::Null);
+        anyhow::Ok(())
+    }
+    .await;
+    env.finish(hk).await?;
+    result.map(|()| r)
+}
+
+/// Scenario 5: ten healthy subscriptions and one whose endpoint never answers.
+pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> anyhow::Result<Report> {
+    let hk = env.hookline("isolation", &[]).await?;
+    let mut r = Report::new("isolation");
+    let result = async {
+        let healthy = sizes.fanout_subs as u64;
+        env.subscribe_n(&hk, "isolation", sizes.fanout_subs).await?;
+        env.subscribe(&hk, vec![(env.endpoint("isolation-dead", true), vec![EVENT_TYPE.to_string()])]).await?;
+        let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
+        env.warm_up(&publisher, 50, healthy).await?;
+        let events = sizes.fanout_events;
+        let expected = events * healthy;
+        let before = env.cpu(&hk);
+        let is_healthy = |p: &str| p.starts_with("/s/");
+        let (published, waited) = tokio::join!(
+            publisher.burst("ev", 0..events),
+            env.wait_for(expected, is_healthy, STALL, Some(sizes.isolation_cap))
+        );
+        let (_, mut waited) = (published?, waited?);
+        let after = env.cpu(&hk);
+        if waited.timed_out {
+            // The rate over the whole window up to the cap, not just up to the last receipt.
+            let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+            waited.last_ns = waited.last_ns.max(now_ns);
+        }
+        delivery_metrics(&mut r, &waited, healthy);
+        resource_metrics(&mut r, env, &hk, before.delta(&after));
+        r.set("events", events).set("healthy_subscriptions", healthy).set("dead_requests_parked", waited.stats.hanging);
+        let rate = waited.rate();
+        if let Some(base) = fanout_rate {
+            r.set("ratio_to_fanout", rate / base);
+            r.at_least("healthy deliveries/s vs fan-out", rate / base, 0.9);
+        }
+        let undelivered = expected.saturating_sub(waited.delivered);
+        if waited.timed_out {
+            r.set("undelivered_at_cap", undelivered);
+            r.at_most("healthy deliveries left when the time cap hit", undelivered as f64, 0.0);
+        } else {
+            r.nothing_lost(undelivered);
+        }
+        r.summary = format!(
+            "{rate:.0} healthy deliveries/s{}; {} requests parked on the dead endpoint",
+            if waited.timed_out { format!(" (time cap {:?} hit, {undelivered} not yet delivered)", sizes.isolation_cap) } else { String::new() },
+            waited.stats.hanging
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    env.finish(hk).await?;
+    result.map(|()| r)
+}
+
+/// A retry schedule for the backlog: immediately, then every second, 100 attempts in all.
+fn fast_retries() -> String {
+    let mut delays = vec!["\"0s\"".to_string()];
+    delays.extend(std::iter::repeat_n("\"1s\"".to_string(), 99));
+    format!("[{}]", delays.join(","))
+}
+
+/// Scenario 6: steady state, then the endpoint is down while events pile up, then it is back.
+pub async fn backlog(env: &mut Env, sizes: &Sizes) -> anyhow::Result<Report> {
+    let schedule = fast_retries();
+    let hk = env.hookline("backlog", &[("HOOKLINE_RETRY__SCHEDULE", schedule.as_str())]).await?;
+    let mut r = Report::new("backlog");
+    let result = async {
+        env.subscribe_n(&hk, "backlog", 1).await?;
+        let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
+        env.warm_up(&publisher, 50, 1).await?;
+        // Steady state: the endpoint is up.
+        let (published, waited) = tokio::join!(
+            publisher.burst("steady", 0..sizes.backlog_steady),
+            env.wait_for(sizes.backlog_steady, |_| true, STALL, None)
+        );
+        let (_, steady) = (published?, waited?);
+        let steady_hwm = hk.proc.usage().hwm_kib as f64 / 1024.0;
+        // Down: publish the backlog, keep the endpoint away a little longer, sample memory.
+        env.stop_receiver().await;
+        let down_started = Instant::now();
+        let publish = publisher.burst("bk", 0..sizes.backlog_events);
+        tokio::pin!(publish);
+        let (mut max_rss_down, mut published_at) = (0u64, None::<Instant>);
+        while published_at.is_none_or(|at| at.elapsed() < sizes.backlog_hold) {
+            max_rss_down = max_rss_down.max(hk.proc.usage().rss_kib);
+            tokio::select! {
+                done = &mut publish, if published_at.is_none() => {
+                    done?;
+                    published_at = Some(Instant::now());
+                }
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        let down_s = down_started.elapsed().as_secs_f64();
+        // Back: everything must arrive, once.
+        env.restart_receiver().await?;
+        let before = env.cpu(&hk);
+        let drained = env.wait_for(sizes.backlog_events, |_| true, STALL, None).await?;
+        let after = env.cpu(&hk);
+        let peak = hk.proc.usage().hwm_kib as f64 / 1024.0;
+        r.set("steady_events", sizes.backlog_steady)
+            .set("steady_deliveries_per_s", steady.rate())
+            .set("steady_peak_rss_mib", steady_hwm)
+            .set("backlog_events", sizes.backlog_events)
+            .set("endpoint_down_s", down_s)
+            .set("max_rss_while_down_mib", max_rss_down as f64 / 1024.0)
+            .set("dlq_entries", env.dlq_count(&hk).await?);
+        delivery_metrics(&mut r, &drained, 1);
+        resource_metrics(&mut r, env, &hk, before.delta(&after));
+        r.set("backlog_peak_rss_mib", peak).set("peak_ratio", peak / steady_hwm);
+        r.at_most("backlog peak RSS / steady peak", peak / steady_hwm, 1.2);
+        r.nothing_lost(sizes.backlog_events.saturating_sub(drained.delivered) + sizes.backlog_steady.saturating_sub(steady.delivered));
+        r.summary = format!(
+            "drained {} at {:.0}/s after {down_s:.0} s down; peak RSS {peak:.1} MiB vs steady {steady_hwm:.1} MiB",
+            drained.delivered,
+            drained.rate()
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    env.finish(hk).await?;
+    result.map(|()| r)
+}

@@ -1,0 +1,147 @@
+//! Scenarios at full speed with healthy endpoints: baseline (HTTP alone), throughput (one
+//! subscription), fan-out (ten) and many subscriptions (10 k in Redis, ten matching).
+//!
+//! Each hookline scenario: fresh hookline process and prefix, subscriptions, a warm-up, then the
+//! events published as fast as JetStream acks them while the receiver counts; the rate is unique
+//! deliveries from first to last receipt, so it includes neither start-up nor warm-up.
+
+use std::time::Duration;
+
+use crate::Sizes;
+use crate::env::{Env, Hookline, Waited};
+use crate::load::{self, Publisher};
+use crate::report::Report;
+
+/// How long without a new delivery before the rest counts as missing.
+pub const STALL: Duration = Duration::from_secs(30);
+
+/// Scenario 1: the physical limit.
+pub async fn baseline(env: &Env, sizes: &Sizes) -> anyhow::Result<Report> {
+    let url = env.endpoint("baseline", false);
+    let c = env.opts.concurrency;
+    // Warm the receiver and the connection pool.
+    load::baseline(&url, c, Duration::from_millis(500)).await?;
+    env.reset_receiver().await?;
+    let result = load::baseline(&url, c, sizes.baseline).await?;
+    let stats = env.stats(false).await?;
+    let rps = result.requests as f64 / result.elapsed.as_secs_f64();
+    let mut r = Report::new("baseline");
+    r.set("requests", result.requests)
+        .set("errors", result.errors)
+        .set("concurrency", c as u64)
+        .set("body_bytes", load::BODY_BYTES as u64)
+        .set("requests_per_s", rps)
+        .set("latency_us", serde_json::to_value(result.latency_us)?);
+    r.summary = format!(
+        "{rps:.0} req/s at {c} concurrent; latency p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+        result.latency_us.p50 as f64 / 1000.0,
+        result.latency_us.p95 as f64 / 1000.0,
+        result.latency_us.p99 as f64 / 1000.0
+    );
+    r.nothing_lost(result.requests.saturating_sub(stats.unique));
+    Ok(r)
+}
+
+/// Scenario 2: one subscription.
+pub async fn throughput(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyhow::Result<Report> {
+    let mut r = fan_out_run(env, "throughput", 1, 0, sizes.throughput_events).await?;
+    rate_targets(&mut r, baseline_rps);
+    r.at_most("hookline peak RSS MiB", r.get("hookline_peak_rss_mib").unwrap_or(0.0), 64.0);
+    Ok(r)
+}
+
+/// Scenario 3: ten subscriptions matching every event.
+pub async fn fanout(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyhow::Result<Report> {
+    let mut r = fan_out_run(env, "fanout", sizes.fanout_subs, 0, sizes.fanout_events).await?;
+    rate_targets(&mut r, baseline_rps);
+    Ok(r)
+}
+
+/// Scenario 7: many subscriptions in Redis, few matching.
+pub async fn many(env: &Env, sizes: &Sizes, fanout_events_per_s: Option<f64>) -> anyhow::Result<Report> {
+    let unrelated = sizes.many_subs.saturating_sub(sizes.fanout_subs);
+    let mut r = fan_out_run(env, "many-subs", sizes.fanout_subs, unrelated, sizes.fanout_events).await?;
+    let eps = r.get("events_per_s").unwrap_or(0.0);
+    if let Some(base) = fanout_events_per_s {
+        r.set("ratio_to_fanout", eps / base);
+        r.at_least("events/s vs fan-out", eps / base, 0.8);
+    }
+    Ok(r)
+}
+
+fn rate_targets(r: &mut Report, baseline_rps: Option<f64>) {
+    if let Some(base) = baseline_rps {
+        let ratio = r.get("deliveries_per_s").unwrap_or(0.0) / base;
+        r.set("ratio_to_baseline", ratio);
+        r.at_least("deliveries/s vs baseline", ratio, 0.3);
+    }
+}
+
+/// `matching` subscriptions get every event; `unrelated` ones filter on other types.
+async fn fan_out_run(env: &Env, scenario: &str, matching: usize, unrelated: usize, events: u64) -> anyhow::Result<Report> {
+    let hk = env.hookline(scenario, &[]).await?;
+    let result = fan_out_measure(env, &hk, scenario, matching, unrelated, events).await;
+    env.finish(hk).await?;
+    result
+}
+
+async fn fan_out_measure(
+    env: &Env,
+    hk: &Hookline,
+    scenario: &str,
+    matching: usize,
+    unrelated: usize,
+    events: u64,
+) -> anyhow::Result<Report> {
+    let created = std::time::Instant::now();
+    env.subscribe_n(hk, scenario, matching).await?;
+    let others = (0..unrelated)
+        .map(|i| (env.endpoint(&format!("unrelated-{i}"), false), vec![format!("other.t{i}")]))
+        .collect();
+    env.subscribe(hk, others).await?;
+    let setup_s = created.elapsed().as_secs_f64();
+    let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
+    env.warm_up(&publisher, 50, matching as u64).await?;
+    let expected = events * matching as u64;
+    let before = env.cpu(hk);
+    let (published, waited) =
+        tokio::join!(publisher.burst("ev", 0..events), env.wait_for(expected, |_| true, STALL, None));
+    let (published, waited) = (published?, waited?);
+    let after = env.cpu(hk);
+    let mut r = Report::new(scenario);
+    r.set("subscriptions", (matching + unrelated) as u64).set("matching", matching as u64).set("events", events);
+    if unrelated > 0 {
+        r.set("subscription_setup_s", setup_s);
+    }
+    r.set("publish_per_s", published.count as f64 / published.elapsed.as_secs_f64());
+    delivery_metrics(&mut r, &waited, matching as u64);
+    resource_metrics(&mut r, env, hk, before.delta(&after));
+    r.set("dlq_entries", env.dlq_count(hk).await?);
+    r.nothing_lost(expected.saturating_sub(waited.delivered));
+    r.summary = format!(
+        "{:.0} deliveries/s ({:.0} events/s x {matching}); peak RSS {:.1} MiB; hookline CPU {:.1} s",
+        waited.rate(),
+        waited.rate() / matching as f64,
+        r.get("hookline_peak_rss_mib").unwrap_or(0.0),
+        r.metrics["cpu_s"]["hookline"].as_f64().unwrap_or(0.0)
+    );
+    Ok(r)
+}
+
+/// Delivery counts and rates of a finished wait.
+pub fn delivery_metrics(r: &mut Report, waited: &Waited, per_event: u64) {
+    let rate = waited.rate();
+    r.set("deliveries", waited.delivered)
+        .set("duplicates", waited.stats.requests.saturating_sub(waited.stats.unique))
+        .set("deliveries_per_s", rate)
+        .set("events_per_s", rate / per_event.max(1) as f64)
+        .set("first_to_last_s", waited.last_ns.saturating_sub(waited.first_ns) as f64 / 1e9)
+        .set("timed_out", waited.timed_out);
+}
+
+/// Peak RSS of hookline and CPU seconds of every process.
+pub fn resource_metrics(r: &mut Report, _env: &Env, hk: &Hookline, cpu: serde_json::Value) {
+    let usage = hk.proc.usage();
+    r.set("hookline_peak_rss_mib", usage.hwm_kib as f64 / 1024.0);
+    r.set("cpu_s", cpu);
+}
