@@ -207,14 +207,14 @@ pub struct ApiConfig {
     pub tenant_tokens: Vec<TenantToken>,
     /// Request body limit.
     pub body_limit_bytes: usize,
-    /// Grace window of a rotated-out secret.
-    pub secret_rotation_grace_hours: u64,
+    /// Grace window of a rotated-out secret, hours (fractions allowed).
+    pub secret_rotation_grace_hours: f64,
 }
 
 impl ApiConfig {
     /// The grace window as a duration.
     pub fn rotation_grace(&self) -> Duration {
-        Duration::from_secs(self.secret_rotation_grace_hours * 3600)
+        Duration::from_secs_f64(self.secret_rotation_grace_hours * 3600.0)
     }
 }
 
@@ -346,6 +346,9 @@ impl Config {
             if t.token.len() < 16 || !crate::store::subscriptions::valid_tenant(&t.tenant) {
                 return Err(invalid("api.tenant_tokens", "each entry needs a valid tenant and a token of at least 16 characters"));
             }
+        }
+        if !(0.0..=24.0 * 365.0).contains(&self.api.secret_rotation_grace_hours) {
+            return Err(invalid("api.secret_rotation_grace_hours", "must be between 0 and 8760"));
         }
         if self.api.admin_tokens.iter().any(|t| t.0.len() < 16) {
             return Err(invalid("api.admin_tokens", "tokens must be at least 16 characters"));

@@ -159,6 +159,15 @@ impl FromRequestParts<ApiState> for Caller {
 /// The field named in a serde error message (`missing field `url``, `unknown field `x``,
 /// `invalid type ... for `field``).
 fn field_of(message: &str) -> Option<String> {
+    // axum reports the path first: "...target type: url: invalid type: ..."
+    if let Some((_, rest)) = message.split_once("target type: ")
+        && let Some((path, _)) = rest.split_once(": ")
+        && !path.is_empty()
+        && !path.contains(' ')
+    {
+        let top = path.split(['.', '[']).next().unwrap_or(path);
+        return Some(top.to_string());
+    }
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_string())
@@ -225,6 +234,8 @@ mod tests {
         assert_eq!(field_of("Failed to deserialize the JSON body into the target type: missing field `url` at line 1 column 2"), Some("url".into()));
         assert_eq!(field_of("unknown field `urll`, expected one of `url`"), Some("urll".into()));
         assert_eq!(field_of("expected value at line 1 column 1"), None);
+        assert_eq!(field_of("Failed to deserialize the JSON body into the target type: url: invalid type: integer `7`"), Some("url".into()));
+        assert_eq!(field_of("Failed to deserialize the JSON body into the target type: event_types[0]: invalid type"), Some("event_types".into()));
     }
 
     #[test]

@@ -10,3 +10,4 @@ mod world;
 mod delivery;
 mod process;
 mod cli;
+mod api;
