@@ -11,3 +11,4 @@ mod delivery;
 mod process;
 mod cli;
 mod api;
+mod signatures;
