@@ -12,3 +12,4 @@ mod process;
 mod cli;
 mod api;
 mod signatures;
+mod recipes;
