@@ -61,6 +61,27 @@ pub enum Command {
     /// Inspect and act on the dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The attempt log.
+    #[command(subcommand)]
+    Attempts(AttemptsCommand),
+    /// Replay events from the event log: one by id, or a time range.
+    Replay {
+        /// One event by id.
+        #[arg(long, conflicts_with_all = ["since", "until", "event_types"], required_unless_present = "since")]
+        event_id: Option<String>,
+        /// Start of the range (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// End of the range (RFC 3339; default now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events of these types; repeatable.
+        #[arg(long = "event-type")]
+        event_types: Vec<String>,
+        /// Only to this subscription (default: every matching one).
+        #[arg(long)]
+        subscription: Option<String>,
+    },
     /// Verify a Standard Webhooks signature of a body read from stdin (exit 0 valid, 1 not).
     Verify {
         /// The endpoint's secret, whsec_...
@@ -120,6 +141,33 @@ pub enum SubscriptionsCommand {
     Activate { id: String },
     /// Stop deliveries to a subscription (new events are not fanned out to it).
     Deactivate { id: String },
+    /// Make a new secret; the old one keeps signing for api.secret_rotation_grace_hours.
+    RotateSecret {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttemptsCommand {
+    /// Attempts, newest first.
+    List {
+        #[arg(long)]
+        subscription: Option<String>,
+        #[arg(long)]
+        event_id: Option<String>,
+        /// succeeded, failed, dead_lettered or skipped_duplicate.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        before: Option<u64>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +185,35 @@ pub struct SubscriptionFields {
     /// Free text.
     #[arg(long)]
     pub description: Option<String>,
+    /// Extra signature scheme besides Standard Webhooks; repeatable.
+    #[arg(long = "signature-scheme", value_enum)]
+    pub signature_schemes: Vec<SchemeArg>,
+    /// POST body: the Standard Webhooks envelope or the bare payload.
+    #[arg(long, value_enum)]
+    pub body_format: Option<BodyFormatArg>,
+    /// Metadata entry key=value; repeatable.
+    #[arg(long = "metadata", value_parser = parse_key_value)]
+    pub metadata: Vec<(String, String)>,
+}
+
+/// `--signature-scheme` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// X-Webhook-Signature: sha256=<hex> (+ X-Webhook-Event-Type/-ID/-Timestamp).
+    WebhookSha256,
+    /// X-Signature: <hex> over a canonical JSON body.
+    XSignature,
+}
+
+/// `--body-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BodyFormatArg {
+    Envelope,
+    Payload,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +225,12 @@ pub enum DlqCommand {
         /// At most this many entries.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show one entry with its headers.
+    Get {
+        sequence: u64,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },

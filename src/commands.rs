@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::cli::{Command, DlqCommand, Output, SubscriptionFields, SubscriptionsCommand};
 use crate::config::Config;
+use crate::lifecycle::LifecycleKind;
 use crate::event::WebhookEvent;
 use crate::pipeline::dlq;
 use crate::store::subscriptions::{Subscription, SubscriptionError, SubscriptionInput, SubscriptionStore};
@@ -59,6 +60,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq(cmd) => dlq_command(cmd, &config).await,
+        Command::Attempts(cmd) => crate::commands_ops::attempts(cmd, config).await,
+        Command::Replay { event_id, since, until, event_types, subscription } => {
+            crate::commands_ops::replay(config, event_id, since, until, event_types, subscription).await
+        }
         Command::Verify { secret, id, timestamp, signature, tolerance } => {
             let secret = crate::signing::Secret::parse(&secret).map_err(|e| InputError(format!("--secret: {e}")))?;
             let body = crate::cli::read_stdin().context("reading the body from stdin")?;
@@ -125,6 +130,8 @@ fn input_error(e: SubscriptionError) -> anyhow::Error {
 
 impl SubscriptionFields {
     fn into_input(self, clear_types: bool) -> SubscriptionInput {
+        use crate::cli::{BodyFormatArg, SchemeArg};
+        use crate::store::subscriptions::{BodyFormat, SignatureScheme};
         let types = if clear_types {
             Some(Vec::new())
         } else if self.event_types.is_empty() {
@@ -132,7 +139,39 @@ impl SubscriptionFields {
         } else {
             Some(self.event_types)
         };
-        SubscriptionInput { url: self.url, event_types: types, tenant_id: self.tenant, description: self.description, ..Default::default() }
+        let schemes = (!self.signature_schemes.is_empty()).then(|| {
+            self.signature_schemes
+                .iter()
+                .map(|s| match s {
+                    SchemeArg::WebhookSha256 => SignatureScheme::WebhookSha256,
+                    SchemeArg::XSignature => SignatureScheme::XSignatureCanonical,
+                })
+                .collect()
+        });
+        SubscriptionInput {
+            url: self.url,
+            event_types: types,
+            tenant_id: self.tenant,
+            description: self.description,
+            metadata: (!self.metadata.is_empty()).then(|| self.metadata.into_iter().collect()),
+            active: None,
+            signature_schemes: schemes,
+            body_format: self.body_format.map(|f| match f {
+                BodyFormatArg::Envelope => BodyFormat::Envelope,
+                BodyFormatArg::Payload => BodyFormat::Payload,
+            }),
+        }
+    }
+}
+
+/// Publishes a lifecycle event when NATS is reachable (the change itself is already stored).
+async fn notify(config: &Config, kind: crate::lifecycle::LifecycleKind, sub: &Subscription) {
+    match crate::topology::connect(&config.nats).await {
+        Ok(client) => {
+            crate::lifecycle::publish(&client, &Names::new(&config.streams.prefix), kind, sub).await;
+            let _ = client.flush().await;
+        }
+        Err(e) => tracing::warn!(error = %e, "lifecycle event not published: NATS unreachable"),
     }
 }
 
@@ -144,6 +183,7 @@ async fn subscriptions(cmd: SubscriptionsCommand, config: &Config) -> anyhow::Re
                 return Err(InputError("--url is required".into()).into());
             }
             let sub = store.create(fields.into_input(false)).await.map_err(input_error)?;
+            notify(config, LifecycleKind::Created, &sub).await;
             match output {
                 Output::Json => {
                     let mut value = serde_json::to_value(&sub)?;
@@ -178,19 +218,34 @@ async fn subscriptions(cmd: SubscriptionsCommand, config: &Config) -> anyhow::Re
         }
         SubscriptionsCommand::Update { id, fields, all_events, output } => {
             let sub = store.update(&id, fields.into_input(all_events)).await.map_err(input_error)?;
+            notify(config, LifecycleKind::Updated, &sub).await;
             show(&sub, output)?;
         }
         SubscriptionsCommand::Delete { id } => {
-            store.delete(&id).await.map_err(input_error)?;
+            let sub = store.delete(&id).await.map_err(input_error)?;
+            notify(config, LifecycleKind::Deleted, &sub).await;
             println!("deleted {id}");
         }
         SubscriptionsCommand::Activate { id } => {
-            store.set_active(&id, true).await.map_err(input_error)?;
+            let sub = store.set_active(&id, true).await.map_err(input_error)?;
+            notify(config, LifecycleKind::Activated, &sub).await;
             println!("activated {id}");
         }
         SubscriptionsCommand::Deactivate { id } => {
-            store.set_active(&id, false).await.map_err(input_error)?;
+            let sub = store.set_active(&id, false).await.map_err(input_error)?;
+            notify(config, LifecycleKind::Deactivated, &sub).await;
             println!("deactivated {id}");
+        }
+        SubscriptionsCommand::RotateSecret { id, output } => {
+            let sub = store.rotate_secret(&id, config.api.rotation_grace()).await.map_err(input_error)?;
+            notify(config, LifecycleKind::SecretRotated, &sub).await;
+            match output {
+                Output::Json => println!("{}", serde_json::json!({"id": sub.id, "secret": sub.current_secret().expose()})),
+                Output::Text => {
+                    println!("new secret:  {}", sub.current_secret().expose());
+                    println!("(the previous secret keeps signing for {} hours)", config.api.secret_rotation_grace_hours);
+                }
+            }
         }
     }
     Ok(())
@@ -232,6 +287,20 @@ async fn dlq_command(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
                             e.sequence, e.subscription_id, e.event_id, e.event_type, e.reason, e.attempts, status
                         );
                     }
+                }
+            }
+        }
+        DlqCommand::Get { sequence, output } => {
+            let e = dlq::get(&js, &names, sequence).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string(&e)?),
+                Output::Text => {
+                    println!("sequence:     {}", e.sequence);
+                    println!("subscription: {}", e.subscription_id);
+                    println!("event:        {} ({})", e.event_id, e.event_type);
+                    println!("reason:       {} — {}", e.reason, e.detail);
+                    println!("attempts:     {}", e.attempts);
+                    println!("last status:  {}", e.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
                 }
             }
         }

@@ -22,6 +22,7 @@ pub mod attempts;
 pub mod cli;
 pub mod cli_receive;
 pub mod commands;
+pub mod commands_ops;
 pub mod config;
 pub mod context;
 pub mod event;

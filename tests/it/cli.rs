@@ -200,3 +200,48 @@ async fn bad_configuration_is_exit_code_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--config"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn cli_covers_rotation_attempts_replay_dlq_get_and_signature_options() {
+    let w = World::start().await;
+    let url = w.receiver.url("/parity");
+    let created = json(&w.cli(&["subscriptions", "create", "--url", &url, "--signature-scheme", "webhook-sha256", "--signature-scheme", "x-signature",
+        "--body-format", "payload", "--metadata", "team=shop", "--output", "json"]).await);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["signature_schemes"], serde_json::json!(["webhook_sha256", "x_signature_canonical"]));
+    assert_eq!((created["body_format"].as_str(), created["metadata"]["team"].as_str()), (Some("payload"), Some("shop")));
+    let rotated = json(&w.cli(&["subscriptions", "rotate-secret", &id, "--output", "json"]).await);
+    assert_ne!(rotated["secret"], created["secret"]);
+    let stored = w.store().await.require(&id).await.unwrap();
+    assert_eq!(stored.secrets.len(), 2, "the old secret is kept for the grace window");
+
+    w.receiver.script("/parity", vec![Reply::Status(500), Reply::Status(500)]);
+    let app = w.start_app(w.config("\"0s\", \"100ms\"")).await;
+    w.publish("order.created", "evt_par", None).await;
+    let entries = w.wait_for_dlq(Some(&id), 1).await;
+    let got = stdout(&w.cli(&["dlq", "get", &entries[0].sequence.to_string()]).await);
+    assert!(got.contains("evt_par") && got.contains("retries_exhausted"), "{got}");
+    let attempts = crate::harness::eventually(WAIT, "two attempts logged", || async {
+        let page = json(&w.cli(&["attempts", "list", "--subscription", &id, "--output", "json"]).await);
+        (page["items"].as_array().map(Vec::len) == Some(2)).then_some(page)
+    })
+    .await;
+    assert_eq!(attempts["items"][0]["status"], "dead_lettered");
+    assert_eq!(attempts["items"][1]["status"], "failed");
+    let table = stdout(&w.cli(&["attempts", "list", "--event-id", "evt_par"]).await);
+    assert!(table.contains("dead_lettered") && table.contains("evt_par"), "{table}");
+    let bad = w.cli(&["attempts", "list", "--status", "exploded"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+
+    let replayed = w.cli(&["replay", "--event-id", "evt_par"]).await;
+    assert!(stdout(&replayed).contains("queued 1"), "{} {}", stdout(&replayed), stderr(&replayed));
+    let reqs = w.receiver.wait_for_requests("/parity", 3, WAIT).await;
+    assert_eq!(reqs[2].body_json(), serde_json::json!({"n": "evt_par"}), "bare payload body");
+    assert!(reqs[2].header("x-signature").is_some() && reqs[2].header("x-webhook-signature").unwrap().starts_with("sha256="));
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::minutes(5)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let range = w.cli(&["replay", "--since", &since, "--subscription", &id]).await;
+    assert!(stdout(&range).contains("queued 1"), "{}", stderr(&range));
+    let bad_time = w.cli(&["replay", "--since", "yesterday"]).await;
+    assert_eq!(bad_time.status.code(), Some(2));
+    app.stop().await;
+}

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use hookline::app::App;
 use hookline::config::Config;
-use hookline::context::Ctx;
 use hookline::event::WebhookEvent;
 use hookline::pipeline::dlq::{self, DlqEntry};
 use hookline::store::subscriptions::{Subscription, SubscriptionInput, SubscriptionStore};
@@ -39,7 +38,6 @@ pub struct World {
 
 /// hookline running in this test process.
 pub struct RunningApp {
-    pub ctx: Ctx,
     /// Base URL of the admin API, e.g. `http://127.0.0.1:39123`.
     pub api: String,
     shutdown: CancellationToken,
@@ -91,11 +89,10 @@ impl World {
 
     pub async fn start_app(&self, config: Config) -> RunningApp {
         let app = App::build(config, &[]).await.expect("hookline builds");
-        let ctx = app.ctx().clone();
         let api = format!("http://{}", app.api_addr().expect("the api role runs"));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
-        RunningApp { ctx, api, shutdown, task }
+        RunningApp { api, shutdown, task }
     }
 
     pub async fn store(&self) -> SubscriptionStore {
