@@ -64,6 +64,9 @@ pub struct AttemptRecord {
     pub at: OffsetDateTime,
 }
 
+/// Records kept per query index (per subscription, tenant, status, and overall).
+pub const MAX_INDEXED: usize = 100_000;
+
 /// Largest response body kept in a record.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
@@ -100,6 +103,9 @@ pub async fn record(js: jetstream::Context, mut redis: ConnectionManager, names:
     let mut pipe = redis::pipe();
     for key in index_keys(&names, &r) {
         pipe.zadd(&key, seq, seq as f64).ignore();
+        // Bounded: the newest MAX_INDEXED per key; older records stay in the stream (and its
+        // retention) but drop out of the queries.
+        pipe.cmd("ZREMRANGEBYRANK").arg(&key).arg(0).arg(-(MAX_INDEXED as i64) - 1).ignore();
     }
     let event_key = names.key(&format!("att:event:{}", r.event_id));
     pipe.expire(&event_key, retention.as_secs().max(1) as i64).ignore();

@@ -33,7 +33,7 @@ pub enum Output {
 pub enum Command {
     /// Run the delivery service (all roles unless --role is given).
     Serve {
-        /// Roles to run; repeat for several. Default: fanout and deliver.
+        /// Roles to run; repeat for several. Default: fanout, deliver and api.
         #[arg(long = "role", value_enum)]
         roles: Vec<Role>,
     },
@@ -172,7 +172,7 @@ pub enum AttemptsCommand {
 
 #[derive(Debug, Args)]
 pub struct SubscriptionFields {
-    /// Endpoint URL (http or https).
+    /// Endpoint URL (http or https); required by create.
     #[arg(long)]
     pub url: Option<String>,
     /// Event-type filter: exact (order.created) or NATS wildcard (order.*, order.>); repeatable.

@@ -325,7 +325,7 @@ async fn dlq_command(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
             }
             println!("{ok} re-queued, {failed} failed");
             if failed > 0 {
-                anyhow::bail!("{failed} entries could not be redelivered");
+                anyhow::bail!("{failed} {} could not be redelivered", if failed == 1 { "entry" } else { "entries" });
             }
         }
         DlqCommand::Purge { subscription } => {

@@ -18,7 +18,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    hookline::telemetry::init(config.log.format);
+    let level = if matches!(cli.command, hookline::cli::Command::Serve { .. }) { "info" } else { "warn" };
+    hookline::telemetry::init(config.log.format, level);
     match hookline::commands::run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -97,7 +97,7 @@ impl Job<'_> {
                     let delay = retry::delay_before(&ctx.config.retry, self.state.attempt + 1, retry_after, rand::random::<f64>());
                     let failure = Failure { status, error: &error, at: self.now };
                     let due = retry::schedule(ctx, &self.delivery, &self.state, &failure, delay, self.seq).await?;
-                    tracing::info!(?status, %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
+                    tracing::info!(status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
                     let duration_only = Some((status.unwrap_or(0), duration));
                     self.log(sub.tenant_id.clone(), AttemptStatus::Failed, timing.or(duration_only), Some(error), Some(response_body), Some(due));
                     Ok(())

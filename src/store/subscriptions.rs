@@ -384,6 +384,8 @@ impl SubscriptionStore {
         pipe.atomic();
         pipe.del(self.hash_key(id)).ignore();
         pipe.srem(self.names.key("subs"), id).ignore();
+        // Its attempt index goes too (the records themselves age out of the stream).
+        pipe.del(self.names.key(&format!("att:sub:{id}"))).ignore();
         self.unindex(&mut pipe, &old);
         self.exec(pipe, || format!("deleting subscription {id}")).await?;
         self.drop_empty_patterns(&old).await?;
