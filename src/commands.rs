@@ -118,7 +118,8 @@ async fn store(config: &Config) -> anyhow::Result<SubscriptionStore> {
     let conn = crate::store::connect(&config.redis)
         .await
         .with_context(|| format!("connecting to redis at {}", crate::context::redacted_url(&config.redis.url)))?;
-    Ok(SubscriptionStore::new(conn, Names::new(&config.streams.prefix)))
+    let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
+    Ok(SubscriptionStore::new(conn, Names::new(&config.streams.prefix)).with_egress(egress))
 }
 
 fn input_error(e: SubscriptionError) -> anyhow::Error {

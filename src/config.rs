@@ -39,6 +39,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub egress: EgressConfig,
 }
 
 /// A string that is never printed by `Debug`.
@@ -243,6 +244,20 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// `[egress]`: where deliveries may go (SSRF protection; see [`crate::egress`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Refuse endpoints whose address is not public (loopback, private, link-local, ...).
+    pub ssrf_protection: bool,
+    /// Refuse http:// endpoints.
+    pub https_only: bool,
+    /// Networks reachable despite `ssrf_protection`, e.g. `127.0.0.0/8` for local development.
+    pub allow_cidrs: Vec<String>,
+    /// HTTP(S) proxy every delivery goes through; empty means direct. May carry credentials.
+    pub proxy: Redacted,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -254,6 +269,7 @@ struct RawConfig {
     api: ApiConfig,
     shutdown: ShutdownConfig,
     log: LogConfig,
+    egress: EgressConfig,
 }
 
 impl Config {
@@ -285,6 +301,7 @@ impl Config {
             api: raw.api,
             shutdown: raw.shutdown,
             log: raw.log,
+            egress: raw.egress,
         };
         config.validate()?;
         Ok(config)
@@ -358,6 +375,11 @@ impl Config {
         }
         if self.redis.response_timeout.is_zero() {
             return Err(invalid("redis.response_timeout", "must be greater than zero"));
+        }
+        match crate::egress::EgressPolicy::from_config(&self.egress) {
+            Err(crate::egress::EgressConfigError::Cidr(e)) => return Err(invalid("egress.allow_cidrs", e.to_string())),
+            Err(crate::egress::EgressConfigError::Proxy(e)) => return Err(invalid("egress.proxy", e)),
+            Ok(_) => {}
         }
         Ok(())
     }

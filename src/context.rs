@@ -41,8 +41,9 @@ impl Ctx {
         let redis = crate::store::connect(&config.redis)
             .await
             .with_context(|| format!("connecting to redis at {}", redacted_url(&config.redis.url)))?;
-        let subscriptions = SubscriptionStore::new(redis.clone(), names.clone());
-        let http = crate::pipeline::attempt::http_client(&config.delivery)?;
+        let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
+        let subscriptions = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
+        let http = crate::pipeline::attempt::http_client(&config.delivery, egress)?;
         Ok(Ctx { config: Arc::new(config), names, nats, js, redis, subscriptions, http })
     }
 }

@@ -25,6 +25,7 @@ pub mod commands;
 pub mod commands_ops;
 pub mod config;
 pub mod context;
+pub mod egress;
 pub mod event;
 pub mod filter;
 pub mod ingest;

@@ -16,10 +16,13 @@ use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription};
 pub const DEFAULT_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
 
 /// The shared HTTP client: rustls (ring), pooled keep-alive connections, HTTP/2 when offered,
-/// per-request timeout, redirects never followed (a 3xx is a failed attempt).
-pub fn http_client(config: &DeliveryConfig) -> anyhow::Result<reqwest::Client> {
+/// per-request timeout, redirects never followed (a 3xx is a failed attempt), and `egress`
+/// enforced on every connection (see [`crate::egress`]: checked DNS answers only, blocked IP
+/// literals refused before connecting, system proxy variables ignored).
+pub fn http_client(config: &DeliveryConfig, egress: std::sync::Arc<crate::egress::EgressPolicy>) -> anyhow::Result<reqwest::Client> {
     crate::context::install_tls_provider();
-    let client = reqwest::Client::builder()
+    let builder = crate::egress::client::guard(reqwest::Client::builder(), egress);
+    let client = builder
         .timeout(config.request_timeout)
         .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())

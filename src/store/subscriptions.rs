@@ -177,7 +177,8 @@ pub fn valid_subscription_id(id: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Checks an endpoint URL: http(s), a host, no fragment, bounded length.
+/// Checks an endpoint URL's syntax: http(s), a host, no fragment, bounded length. The address
+/// check (SSRF protection) follows in [`check_endpoint`], which needs the egress policy and DNS.
 pub fn validate_url(url: &str) -> Result<(), SubscriptionError> {
     let bad = |why: &str| SubscriptionError::BadUrl { url: url.to_string(), why: why.to_string() };
     if url.len() > MAX_URL_LEN {
@@ -194,6 +195,12 @@ pub fn validate_url(url: &str) -> Result<(), SubscriptionError> {
         return Err(bad("a fragment is not allowed"));
     }
     Ok(())
+}
+
+/// [`validate_url`], then the egress policy: scheme, IP literal, and the name's addresses.
+pub async fn check_endpoint(url: &str, egress: &crate::egress::EgressPolicy) -> Result<(), SubscriptionError> {
+    validate_url(url)?;
+    egress.check_endpoint(url).await.map_err(|e| SubscriptionError::BadUrl { url: url.to_string(), why: e.to_string() })
 }
 
 fn validate_filters(types: &[String]) -> Result<Vec<String>, SubscriptionError> {
@@ -232,6 +239,7 @@ fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
 pub struct SubscriptionStore {
     conn: ConnectionManager,
     names: Names,
+    egress: std::sync::Arc<crate::egress::EgressPolicy>,
 }
 
 fn now() -> OffsetDateTime {
@@ -240,7 +248,14 @@ fn now() -> OffsetDateTime {
 
 impl SubscriptionStore {
     pub fn new(conn: ConnectionManager, names: Names) -> SubscriptionStore {
-        SubscriptionStore { conn, names }
+        SubscriptionStore { conn, names, egress: Default::default() }
+    }
+
+    /// The same store checking endpoint URLs against `egress` (the default is the strict policy:
+    /// no allow-list).
+    pub fn with_egress(mut self, egress: std::sync::Arc<crate::egress::EgressPolicy>) -> SubscriptionStore {
+        self.egress = egress;
+        self
     }
 
     fn hash_key(&self, id: &str) -> String {
@@ -250,7 +265,7 @@ impl SubscriptionStore {
     /// Creates a subscription with a fresh secret; validates everything before writing.
     pub async fn create(&self, input: SubscriptionInput) -> Result<Subscription, SubscriptionError> {
         let url = input.url.unwrap_or_default();
-        validate_url(&url)?;
+        check_endpoint(&url, &self.egress).await?;
         let event_types = validate_filters(&input.event_types.unwrap_or_default())?;
         if let Some(t) = &input.tenant_id {
             validate_tenant(t)?;
@@ -314,7 +329,7 @@ impl SubscriptionStore {
         let old = self.require(id).await?;
         let mut new = old.clone();
         if let Some(url) = input.url {
-            validate_url(&url)?;
+            check_endpoint(&url, &self.egress).await?;
             new.url = url;
         }
         if let Some(types) = input.event_types {

@@ -13,3 +13,4 @@ mod cli;
 mod api;
 mod signatures;
 mod recipes;
+mod egress;

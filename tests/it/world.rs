@@ -74,7 +74,7 @@ impl World {
         format!(
             "[nats]\nurl = \"{}\"\n[redis]\nurl = \"{}\"\n[streams]\nprefix = \"{}\"\nduplicate_window = \"30s\"\n\
              [delivery]\nrequest_timeout = \"2s\"\nack_wait = \"4s\"\nconcurrency = 32\n[retry]\nschedule = [{}]\njitter = 0.0\nmax_retry_after = \"3s\"\n\
-             [api]\nlisten = \"127.0.0.1:0\"\nadmin_tokens = [\"{ADMIN}\"]\ntenant_tokens = [{{ tenant = \"acme\", token = \"{ACME}\" }}, {{ tenant = \"globex\", token = \"{GLOBEX}\" }}]\n[shutdown]\ngrace_period = \"5s\"\n",
+             [api]\nlisten = \"127.0.0.1:0\"\nadmin_tokens = [\"{ADMIN}\"]\ntenant_tokens = [{{ tenant = \"acme\", token = \"{ACME}\" }}, {{ tenant = \"globex\", token = \"{GLOBEX}\" }}]\n[shutdown]\ngrace_period = \"5s\"\n[egress]\nallow_cidrs = [\"127.0.0.0/8\"]\n",
             self.nats.url(),
             self.redis.url(),
             self.prefix,
@@ -96,8 +96,10 @@ impl World {
     }
 
     pub async fn store(&self) -> SubscriptionStore {
-        let conn = hookline::store::connect(&self.config("\"0s\"").redis).await.expect("redis connects");
-        SubscriptionStore::new(conn, self.names.clone())
+        let config = self.config("\"0s\"");
+        let conn = hookline::store::connect(&config.redis).await.expect("redis connects");
+        let egress = hookline::egress::EgressPolicy::from_config(&config.egress).expect("test egress config");
+        SubscriptionStore::new(conn, self.names.clone()).with_egress(egress.into())
     }
 
     pub async fn subscribe(&self, path: &str, types: &[&str], tenant: Option<&str>) -> Subscription {
