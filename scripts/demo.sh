@@ -288,6 +288,7 @@ export_config() {
     export HOOKLINE_RETRY__JITTER=0                 # exact delays, so the demo's timing is predictable
     export HOOKLINE_SHUTDOWN__GRACE_PERIOD=5s
     export HOOKLINE_DELIVERY__DEDUPE_TTL=1h         # the demo leaves few keys behind in a shared Redis
+    export HOOKLINE_EGRESS__ALLOW_CIDRS='["127.0.0.0/8"]'  # the receiver is on loopback, which SSRF protection refuses otherwise
     export NO_COLOR=1                               # plain text in .demo/hookline.log
     cat >"$DEMO/env" <<EOF
 export HOOKLINE_NATS__URL='$NATS_URL'
@@ -295,6 +296,7 @@ export HOOKLINE_REDIS__URL='$REDIS_URL'
 export HOOKLINE_STREAMS__PREFIX='$PREFIX'
 export HOOKLINE_RETRY__SCHEDULE='$RETRY_SCHEDULE'
 export HOOKLINE_RETRY__JITTER=0
+export HOOKLINE_EGRESS__ALLOW_CIDRS='["127.0.0.0/8"]'
 alias hookline='$HOOKLINE_BIN'
 EOF
 }
