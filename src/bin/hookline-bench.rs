@@ -68,6 +68,12 @@ struct Cli {
     /// hookline configuration for every scenario, `section.key=value` (as HOOKLINE_SECTION__KEY).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Other environment variables for hookline, `NAME=VALUE` (e.g. LD_PRELOAD=...); repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Run the scenarios this many times and finish with a table of medians.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
     /// RUST_LOG of the hookline processes (hookline's default is info).
     #[arg(long, default_value = "info")]
     rust_log: String,
@@ -187,8 +193,43 @@ fn hookline_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(sibling)
 }
 
+fn scenario_name(s: Scenario) -> &'static str {
+    match s {
+        Scenario::Baseline => "baseline",
+        Scenario::Throughput => "throughput",
+        Scenario::Fanout => "fanout",
+        Scenario::Latency => "latency",
+        Scenario::Isolation => "isolation",
+        Scenario::Backlog => "backlog",
+        Scenario::ManySubs => "many-subs",
+    }
+}
+
+/// Runs one scenario, feeding it the results it is compared with (`done`: this run's earlier
+/// scenarios).
+async fn run_one(env: &mut Env, sizes: &Sizes, scenario: Scenario, done: &[Report]) -> anyhow::Result<Report> {
+    let metric = |name: &str, key: &str| done.iter().find(|r| r.scenario == name).and_then(|r| r.get(key));
+    let baseline_rps = metric("baseline", "requests_per_s");
+    let fanout_rate = metric("fanout", "deliveries_per_s");
+    let fanout_eps = metric("fanout", "events_per_s");
+    let max_rate = metric("throughput", "deliveries_per_s").unwrap_or(env.opts.max_rate);
+    match scenario {
+        Scenario::Baseline => steady::baseline(env, sizes).await,
+        Scenario::Throughput => steady::throughput(env, sizes, baseline_rps).await,
+        Scenario::Fanout => steady::fanout(env, sizes, baseline_rps).await,
+        Scenario::Latency => faults::latency(env, sizes, max_rate).await,
+        Scenario::Isolation => faults::isolation(env, sizes, fanout_rate).await,
+        Scenario::Backlog => faults::backlog(env, sizes).await,
+        Scenario::ManySubs => steady::many(env, sizes, fanout_eps).await,
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let hookline_env: Vec<(String, String)> = cli.set.iter().map(|s| env_override(s)).collect::<anyhow::Result<_>>()?;
+    let mut hookline_env: Vec<(String, String)> = cli.set.iter().map(|s| env_override(s)).collect::<anyhow::Result<_>>()?;
+    for raw in &cli.env {
+        let (k, v) = raw.split_once('=').with_context(|| format!("--env {raw}: expected NAME=VALUE"))?;
+        hookline_env.push((k.to_string(), v.to_string()));
+    }
     let concurrency = match hookline_env.iter().find(|(k, _)| k == "HOOKLINE_DELIVERY__CONCURRENCY") {
         Some((_, v)) => v.parse().context("--set delivery.concurrency: not a number")?,
         None => hookline::config::Config::with_overrides("")?.delivery.concurrency,
@@ -226,33 +267,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let table = |line: String| if cli.json { eprintln!("{line}") } else { println!("{line}") };
     table(report::header());
     let started = Instant::now();
-    let mut done: Vec<Report> = Vec::new();
+    let mut all: Vec<Report> = Vec::new();
     let mut failed = false;
-    for scenario in scenarios {
-        env.check_alive()?;
-        let metric = |name: &str, key: &str| done.iter().find(|r| r.scenario == name).and_then(|r| r.get(key));
-        let (baseline_rps, fanout_rate, fanout_eps, max_rate) = (
-            metric("baseline", "requests_per_s"),
-            metric("fanout", "deliveries_per_s"),
-            metric("fanout", "events_per_s"),
-            metric("throughput", "deliveries_per_s").unwrap_or(env.opts.max_rate),
-        );
-        let result = match scenario {
-            Scenario::Baseline => steady::baseline(&env, &sizes).await,
-            Scenario::Throughput => steady::throughput(&env, &sizes, baseline_rps).await,
-            Scenario::Fanout => steady::fanout(&env, &sizes, baseline_rps).await,
-            Scenario::Latency => faults::latency(&env, &sizes, max_rate).await,
-            Scenario::Isolation => faults::isolation(&env, &sizes, fanout_rate).await,
-            Scenario::Backlog => faults::backlog(&mut env, &sizes).await,
-            Scenario::ManySubs => steady::many(&env, &sizes, fanout_eps).await,
-        };
-        let r = result.with_context(|| format!("scenario {scenario:?}"))?;
-        table(r.row());
-        if cli.json {
-            println!("{}", r.to_json());
+    for run in 1..=cli.runs.max(1) {
+        if cli.runs > 1 {
+            table(format!("run {run} of {}", cli.runs));
         }
-        failed |= !r.passed();
-        done.push(r);
+        let mut done: Vec<Report> = Vec::new();
+        for &scenario in &scenarios {
+            env.check_alive()?;
+            let r = run_one(&mut env, &sizes, scenario, &done).await.with_context(|| format!("scenario {scenario:?}"))?;
+            table(r.row());
+            if cli.json {
+                println!("{}", r.to_json());
+            }
+            failed |= !r.passed();
+            done.push(r);
+        }
+        all.extend(done);
+    }
+    if cli.runs > 1 {
+        table(format!("medians over {} runs", cli.runs));
+        failed = false;
+        for &scenario in &scenarios {
+            let name = scenario_name(scenario);
+            let runs: Vec<&Report> = all.iter().filter(|r| r.scenario == name).collect();
+            let m = report::median_of(&runs);
+            table(m.row());
+            if cli.json {
+                let mut json = m.to_json();
+                json["median_of"] = runs.len().into();
+                println!("{json}");
+            }
+            failed |= !m.passed();
+        }
     }
     table(format!("total {:.0} s; {}", started.elapsed().as_secs_f64(), if failed { "some targets missed" } else { "all targets met" }));
     Ok(())

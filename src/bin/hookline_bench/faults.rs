@@ -47,7 +47,7 @@ pub async fn latency(env: &Env, sizes: &Sizes, max_rate: f64) -> anyhow::Result<
             ));
         }
         r.summary = summary.join("; ");
-        resource_metrics(&mut r, env, &hk, serde_json::Value::Null);
+        resource_metrics(&mut r, &hk, serde_json::Value::Null);
         anyhow::Ok(())
     }
     .await;
@@ -81,7 +81,7 @@ pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> an
             waited.last_ns = waited.last_ns.max(now_ns);
         }
         delivery_metrics(&mut r, &waited, healthy);
-        resource_metrics(&mut r, env, &hk, before.delta(&after));
+        resource_metrics(&mut r, &hk, before.delta(&after));
         r.set("events", events).set("healthy_subscriptions", healthy).set("dead_requests_parked", waited.stats.hanging);
         let rate = waited.rate();
         if let Some(base) = fanout_rate {
@@ -161,7 +161,7 @@ pub async fn backlog(env: &mut Env, sizes: &Sizes) -> anyhow::Result<Report> {
             .set("max_rss_while_down_mib", max_rss_down as f64 / 1024.0)
             .set("dlq_entries", env.dlq_count(&hk).await?);
         delivery_metrics(&mut r, &drained, 1);
-        resource_metrics(&mut r, env, &hk, before.delta(&after));
+        resource_metrics(&mut r, &hk, before.delta(&after));
         r.set("backlog_peak_rss_mib", peak).set("peak_ratio", peak / steady_hwm);
         r.at_most("backlog peak RSS / steady peak", peak / steady_hwm, 1.2);
         r.nothing_lost(sizes.backlog_events.saturating_sub(drained.delivered) + sizes.backlog_steady.saturating_sub(steady.delivered));

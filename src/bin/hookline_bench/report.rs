@@ -95,6 +95,80 @@ fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+/// Medians over repeated runs of one scenario: every numeric metric (nested ones as
+/// `outer.inner`) and every target's value, with pass/fail judged on the median.
+pub fn median_of(runs: &[&Report]) -> Report {
+    let first = runs[0];
+    let mut out = Report::new(&first.scenario);
+    let mut keys = Vec::new();
+    flatten("", &Value::Object(first.metrics.clone()), &mut keys);
+    for (key, _) in keys {
+        let mut values: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| {
+                let mut flat = Vec::new();
+                flatten("", &Value::Object(r.metrics.clone()), &mut flat);
+                flat.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+            })
+            .collect();
+        out.set(&key, median(&mut values));
+    }
+    for (i, t) in first.targets.iter().enumerate() {
+        let mut values: Vec<f64> = runs.iter().filter_map(|r| r.targets.get(i)).map(|t| t.value).collect();
+        let value = median(&mut values);
+        let lower_is_better = t.goal.starts_with("<=");
+        let goal: f64 = t.goal.trim_start_matches(['<', '>', '=', ' ']).parse().unwrap_or(0.0);
+        let pass = if lower_is_better { value <= goal } else { value >= goal };
+        out.targets.push(Target { name: t.name.clone(), goal: t.goal.clone(), value, pass });
+    }
+    let fmt: Vec<String> = out
+        .metrics
+        .iter()
+        .filter(|(k, _)| SUMMARY_KEYS.iter().any(|s| k.ends_with(s)))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    out.summary = format!("median of {}: {}", runs.len(), fmt.join(" "));
+    out
+}
+
+/// Metrics shown in the median table (the JSON has them all).
+const SUMMARY_KEYS: &[&str] = &[
+    "requests_per_s",
+    "deliveries_per_s",
+    "events_per_s",
+    "p50_ms",
+    "p99_ms",
+    "hookline_peak_rss_mib",
+    "steady_peak_rss_mib",
+    "ratio_to_baseline",
+    "ratio_to_fanout",
+    "peak_ratio",
+    "hookline_cpu_us_per_delivery",
+    "all_cpu_us_per_delivery",
+];
+
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Number(n) => out.push((prefix.to_string(), n.as_f64().unwrap_or(0.0))),
+        _ => {}
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
 /// Header of the human table.
 pub fn header() -> String {
     format!("{:<14} {}\n{}", "scenario", "result / targets", "-".repeat(100))
