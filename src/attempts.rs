@@ -22,6 +22,10 @@ pub enum AttemptStatus {
     Failed,
     DeadLettered,
     SkippedDuplicate,
+    /// Backpressure (429): rescheduled without using an attempt.
+    Deferred,
+    /// The receiver answered `webhook-delivery: abort-message`: no more retries.
+    Aborted,
 }
 
 impl AttemptStatus {
@@ -31,11 +35,15 @@ impl AttemptStatus {
             AttemptStatus::Failed => "failed",
             AttemptStatus::DeadLettered => "dead_lettered",
             AttemptStatus::SkippedDuplicate => "skipped_duplicate",
+            AttemptStatus::Deferred => "deferred",
+            AttemptStatus::Aborted => "aborted",
         }
     }
 
     pub fn parse(s: &str) -> Option<AttemptStatus> {
-        [Self::Succeeded, Self::Failed, Self::DeadLettered, Self::SkippedDuplicate].into_iter().find(|v| v.as_str() == s)
+        [Self::Succeeded, Self::Failed, Self::DeadLettered, Self::SkippedDuplicate, Self::Deferred, Self::Aborted]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -54,6 +62,9 @@ pub struct AttemptRecord {
     pub http_status: Option<u16>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// Class of the failure: timeout, connect, dns, tls, 3xx, 4xx, 5xx, other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<crate::pipeline::attempt::FailureKind>,
     /// First 1 KiB of the response body.
     pub response_body: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]

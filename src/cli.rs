@@ -191,6 +191,12 @@ pub struct SubscriptionFields {
     /// POST body: the Standard Webhooks envelope or the bare payload.
     #[arg(long, value_enum)]
     pub body_format: Option<BodyFormatArg>,
+    /// Most requests in flight to this endpoint at once (overrides health.max_in_flight_per_endpoint; 0 clears).
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+    /// Most requests per second to this endpoint (overrides health.max_rps_per_endpoint; 0 = unlimited).
+    #[arg(long)]
+    pub max_rps: Option<u32>,
     /// Metadata entry key=value; repeatable.
     #[arg(long = "metadata", value_parser = parse_key_value)]
     pub metadata: Vec<(String, String)>,

@@ -161,6 +161,8 @@ impl SubscriptionFields {
                 BodyFormatArg::Envelope => BodyFormat::Envelope,
                 BodyFormatArg::Payload => BodyFormat::Payload,
             }),
+            max_in_flight: self.max_in_flight,
+            max_rps: self.max_rps,
         }
     }
 }

@@ -36,6 +36,7 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub delivery: DeliveryConfig,
     pub retry: RetryConfig,
+    pub health: HealthConfig,
     pub api: ApiConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
@@ -182,6 +183,29 @@ struct RawRetry {
     max_retry_after: Duration,
 }
 
+/// `[health]`: auto-disable, circuit breaker, backpressure bound, per-endpoint limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Consecutive failures that deactivate a subscription (0: never).
+    pub disable_after_failures: u64,
+    /// Window of those failures.
+    #[serde(with = "humantime_serde")]
+    pub disable_window: Duration,
+    /// Consecutive failures that open an endpoint's breaker (0: never).
+    pub breaker_failure_threshold: u64,
+    /// How long an open breaker defers before one probe.
+    #[serde(with = "humantime_serde")]
+    pub breaker_open_for: Duration,
+    /// Oldest a delivery may get through deferrals.
+    #[serde(with = "humantime_serde")]
+    pub max_delivery_age: Duration,
+    /// Default in-flight requests per endpoint.
+    pub max_in_flight_per_endpoint: u32,
+    /// Default requests per second per endpoint (0: unlimited).
+    pub max_rps_per_endpoint: u32,
+}
+
 /// A bearer token limited to one tenant.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,6 +290,7 @@ struct RawConfig {
     streams: StreamsConfig,
     delivery: DeliveryConfig,
     retry: RawRetry,
+    health: HealthConfig,
     api: ApiConfig,
     shutdown: ShutdownConfig,
     log: LogConfig,
@@ -298,6 +323,7 @@ impl Config {
             streams: raw.streams,
             delivery: raw.delivery,
             retry,
+            health: raw.health,
             api: raw.api,
             shutdown: raw.shutdown,
             log: raw.log,
@@ -355,6 +381,12 @@ impl Config {
         }
         if d.ack_wait < d.request_timeout + Duration::from_secs(1) {
             return Err(invalid("delivery.ack_wait", "must exceed delivery.request_timeout by at least 1s"));
+        }
+        if self.health.max_in_flight_per_endpoint == 0 {
+            return Err(invalid("health.max_in_flight_per_endpoint", "must be at least 1"));
+        }
+        if self.health.breaker_open_for.is_zero() {
+            return Err(invalid("health.breaker_open_for", "must be greater than zero"));
         }
         if self.streams.delivery_log_retention_days == 0 {
             return Err(invalid("streams.delivery_log_retention_days", "must be at least 1"));

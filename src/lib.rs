@@ -30,6 +30,7 @@ pub mod event;
 pub mod filter;
 pub mod ingest;
 pub mod lifecycle;
+pub mod metrics;
 pub mod replay;
 pub mod pipeline;
 pub mod signing;

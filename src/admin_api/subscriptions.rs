@@ -42,6 +42,10 @@ pub struct CreateSubscription {
     pub signature_schemes: Vec<SignatureScheme>,
     #[serde(default)]
     pub body_format: BodyFormat,
+    /// Override of `health.max_in_flight_per_endpoint`.
+    pub max_in_flight: Option<u32>,
+    /// Override of `health.max_rps_per_endpoint` (0: unlimited).
+    pub max_rps: Option<u32>,
 }
 
 /// Body of `PATCH /v1/subscriptions/{id}`: every field optional.
@@ -57,6 +61,10 @@ pub struct UpdateSubscription {
     pub active: Option<bool>,
     pub signature_schemes: Option<Vec<SignatureScheme>>,
     pub body_format: Option<BodyFormat>,
+    /// 0 clears the override.
+    pub max_in_flight: Option<u32>,
+    /// 0 means unlimited.
+    pub max_rps: Option<u32>,
 }
 
 /// A subscription with its (new) secret: returned by create and rotate-secret only.
@@ -137,6 +145,8 @@ async fn create(State(state): State<ApiState>, caller: Caller, ApiJson(body): Ap
         active: body.active,
         signature_schemes: Some(body.signature_schemes),
         body_format: Some(body.body_format),
+        max_in_flight: body.max_in_flight,
+        max_rps: body.max_rps,
     };
     let sub = state.ctx.subscriptions.create(input).await.map_err(store_error)?;
     notify(&state, LifecycleKind::Created, &sub).await;
@@ -197,6 +207,8 @@ async fn update(State(state): State<ApiState>, caller: Caller, Path(id): Path<St
         active: body.active,
         signature_schemes: body.signature_schemes,
         body_format: body.body_format,
+        max_in_flight: body.max_in_flight,
+        max_rps: body.max_rps,
     };
     let sub = state.ctx.subscriptions.update(&id, input).await.map_err(store_error)?;
     notify(&state, LifecycleKind::Updated, &sub).await;

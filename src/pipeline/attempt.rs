@@ -42,12 +42,61 @@ pub enum Outcome {
     /// Worth trying again: non-2xx, timeout, connection failure.
     Failed {
         status: Option<u16>,
+        kind: FailureKind,
+        /// The receiver answered `webhook-delivery: abort-message`: stop retrying.
+        abort: bool,
         error: String,
         /// Honoured delay from `Retry-After` on 429/503.
         retry_after: Option<Duration>,
         duration: Duration,
         response_body: String,
     },
+}
+
+/// The class of a failed attempt (for stats and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Timeout,
+    Connect,
+    Dns,
+    Tls,
+    Redirect,
+    #[serde(rename = "4xx")]
+    Client4xx,
+    #[serde(rename = "5xx")]
+    Server5xx,
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Connect => "connect",
+            FailureKind::Dns => "dns",
+            FailureKind::Tls => "tls",
+            FailureKind::Redirect => "3xx",
+            FailureKind::Client4xx => "4xx",
+            FailureKind::Server5xx => "5xx",
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// Every kind, for stats.
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Timeout, FailureKind::Connect, FailureKind::Dns, FailureKind::Tls,
+        FailureKind::Redirect, FailureKind::Client4xx, FailureKind::Server5xx, FailureKind::Other,
+    ];
+
+    fn of_status(status: u16) -> FailureKind {
+        match status {
+            300..=399 => FailureKind::Redirect,
+            400..=499 => FailureKind::Client4xx,
+            500..=599 => FailureKind::Server5xx,
+            _ => FailureKind::Other,
+        }
+    }
 }
 
 impl Outcome {
@@ -122,11 +171,17 @@ pub async fn post(
     let response = match request.body(signed.body).send().await {
         Ok(r) => r,
         Err(e) => {
-            let error = describe(&e);
-            return Outcome::Failed { status: None, error, retry_after: None, duration: started.elapsed(), response_body: String::new() };
+            let (kind, error) = describe(&e);
+            let duration = started.elapsed();
+            return Outcome::Failed { status: None, kind, abort: false, error, retry_after: None, duration, response_body: String::new() };
         }
     };
     let status = response.status().as_u16();
+    let abort = response
+        .headers()
+        .get("webhook-delivery")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("abort-message"));
     let retry_after = if matches!(status, 429 | 503) {
         response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
     } else {
@@ -141,9 +196,10 @@ pub async fn post(
     let error = match snippet {
         Ok(s) if !s.trim().is_empty() => format!("http status {status}: {}", s.trim()),
         Ok(_) => format!("http status {status}"),
-        Err(e) => format!("http status {status} (body unreadable: {})", describe(&e)),
+        Err(e) => format!("http status {status} (body unreadable: {})", describe(&e).1),
     };
-    Outcome::Failed { status: Some(status), error, retry_after, duration, response_body }
+    let kind = FailureKind::of_status(status);
+    Outcome::Failed { status: Some(status), kind, abort, error, retry_after, duration, response_body }
 }
 
 /// Reads at most `limit` bytes of the body, then drops the connection's remaining stream.
@@ -158,28 +214,31 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<St
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// A short, lowercase description of a transport error (no URL credentials).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "response body error"
-    } else if e.is_request() {
-        "request error"
-    } else {
-        "http error"
-    };
+/// The class and a short, lowercase description of a transport error (no URL credentials).
+fn describe(e: &reqwest::Error) -> (FailureKind, String) {
+    let mut chain = Vec::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut root = None;
     while let Some(s) = source {
-        root = Some(s.to_string());
+        chain.push(s.to_string());
         source = s.source();
     }
-    match root {
-        Some(root) => format!("{kind}: {root}"),
-        None => kind.to_string(),
+    let all = chain.join(": ").to_lowercase();
+    let (kind, text) = if e.is_timeout() {
+        (FailureKind::Timeout, "timeout")
+    } else if all.contains("dns") || all.contains("lookup address") || all.contains("name or service not known") {
+        (FailureKind::Dns, "dns lookup failed")
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        (FailureKind::Tls, "tls error")
+    } else if e.is_connect() {
+        (FailureKind::Connect, "connection failed")
+    } else if e.is_body() || e.is_decode() {
+        (FailureKind::Other, "response body error")
+    } else {
+        (FailureKind::Other, "http error")
+    };
+    match chain.last() {
+        Some(root) => (kind, format!("{text}: {root}")),
+        None => (kind, text.to_string()),
     }
 }
 

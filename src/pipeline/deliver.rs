@@ -2,20 +2,30 @@
 //! entry — each replacement acknowledged by JetStream before the message is acked. Every
 //! attempt (and every skip) is written to the attempt log.
 //!
-//! Before the POST the inbox dedupe is consulted: a delivery already accepted by its endpoint
-//! (a copy redelivered after a crash between the 2xx and the ack) is acked without a request.
+//! Before the POST: the inbox dedupe (a delivery an endpoint already accepted is acked without
+//! a request), the delivery's age bound, and the endpoint's health gates — circuit breaker,
+//! rate limit, in-flight limit — shared by all processes through Redis. A gate that says "not
+//! now" defers the delivery (a message schedule with the same attempt number), so backpressure
+//! never uses up attempts and never holds a consumer slot. After the POST: a success resets the
+//! endpoint's failure count; failures count towards the breaker and auto-disable; 410 disables
+//! the subscription at once; `webhook-delivery: abort-message` stops retries.
+
+use std::time::Duration;
 
 use async_nats::jetstream;
 use time::OffsetDateTime;
 
 use super::Transient;
-use super::attempt::{self, Outcome};
+use super::attempt::{self, FailureKind, Outcome};
 use super::dlq::{self, Entry};
 use super::headers::AttemptState;
 use super::retry::{self, Failure};
 use crate::attempts::{AttemptRecord, AttemptStatus};
 use crate::context::Ctx;
 use crate::event::Delivery;
+use crate::lifecycle::{self, LifecycleKind};
+use crate::metrics;
+use crate::store::health::{Breaker, Health};
 use crate::store::inbox;
 use crate::store::subscriptions::Subscription;
 
@@ -27,6 +37,16 @@ struct Job<'a> {
     now: OffsetDateTime,
     state: AttemptState,
     delivery: Delivery,
+}
+
+/// What the attempt log gets for one attempt.
+#[derive(Default)]
+struct Log {
+    http: Option<(u16, Duration)>,
+    error: Option<String>,
+    kind: Option<FailureKind>,
+    body: Option<String>,
+    next: Option<OffsetDateTime>,
 }
 
 /// Handles one message of `<p>.deliver.<subscription_id>`.
@@ -60,9 +80,12 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         Err(e) => return Err(Transient::new(e)),
     };
     if !sub.active {
-        return job.dead_letter("subscription_inactive", &format!("subscription {} is inactive", sub.id), Some(&sub)).await;
+        return match &sub.disabled_reason {
+            Some(why) => job.dead_letter("subscription_disabled", &format!("subscription {} was disabled ({why})", sub.id), Some(&sub)).await,
+            None => job.dead_letter("subscription_inactive", &format!("subscription {} is inactive", sub.id), Some(&sub)).await,
+        };
     }
-    job.attempt(&sub).await
+    job.run(&sub).await
 }
 
 impl Job<'_> {
@@ -70,71 +93,181 @@ impl Job<'_> {
         self.state.replay_id.as_deref()
     }
 
-    async fn attempt(&self, sub: &Subscription) -> Result<(), Transient> {
+    fn health(&self) -> Health {
+        Health::new(self.ctx.redis.clone(), self.ctx.names.clone())
+    }
+
+    async fn run(&self, sub: &Subscription) -> Result<(), Transient> {
         let (ctx, event_id, sub_id) = (self.ctx, &self.delivery.event.event_id, &self.delivery.subscription_id);
         let mut redis = ctx.redis.clone();
         if inbox::was_delivered(&mut redis, &ctx.names, event_id, sub_id, self.replay()).await.map_err(Transient::new)? {
             tracing::info!("already delivered; acking the duplicate without a request");
-            self.log(sub.tenant_id.clone(), AttemptStatus::SkippedDuplicate, None, None, None, None);
+            self.log(sub, AttemptStatus::SkippedDuplicate, Log::default());
             return Ok(());
         }
-        let outcome = attempt::post(&ctx.http, &ctx.config.delivery, sub, &self.delivery).await;
+        let age = self.now - self.state.first_attempt_at;
+        if age > ctx.config.health.max_delivery_age {
+            return self.dead_letter("max_age_exceeded", &format!("delivery is {age} old"), Some(sub)).await;
+        }
+        if let Some((wait, reason)) = self.gate(sub).await? {
+            return self.defer(sub, wait, reason, None).await;
+        }
+        let lease = ctx.config.delivery.request_timeout + Duration::from_secs(5);
+        let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
+        let Some(token) = self.health().acquire(sub_id, limit, lease).await.map_err(Transient::new)? else {
+            let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
+            return self.defer(sub, wait, "in_flight_limit", None).await;
+        };
+        let outcome = {
+            let _in_flight = metrics::InFlight::start();
+            attempt::post(&ctx.http, &ctx.config.delivery, sub, &self.delivery).await
+        };
+        if let Err(e) = self.health().release(sub_id, &token).await {
+            tracing::warn!(error = %e, "could not return the in-flight lease (it expires by itself)");
+        }
+        self.conclude(sub, outcome).await
+    }
+
+    /// The breaker and the rate limit: `Some((wait, reason))` when the request must wait.
+    async fn gate(&self, sub: &Subscription) -> Result<Option<(Duration, &'static str)>, Transient> {
+        let health = self.health();
+        let probe_timeout = self.ctx.config.delivery.request_timeout + Duration::from_secs(5);
+        if let Breaker::Open { retry_in } = health.breaker(&sub.id, probe_timeout).await.map_err(Transient::new)? {
+            return Ok(Some((retry_in, "breaker_open")));
+        }
+        let rps = sub.max_rps.unwrap_or(self.ctx.config.health.max_rps_per_endpoint);
+        if rps > 0 {
+            let wait = health.rate(&sub.id, rps).await.map_err(Transient::new)?;
+            if !wait.is_zero() {
+                return Ok(Some((wait, "rate_limited")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reschedules this attempt unchanged (no attempt is used).
+    async fn defer(&self, sub: &Subscription, wait: Duration, reason: &'static str, status: Option<u16>) -> Result<(), Transient> {
+        metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
+        let failure = Failure { status, error: reason, at: self.now };
+        let due = retry::schedule(self.ctx, &self.delivery, &self.state, &failure, wait, self.seq, self.state.attempt).await?;
+        tracing::debug!(reason, ?wait, subscription_id = %sub.id, "delivery deferred");
+        if status.is_some() {
+            self.log(sub, AttemptStatus::Deferred, Log { http: status.map(|s| (s, Duration::ZERO)), error: Some(reason.into()), next: Some(due), ..Log::default() });
+        }
+        Ok(())
+    }
+
+    async fn conclude(&self, sub: &Subscription, outcome: Outcome) -> Result<(), Transient> {
+        let ctx = self.ctx;
         match outcome {
             Outcome::Delivered { status, duration, response_body } => {
                 tracing::info!(status, ms = duration.as_millis() as u64, "delivered");
+                metrics::attempt("succeeded", Some(status), duration);
                 // The endpoint has it: a Redis failure here must not cause a retry (that would
                 // be a duplicate); the worst case is a duplicate if JetStream also redelivers.
-                let ttl = ctx.config.delivery.dedupe_ttl;
-                if let Err(e) = inbox::mark_delivered(&mut redis, &ctx.names, event_id, sub_id, self.replay(), ttl).await {
+                let (event_id, sub_id) = (&self.delivery.event.event_id, &self.delivery.subscription_id);
+                let mut redis = ctx.redis.clone();
+                if let Err(e) = inbox::mark_delivered(&mut redis, &ctx.names, event_id, sub_id, self.replay(), ctx.config.delivery.dedupe_ttl).await {
                     tracing::error!(error = %e, "could not record the delivery for dedupe");
                 }
-                self.log(sub.tenant_id.clone(), AttemptStatus::Succeeded, Some((status, duration)), None, Some(response_body), None);
+                if let Err(e) = self.health().record_success(sub_id).await {
+                    tracing::warn!(error = %e, "could not reset the endpoint's failure count");
+                }
+                self.log(sub, AttemptStatus::Succeeded, Log { http: Some((status, duration)), body: Some(response_body), ..Log::default() });
                 Ok(())
             }
-            Outcome::Failed { status, error, retry_after, duration, response_body } => {
-                let timing = status.map(|s| (s, duration));
+            Outcome::Failed { status: Some(429), retry_after, duration, .. } => {
+                metrics::attempt("deferred", Some(429), duration);
+                let wait = retry_after
+                    .map(|r| r.min(ctx.config.retry.max_retry_after))
+                    .unwrap_or_else(|| retry::delay_before(&ctx.config.retry, self.state.attempt + 1, None, rand::random::<f64>()));
+                self.defer(sub, wait, "http_429", Some(429)).await
+            }
+            Outcome::Failed { status, kind, abort, error, retry_after, duration, response_body } => {
+                let log = Log { http: Some((status.unwrap_or(0), duration)), error: Some(error.clone()), kind: Some(kind), body: Some(response_body), next: None };
+                if abort {
+                    metrics::attempt("aborted", status, duration);
+                    tracing::info!(status = status.map(i64::from).unwrap_or(-1), "receiver asked to abort this message; no more retries");
+                    self.log(sub, AttemptStatus::Aborted, log);
+                    return Ok(());
+                }
+                if status == Some(410) {
+                    metrics::attempt("dead_lettered", status, duration);
+                    self.disable(sub, "gone", "endpoint answered 410 Gone").await?;
+                    return self.dead_letter_failed("endpoint_gone", sub, &error, status, log).await;
+                }
+                let count = self.count_failure(sub).await?;
+                let limit = ctx.config.health.disable_after_failures;
+                if limit > 0 && count >= limit {
+                    metrics::attempt("dead_lettered", status, duration);
+                    self.disable(sub, "failing", &format!("{count} consecutive failed attempts")).await?;
+                    return self.dead_letter_failed("subscription_disabled", sub, &error, status, log).await;
+                }
                 if retry::has_attempts_left(&ctx.config.retry, self.state.attempt) {
+                    metrics::attempt("failed", status, duration);
                     let delay = retry::delay_before(&ctx.config.retry, self.state.attempt + 1, retry_after, rand::random::<f64>());
                     let failure = Failure { status, error: &error, at: self.now };
-                    let due = retry::schedule(ctx, &self.delivery, &self.state, &failure, delay, self.seq).await?;
+                    let due = retry::schedule(ctx, &self.delivery, &self.state, &failure, delay, self.seq, self.state.attempt + 1).await?;
                     tracing::info!(status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
-                    let duration_only = Some((status.unwrap_or(0), duration));
-                    self.log(sub.tenant_id.clone(), AttemptStatus::Failed, timing.or(duration_only), Some(error), Some(response_body), Some(due));
+                    self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log });
                     Ok(())
                 } else {
-                    let entry = Entry {
-                        reason: "retries_exhausted",
-                        detail: &error,
-                        state: Some(&self.state),
-                        last_status: status,
-                        last_attempt_at: Some(self.now),
-                    };
-                    dlq::publish_delivery(ctx, &self.delivery, &entry, &self.msg.subject, self.seq).await?;
-                    self.log(sub.tenant_id.clone(), AttemptStatus::DeadLettered, timing, Some(error), Some(response_body), None);
-                    Ok(())
+                    metrics::attempt("dead_lettered", status, duration);
+                    self.dead_letter_failed("retries_exhausted", sub, &error, status, log).await
                 }
             }
         }
+    }
+
+    /// Counts the failure for the breaker and auto-disable; returns the consecutive count.
+    async fn count_failure(&self, sub: &Subscription) -> Result<u64, Transient> {
+        let h = &self.ctx.config.health;
+        let count = self
+            .health()
+            .record_failure(&sub.id, h.disable_window, h.breaker_failure_threshold, h.breaker_open_for)
+            .await
+            .map_err(Transient::new)?;
+        if count.opened {
+            tracing::warn!(subscription_id = %sub.id, failures = count.consecutive, open_for = ?h.breaker_open_for, "circuit breaker opened");
+            metrics::inc("hookline_breaker_opened_total", &[]);
+        }
+        Ok(count.consecutive)
+    }
+
+    /// Deactivates the subscription (once across processes) and tells the world.
+    async fn disable(&self, sub: &Subscription, reason: &str, detail: &str) -> Result<(), Transient> {
+        let ctx = self.ctx;
+        if let Some(disabled) = ctx.subscriptions.disable(&sub.id, reason).await.map_err(Transient::new)? {
+            tracing::warn!(subscription_id = %sub.id, url = %sub.url, reason, detail, "subscription disabled; its pending deliveries go to the dlq");
+            metrics::inc("hookline_subscriptions_disabled_total", &[("reason", reason)]);
+            lifecycle::publish(&ctx.nats, &ctx.names, LifecycleKind::Disabled, &disabled).await;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter_failed(&self, reason: &'static str, sub: &Subscription, error: &str, status: Option<u16>, log: Log) -> Result<(), Transient> {
+        let entry = Entry { reason, detail: error, state: Some(&self.state), last_status: status, last_attempt_at: Some(self.now) };
+        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq).await?;
+        metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
+        self.log(sub, AttemptStatus::DeadLettered, log);
+        Ok(())
     }
 
     async fn dead_letter(&self, reason: &'static str, detail: &str, sub: Option<&Subscription>) -> Result<(), Transient> {
         let entry = Entry { reason, detail, state: Some(&self.state), last_status: None, last_attempt_at: None };
         dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq).await?;
+        metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
         let tenant = sub.and_then(|s| s.tenant_id.clone()).or_else(|| self.delivery.event.tenant_id.clone());
-        self.log(tenant, AttemptStatus::DeadLettered, None, Some(format!("{reason}: {detail}")), None, None);
+        self.write_log(tenant, AttemptStatus::DeadLettered, Log { error: Some(format!("{reason}: {detail}")), ..Log::default() });
         Ok(())
     }
 
-    /// Writes the attempt record in the background (never delays the ack).
-    fn log(
-        &self,
-        tenant_id: Option<String>,
-        status: AttemptStatus,
-        http: Option<(u16, std::time::Duration)>,
-        error: Option<String>,
-        response_body: Option<String>,
-        next_retry_at: Option<OffsetDateTime>,
-    ) {
+    fn log(&self, sub: &Subscription, status: AttemptStatus, log: Log) {
+        self.write_log(sub.tenant_id.clone(), status, log);
+    }
+
+    /// Writes the attempt record (and stats) in the background: never delays the ack.
+    fn write_log(&self, tenant_id: Option<String>, status: AttemptStatus, log: Log) {
         let ctx = self.ctx;
         let record = AttemptRecord {
             attempt_id: format!("att_{}", uuid::Uuid::now_v7().simple()),
@@ -144,14 +277,15 @@ impl Job<'_> {
             tenant_id,
             attempt: self.state.attempt,
             status,
-            http_status: http.map(|(s, _)| s).filter(|s| *s != 0),
-            duration_ms: http.map(|(_, d)| d.as_millis() as u64).unwrap_or(0),
-            error,
-            response_body: response_body.filter(|b| !b.is_empty()),
-            next_retry_at,
+            http_status: log.http.map(|(s, _)| s).filter(|s| *s != 0),
+            duration_ms: log.http.map(|(_, d)| d.as_millis() as u64).unwrap_or(0),
+            error: log.error,
+            error_kind: log.kind,
+            response_body: log.body.filter(|b| !b.is_empty()),
+            next_retry_at: log.next,
             at: self.now,
         };
-        let retention = std::time::Duration::from_secs(ctx.config.streams.delivery_log_retention_days * 86_400);
+        let retention = Duration::from_secs(ctx.config.streams.delivery_log_retention_days * 86_400);
         tokio::spawn(crate::attempts::record(ctx.js.clone(), ctx.redis.clone(), ctx.names.clone(), retention, record));
     }
 }

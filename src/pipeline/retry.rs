@@ -41,10 +41,11 @@ pub struct Failure<'a> {
     pub at: OffsetDateTime,
 }
 
-/// Publishes attempt `state.attempt + 1` as a message schedule due after `delay`; returns when
-/// JetStream has stored it. `origin_seq` (the failed message's stream sequence) makes the
-/// publish idempotent if this step is repeated after a crash.
-#[tracing::instrument(skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %delivery.subscription_id, next_attempt = state.attempt + 1))]
+/// Publishes attempt `next` (`state.attempt + 1` after a failure; `state.attempt` again for a
+/// backpressure deferral, which uses no attempt) as a message schedule due after `delay`;
+/// returns when JetStream has stored it. `origin_seq` (the failed message's stream sequence)
+/// makes the publish idempotent if this step is repeated after a crash.
+#[tracing::instrument(skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %delivery.subscription_id, next_attempt = next))]
 pub async fn schedule(
     ctx: &Ctx,
     delivery: &Delivery,
@@ -52,8 +53,8 @@ pub async fn schedule(
     failure: &Failure<'_>,
     delay: Duration,
     origin_seq: u64,
+    next: u32,
 ) -> Result<OffsetDateTime, Transient> {
-    let next = state.attempt + 1;
     let sub_id = &delivery.subscription_id;
     let due = OffsetDateTime::now_utc() + delay;
     let mut h = HeaderMap::new();

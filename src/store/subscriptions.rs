@@ -78,6 +78,15 @@ pub struct Subscription {
     /// Extra signature schemes besides Standard Webhooks.
     pub signature_schemes: Vec<SignatureScheme>,
     pub body_format: BodyFormat,
+    /// Override of `health.max_in_flight_per_endpoint`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// Override of `health.max_rps_per_endpoint` (0: unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rps: Option<u32>,
+    /// Why hookline deactivated it (`failing`, `gone`), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -133,6 +142,10 @@ pub struct SubscriptionInput {
     pub active: Option<bool>,
     pub signature_schemes: Option<Vec<SignatureScheme>>,
     pub body_format: Option<BodyFormat>,
+    /// `Some(0)` clears the override.
+    pub max_in_flight: Option<u32>,
+    /// `Some(0)` means unlimited.
+    pub max_rps: Option<u32>,
 }
 
 /// A rejected subscription input; names the field.
@@ -287,6 +300,9 @@ impl SubscriptionStore {
             active: input.active.unwrap_or(true),
             signature_schemes: dedup_schemes(input.signature_schemes.unwrap_or_default()),
             body_format: input.body_format.unwrap_or_default(),
+            max_in_flight: input.max_in_flight.filter(|n| *n > 0),
+            max_rps: input.max_rps,
+            disabled_reason: None,
             created_at: at,
             updated_at: at,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
@@ -355,6 +371,15 @@ impl SubscriptionStore {
         }
         if let Some(active) = input.active {
             new.active = active;
+            if active {
+                new.disabled_reason = None;
+            }
+        }
+        if let Some(n) = input.max_in_flight {
+            new.max_in_flight = (n > 0).then_some(n);
+        }
+        if let Some(n) = input.max_rps {
+            new.max_rps = Some(n);
         }
         if let Some(schemes) = input.signature_schemes {
             new.signature_schemes = dedup_schemes(schemes);
@@ -370,9 +395,22 @@ impl SubscriptionStore {
     /// Activates or deactivates; an inactive subscription receives nothing new.
     pub async fn set_active(&self, id: &str, active: bool) -> Result<Subscription, SubscriptionError> {
         let old = self.require(id).await?;
-        let new = Subscription { active, updated_at: now(), ..old.clone() };
+        let disabled_reason = if active { None } else { old.disabled_reason.clone() };
+        let new = Subscription { active, disabled_reason, updated_at: now(), ..old.clone() };
         self.write(Some(&old), &new).await?;
         Ok(new)
+    }
+
+    /// Deactivates on hookline's own decision (`failing`, `gone`); `None` when it was already
+    /// inactive (another process got there first), so only one disable event is published.
+    pub async fn disable(&self, id: &str, reason: &str) -> Result<Option<Subscription>, SubscriptionError> {
+        let old = self.require(id).await?;
+        if !old.active {
+            return Ok(None);
+        }
+        let new = Subscription { active: false, disabled_reason: Some(reason.to_string()), updated_at: now(), ..old.clone() };
+        self.write(Some(&old), &new).await?;
+        Ok(Some(new))
     }
 
     /// Makes a new current secret; the previous current one keeps signing for `grace` (expired
@@ -460,6 +498,11 @@ impl SubscriptionStore {
             self.unindex(&mut pipe, old);
         }
         pipe.hset_multiple(self.hash_key(&new.id), &encode(new)).ignore();
+        if old.is_some_and(|o| !o.active) && new.active {
+            // Re-activated: the endpoint starts with a clean record (breaker closed).
+            pipe.del(self.names.key(&format!("health:{}", new.id))).ignore();
+            pipe.del(self.names.key(&format!("probe:{}", new.id))).ignore();
+        }
         pipe.sadd(self.names.key("subs"), &new.id).ignore();
         self.index(&mut pipe, new);
         self.exec(pipe, || format!("writing subscription {}", new.id)).await?;
@@ -537,6 +580,9 @@ fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
         ("signature_schemes", serde_json::to_string(&sub.signature_schemes).unwrap_or_else(|_| "[]".into())),
         ("body_format", serde_json::to_string(&sub.body_format).unwrap_or_else(|_| "\"envelope\"".into())),
         ("secrets", encode_secrets(&sub.secrets)),
+        ("max_in_flight", sub.max_in_flight.map(|n| n.to_string()).unwrap_or_default()),
+        ("max_rps", sub.max_rps.map(|n| n.to_string()).unwrap_or_default()),
+        ("disabled_reason", sub.disabled_reason.clone().unwrap_or_default()),
         ("created_at", ts(sub.created_at)),
         ("updated_at", ts(sub.updated_at)),
     ]
@@ -584,6 +630,9 @@ fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, Store
         active: get("active")? == "1",
         signature_schemes: map.get("signature_schemes").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
         body_format: map.get("body_format").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
+        max_in_flight: map.get("max_in_flight").and_then(|v| v.parse().ok()),
+        max_rps: map.get("max_rps").and_then(|v| v.parse().ok()),
+        disabled_reason: map.get("disabled_reason").filter(|v| !v.is_empty()).cloned(),
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
         secrets: decode_secrets(&get("secrets")?).ok_or_else(|| corrupt("field secrets holds no valid whsec_ secret".into()))?,
@@ -605,6 +654,9 @@ mod tests {
             active: true,
             signature_schemes: vec![],
             body_format: BodyFormat::Envelope,
+            max_in_flight: None,
+            max_rps: None,
+            disabled_reason: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
