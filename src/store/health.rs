@@ -199,8 +199,8 @@ impl Health {
             .doing(|| format!("returning an in-flight lease of {sub}"))
     }
 
-    /// GCRA: `Duration::ZERO` when a request at `rps` may go now, else how long to wait. Bursts
-    /// of up to one second's worth are allowed.
+    /// GCRA: `Duration::ZERO` when a request at `rps` may go now, else how long to wait.
+    /// Requests are spaced evenly (no burst), so any one-second window holds at most rps + 1.
     pub async fn rate(&self, sub: &str, rps: u32) -> Result<Duration, StoreError> {
         // Whole milliseconds keep the Lua arithmetic exact; rates above 1000/s are not limited
         // more finely than 1 ms.
@@ -210,7 +210,7 @@ impl Health {
             .key(self.key("rate", sub))
             .arg(now_ms())
             .arg(interval)
-            .arg(1000)
+            .arg(interval)
             .invoke_async(&mut conn)
             .await
             .doing(|| format!("checking the rate limit of {sub}"))?;

@@ -14,3 +14,4 @@ mod api;
 mod signatures;
 mod recipes;
 mod egress;
+mod health;
