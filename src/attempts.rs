@@ -123,6 +123,9 @@ pub async fn record(js: jetstream::Context, mut redis: ConnectionManager, names:
     if let Err(e) = pipe.query_async::<()>(&mut redis).await {
         tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not indexed");
     }
+    if let Err(e) = crate::stats::record(&mut redis, &names, &r).await {
+        tracing::warn!(error = %e, event_id = %r.event_id, "attempt not counted in stats");
+    }
 }
 
 fn truncate(s: &mut String, limit: usize) {

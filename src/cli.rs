@@ -64,6 +64,18 @@ pub enum Command {
     /// The attempt log.
     #[command(subcommand)]
     Attempts(AttemptsCommand),
+    /// Follow delivery attempts live (subscribes to the attempt subjects).
+    Tail {
+        /// Only this subscription.
+        #[arg(long)]
+        subscription: Option<String>,
+        /// Only failures (failed, dead-lettered, deferred, aborted).
+        #[arg(long)]
+        failures: bool,
+        /// Stop after this many lines (default: run until interrupted).
+        #[arg(long)]
+        count: Option<usize>,
+    },
     /// Replay events from the event log: one by id, or a time range.
     Replay {
         /// One event by id.

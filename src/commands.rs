@@ -61,6 +61,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Dlq(cmd) => dlq_command(cmd, &config).await,
         Command::Attempts(cmd) => crate::commands_ops::attempts(cmd, config).await,
+        Command::Tail { subscription, failures, count } => crate::commands_ops::tail(config, subscription, failures, count).await,
         Command::Replay { event_id, since, until, event_types, subscription } => {
             crate::commands_ops::replay(config, event_id, since, until, event_types, subscription).await
         }

@@ -50,6 +50,48 @@ pub async fn attempts(cmd: AttemptsCommand, config: Config) -> anyhow::Result<()
     Ok(())
 }
 
+/// One human-readable line for an attempt record.
+pub fn tail_line(r: &crate::attempts::AttemptRecord) -> String {
+    let http = r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "---".into());
+    let mut line = format!(
+        "{} {:<17} {} {} #{} {} {}ms",
+        r.at.format(&Rfc3339).unwrap_or_default(), r.status.as_str(), r.subscription_id, r.event_id, r.attempt, http, r.duration_ms
+    );
+    if let Some(e) = &r.error {
+        line.push_str(&format!(" error={e}"));
+    }
+    if let Some(next) = r.next_retry_at {
+        line.push_str(&format!(" next={}", next.format(&Rfc3339).unwrap_or_default()));
+    }
+    line
+}
+
+/// `hookline tail`: a live stream of attempts.
+pub async fn tail(config: Config, subscription: Option<String>, failures: bool, count: Option<usize>) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let names = crate::subjects::Names::new(&config.streams.prefix);
+    let client = crate::topology::connect(&config.nats).await?;
+    let subject = match &subscription {
+        Some(s) => names.attempts(s),
+        None => names.attempts_wildcard(),
+    };
+    let mut sub = client.subscribe(subject.clone()).await.with_context(|| format!("subscribing to {subject}"))?;
+    eprintln!("following {subject} (ctrl-c to stop)");
+    let mut printed = 0;
+    while let Some(msg) = sub.next().await {
+        let Ok(r) = serde_json::from_slice::<crate::attempts::AttemptRecord>(&msg.payload) else { continue };
+        if failures && matches!(r.status, AttemptStatus::Succeeded | AttemptStatus::SkippedDuplicate) {
+            continue;
+        }
+        println!("{}", tail_line(&r));
+        printed += 1;
+        if count.is_some_and(|c| printed >= c) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// `hookline replay`.
 pub async fn replay(
     config: Config,

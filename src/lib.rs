@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod replay;
 pub mod pipeline;
 pub mod signing;
+pub mod stats;
 pub mod store;
 pub mod subjects;
 pub mod telemetry;

@@ -2,7 +2,7 @@
 //! the OpenAPI document. One file per resource; this one owns the router, authentication, the
 //! JSON error shape and the extractors that turn bad input into 4xx naming the field.
 //!
-//! Auth: `Authorization: Bearer <token>`. An admin token sees everything; a tenant token sees
+//! Auth: `Authorization: Bearer <token>` on every route but `/healthz`, `/readyz` and `/metrics`. An admin token sees everything; a tenant token sees
 //! and changes only its tenant's resources, and another tenant's resource answers 404 (its
 //! existence is not revealed). Tokens are compared in constant time. Errors are
 //! `{"error": {"code", "message", "field"}}`.
@@ -13,6 +13,7 @@ mod events;
 mod health;
 pub mod openapi;
 mod replay;
+mod stats;
 mod subscriptions;
 
 use axum::Router;
@@ -44,6 +45,7 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(attempts::routes())
         .merge(dlq::routes())
         .merge(replay::routes())
+        .merge(stats::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -286,6 +286,7 @@ async fn openapi_document_lists_every_route_and_each_answers() {
         ("post", "/v1/subscriptions/{id}/rotate-secret"), ("post", "/v1/events"), ("get", "/v1/attempts"),
         ("get", "/v1/dlq"), ("delete", "/v1/dlq"), ("get", "/v1/dlq/{seq}"), ("post", "/v1/dlq/{seq}/redeliver"),
         ("post", "/v1/dlq/redeliver"), ("post", "/v1/replay"),
+        ("get", "/metrics"), ("get", "/v1/stats"), ("get", "/v1/subscriptions/{id}/stats"),
     ];
     let mut documented = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -15,3 +15,4 @@ mod signatures;
 mod recipes;
 mod egress;
 mod health;
+mod observability;

@@ -163,7 +163,12 @@ impl World {
     /// Runs `hookline serve` as a child process (killed on drop) and waits until its streams
     /// and consumers exist.
     pub async fn spawn_hookline(&self, config_file: &PathBuf) -> tokio::process::Child {
-        let child = self.spawn_hookline_unchecked(config_file);
+        self.spawn_hookline_with_env(config_file, &[]).await
+    }
+
+    /// Like `spawn_hookline`, with extra environment (e.g. `HOOKLINE_API__LISTEN`).
+    pub async fn spawn_hookline_with_env(&self, config_file: &PathBuf, env: &[(&str, String)]) -> tokio::process::Child {
+        let child = self.spawn_hookline_unchecked(config_file, env);
         let js = self.js().await;
         eventually(WAIT, "hookline's consumers exist", || async {
             let stream = js.get_stream(self.names.deliveries_stream()).await.ok()?;
@@ -173,8 +178,9 @@ impl World {
         child
     }
 
-    fn spawn_hookline_unchecked(&self, config_file: &PathBuf) -> tokio::process::Child {
+    fn spawn_hookline_unchecked(&self, config_file: &PathBuf, env: &[(&str, String)]) -> tokio::process::Child {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("--config")
             .arg(config_file)
             .arg("serve")

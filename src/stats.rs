@@ -1,0 +1,166 @@
+//! Delivery statistics per subscription and overall, over the last 5 min / 1 h / 24 h: success
+//! rate, latency percentiles, failures by type. Kept as per-minute Redis hashes
+//! (`<p>:stats:<sub|_all>:<unix minute>`, expiring after 25 h) written off the delivery path by
+//! the attempt recorder, so every process contributes and a query sums at most 1,440 buckets.
+//! Latency uses the metrics histogram's buckets, so percentiles are bucket upper bounds.
+
+use std::collections::BTreeMap;
+
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use crate::attempts::{AttemptRecord, AttemptStatus};
+use crate::metrics::LATENCY_BUCKETS;
+use crate::pipeline::attempt::FailureKind;
+use crate::subjects::Names;
+
+const ALL: &str = "_all";
+
+fn key(names: &Names, scope: &str, minute: i64) -> String {
+    names.key(&format!("stats:{scope}:{minute}"))
+}
+
+fn minute_of(t: time::OffsetDateTime) -> i64 {
+    t.unix_timestamp() / 60
+}
+
+/// Adds one attempt record to its subscription's and the overall minute bucket.
+pub async fn record(redis: &mut ConnectionManager, names: &Names, r: &AttemptRecord) -> redis::RedisResult<()> {
+    let outcome = match r.status {
+        AttemptStatus::Succeeded => "succeeded",
+        AttemptStatus::Failed | AttemptStatus::Aborted => "failed",
+        AttemptStatus::DeadLettered => "dead_lettered",
+        AttemptStatus::Deferred => "deferred",
+        AttemptStatus::SkippedDuplicate => return Ok(()),
+    };
+    let minute = minute_of(r.at);
+    let mut pipe = redis::pipe();
+    for scope in [r.subscription_id.as_str(), ALL] {
+        let k = key(names, scope, minute);
+        pipe.hincr(&k, outcome, 1).ignore();
+        if let Some(kind) = r.error_kind {
+            pipe.hincr(&k, format!("kind:{}", kind.as_str()), 1).ignore();
+        }
+        if r.http_status.is_some() && !matches!(r.status, AttemptStatus::Deferred) {
+            let secs = r.duration_ms as f64 / 1000.0;
+            let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+            pipe.hincr(&k, format!("lat:{bucket}"), 1).ignore();
+        }
+        pipe.expire(&k, 25 * 3600).ignore();
+    }
+    pipe.query_async(redis).await
+}
+
+/// Statistics of one window.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct WindowStats {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+    pub deferred: u64,
+    /// succeeded / (succeeded + failed + dead_lettered); absent without attempts.
+    pub success_rate: Option<f64>,
+    /// Upper bounds of the latency buckets holding the 50th, 95th and 99th percentile, ms.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    /// Failed attempts by type: timeout, connect, dns, tls, 3xx, 4xx, 5xx, other.
+    pub failures_by_type: BTreeMap<String, u64>,
+}
+
+/// The three standard windows.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Windows {
+    #[serde(rename = "5m")]
+    pub last_5m: WindowStats,
+    #[serde(rename = "1h")]
+    pub last_1h: WindowStats,
+    #[serde(rename = "24h")]
+    pub last_24h: WindowStats,
+}
+
+/// Sums the buckets of the last `minutes` minutes (`subscription` None: overall).
+pub async fn window(redis: &ConnectionManager, names: &Names, subscription: Option<&str>, minutes: i64) -> redis::RedisResult<WindowStats> {
+    let scope = subscription.unwrap_or(ALL);
+    let now = minute_of(time::OffsetDateTime::now_utc());
+    let mut pipe = redis::pipe();
+    for m in (now - minutes + 1)..=now {
+        pipe.hgetall(key(names, scope, m));
+    }
+    let mut conn = redis.clone();
+    let buckets: Vec<BTreeMap<String, u64>> = pipe.query_async(&mut conn).await?;
+    let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+    for b in buckets {
+        for (k, v) in b {
+            *sum.entry(k).or_default() += v;
+        }
+    }
+    Ok(summarize(&sum))
+}
+
+fn summarize(sum: &BTreeMap<String, u64>) -> WindowStats {
+    let get = |k: &str| sum.get(k).copied().unwrap_or(0);
+    let (succeeded, failed, dead_lettered, deferred) = (get("succeeded"), get("failed"), get("dead_lettered"), get("deferred"));
+    let decided = succeeded + failed + dead_lettered;
+    let mut hist: Vec<u64> = (0..=LATENCY_BUCKETS.len()).map(|i| get(&format!("lat:{i}"))).collect();
+    let total: u64 = hist.iter().sum();
+    let percentile = |q: f64, hist: &mut Vec<u64>| -> Option<f64> {
+        if total == 0 {
+            return None;
+        }
+        let target = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in hist.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return Some(LATENCY_BUCKETS.get(i).map(|b| b * 1000.0).unwrap_or(f64::INFINITY));
+            }
+        }
+        None
+    };
+    let failures_by_type = FailureKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), get(&format!("kind:{}", k.as_str()))))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    WindowStats {
+        succeeded,
+        failed,
+        dead_lettered,
+        deferred,
+        success_rate: (decided > 0).then(|| succeeded as f64 / decided as f64),
+        latency_p50_ms: percentile(0.50, &mut hist),
+        latency_p95_ms: percentile(0.95, &mut hist),
+        latency_p99_ms: percentile(0.99, &mut hist),
+        failures_by_type,
+    }
+}
+
+/// 5 min, 1 h and 24 h.
+pub async fn windows(redis: &ConnectionManager, names: &Names, subscription: Option<&str>) -> redis::RedisResult<Windows> {
+    Ok(Windows {
+        last_5m: window(redis, names, subscription, 5).await?,
+        last_1h: window(redis, names, subscription, 60).await?,
+        last_24h: window(redis, names, subscription, 1440).await?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_computes_rate_percentiles_and_failure_types() {
+        let mut sum = BTreeMap::new();
+        sum.insert("succeeded".to_string(), 8);
+        sum.insert("failed".to_string(), 2);
+        sum.insert("kind:timeout".to_string(), 2);
+        sum.insert("lat:1".to_string(), 9); // <= 10 ms
+        sum.insert("lat:6".to_string(), 1); // <= 500 ms
+        let s = summarize(&sum);
+        assert_eq!(s.success_rate, Some(0.8));
+        assert_eq!((s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms), (Some(10.0), Some(500.0), Some(500.0)));
+        assert_eq!(s.failures_by_type.get("timeout"), Some(&2));
+        assert_eq!(summarize(&BTreeMap::new()).success_rate, None);
+    }
+}
