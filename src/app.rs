@@ -111,11 +111,13 @@ async fn run_role(ctx: Ctx, role: Role, shutdown: CancellationToken) -> anyhow::
         }
         Role::Deliver => {
             let n = ctx.config.delivery.concurrency;
+            let fifo = tokio::spawn(crate::pipeline::fifo::supervise(ctx.clone(), grace, shutdown.clone()));
             worker::run("deliver", consumer, n, grace, shutdown, move |msg| {
                 let ctx = ctx.clone();
                 async move { deliver::handle(&ctx, &msg).await }
             })
-            .await
+            .await;
+            fifo.await.context("the fifo supervisor panicked")?;
         }
         Role::Api => {}
     }

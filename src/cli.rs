@@ -209,6 +209,9 @@ pub struct SubscriptionFields {
     /// Most requests per second to this endpoint (overrides health.max_rps_per_endpoint; 0 = unlimited).
     #[arg(long)]
     pub max_rps: Option<u32>,
+    /// Delivery order: unordered (default) or fifo (one at a time, in publish order).
+    #[arg(long, value_enum)]
+    pub ordering: Option<OrderingArg>,
     /// Metadata entry key=value; repeatable.
     #[arg(long = "metadata", value_parser = parse_key_value)]
     pub metadata: Vec<(String, String)>,
@@ -221,6 +224,13 @@ pub enum SchemeArg {
     WebhookSha256,
     /// X-Signature: <hex> over a canonical JSON body.
     XSignature,
+}
+
+/// `--ordering` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrderingArg {
+    Unordered,
+    Fifo,
 }
 
 /// `--body-format` values.

@@ -164,6 +164,10 @@ impl SubscriptionFields {
             }),
             max_in_flight: self.max_in_flight,
             max_rps: self.max_rps,
+            ordering: self.ordering.map(|o| match o {
+                crate::cli::OrderingArg::Unordered => crate::store::subscriptions::Ordering::Unordered,
+                crate::cli::OrderingArg::Fifo => crate::store::subscriptions::Ordering::Fifo,
+            }),
         }
     }
 }

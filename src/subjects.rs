@@ -85,6 +85,21 @@ impl Names {
         format!("{}.retry.{subscription_id}.{event_id}.{attempt}", self.prefix)
     }
 
+    /// `<p>.fifo.>`.
+    pub fn fifo_wildcard(&self) -> String {
+        format!("{}.fifo.>", self.prefix)
+    }
+
+    /// `<p>.fifo.<subscription_id>`: deliveries of a FIFO subscription, one at a time in order.
+    pub fn fifo(&self, subscription_id: &str) -> String {
+        format!("{}.fifo.{subscription_id}", self.prefix)
+    }
+
+    /// The durable consumer of one FIFO subscription.
+    pub fn fifo_consumer(&self, subscription_id: &str) -> String {
+        format!("{}_fifo_{subscription_id}", self.prefix)
+    }
+
     /// `<p>.dlq.>`.
     pub fn dlq_wildcard(&self) -> String {
         format!("{}.dlq.>", self.prefix)

@@ -60,7 +60,10 @@ pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, Topology
     if !config.user.is_empty() {
         options = options.user_and_password(config.user.clone(), config.password.0.clone());
     }
-    options.connect(config.url.as_str()).await.map_err(connect_err)
+    // `nats.url` may list several servers (a cluster), comma-separated; async-nats parses a
+    // single string as one URL, so hand it the list.
+    let servers: Vec<&str> = config.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    options.connect(servers.as_slice()).await.map_err(connect_err)
 }
 
 /// Parses `major.minor` out of a server version such as `2.12.1-beta`.
@@ -114,7 +117,7 @@ pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 4] {
     let deliveries = stream::Config {
         name: names.deliveries_stream(),
         description: Some("hookline: due deliveries and scheduled retries (work queue)".into()),
-        subjects: vec![names.deliver_wildcard(), names.retry_wildcard()],
+        subjects: vec![names.deliver_wildcard(), names.retry_wildcard(), names.fifo_wildcard()],
         retention: stream::RetentionPolicy::WorkQueue,
         duplicate_window: s.duplicate_window,
         storage: storage(s.storage),
@@ -217,6 +220,21 @@ pub fn deliver_consumer_config(config: &Config, names: &Names) -> consumer::pull
         // is redelivered after this.
         ack_wait: config.delivery.ack_wait,
         max_ack_pending: (config.delivery.concurrency * 4) as i64,
+        ..Default::default()
+    }
+}
+
+/// Durable pull consumer of one FIFO subscription: one message in flight, in stream order; a
+/// failing head is held (NAK with delay), which blocks only this subscription.
+pub fn fifo_consumer_config(config: &Config, names: &Names, subscription_id: &str) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(names.fifo_consumer(subscription_id)),
+        description: Some(format!("hookline fifo delivery for {subscription_id}")),
+        filter_subject: names.fifo(subscription_id),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_wait: config.delivery.ack_wait,
+        max_ack_pending: 1,
         ..Default::default()
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, ApiJson, ApiQuery, ApiResult, ApiState, Caller};
 use crate::filter::EventFilter;
 use crate::lifecycle::{self, LifecycleKind};
-use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription, SubscriptionError, SubscriptionInput};
+use crate::store::subscriptions::{BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionError, SubscriptionInput};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -46,6 +46,8 @@ pub struct CreateSubscription {
     pub max_in_flight: Option<u32>,
     /// Override of `health.max_rps_per_endpoint` (0: unlimited).
     pub max_rps: Option<u32>,
+    /// `unordered` (default) or `fifo`.
+    pub ordering: Option<Ordering>,
 }
 
 /// Body of `PATCH /v1/subscriptions/{id}`: every field optional.
@@ -65,6 +67,7 @@ pub struct UpdateSubscription {
     pub max_in_flight: Option<u32>,
     /// 0 means unlimited.
     pub max_rps: Option<u32>,
+    pub ordering: Option<Ordering>,
 }
 
 /// A subscription with its (new) secret: returned by create and rotate-secret only.
@@ -147,6 +150,7 @@ async fn create(State(state): State<ApiState>, caller: Caller, ApiJson(body): Ap
         body_format: Some(body.body_format),
         max_in_flight: body.max_in_flight,
         max_rps: body.max_rps,
+        ordering: body.ordering,
     };
     let sub = state.ctx.subscriptions.create(input).await.map_err(store_error)?;
     notify(&state, LifecycleKind::Created, &sub).await;
@@ -209,6 +213,7 @@ async fn update(State(state): State<ApiState>, caller: Caller, Path(id): Path<St
         body_format: body.body_format,
         max_in_flight: body.max_in_flight,
         max_rps: body.max_rps,
+        ordering: body.ordering,
     };
     let sub = state.ctx.subscriptions.update(&id, input).await.map_err(store_error)?;
     notify(&state, LifecycleKind::Updated, &sub).await;

@@ -37,6 +37,8 @@ struct Job<'a> {
     now: OffsetDateTime,
     state: AttemptState,
     delivery: Delivery,
+    /// Arrived on `<p>.fifo.<sub>`: failures hold the head instead of scheduling a retry.
+    fifo: bool,
 }
 
 /// What the attempt log gets for one attempt.
@@ -66,8 +68,18 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     span.record("event_id", delivery.event.event_id.as_str());
     span.record("subscription_id", delivery.subscription_id.as_str());
     span.record("attempt", state.attempt);
-    let job = Job { ctx, msg, seq, now, state, delivery };
-    if ctx.names.deliver(&job.delivery.subscription_id) != msg.subject.as_str() {
+    let fifo = ctx.names.fifo(&delivery.subscription_id) == msg.subject.as_str();
+    let mut state = state;
+    if fifo {
+        // A FIFO head keeps its place in the stream; its attempt count lives in Redis.
+        state.attempt = fifo_failures(ctx, seq).await? as u32 + 1;
+        if let Ok(info) = msg.info() {
+            state.first_attempt_at = info.published;
+        }
+        span.record("attempt", state.attempt);
+    }
+    let job = Job { ctx, msg, seq, now, state, delivery, fifo };
+    if !fifo && ctx.names.deliver(&job.delivery.subscription_id) != msg.subject.as_str() {
         let detail = format!("body names subscription {} but the subject is {}", job.delivery.subscription_id, msg.subject);
         return job.dead_letter("subscription_mismatch", &detail, None).await;
     }
@@ -85,7 +97,22 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
             None => job.dead_letter("subscription_inactive", &format!("subscription {} is inactive", sub.id), Some(&sub)).await,
         };
     }
-    job.run(&sub).await
+    let result = job.run(&sub).await;
+    if fifo && result.is_ok() {
+        let mut redis = ctx.redis.clone();
+        let _: Result<(), _> = redis::cmd("DEL").arg(fifo_key(ctx, seq)).query_async(&mut redis).await;
+    }
+    result
+}
+
+fn fifo_key(ctx: &Ctx, seq: u64) -> String {
+    ctx.names.key(&format!("fifo_failures:{seq}"))
+}
+
+async fn fifo_failures(ctx: &Ctx, seq: u64) -> Result<u64, Transient> {
+    let mut redis = ctx.redis.clone();
+    let n: Option<u64> = redis::cmd("GET").arg(fifo_key(ctx, seq)).query_async(&mut redis).await.map_err(|e| Transient::new(format!("redis: {e}")))?;
+    Ok(n.unwrap_or(0))
 }
 
 impl Job<'_> {
@@ -148,6 +175,9 @@ impl Job<'_> {
     /// Reschedules this attempt unchanged (no attempt is used).
     async fn defer(&self, sub: &Subscription, wait: Duration, reason: &'static str, status: Option<u16>) -> Result<(), Transient> {
         metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
+        if self.fifo {
+            return Err(Transient::hold(wait, reason));
+        }
         let failure = Failure { status, error: reason, at: self.now };
         let due = retry::schedule(self.ctx, &self.delivery, &self.state, &failure, wait, self.seq, self.state.attempt).await?;
         tracing::debug!(reason, ?wait, subscription_id = %sub.id, "delivery deferred");
@@ -206,6 +236,9 @@ impl Job<'_> {
                 if retry::has_attempts_left(&ctx.config.retry, self.state.attempt) {
                     metrics::attempt("failed", status, duration);
                     let delay = retry::delay_before(&ctx.config.retry, self.state.attempt + 1, retry_after, rand::random::<f64>());
+                    if self.fifo {
+                        return self.hold_head(sub, delay, log).await;
+                    }
                     let failure = Failure { status, error: &error, at: self.now };
                     let due = retry::schedule(ctx, &self.delivery, &self.state, &failure, delay, self.seq, self.state.attempt + 1).await?;
                     tracing::info!(status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
@@ -217,6 +250,24 @@ impl Job<'_> {
                 }
             }
         }
+    }
+
+    /// FIFO: counts the failed attempt and keeps the message at the head for `delay`.
+    async fn hold_head(&self, sub: &Subscription, delay: Duration, log: Log) -> Result<(), Transient> {
+        let mut redis = self.ctx.redis.clone();
+        let key = fifo_key(self.ctx, self.seq);
+        redis::pipe()
+            .incr(&key, 1)
+            .ignore()
+            .expire(&key, 7 * 86_400)
+            .ignore()
+            .query_async::<()>(&mut redis)
+            .await
+            .map_err(|e| Transient::new(format!("redis: {e}")))?;
+        let due = self.now + delay;
+        tracing::info!(retry_in = ?delay, "fifo head failed; holding it (later deliveries of this subscription wait)");
+        self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log });
+        Err(Transient::hold(delay, "fifo head waiting for its retry"))
     }
 
     /// Counts the failure for the breaker and auto-disable; returns the consecutive count.

@@ -15,6 +15,14 @@ use crate::event::{Delivery, WebhookEvent};
 /// Publishes are awaited in chunks of this many, so a huge fan-out has bounded acks in flight.
 const PUBLISH_CHUNK: usize = 1000;
 
+/// `<p>.fifo.<sub>` for FIFO subscriptions, else `<p>.deliver.<sub>`.
+fn delivery_subject(ctx: &Ctx, sub: &crate::store::subscriptions::Subscription) -> String {
+    match sub.ordering {
+        crate::store::subscriptions::Ordering::Fifo => ctx.names.fifo(&sub.id),
+        crate::store::subscriptions::Ordering::Unordered => ctx.names.deliver(&sub.id),
+    }
+}
+
 /// Handles one message of the events stream.
 #[tracing::instrument(skip_all, fields(subject = %msg.subject, event_id, matched))]
 pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient> {
@@ -45,7 +53,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
             headers.insert("Nats-Msg-Id", format!("{}.{}", event.event_id, sub.id).as_str());
             let ack = ctx
                 .js
-                .publish_with_headers(ctx.names.deliver(&sub.id), headers, delivery.to_bytes().into())
+                .publish_with_headers(delivery_subject(ctx, sub), headers, delivery.to_bytes().into())
                 .await
                 .map_err(|e| Transient::new(format!("publishing delivery for {}: {e}", sub.id)))?;
             acks.push(ack);

@@ -9,18 +9,29 @@ pub mod attempt;
 pub mod deliver;
 pub mod dlq;
 pub mod fanout;
+pub mod fifo;
 pub mod headers;
 pub mod retry;
 pub mod worker;
 
-/// A failure of NATS or Redis that says nothing about the message: it stays in JetStream and is
-/// tried again after a short delay.
+/// The message stays in JetStream and is tried again later: after a NATS or Redis failure
+/// (which says nothing about the message; retried after a short delay), or deliberately, when a
+/// FIFO subscription's head must wait (`hold`).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Transient(pub String);
+#[error("{message}")]
+pub struct Transient {
+    pub message: String,
+    /// A deliberate wait (FIFO head) rather than a failure.
+    pub hold: Option<std::time::Duration>,
+}
 
 impl Transient {
     pub fn new(what: impl std::fmt::Display) -> Transient {
-        Transient(what.to_string())
+        Transient { message: what.to_string(), hold: None }
+    }
+
+    /// Keep the message and offer it again after `delay` (not an error).
+    pub fn hold(delay: std::time::Duration, why: impl std::fmt::Display) -> Transient {
+        Transient { message: why.to_string(), hold: Some(delay) }
     }
 }

@@ -81,8 +81,19 @@ where
             }
         }
         Err(e) => {
-            tracing::warn!(role, error = %e, "transient failure; message stays in JetStream");
-            if let Err(e) = msg.ack_with(AckKind::Nak(Some(TRANSIENT_RETRY_DELAY))).await {
+            let delay = match e.hold {
+                Some(delay) => {
+                    tracing::debug!(role, reason = %e, ?delay, "message held");
+                    delay
+                }
+                None => {
+                    let backend = if e.message.contains("redis") { "redis" } else { "nats" };
+                    crate::metrics::inc("hookline_transient_errors_total", &[("role", role), ("backend", backend)]);
+                    tracing::warn!(role, error = %e, "transient failure; message stays in JetStream");
+                    TRANSIENT_RETRY_DELAY
+                }
+            };
+            if let Err(e) = msg.ack_with(AckKind::Nak(Some(delay))).await {
                 tracing::warn!(role, error = %e, "nak failed; the message will be redelivered after ack_wait");
             }
         }

@@ -55,6 +55,17 @@ pub enum BodyFormat {
     Payload,
 }
 
+/// Delivery order of a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Concurrent deliveries; retries do not block later events (the default).
+    #[default]
+    Unordered,
+    /// One delivery at a time in publish order; a failing head blocks only this subscription.
+    Fifo,
+}
+
 /// One signing secret; a rotated-out secret keeps signing until `expires_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SigningSecret {
@@ -87,6 +98,8 @@ pub struct Subscription {
     /// Why hookline deactivated it (`failing`, `gone`), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// Unordered (default) or fifo.
+    pub ordering: Ordering,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -146,6 +159,7 @@ pub struct SubscriptionInput {
     pub max_in_flight: Option<u32>,
     /// `Some(0)` means unlimited.
     pub max_rps: Option<u32>,
+    pub ordering: Option<Ordering>,
 }
 
 /// A rejected subscription input; names the field.
@@ -303,6 +317,7 @@ impl SubscriptionStore {
             max_in_flight: input.max_in_flight.filter(|n| *n > 0),
             max_rps: input.max_rps,
             disabled_reason: None,
+            ordering: input.ordering.unwrap_or_default(),
             created_at: at,
             updated_at: at,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
@@ -381,6 +396,9 @@ impl SubscriptionStore {
         if let Some(n) = input.max_rps {
             new.max_rps = Some(n);
         }
+        if let Some(o) = input.ordering {
+            new.ordering = o;
+        }
         if let Some(schemes) = input.signature_schemes {
             new.signature_schemes = dedup_schemes(schemes);
         }
@@ -443,6 +461,13 @@ impl SubscriptionStore {
         self.exec(pipe, || format!("deleting subscription {id}")).await?;
         self.drop_empty_patterns(&old).await?;
         Ok(old)
+    }
+
+    /// Ids of the FIFO subscriptions (each needs its own consumer).
+    pub async fn fifo_ids(&self) -> Result<Vec<String>, SubscriptionError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.smembers(self.names.key("idx:fifo")).await.doing(|| "listing fifo subscriptions".into())?;
+        Ok(ids)
     }
 
     /// Active subscriptions that should receive an event of this type and tenant.
@@ -513,6 +538,9 @@ impl SubscriptionStore {
     }
 
     fn index(&self, pipe: &mut redis::Pipeline, sub: &Subscription) {
+        if sub.ordering == Ordering::Fifo {
+            pipe.sadd(self.names.key("idx:fifo"), &sub.id).ignore();
+        }
         if sub.event_types.is_empty() {
             pipe.sadd(self.names.key("idx:all"), &sub.id).ignore();
         }
@@ -530,6 +558,7 @@ impl SubscriptionStore {
 
     fn unindex(&self, pipe: &mut redis::Pipeline, sub: &Subscription) {
         pipe.srem(self.names.key("idx:all"), &sub.id).ignore();
+        pipe.srem(self.names.key("idx:fifo"), &sub.id).ignore();
         for filter in sub.filters() {
             let key = match &filter {
                 EventFilter::Exact(t) => self.names.key(&format!("idx:type:{t}")),
@@ -583,6 +612,7 @@ fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
         ("max_in_flight", sub.max_in_flight.map(|n| n.to_string()).unwrap_or_default()),
         ("max_rps", sub.max_rps.map(|n| n.to_string()).unwrap_or_default()),
         ("disabled_reason", sub.disabled_reason.clone().unwrap_or_default()),
+        ("ordering", serde_json::to_string(&sub.ordering).unwrap_or_else(|_| "\"unordered\"".into())),
         ("created_at", ts(sub.created_at)),
         ("updated_at", ts(sub.updated_at)),
     ]
@@ -633,6 +663,7 @@ fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, Store
         max_in_flight: map.get("max_in_flight").and_then(|v| v.parse().ok()),
         max_rps: map.get("max_rps").and_then(|v| v.parse().ok()),
         disabled_reason: map.get("disabled_reason").filter(|v| !v.is_empty()).cloned(),
+        ordering: map.get("ordering").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
         secrets: decode_secrets(&get("secrets")?).ok_or_else(|| corrupt("field secrets holds no valid whsec_ secret".into()))?,
@@ -657,6 +688,7 @@ mod tests {
             max_in_flight: None,
             max_rps: None,
             disabled_reason: None,
+            ordering: Ordering::Unordered,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],

@@ -212,3 +212,30 @@ async fn a_dead_endpoint_does_not_starve_healthy_ones() {
     // benchmark's isolation scenario measures the real ratio.
     assert!(with_dead <= baseline * 2 + Duration::from_secs(1), "healthy deliveries took {with_dead:?} beside a dead endpoint vs {baseline:?}");
 }
+
+#[tokio::test]
+async fn fifo_subscription_keeps_publish_order_under_failures_and_blocks_only_itself() {
+    let w = World::start().await;
+    let input = SubscriptionInput {
+        url: Some(w.receiver.url("/fifo")),
+        ordering: Some(hookline::store::subscriptions::Ordering::Fifo),
+        ..Default::default()
+    };
+    w.store().await.create(input).await.unwrap();
+    w.subscribe("/free", &[], None).await;
+    // The head fails twice before it gets through; the rest must wait for it.
+    w.receiver.script("/fifo", vec![Reply::Status(500), Reply::Status(503)]);
+    let app = w.start_app(health_config(&w, "\"0s\", \"300ms\", \"300ms\", \"300ms\"", |_| {})).await;
+    for i in 0..6 {
+        w.publish("order.created", &format!("evt_f{i}"), None).await;
+    }
+    // The unordered subscription is not held up by the FIFO head's retries.
+    let free = w.receiver.wait_for_requests("/free", 6, WAIT).await;
+    let fifo_seen_by_then = w.receiver.requests_for("/fifo").iter().filter(|r| r.received_at <= free[5].received_at).count();
+    assert!(fifo_seen_by_then <= 2, "the fifo head was still retrying ({fifo_seen_by_then} requests)");
+    let reqs = w.receiver.wait_for_requests("/fifo", 8, WAIT).await;
+    let order: Vec<&str> = reqs.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+    assert_eq!(order, ["evt_f0", "evt_f0", "evt_f0", "evt_f1", "evt_f2", "evt_f3", "evt_f4", "evt_f5"]);
+    assert!(reqs[1].received_at - reqs[0].received_at >= Duration::from_millis(250), "the head waited for its retry");
+    app.stop().await;
+}
