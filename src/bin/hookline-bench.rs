@@ -173,7 +173,8 @@ fn env_override(set: &str) -> anyhow::Result<(String, String)> {
 /// The hookline binary: given, or the sibling of this one, rebuilt when cargo runs us.
 fn hookline_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(path) = given {
-        return Ok(path);
+        // A bare name would be looked up in PATH, not in the working directory.
+        return std::path::absolute(&path).with_context(|| format!("--hookline {}", path.display()));
     }
     let exe = std::env::current_exe()?;
     let sibling = exe.with_file_name("hookline");
@@ -234,13 +235,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some((_, v)) => v.parse().context("--set delivery.concurrency: not a number")?,
         None => hookline::config::Config::with_overrides("")?.delivery.concurrency,
     };
+    let hookline = hookline_binary(cli.hookline)?;
+    let hookline_has_egress = std::fs::read(&hookline)
+        .map(|bytes| bytes.windows(11).any(|w| w == b"allow_cidrs"))
+        .unwrap_or(true);
     let opts = Options {
         quick: cli.quick,
         nats_url: cli.nats_url,
         redis_url: cli.redis_url,
         nats_server: cli.nats_server,
-        hookline: hookline_binary(cli.hookline)?,
+        hookline,
         hookline_env,
+        hookline_has_egress,
         rust_log: cli.rust_log,
         concurrency,
         max_rate: cli.max_rate,

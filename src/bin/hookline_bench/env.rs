@@ -17,6 +17,9 @@ use crate::load::{EVENT_TYPE, Publisher};
 use crate::procs::{self, HooklineSetup, Proc, TempDir, Usage};
 use crate::receiver::Stats;
 
+/// The receiver is on loopback, which SSRF protection refuses unless allowed.
+pub const LOOPBACK_ALLOWED: &str = "[egress]\nallow_cidrs = [\"127.0.0.0/8\"]";
+
 /// Command-line options that shape the environment.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -27,6 +30,8 @@ pub struct Options {
     pub hookline: PathBuf,
     /// `HOOKLINE_<SECTION>__<KEY>` overrides for every hookline process.
     pub hookline_env: Vec<(String, String)>,
+    /// Whether the hookline binary knows `egress.allow_cidrs` (older builds reject the key).
+    pub hookline_has_egress: bool,
     pub rust_log: String,
     /// delivery.concurrency in effect (the baseline uses the same).
     pub concurrency: usize,
@@ -144,6 +149,9 @@ impl Env {
             ("HOOKLINE_REDIS__URL".to_string(), self.redis_url.clone()),
             ("HOOKLINE_STREAMS__PREFIX".to_string(), prefix.clone()),
         ];
+        if self.opts.hookline_has_egress {
+            env.push(("HOOKLINE_EGRESS__ALLOW_CIDRS".to_string(), r#"["127.0.0.0/8"]"#.to_string()));
+        }
         env.extend(self.opts.hookline_env.iter().cloned());
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let setup = HooklineSetup {
@@ -166,10 +174,12 @@ impl Env {
             }
         })
         .await?;
-        let mut config = hookline::config::Config::with_overrides("")?;
+        let mut config = hookline::config::Config::with_overrides(LOOPBACK_ALLOWED)?;
         config.redis.url = self.redis_url.clone();
         let conn = hookline::store::connect(&config.redis).await?;
-        Ok(Hookline { proc, prefix, subs: SubscriptionStore::new(conn, names.clone()), names })
+        let egress = std::sync::Arc::new(hookline::egress::EgressPolicy::from_config(&config.egress)?);
+        let subs = SubscriptionStore::new(conn, names.clone()).with_egress(egress);
+        Ok(Hookline { proc, prefix, subs, names })
     }
 
     /// Creates subscriptions (url, event-type filters), 64 at a time; returns their ids.
@@ -194,9 +204,11 @@ impl Env {
         self.subscribe(hk, specs.collect()).await
     }
 
-    /// Publishes `events` warm-up events (pools, JIT-free but cold caches), waits for their
+    /// Publishes `events` warm-up events (connection pools, caches), waits for their
     /// `events * subs` deliveries, then clears the receiver's statistics.
     pub async fn warm_up(&self, publisher: &Publisher, events: u64, subs: u64) -> anyhow::Result<()> {
+        // Cleared first too: counts left by an earlier scenario must not end the wait early.
+        self.reset_receiver().await?;
         publisher.burst("warm", 0..events).await?;
         let waited = self.wait_for(events * subs, |_| true, Duration::from_secs(20), None).await?;
         if waited.timed_out {

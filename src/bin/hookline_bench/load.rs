@@ -112,7 +112,7 @@ pub struct BaselineResult {
 /// `concurrency` closed-loop workers POST a [`BODY_BYTES`] webhook to `url` for `duration`
 /// with hookline's own HTTP client (same builder, same settings) and the same headers.
 pub async fn baseline(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<BaselineResult> {
-    let config = hookline::config::Config::with_overrides("[egress]\nallow_cidrs = [\"127.0.0.0/8\"]")?;
+    let config = hookline::config::Config::with_overrides(crate::env::LOOPBACK_ALLOWED)?;
     let egress = hookline::egress::EgressPolicy::from_config(&config.egress)?;
     let client = hookline::pipeline::attempt::http_client(&config.delivery, egress.into())?;
     let body = bytes::Bytes::from(format!(
