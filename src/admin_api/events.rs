@@ -49,11 +49,7 @@ fn invalid(e: InvalidEvent) -> ApiError {
         (status = 413, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn publish(State(state): State<ApiState>, caller: Caller, ApiJson(body): ApiJson<PublishEvent>) -> ApiResult<(StatusCode, Json<Published>)> {
-    let tenant_id = match (caller.tenant(), body.tenant_id) {
-        (Some(own), Some(asked)) if own != asked => return Err(ApiError::bad_field("tenant_id", "a tenant token can only publish events of its own tenant")),
-        (Some(own), _) => Some(own.to_string()),
-        (None, asked) => asked,
-    };
+    let tenant_id = caller.scope_tenant(body.tenant_id, "publish events")?;
     let event = WebhookEvent {
         event_id: body.event_id.unwrap_or_else(crate::ingest::new_event_id),
         event_type: body.event_type,

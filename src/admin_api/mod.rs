@@ -120,6 +120,18 @@ impl Caller {
         }
     }
 
+    /// The tenant a new resource gets: a tenant token's own (asking for another is a 400 on
+    /// `tenant_id`), or whatever an admin asked for.
+    pub fn scope_tenant(&self, asked: Option<String>, what: &str) -> ApiResult<Option<String>> {
+        match (self.tenant(), asked) {
+            (Some(own), Some(asked)) if own != asked => {
+                Err(ApiError::bad_field("tenant_id", format!("a tenant token can only {what} of its own tenant")))
+            }
+            (Some(own), _) => Ok(Some(own.to_string())),
+            (None, asked) => Ok(asked),
+        }
+    }
+
     /// Whether a resource of `tenant` is visible to the caller.
     pub fn sees(&self, tenant: Option<&str>) -> bool {
         match self {

@@ -50,26 +50,6 @@ pub struct CreateSubscription {
     pub ordering: Option<Ordering>,
 }
 
-/// Body of `PATCH /v1/subscriptions/{id}`: every field optional.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateSubscription {
-    pub url: Option<String>,
-    pub event_types: Option<Vec<String>>,
-    /// Admin tokens only.
-    pub tenant_id: Option<String>,
-    pub description: Option<String>,
-    pub metadata: Option<BTreeMap<String, String>>,
-    pub active: Option<bool>,
-    pub signature_schemes: Option<Vec<SignatureScheme>>,
-    pub body_format: Option<BodyFormat>,
-    /// 0 clears the override.
-    pub max_in_flight: Option<u32>,
-    /// 0 means unlimited.
-    pub max_rps: Option<u32>,
-    pub ordering: Option<Ordering>,
-}
-
 /// A subscription with its (new) secret: returned by create and rotate-secret only.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SubscriptionWithSecret {
@@ -134,11 +114,7 @@ async fn notify(state: &ApiState, kind: LifecycleKind, sub: &Subscription) {
     responses((status = 201, body = SubscriptionWithSecret), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn create(State(state): State<ApiState>, caller: Caller, ApiJson(body): ApiJson<CreateSubscription>) -> ApiResult<(StatusCode, Json<SubscriptionWithSecret>)> {
-    let tenant = match (caller.tenant(), body.tenant_id) {
-        (Some(own), Some(asked)) if own != asked => return Err(ApiError::bad_field("tenant_id", "a tenant token can only create subscriptions of its own tenant")),
-        (Some(own), _) => Some(own.to_string()),
-        (None, asked) => asked,
-    };
+    let tenant = caller.scope_tenant(body.tenant_id, "create subscriptions")?;
     let input = SubscriptionInput {
         url: Some(body.url),
         event_types: Some(body.event_types),
@@ -194,27 +170,14 @@ async fn get_one(State(state): State<ApiState>, caller: Caller, Path(id): Path<S
 }
 
 /// Change url, event types, description, metadata, active, signature schemes or body format.
-#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)), request_body = UpdateSubscription,
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)), request_body = SubscriptionInput,
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn update(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>, ApiJson(body): ApiJson<UpdateSubscription>) -> ApiResult<Json<Subscription>> {
+async fn update(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>, ApiJson(input): ApiJson<SubscriptionInput>) -> ApiResult<Json<Subscription>> {
     let before = visible(&state, &caller, &id).await?;
-    if body.tenant_id.is_some() && caller != Caller::Admin {
+    if input.tenant_id.is_some() && caller != Caller::Admin {
         return Err(ApiError::bad_field("tenant_id", "only an admin token can move a subscription to another tenant"));
     }
-    let input = SubscriptionInput {
-        url: body.url,
-        event_types: body.event_types,
-        tenant_id: body.tenant_id,
-        description: body.description,
-        metadata: body.metadata,
-        active: body.active,
-        signature_schemes: body.signature_schemes,
-        body_format: body.body_format,
-        max_in_flight: body.max_in_flight,
-        max_rps: body.max_rps,
-        ordering: body.ordering,
-    };
     let sub = state.ctx.subscriptions.update(&id, input).await.map_err(store_error)?;
     notify(&state, LifecycleKind::Updated, &sub).await;
     if before.active != sub.active {

@@ -144,8 +144,10 @@ impl Subscription {
     }
 }
 
-/// Input of `create` (and the fields `update` may change).
-#[derive(Debug, Clone, Default)]
+/// Input of `create` (and the fields `update` may change; also the body of
+/// `PATCH /v1/subscriptions/{id}`, where every field is optional).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriptionInput {
     pub url: Option<String>,
     pub event_types: Option<Vec<String>>,
