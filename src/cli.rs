@@ -64,6 +64,11 @@ pub enum Command {
     /// The attempt log.
     #[command(subcommand)]
     Attempts(AttemptsCommand),
+    /// Delivery statistics over 5 min / 1 h / 24 h (one subscription, or overall).
+    Stats {
+        #[arg(long)]
+        subscription: Option<String>,
+    },
     /// Follow delivery attempts live (subscribes to the attempt subjects).
     Tail {
         /// Only this subscription.
@@ -127,6 +132,15 @@ pub enum SubscriptionsCommand {
     },
     /// List subscriptions (without secrets).
     List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only those that receive this event type.
+        #[arg(long)]
+        event_type: Option<String>,
+        /// Only active (true) or inactive (false) ones.
+        #[arg(long)]
+        active: Option<bool>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },

@@ -61,6 +61,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Dlq(cmd) => dlq_command(cmd, &config).await,
         Command::Attempts(cmd) => crate::commands_ops::attempts(cmd, config).await,
+        Command::Stats { subscription } => crate::commands_ops::stats(config, subscription).await,
         Command::Tail { subscription, failures, count } => crate::commands_ops::tail(config, subscription, failures, count).await,
         Command::Replay { event_id, since, until, event_types, subscription } => {
             crate::commands_ops::replay(config, event_id, since, until, event_types, subscription).await
@@ -205,8 +206,19 @@ async fn subscriptions(cmd: SubscriptionsCommand, config: &Config) -> anyhow::Re
                 }
             }
         }
-        SubscriptionsCommand::List { output } => {
-            let subs = store.list().await.map_err(input_error)?;
+        SubscriptionsCommand::List { tenant, event_type, active, output } => {
+            if let Some(t) = event_type.as_deref().filter(|t| !crate::event::valid_event_type(t)) {
+                return Err(InputError(format!("--event-type {t:?} is not an event type")).into());
+            }
+            let subs: Vec<Subscription> = store
+                .list()
+                .await
+                .map_err(input_error)?
+                .into_iter()
+                .filter(|s| tenant.as_ref().is_none_or(|t| s.tenant_id.as_ref() == Some(t)))
+                .filter(|s| active.is_none_or(|a| s.active == a))
+                .filter(|s| event_type.as_ref().is_none_or(|t| s.event_types.is_empty() || s.filters().iter().any(|f| f.matches(t))))
+                .collect();
             match output {
                 Output::Json => println!("{}", serde_json::to_string(&subs)?),
                 Output::Text if subs.is_empty() => println!("no subscriptions"),

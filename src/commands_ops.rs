@@ -50,6 +50,18 @@ pub async fn attempts(cmd: AttemptsCommand, config: Config) -> anyhow::Result<()
     Ok(())
 }
 
+/// `hookline stats`: the stats API's numbers, as JSON.
+pub async fn stats(config: Config, subscription: Option<String>) -> anyhow::Result<()> {
+    let ctx = Ctx::connect(config).await?;
+    if let Some(id) = &subscription {
+        ctx.subscriptions.require(id).await.map_err(|e| InputError(e.to_string()))?;
+    }
+    let windows = crate::stats::windows(&ctx.redis, &ctx.names, subscription.as_deref()).await.context("reading stats from redis")?;
+    let scope = subscription.unwrap_or_else(|| "all subscriptions".into());
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"scope": scope, "windows": windows}))?);
+    Ok(())
+}
+
 /// One human-readable line for an attempt record.
 pub fn tail_line(r: &crate::attempts::AttemptRecord) -> String {
     let http = r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "---".into());

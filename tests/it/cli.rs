@@ -245,3 +245,27 @@ async fn cli_covers_rotation_attempts_replay_dlq_get_and_signature_options() {
     assert_eq!(bad_time.status.code(), Some(2));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn subscription_list_filters_and_stats_command_work_from_the_cli() {
+    let w = World::start().await;
+    let acme = w.subscribe("/f-acme", &["order.*"], Some("acme")).await;
+    let other = w.subscribe("/f-other", &["invoice.paid"], None).await;
+    w.store().await.set_active(&other.id, false).await.unwrap();
+    let ids = |v: serde_json::Value| v.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(json(&w.cli(&["subscriptions", "list", "--tenant", "acme", "--output", "json"]).await)), [acme.id.clone()]);
+    assert_eq!(ids(json(&w.cli(&["subscriptions", "list", "--active", "false", "--output", "json"]).await)), [other.id.clone()]);
+    assert_eq!(ids(json(&w.cli(&["subscriptions", "list", "--event-type", "order.created", "--output", "json"]).await)), [acme.id.clone()]);
+    let app = w.start_app(w.config("\"0s\"")).await;
+    w.publish("order.created", "evt_stats", None).await;
+    w.receiver.wait_for_requests("/f-acme", 1, WAIT).await;
+    let stats = crate::harness::eventually(WAIT, "stats count the delivery", || async {
+        let v = json(&w.cli(&["stats", "--subscription", &acme.id]).await);
+        (v["windows"]["5m"]["succeeded"] == 1).then_some(v)
+    })
+    .await;
+    assert_eq!(stats["windows"]["5m"]["success_rate"], 1.0);
+    let missing = w.cli(&["stats", "--subscription", "sub_nope"]).await;
+    assert_eq!(missing.status.code(), Some(2));
+    app.stop().await;
+}
