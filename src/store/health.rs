@@ -115,7 +115,9 @@ impl Health {
             .key(self.key("probe", sub))
             .arg(now_ms())
             .arg(probe_timeout.as_millis() as i64)
-            .arg(1000)
+            // While another process's probe is out, wait 1-3 s (spread, so a large backlog does
+            // not come back all at once).
+            .arg(1000 + (rand::random::<u64>() % 2000) as i64)
             .invoke_async(&mut conn)
             .await
             .doing(|| format!("reading the breaker of {sub}"))?;
