@@ -184,7 +184,7 @@ impl World {
             .arg("--config")
             .arg(config_file)
             .arg("serve")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
