@@ -149,10 +149,13 @@ impl Job<'_> {
             let _in_flight = metrics::InFlight::start();
             attempt::post(&ctx.http, &ctx.config.delivery, sub, &self.delivery).await
         };
-        if let Err(e) = self.health().release(sub_id, &token).await {
+        // After a success the lease is returned together with the inbox and health writes.
+        if !matches!(outcome, Outcome::Delivered { .. })
+            && let Err(e) = self.health().release(sub_id, &token).await
+        {
             tracing::warn!(error = %e, "could not return the in-flight lease (it expires by itself)");
         }
-        self.conclude(sub, outcome).await
+        self.conclude(sub, outcome, &token).await
     }
 
     /// The breaker and the rate limit: `Some((wait, reason))` when the request must wait.
@@ -187,7 +190,7 @@ impl Job<'_> {
         Ok(())
     }
 
-    async fn conclude(&self, sub: &Subscription, outcome: Outcome) -> Result<(), Transient> {
+    async fn conclude(&self, sub: &Subscription, outcome: Outcome, lease: &str) -> Result<(), Transient> {
         let ctx = self.ctx;
         match outcome {
             Outcome::Delivered { status, duration, response_body } => {
@@ -196,12 +199,9 @@ impl Job<'_> {
                 // The endpoint has it: a Redis failure here must not cause a retry (that would
                 // be a duplicate); the worst case is a duplicate if JetStream also redelivers.
                 let (event_id, sub_id) = (&self.delivery.event.event_id, &self.delivery.subscription_id);
-                let mut redis = ctx.redis.clone();
-                if let Err(e) = inbox::mark_delivered(&mut redis, &ctx.names, event_id, sub_id, self.replay(), ctx.config.delivery.dedupe_ttl).await {
+                let inbox_key = inbox::delivered_key(&ctx.names, event_id, sub_id, self.replay());
+                if let Err(e) = self.health().succeeded(sub_id, lease, &inbox_key, ctx.config.delivery.dedupe_ttl).await {
                     tracing::error!(error = %e, "could not record the delivery for dedupe");
-                }
-                if let Err(e) = self.health().record_success(sub_id).await {
-                    tracing::warn!(error = %e, "could not reset the endpoint's failure count");
                 }
                 self.log(sub, AttemptStatus::Succeeded, Log { http: Some((status, duration)), body: Some(response_body), ..Log::default() });
                 Ok(())

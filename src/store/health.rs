@@ -145,9 +145,18 @@ impl Health {
         Ok(FailureCount { consecutive: n, opened: opened == 1 })
     }
 
-    /// A success: resets the count and closes the breaker.
-    pub async fn record_success(&self, sub: &str) -> Result<(), StoreError> {
-        self.reset(sub).await
+    /// A success, in one round trip: records the pair in the inbox (`SET NX EX`, see
+    /// [`super::inbox`]), returns the in-flight lease, resets the failure count and closes the
+    /// breaker.
+    pub async fn succeeded(&self, sub: &str, lease: &str, inbox_key: &str, dedupe_ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .cmd("SET").arg(inbox_key).arg(1).arg("NX").arg("EX").arg(dedupe_ttl.as_secs().max(1)).ignore()
+            .cmd("ZREM").arg(self.key("inflight", sub)).arg(lease).ignore()
+            .cmd("DEL").arg(self.key("health", sub)).arg(self.key("probe", sub)).ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .doing(|| format!("recording the success of {sub}"))
     }
 
     /// Forgets all health state (on success, and when a subscription is re-activated).

@@ -1,8 +1,8 @@
 //! Inbox dedupe: remembers which (event, subscription) pairs an endpoint already accepted, so a
 //! copy redelivered by JetStream (process died between the 2xx and the ack, or a duplicate
-//! event outside the stream's window) is acked without a second POST.
-
-use std::time::Duration;
+//! event outside the stream's window) is acked without a second POST. The key is written with
+//! `SET NX EX` after a 2xx, in the same round trip as the health updates
+//! ([`super::health::Health::succeeded`]).
 
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -30,23 +30,4 @@ pub async fn was_delivered(
     conn.exists(delivered_key(names, event_id, subscription_id, replay))
         .await
         .doing(|| format!("checking inbox for event {event_id} subscription {subscription_id}"))
-}
-
-/// Records a 2xx for the pair (`SET NX EX`).
-pub async fn mark_delivered(
-    conn: &mut ConnectionManager,
-    names: &Names,
-    event_id: &str,
-    subscription_id: &str,
-    replay: Option<&str>,
-    ttl: Duration,
-) -> Result<(), StoreError> {
-    let opts = redis::SetOptions::default()
-        .conditional_set(redis::ExistenceCheck::NX)
-        .with_expiration(redis::SetExpiry::EX(ttl.as_secs().max(1)));
-    let _: Option<String> = conn
-        .set_options(delivered_key(names, event_id, subscription_id, replay), 1, opts)
-        .await
-        .doing(|| format!("marking event {event_id} delivered to subscription {subscription_id}"))?;
-    Ok(())
 }
