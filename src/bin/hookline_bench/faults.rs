@@ -129,7 +129,8 @@ pub async fn backlog(env: &mut Env, sizes: &Sizes) -> anyhow::Result<Report> {
             env.wait_for(sizes.backlog_steady, |_| true, STALL, None)
         );
         let (_, steady) = (published?, waited?);
-        let steady_hwm = hk.proc.usage().hwm_kib as f64 / 1024.0;
+        let steady_usage = hk.proc.usage();
+        let steady_hwm = steady_usage.hwm_kib as f64 / 1024.0;
         // Down: publish the backlog, keep the endpoint away a little longer, sample memory.
         env.stop_receiver().await;
         let down_started = Instant::now();
@@ -152,13 +153,16 @@ pub async fn backlog(env: &mut Env, sizes: &Sizes) -> anyhow::Result<Report> {
         let before = env.cpu(&hk);
         let drained = env.wait_for(sizes.backlog_events, |_| true, STALL, None).await?;
         let after = env.cpu(&hk);
-        let peak = hk.proc.usage().hwm_kib as f64 / 1024.0;
+        let drained_usage = hk.proc.usage();
+        let peak = drained_usage.hwm_kib as f64 / 1024.0;
         r.set("steady_events", sizes.backlog_steady)
             .set("steady_deliveries_per_s", steady.rate())
             .set("steady_peak_rss_mib", steady_hwm)
             .set("backlog_events", sizes.backlog_events)
             .set("endpoint_down_s", down_s)
             .set("max_rss_while_down_mib", max_rss_down as f64 / 1024.0)
+            .set("hookline_fds_after_steady", steady_usage.fds)
+            .set("hookline_fds_after_drain", drained_usage.fds)
             .set("dlq_entries", env.dlq_count(&hk).await?);
         delivery_metrics(&mut r, &drained, 1);
         resource_metrics(&mut r, &hk, before.delta(&after));

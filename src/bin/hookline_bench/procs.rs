@@ -106,6 +106,8 @@ pub struct Usage {
     pub hwm_kib: u64,
     /// VmRSS: current resident set, KiB.
     pub rss_kib: u64,
+    /// Open file descriptors (mostly sockets: one per pooled HTTP connection).
+    pub fds: u64,
 }
 
 impl Usage {
@@ -124,7 +126,8 @@ impl Usage {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
                 .unwrap_or(0)
         };
-        Usage { cpu_s, hwm_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") }
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0);
+        Usage { cpu_s, hwm_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:"), fds }
     }
 }
 
