@@ -78,6 +78,7 @@ impl App {
         while let Some(result) = tasks.join_next().await {
             result.context("a role task panicked")??;
         }
+        self.ctx.attempts.flush().await;
         // Acks are fire-and-forget publishes: push the last ones out before the process ends.
         if let Err(e) = self.ctx.nats.flush().await {
             tracing::warn!(error = %e, "could not flush the last acks; those messages will be redelivered");

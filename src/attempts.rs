@@ -5,7 +5,8 @@
 //! `succeeded`, `failed`, `dead_lettered` and `skipped_duplicate` as they happen. Queries (newest
 //! first, paginated, by subscription, event, tenant or status) use small Redis sorted sets whose
 //! members are stream sequences; entries whose record has aged out of the stream are dropped
-//! lazily when a query meets them.
+//! lazily when a query meets them. Records are written by one [`Recorder`] task per process,
+//! in batches, off the delivery path.
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use redis::aio::ConnectionManager;
@@ -94,37 +95,109 @@ fn index_keys(names: &Names, r: &AttemptRecord) -> Vec<String> {
     keys
 }
 
-/// Publishes the record, waits for JetStream, then indexes it. Runs off the delivery path (the
-/// caller spawns it); a failure is logged, never retried into a duplicate record.
-pub async fn record(js: jetstream::Context, mut redis: ConnectionManager, names: Names, retention: std::time::Duration, mut r: AttemptRecord) {
-    if let Some(body) = &mut r.response_body {
-        truncate(body, RESPONSE_BODY_LIMIT);
+/// How many records wait for the recorder at most; a full queue makes deliveries wait (bounded
+/// memory, and no record is dropped).
+const QUEUE: usize = 10_000;
+/// Records written per batch (one JetStream publish each, acks awaited together, one Redis
+/// round trip for all their index and stats updates).
+const BATCH: usize = 256;
+
+enum Msg {
+    Record(Box<AttemptRecord>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The attempt recorder: a bounded queue and one background task per process, so recording
+/// costs the delivery path a channel send instead of a task, a publish and two Redis round
+/// trips of its own.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: tokio::sync::mpsc::Sender<Msg>,
+}
+
+impl Recorder {
+    /// Starts the background writer (needs a Tokio runtime).
+    pub fn start(js: jetstream::Context, redis: ConnectionManager, names: Names, retention: std::time::Duration) -> Recorder {
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        tokio::spawn(run(rx, js, redis, names, retention));
+        Recorder { tx }
     }
-    let payload = match serde_json::to_vec(&r) {
-        Ok(p) => p,
-        Err(e) => return tracing::error!(error = %e, "cannot encode attempt record"),
-    };
-    let seq = match js.publish(names.attempts(&r.subscription_id), payload.into()).await {
-        Ok(ack) => match ack.await {
-            Ok(ack) => ack.sequence,
-            Err(e) => return tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not stored"),
-        },
-        Err(e) => return tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not published"),
-    };
+
+    /// Queues a record (waits only while the queue is full).
+    pub async fn record(&self, r: AttemptRecord) {
+        if self.tx.send(Msg::Record(Box::new(r))).await.is_err() {
+            tracing::warn!("attempt recorder stopped; record lost");
+        }
+    }
+
+    /// Returns once every record queued before the call is written (used at shutdown).
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, js: jetstream::Context, mut redis: ConnectionManager, names: Names, retention: std::time::Duration) {
+    let mut buf = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut buf, BATCH).await > 0 {
+        let mut records = Vec::with_capacity(buf.len());
+        let mut flushes = Vec::new();
+        for msg in buf.drain(..) {
+            match msg {
+                Msg::Record(r) => records.push(*r),
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        write_batch(&js, &mut redis, &names, retention, records).await;
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Publishes the records, waits for JetStream, then indexes and counts them in one Redis round
+/// trip. A failure is logged, never retried into a duplicate record.
+async fn write_batch(js: &jetstream::Context, redis: &mut ConnectionManager, names: &Names, retention: std::time::Duration, records: Vec<AttemptRecord>) {
+    let mut pending = Vec::with_capacity(records.len());
+    for mut r in records {
+        if let Some(body) = &mut r.response_body {
+            truncate(body, RESPONSE_BODY_LIMIT);
+        }
+        let payload = match serde_json::to_vec(&r) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode attempt record");
+                continue;
+            }
+        };
+        match js.publish(names.attempts(&r.subscription_id), payload.into()).await {
+            Ok(ack) => pending.push((r, ack)),
+            Err(e) => tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not published"),
+        }
+    }
     let mut pipe = redis::pipe();
-    for key in index_keys(&names, &r) {
-        pipe.zadd(&key, seq, seq as f64).ignore();
-        // Bounded: the newest MAX_INDEXED per key; older records stay in the stream (and its
-        // retention) but drop out of the queries.
-        pipe.cmd("ZREMRANGEBYRANK").arg(&key).arg(0).arg(-(MAX_INDEXED as i64) - 1).ignore();
+    for (r, ack) in pending {
+        let seq = match ack.await {
+            Ok(ack) => ack.sequence,
+            Err(e) => {
+                tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not stored");
+                continue;
+            }
+        };
+        for key in index_keys(names, &r) {
+            pipe.zadd(&key, seq, seq as f64).ignore();
+            // Bounded: the newest MAX_INDEXED per key; older records stay in the stream (and
+            // its retention) but drop out of the queries.
+            pipe.cmd("ZREMRANGEBYRANK").arg(&key).arg(0).arg(-(MAX_INDEXED as i64) - 1).ignore();
+        }
+        let event_key = names.key(&format!("att:event:{}", r.event_id));
+        pipe.expire(&event_key, retention.as_secs().max(1) as i64).ignore();
+        crate::stats::add(&mut pipe, names, &r);
     }
-    let event_key = names.key(&format!("att:event:{}", r.event_id));
-    pipe.expire(&event_key, retention.as_secs().max(1) as i64).ignore();
-    if let Err(e) = pipe.query_async::<()>(&mut redis).await {
-        tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not indexed");
-    }
-    if let Err(e) = crate::stats::record(&mut redis, &names, &r).await {
-        tracing::warn!(error = %e, event_id = %r.event_id, "attempt not counted in stats");
+    if let Err(e) = pipe.query_async::<()>(redis).await {
+        tracing::warn!(error = %e, "attempt records not indexed or counted");
     }
 }
 

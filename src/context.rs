@@ -19,6 +19,10 @@ pub struct Ctx {
     pub redis: ConnectionManager,
     pub subscriptions: SubscriptionStore,
     pub http: reqwest::Client,
+    /// The attempt log writer.
+    pub attempts: crate::attempts::Recorder,
+    /// In-process per-endpoint permits (in front of the Redis leases).
+    pub limits: Arc<crate::pipeline::limiter::LocalLimits>,
 }
 
 /// Installs ring as the process-wide rustls provider. async-nats uses ring and reqwest is built
@@ -44,7 +48,10 @@ impl Ctx {
         let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
         let subscriptions = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
         let http = crate::pipeline::attempt::http_client(&config.delivery, egress)?;
-        Ok(Ctx { config: Arc::new(config), names, nats, js, redis, subscriptions, http })
+        let limits = Arc::default();
+        let retention = std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);
+        let attempts = crate::attempts::Recorder::start(js.clone(), redis.clone(), names.clone(), retention);
+        Ok(Ctx { config: Arc::new(config), names, nats, js, redis, subscriptions, http, attempts, limits })
     }
 }
 

@@ -24,17 +24,17 @@ fn minute_of(t: time::OffsetDateTime) -> i64 {
     t.unix_timestamp() / 60
 }
 
-/// Adds one attempt record to its subscription's and the overall minute bucket.
-pub async fn record(redis: &mut ConnectionManager, names: &Names, r: &AttemptRecord) -> redis::RedisResult<()> {
+/// Adds the commands that count one attempt record in its subscription's and the overall
+/// minute bucket to `pipe` (the attempt recorder sends a whole batch in one round trip).
+pub fn add(pipe: &mut redis::Pipeline, names: &Names, r: &AttemptRecord) {
     let outcome = match r.status {
         AttemptStatus::Succeeded => "succeeded",
         AttemptStatus::Failed | AttemptStatus::Aborted => "failed",
         AttemptStatus::DeadLettered => "dead_lettered",
         AttemptStatus::Deferred => "deferred",
-        AttemptStatus::SkippedDuplicate => return Ok(()),
+        AttemptStatus::SkippedDuplicate => return,
     };
     let minute = minute_of(r.at);
-    let mut pipe = redis::pipe();
     for scope in [r.subscription_id.as_str(), ALL] {
         let k = key(names, scope, minute);
         pipe.hincr(&k, outcome, 1).ignore();
@@ -48,7 +48,6 @@ pub async fn record(redis: &mut ConnectionManager, names: &Names, r: &AttemptRec
         }
         pipe.expire(&k, 25 * 3600).ignore();
     }
-    pipe.query_async(redis).await
 }
 
 /// Statistics of one window.

@@ -11,6 +11,7 @@ pub mod dlq;
 pub mod fanout;
 pub mod fifo;
 pub mod headers;
+pub mod limiter;
 pub mod retry;
 pub mod worker;
 
