@@ -166,8 +166,7 @@ pub async fn ensure(
     for stream_config in stream_configs(config, names) {
         let name = stream_config.name.clone();
         let wants_schedules = stream_config.allow_message_schedules;
-        let info = js
-            .create_or_update_stream(stream_config)
+        let info = create_or_update_stream(js, stream_config)
             .await
             .map_err(|source| TopologyError::Stream { stream: name.clone(), source })?;
         if wants_schedules && !info.config.allow_message_schedules {
@@ -177,6 +176,27 @@ pub async fn ensure(
     ensure_consumer(js, &names.events_stream(), fanout_consumer_config(config, names)).await?;
     ensure_consumer(js, &names.deliveries_stream(), deliver_consumer_config(config, names)).await?;
     Ok(())
+}
+
+/// Create-or-update, tried again when the request times out: on a cluster, processes that
+/// start together and create the same replicated stream at once time out although the stream
+/// gets created (nats-io/nats.go#949, nats-io/nats-server#3677; here with 2 processes on a
+/// 3-node 2.15 cluster, every time); the next try finds it and updates it in place.
+async fn create_or_update_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Info, jetstream::context::CreateStreamError> {
+    const TRIES: u32 = 5;
+    let mut tried = 1;
+    loop {
+        match js.create_or_update_stream(config.clone()).await {
+            Err(e) if e.kind() == jetstream::context::CreateStreamErrorKind::TimedOut && tried < TRIES => {
+                tracing::warn!(stream = %config.name, tried, "creating or updating the stream timed out; trying again");
+                tried += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 async fn ensure_consumer(

@@ -1,0 +1,393 @@
+//! The chaos driver: servers, subscriptions, a fleet of hookline processes, and a plan of faults
+//! injected while events flow; then the drain and the ledger.
+//!
+//! Pacing is by progress, never by the clock: before each fault the driver publishes a batch and
+//! waits (via `eventually`) until the endpoint has seen a random number of new requests, so every
+//! fault lands while deliveries are in flight, at a moment that depends on the seed and the
+//! machine. Outages last until hookline has noticed them (log lines counted), then the server
+//! comes back with its data (Redis AOF, the NATS store dir).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookline::event::WebhookEvent;
+use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
+use hookline::subjects::Names;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::cluster::Cluster;
+use crate::fleet::{Fleet, Kind};
+use crate::flaky::{FlakyReceiver, Mix};
+use crate::harness::nats::NatsServer;
+use crate::harness::redis::RedisServer;
+use crate::harness::{eventually, eventually_true, unique_prefix};
+use crate::ledger::{self, Report, Sub};
+
+/// Longest any single wait of the driver may take.
+const STEP_WAIT: Duration = Duration::from_secs(60);
+/// Longest the final drain may take.
+const DRAIN_WAIT: Duration = Duration::from_secs(120);
+/// Event type of every chaos event.
+const EVENT_TYPE: &str = "chaos.tick";
+
+/// One fault of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// SIGKILL one hookline process (chosen at random) and start it again at once.
+    KillHookline,
+    /// SIGKILL redis-server; restart it (same data) once hookline has hit the outage.
+    RestartRedis,
+    /// SIGKILL nats-server; restart it (same store) once every hookline has seen the disconnect.
+    RestartNats,
+    /// SIGKILL the cluster node leading the deliveries stream; it stays down.
+    KillNatsNode,
+}
+
+/// What a run does.
+pub struct Plan {
+    pub name: &'static str,
+    pub processes: usize,
+    pub flaky_subs: usize,
+    pub dead_subs: usize,
+    /// Events published before each step (and once more at the end).
+    pub batch: usize,
+    pub steps: Vec<Step>,
+    pub cluster: bool,
+    pub seed: u64,
+}
+
+/// The broker(s) of a run.
+enum Nats {
+    Single(NatsServer),
+    Cluster(Cluster),
+}
+
+impl Nats {
+    fn url(&self) -> String {
+        match self {
+            Nats::Single(s) => s.url(),
+            Nats::Cluster(c) => c.url(),
+        }
+    }
+
+    async fn client(&self) -> async_nats::Client {
+        match self {
+            Nats::Single(s) => async_nats::ConnectOptions::new().retry_on_initial_connect().connect(s.url()).await.expect("nats client"),
+            Nats::Cluster(c) => c.client().await,
+        }
+    }
+}
+
+/// When each event was stored, since the run started.
+pub type Published = Vec<(String, Duration)>;
+
+/// The outcome: the report and the faults, already printed.
+pub struct Outcome {
+    pub report: Report,
+    pub kills: usize,
+}
+
+fn config_toml(nats: &str, redis: &str, prefix: &str, replicas: usize) -> String {
+    format!(
+        "[nats]\nurl = \"{nats}\"\nrequest_timeout = \"10s\"\n\
+         [redis]\nurl = \"{redis}\"\nresponse_timeout = \"2s\"\nconnection_timeout = \"2s\"\n\
+         [streams]\nprefix = \"{prefix}\"\nreplicas = {replicas}\n\
+         [delivery]\nrequest_timeout = \"1s\"\nack_wait = \"3s\"\nconcurrency = 64\nfanout_concurrency = 16\n\
+         [retry]\nschedule = [\"0s\", \"200ms\", \"500ms\", \"1s\", \"1s\", \"2s\"]\njitter = 0.2\nmax_retry_after = \"2s\"\n\
+         [api]\nlisten = \"127.0.0.1:0\"\n[shutdown]\ngrace_period = \"2s\"\n\
+         [egress]\nallow_cidrs = [\"127.0.0.0/8\"]\n\
+         [health]\nbreaker_failure_threshold = 0\ndisable_after_failures = 0\n"
+    )
+}
+
+/// Writes one line to the real stderr, past the test harness's output capture.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Runs `plan` and returns the verdict (the caller asserts on it).
+pub async fn run(plan: Plan) -> Outcome {
+    crate::harness::init();
+    let started = Instant::now();
+    let started_at = time::OffsetDateTime::now_utc();
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    say(&format!("chaos[{}]: seed={} processes={} steps={}", plan.name, plan.seed, plan.processes, plan.steps.len()));
+    let mut redis = RedisServer::start_persistent().await;
+    let mut nats = if plan.cluster { Nats::Cluster(Cluster::start().await) } else { Nats::Single(NatsServer::start().await) };
+    say(&format!("chaos[{}]: servers ready at t={:.1}s", plan.name, started.elapsed().as_secs_f64()));
+    let receiver = FlakyReceiver::start(rng.random(), Mix { ok: 0.6, error: 0.25 }, started).await;
+    let prefix = unique_prefix();
+    let names = Names::new(&prefix);
+    let dir = tempfile::Builder::new().prefix("hookline-chaos-").tempdir().expect("run dir");
+    let _keeper = LogKeeper { dirs: vec![dir.path().to_path_buf()], name: plan.name };
+    let _cluster_keeper = match &nats {
+        Nats::Cluster(c) => Some(LogKeeper { dirs: vec![c.log_dir().to_path_buf()], name: plan.name }),
+        Nats::Single(_) => None,
+    };
+    let config_path = dir.path().join("hookline.toml");
+    let toml = config_toml(&nats.url(), &redis.url(), &prefix, if plan.cluster { 3 } else { 1 });
+    std::fs::write(&config_path, &toml).expect("config written");
+    let subs = create_subscriptions(&toml, &names, &receiver, &plan).await;
+
+    // One process creates the streams, then the others join (a rolling start: processes that
+    // create the same replicated stream at once wait out a request timeout, see topology.rs).
+    let mut fleet = Fleet::start(&config_path, dir.path(), started);
+    let js = async_nats::jetstream::new(nats.client().await);
+    wait_for_consumers(&js, &names, &mut fleet).await;
+    for _ in 1..plan.processes {
+        fleet.add();
+    }
+    eventually_true(STEP_WAIT, "every hookline instance running", || {
+        if let Err(crash) = fleet.supervise() {
+            panic!("{crash}");
+        }
+        let running = fleet.all_running();
+        async move { running }
+    })
+    .await;
+    say(&format!("chaos[{}]: {} hookline processes running at t={:.1}s", plan.name, fleet.len(), started.elapsed().as_secs_f64()));
+
+    let mut events = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        publish_batch(&js, &names, &mut events, plan.batch, started).await;
+        let seen = receiver.count();
+        let progress = rng.random_range(20..=120);
+        eventually_true(STEP_WAIT, &format!("{progress} new requests before step {i} ({step:?})"), || async { receiver.count() >= seen + progress }).await;
+        if let Err(crash) = fleet.supervise() {
+            panic!("{crash}");
+        }
+        if *step != Step::KillHookline {
+            // A server outage while an instance is still starting would only test start-up.
+            eventually_true(STEP_WAIT, "every hookline instance running", || {
+                if let Err(crash) = fleet.supervise() {
+                    panic!("{crash}");
+                }
+                let running = fleet.all_running();
+                async move { running }
+            })
+            .await;
+        }
+        match step {
+            Step::KillHookline => {
+                let index = rng.random_range(0..fleet.len());
+                fleet.kill_and_restart(index).await;
+            }
+            Step::RestartRedis => {
+                let before = fleet.log_count("transient failure");
+                redis.kill().await;
+                fleet.note(Kind::Redis, "redis-server killed (SIGKILL, AOF kept)");
+                publish_batch(&js, &names, &mut events, plan.batch, started).await;
+                // Down until failed messages have come back (NAK'd, redelivered) and failed again.
+                let enough = before + 3 * plan.batch;
+                eventually_true(STEP_WAIT, "hookline retrying through the Redis outage", || async { fleet.log_count("transient failure") >= enough }).await;
+                redis.restart().await;
+                fleet.note(Kind::Redis, "redis-server restarted");
+            }
+            Step::RestartNats => {
+                let Nats::Single(server) = &mut nats else { panic!("RestartNats needs a single server") };
+                let before = fleet.log_count("disconnected from NATS");
+                let unacked = |fleet: &Fleet| fleet.log_count("ack failed") + fleet.log_count("transient failure");
+                let unacked_before = unacked(&fleet);
+                server.kill().await;
+                fleet.note(Kind::Nats, "nats-server killed (SIGKILL, store kept)");
+                let n = fleet.len();
+                // Down until every process noticed, and in-flight POSTs finished without being
+                // able to ack or schedule their outcome.
+                eventually_true(STEP_WAIT, "every hookline seeing the NATS outage", || async { fleet.log_count("disconnected from NATS") >= before + n }).await;
+                eventually_true(STEP_WAIT, "an outcome that could not be acked during the outage", || async { unacked(&fleet) > unacked_before }).await;
+                server.restart().await;
+                fleet.note(Kind::Nats, "nats-server restarted");
+            }
+            Step::KillNatsNode => {
+                let Nats::Cluster(cluster) = &mut nats else { panic!("KillNatsNode needs a cluster") };
+                let leader = stream_leader(&js, &names.deliveries_stream()).await;
+                cluster.kill(&leader).await;
+                fleet.note(Kind::Nats, format!("nats node {leader} (leader of {}) killed, stays down", names.deliveries_stream()));
+            }
+        }
+    }
+    publish_batch(&js, &names, &mut events, plan.batch, started).await;
+    say(&format!("chaos[{}]: {} events published, {} faults injected at t={:.1}s; draining", plan.name, events.len(), fleet.faults.len(), started.elapsed().as_secs_f64()));
+    let drained = drain(&js, &names, &mut fleet).await;
+    if let Err(crash) = fleet.supervise() {
+        panic!("{crash}");
+    }
+    let dlq = hookline::pipeline::dlq::list(&js, &names, None, 1_000_000).await.expect("dlq lists");
+    let report = ledger::account(&events, &subs, &receiver.hits(), &dlq, &fleet.faults, started_at);
+    let kills = fleet.faults.iter().filter(|f| f.kind == Kind::Kill).count();
+    say(&format!("chaos[{}]: {} kills={kills} elapsed={:.1}s", plan.name, report.summary(), started.elapsed().as_secs_f64()));
+    say(&format!(
+        "chaos[{}]: redeliveries caught by the inbox dedupe (no POST)={} acks lost={}",
+        plan.name,
+        fleet.log_count("already delivered; acking the duplicate without a request"),
+        fleet.log_count("ack failed")
+    ));
+    say(&report.details(&fleet.faults));
+    if !report.lost.is_empty() || drained.is_err() {
+        say(&format!("chaos[{}]: hookline logs mention: {:?}", plan.name, fleet.grep("ERROR", 20)));
+        keep_logs(dir.path(), plan.name);
+        if let Nats::Cluster(cluster) = &nats {
+            keep_logs(cluster.log_dir(), plan.name);
+        }
+    }
+    if let Err(left) = drained {
+        panic!("chaos[{}]: not drained after {DRAIN_WAIT:?}: {left}; {}", plan.name, report.summary());
+    }
+    drop(fleet);
+    Outcome { report, kills }
+}
+
+async fn create_subscriptions(toml: &str, names: &Names, receiver: &FlakyReceiver, plan: &Plan) -> Vec<Sub> {
+    let config = hookline::config::Config::with_overrides(toml).expect("chaos config is valid");
+    let conn = hookline::store::connect(&config.redis).await.expect("redis connects");
+    let egress = hookline::egress::EgressPolicy::from_config(&config.egress).expect("egress config");
+    let store = SubscriptionStore::new(conn, names.clone()).with_egress(Arc::new(egress));
+    let mut subs = Vec::new();
+    let wanted = (0..plan.flaky_subs).map(|i| (format!("f{i}"), false)).chain((0..plan.dead_subs).map(|i| (format!("d{i}"), true)));
+    for (name, dead) in wanted {
+        let input = SubscriptionInput { url: Some(receiver.url(&name, dead)), ..Default::default() };
+        let sub = store.create(input).await.expect("subscription created");
+        subs.push(Sub { name, id: sub.id });
+    }
+    subs
+}
+
+async fn wait_for_consumers(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut Fleet) {
+    eventually(STEP_WAIT, "hookline's consumers exist", || {
+        if let Err(crash) = fleet.supervise() {
+            panic!("{crash}");
+        }
+        if fleet.faults.len() > 10 {
+            panic!("hookline keeps failing to start: {:?}", fleet.faults.iter().map(|f| &f.what).collect::<Vec<_>>());
+        }
+        async {
+            let stream = js.get_stream(names.deliveries_stream()).await.ok()?;
+            stream.consumer_info(names.deliver_consumer()).await.ok()
+        }
+    })
+    .await;
+}
+
+/// Publishes `n` more events, each retried (same id: JetStream drops a repeat) until stored.
+async fn publish_batch(js: &async_nats::jetstream::Context, names: &Names, events: &mut Published, n: usize, started: Instant) {
+    for _ in 0..n {
+        let event_id = format!("ev{:06}", events.len());
+        let event = WebhookEvent {
+            event_id: event_id.clone(),
+            event_type: EVENT_TYPE.into(),
+            payload: serde_json::json!({"n": events.len()}),
+            occurred_at: None,
+            source: Some("chaos".into()),
+            tenant_id: None,
+        };
+        eventually(STEP_WAIT, &format!("event {event_id} stored"), || async {
+            hookline::ingest::publish_event(js, names, &event, 1 << 20).await.ok()
+        })
+        .await;
+        events.push((event_id, started.elapsed()));
+    }
+}
+
+async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> String {
+    eventually(STEP_WAIT, &format!("the leader of {stream}"), || async {
+        let mut s = js.get_stream(stream).await.ok()?;
+        s.info().await.ok()?.cluster.as_ref()?.leader.clone()
+    })
+    .await
+}
+
+/// Waits until nothing is left to do: no message in the deliveries stream (due deliveries and
+/// scheduled retries alike) and none pending or unacked on either consumer. `Err` describes
+/// what was still there at the deadline.
+async fn drain(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut Fleet) -> Result<(), String> {
+    let what = "the pipeline drained (deliveries stream empty, both consumers caught up)";
+    let started = Instant::now();
+    let last = std::sync::Mutex::new((Instant::now(), String::new()));
+    let drained = tokio::time::timeout(
+        DRAIN_WAIT,
+        eventually(DRAIN_WAIT * 2, what, || {
+            if let Err(crash) = fleet.supervise() {
+                panic!("{crash}");
+            }
+            let last = &last;
+            async move {
+                let state = pipeline_state(js, names).await;
+                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                if last.0.elapsed() >= Duration::from_secs(10) && state != "drained" {
+                    say(&format!("chaos: still draining after {:.0}s: {state}", started.elapsed().as_secs_f64()));
+                    *last = (Instant::now(), state.clone());
+                }
+                (state == "drained").then_some(())
+            }
+        }),
+    )
+    .await;
+    match drained {
+        Ok(()) => Ok(()),
+        Err(_) => Err(pipeline_state(js, names).await),
+    }
+}
+
+/// `drained`, or what is left in the pipeline.
+async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> String {
+    let mut left = Vec::new();
+    match js.get_stream(names.deliveries_stream()).await {
+        Ok(mut s) => match s.info().await.map(|i| i.state.messages) {
+            Ok(0) => {}
+            Ok(messages) => {
+                let mut subjects = Vec::new();
+                if let Ok(mut list) = s.info_with_subjects(">").await {
+                    while let Some(Ok((subject, n))) = futures::StreamExt::next(&mut list).await {
+                        subjects.push(format!("{subject} x{n}"));
+                    }
+                }
+                left.push(format!("{messages} messages in {} ({})", names.deliveries_stream(), subjects.join(", ")));
+            }
+            Err(e) => left.push(format!("stream info: {e}")),
+        },
+        Err(e) => left.push(format!("stream: {e}")),
+    }
+    for (stream, consumer) in [(names.events_stream(), names.fanout_consumer()), (names.deliveries_stream(), names.deliver_consumer())] {
+        let info = match js.get_stream(&stream).await {
+            Ok(s) => s.consumer_info(&consumer).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match info {
+            Ok(c) if c.num_pending == 0 && c.num_ack_pending == 0 => {}
+            Ok(c) => left.push(format!("{consumer}: {} pending, {} unacked", c.num_pending, c.num_ack_pending)),
+            Err(e) => left.push(format!("{consumer}: {e}")),
+        }
+    }
+    if left.is_empty() { "drained".into() } else { left.join("; ") }
+}
+
+/// Keeps the logs of a run that panics (dropped while unwinding).
+struct LogKeeper {
+    dirs: Vec<std::path::PathBuf>,
+    name: &'static str,
+}
+
+impl Drop for LogKeeper {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for dir in &self.dirs {
+                keep_logs(dir, self.name);
+            }
+        }
+    }
+}
+
+/// Copies the run's logs next to the target dir when something went wrong.
+fn keep_logs(dir: &Path, name: &str) {
+    let dest = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(format!("chaos-logs-{name}"));
+    let _ = std::fs::create_dir_all(&dest);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::copy(entry.path(), dest.join(entry.file_name()));
+        }
+    }
+    say(&format!("chaos[{name}]: logs kept in {}", dest.display()));
+}
