@@ -262,15 +262,23 @@ impl Env {
     }
 
     /// Kills the scenario's hookline and deletes its streams (and, when Redis is ours, its keys).
+    /// Clean-up failures are reported, never fatal: the scenario's numbers are already taken.
     pub async fn finish(&self, mut hk: Hookline) -> anyhow::Result<()> {
         hk.proc.kill().await;
         for stream in [hk.names.events_stream(), hk.names.deliveries_stream(), hk.names.dlq_stream()] {
             let _ = self.js.delete_stream(&stream).await;
         }
         if self.redis.is_some() {
-            let client = redis::Client::open(self.redis_url.as_str())?;
-            let mut conn = client.get_multiplexed_async_connection().await?;
-            let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await?;
+            // ASYNC: a large keyspace (a full-size backlog leaves ~1 M keys) is freed in the
+            // background instead of blocking past the client's response timeout.
+            let flushed = async {
+                let client = redis::Client::open(self.redis_url.as_str())?;
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("FLUSHDB").arg("ASYNC").query_async::<()>(&mut conn).await
+            };
+            if let Err(e) = flushed.await {
+                eprintln!("warning: clearing redis after {}: {e}", hk.prefix);
+            }
         }
         self.reset_receiver().await
     }
