@@ -7,7 +7,8 @@
 //! permits (one came back in the last [`BUSY_AFTER`]): waiting holds a consumer slot, and a slow
 //! or dead endpoint must not collect them. Such an endpoint's excess deliveries are deferred at
 //! once, so it ties up at most its in-flight limit of the process's slots (and none once its
-//! breaker opens). Waiters per endpoint are capped at its limit, and each wait is bounded.
+//! breaker opens). Waiters per endpoint are capped at what the endpoint can serve within the
+//! wait (`limit x max_wait / average hold time`), and each wait is bounded.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,23 +30,47 @@ fn now_ms() -> u64 {
     EPOCH.elapsed().as_millis() as u64
 }
 
+/// How an endpoint is doing, as seen from its permits.
+#[derive(Default)]
+struct Pace {
+    /// Milliseconds since `EPOCH` of the last returned permit (`NEVER` before the first).
+    last_release: AtomicU64,
+    /// Moving average of how long a permit is held, microseconds.
+    avg_hold_us: AtomicU64,
+}
+
 struct Slot {
     limit: u32,
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
-    last_release: Arc<AtomicU64>,
+    pace: Arc<Pace>,
 }
 
-/// A held permit; returning it marks the endpoint as moving.
+/// A held permit; returning it marks the endpoint as moving and updates its pace.
 pub struct Permit {
     _permit: OwnedSemaphorePermit,
-    last_release: Arc<AtomicU64>,
+    pace: Arc<Pace>,
+    acquired: Instant,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.last_release.store(now_ms(), Ordering::SeqCst);
+        let held = self.acquired.elapsed().as_micros() as u64;
+        let avg = self.pace.avg_hold_us.load(Ordering::Relaxed);
+        let next = if avg == 0 { held } else { (avg * 7 + held) / 8 };
+        self.pace.avg_hold_us.store(next.max(1), Ordering::Relaxed);
+        self.pace.last_release.store(now_ms(), Ordering::SeqCst);
     }
+}
+
+/// Hard cap on waiters per endpoint.
+const MAX_WAITERS: u64 = 4096;
+
+/// As many waiters as the endpoint can serve within `max_wait` at its recent pace (holds
+/// shorter than 1 ms count as 1 ms), at least `limit`, at most [`MAX_WAITERS`].
+fn waiter_cap(limit: u32, max_wait: Duration, avg_hold_us: u64) -> usize {
+    let hold_us = avg_hold_us.max(1_000);
+    (u64::from(limit) * max_wait.as_micros() as u64 / hold_us).clamp(u64::from(limit), MAX_WAITERS) as usize
 }
 
 /// Per-endpoint semaphores of this process.
@@ -64,37 +89,38 @@ impl Drop for Waiting {
 }
 
 impl LocalLimits {
-    fn slot(&self, endpoint: &str, limit: u32) -> (Arc<Semaphore>, Arc<AtomicUsize>, Arc<AtomicU64>) {
+    fn slot(&self, endpoint: &str, limit: u32) -> (Arc<Semaphore>, Arc<AtomicUsize>, Arc<Pace>) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(endpoint.to_string()).or_insert_with(|| Slot {
             limit,
             permits: Arc::new(Semaphore::new(limit as usize)),
             waiting: Arc::new(AtomicUsize::new(0)),
             // Busy until it has returned a permit: a new endpoint earns waiting by answering.
-            last_release: Arc::new(AtomicU64::new(NEVER)),
+            pace: Arc::new(Pace { last_release: AtomicU64::new(NEVER), avg_hold_us: AtomicU64::new(0) }),
         });
         if slot.limit != limit {
             // The limit changed: new permits; requests holding old ones finish undisturbed.
             slot.limit = limit;
             slot.permits = Arc::new(Semaphore::new(limit as usize));
         }
-        (slot.permits.clone(), slot.waiting.clone(), slot.last_release.clone())
+        (slot.permits.clone(), slot.waiting.clone(), slot.pace.clone())
     }
 
     /// A permit for `endpoint` (at most `limit` at once in this process), waiting up to
     /// `max_wait` while the endpoint is moving; `None` when it is busy, too many already wait,
     /// or the wait ran out.
     pub async fn acquire(&self, endpoint: &str, limit: u32, max_wait: Duration) -> Option<Permit> {
-        let (permits, waiting, last_release) = self.slot(endpoint, limit.max(1));
-        let permit = |p| Permit { _permit: p, last_release: last_release.clone() };
+        let (permits, waiting, pace) = self.slot(endpoint, limit.max(1));
+        let permit = |p| Permit { _permit: p, pace: pace.clone(), acquired: Instant::now() };
         if let Ok(p) = permits.clone().try_acquire_owned() {
             return Some(permit(p));
         }
-        let last = last_release.load(Ordering::SeqCst);
+        let last = pace.last_release.load(Ordering::SeqCst);
         if last == NEVER || now_ms().saturating_sub(last) > BUSY_AFTER.as_millis() as u64 {
             return None;
         }
-        if waiting.fetch_add(1, Ordering::SeqCst) >= limit as usize {
+        let cap = waiter_cap(limit, max_wait, pace.avg_hold_us.load(Ordering::Relaxed));
+        if waiting.fetch_add(1, Ordering::SeqCst) >= cap {
             waiting.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
@@ -148,25 +174,11 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(500), "turned away without waiting");
     }
 
-    #[tokio::test]
-    async fn too_many_waiters_are_turned_away_at_once() {
-        let limits = Arc::new(LocalLimits::default());
-        drop(limits.acquire("e", 1, Duration::from_millis(10)).await); // the endpoint is moving
-        let _held = limits.acquire("e", 1, Duration::from_millis(10)).await.unwrap();
-        let mut waiters = Vec::new();
-        for _ in 0..1 {
-            let l = limits.clone();
-            waiters.push(tokio::spawn(async move { l.acquire("e", 1, Duration::from_secs(2)).await.is_some() }));
-        }
-        // Let both waiters register.
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        let started = std::time::Instant::now();
-        assert!(limits.acquire("e", 1, Duration::from_secs(2)).await.is_none());
-        assert!(started.elapsed() < Duration::from_millis(500), "the third waiter did not wait");
-        for w in waiters {
-            w.abort();
-        }
+    #[test]
+    fn waiters_are_capped_by_what_the_endpoint_serves_within_the_wait() {
+        let two_s = Duration::from_secs(2);
+        assert_eq!(waiter_cap(16, two_s, 500_000), 64, "16 permits held 0.5 s each serve 64 in 2 s");
+        assert_eq!(waiter_cap(16, two_s, 10_000_000), 16, "never below the limit");
+        assert_eq!(waiter_cap(16, two_s, 200), 4096, "fast endpoints: capped at MAX_WAITERS");
     }
 }
