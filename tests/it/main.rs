@@ -18,5 +18,7 @@ mod faults;
 mod hostile;
 mod inputs;
 mod secrets;
+mod fuzz_checks;
+mod fuzz_regressions;
 mod health;
 mod observability;
