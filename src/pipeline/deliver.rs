@@ -147,7 +147,10 @@ impl Job<'_> {
         // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then the
         // cross-process lease.
         let Some(_permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
-            let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
+            // A hanging endpoint frees nothing before its requests time out: come back then
+            // instead of every moment (that churn costs the healthy endpoints CPU).
+            let base = if ctx.limits.is_busy(sub_id) { ctx.config.delivery.request_timeout / 3 } else { Duration::from_millis(200) };
+            let wait = base + Duration::from_millis(rand::random::<u64>() % 800);
             return self.defer(sub, wait, "in_flight_limit", None).await;
         };
         let Some(token) = self.health().acquire(sub_id, limit, lease).await.map_err(Transient::new)? else {

@@ -106,6 +106,16 @@ impl LocalLimits {
         (slot.permits.clone(), slot.waiting.clone(), slot.pace.clone())
     }
 
+    /// Whether `endpoint` has all its permits out and returned none lately (dead, hanging or
+    /// very slow): nothing frees up for it soon.
+    pub fn is_busy(&self, endpoint: &str) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.get(endpoint).is_some_and(|slot| {
+            let last = slot.pace.last_release.load(Ordering::SeqCst);
+            slot.permits.available_permits() == 0 && (last == NEVER || now_ms().saturating_sub(last) > BUSY_AFTER.as_millis() as u64)
+        })
+    }
+
     /// A permit for `endpoint` (at most `limit` at once in this process), waiting up to
     /// `max_wait` while the endpoint is moving; `None` when it is busy, too many already wait,
     /// or the wait ran out.
@@ -172,6 +182,8 @@ mod tests {
         let started = Instant::now();
         assert!(limits.acquire("slow", 1, Duration::from_secs(2)).await.is_none());
         assert!(started.elapsed() < Duration::from_millis(500), "turned away without waiting");
+        assert!(limits.is_busy("slow"));
+        assert!(!limits.is_busy("unknown"));
     }
 
     #[test]
