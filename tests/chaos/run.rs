@@ -233,8 +233,15 @@ pub async fn run(plan: Plan) -> Outcome {
             keep_logs(cluster.log_dir(), plan.name);
         }
     }
-    if let Err(left) = drained {
-        panic!("chaos[{}]: not drained after {DRAIN_WAIT:?}: {left}; {}", plan.name, report.summary());
+    let leftovers = match drained {
+        Ok(leftovers) => leftovers,
+        Err(left) => panic!("chaos[{}]: not drained after {DRAIN_WAIT:?}: {left}; {}", plan.name, report.summary()),
+    };
+    if !leftovers.is_empty() {
+        say(&format!("chaos[{}]: orphaned messages left in the deliveries stream (no consumer delivers them):", plan.name));
+        for l in &leftovers {
+            say(&format!("  {l}"));
+        }
     }
     drop(fleet);
     Outcome { report, kills }
@@ -300,12 +307,14 @@ async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> Str
 }
 
 /// Waits until nothing is left to do: no message in the deliveries stream (due deliveries and
-/// scheduled retries alike) and none pending or unacked on either consumer. `Err` describes
-/// what was still there at the deadline.
-async fn drain(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut Fleet) -> Result<(), String> {
-    let what = "the pipeline drained (deliveries stream empty, both consumers caught up)";
+/// scheduled retries alike) and none pending or unacked on either consumer. Also done when the
+/// consumers are idle and the stream has not changed for [`SETTLE`]: what is left then is
+/// orphaned (see [`leftovers`]); the ledger tells whether any of it mattered. `Err` describes
+/// what was still moving at the deadline.
+async fn drain(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut Fleet) -> Result<Vec<String>, String> {
+    let what = "the pipeline drained or settled";
     let started = Instant::now();
-    let last = std::sync::Mutex::new((Instant::now(), String::new()));
+    let last = std::sync::Mutex::new((Instant::now(), None::<(u64, Instant)>));
     let drained = tokio::time::timeout(
         DRAIN_WAIT,
         eventually(DRAIN_WAIT * 2, what, || {
@@ -316,40 +325,60 @@ async fn drain(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut F
             async move {
                 let state = pipeline_state(js, names).await;
                 let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                if last.0.elapsed() >= Duration::from_secs(10) && state != "drained" {
-                    say(&format!("chaos: still draining after {:.0}s: {state}", started.elapsed().as_secs_f64()));
-                    *last = (Instant::now(), state.clone());
+                if state.messages == 0 && state.idle {
+                    return Some(Vec::new());
                 }
-                (state == "drained").then_some(())
+                let unchanged_since = match last.1 {
+                    Some((messages, since)) if state.idle && messages == state.messages => since,
+                    _ => Instant::now(),
+                };
+                last.1 = state.idle.then_some((state.messages, unchanged_since));
+                if unchanged_since.elapsed() >= SETTLE {
+                    return Some(leftovers(js, names).await);
+                }
+                if last.0.elapsed() >= Duration::from_secs(10) {
+                    say(&format!("chaos: still draining after {:.0}s: {}", started.elapsed().as_secs_f64(), state.describe));
+                    last.0 = Instant::now();
+                }
+                None
             }
         }),
     )
     .await;
     match drained {
-        Ok(()) => Ok(()),
-        Err(_) => Err(pipeline_state(js, names).await),
+        Ok(leftovers) => Ok(leftovers),
+        Err(_) => Err(pipeline_state(js, names).await.describe),
     }
 }
 
-/// `drained`, or what is left in the pipeline.
-async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> String {
+/// How long idle consumers and an unchanged deliveries stream count as settled.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// The pipeline at one moment.
+struct PipelineState {
+    /// Messages in the deliveries stream.
+    messages: u64,
+    /// Nothing pending or unacked on either consumer.
+    idle: bool,
+    describe: String,
+}
+
+async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> PipelineState {
     let mut left = Vec::new();
+    let mut messages = u64::MAX;
     match js.get_stream(names.deliveries_stream()).await {
         Ok(mut s) => match s.info().await.map(|i| i.state.messages) {
-            Ok(0) => {}
-            Ok(messages) => {
-                let mut subjects = Vec::new();
-                if let Ok(mut list) = s.info_with_subjects(">").await {
-                    while let Some(Ok((subject, n))) = futures::StreamExt::next(&mut list).await {
-                        subjects.push(format!("{subject} x{n}"));
-                    }
+            Ok(n) => {
+                messages = n;
+                if n > 0 {
+                    left.push(format!("{n} messages in {}", names.deliveries_stream()));
                 }
-                left.push(format!("{messages} messages in {} ({})", names.deliveries_stream(), subjects.join(", ")));
             }
             Err(e) => left.push(format!("stream info: {e}")),
         },
         Err(e) => left.push(format!("stream: {e}")),
     }
+    let mut idle = true;
     for (stream, consumer) in [(names.events_stream(), names.fanout_consumer()), (names.deliveries_stream(), names.deliver_consumer())] {
         let info = match js.get_stream(&stream).await {
             Ok(s) => s.consumer_info(&consumer).await.map_err(|e| e.to_string()),
@@ -357,11 +386,41 @@ async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> S
         };
         match info {
             Ok(c) if c.num_pending == 0 && c.num_ack_pending == 0 => {}
-            Ok(c) => left.push(format!("{consumer}: {} pending, {} unacked", c.num_pending, c.num_ack_pending)),
-            Err(e) => left.push(format!("{consumer}: {e}")),
+            Ok(c) => {
+                idle = false;
+                left.push(format!("{consumer}: {} pending, {} unacked", c.num_pending, c.num_ack_pending));
+            }
+            Err(e) => {
+                idle = false;
+                left.push(format!("{consumer}: {e}"));
+            }
         }
     }
-    if left.is_empty() { "drained".into() } else { left.join("; ") }
+    PipelineState { messages, idle, describe: if left.is_empty() { "drained".into() } else { left.join("; ") } }
+}
+
+/// Messages left in the deliveries stream that no consumer will deliver: subject, attempt and
+/// schedule headers (at most 10 subjects).
+async fn leftovers(js: &async_nats::jetstream::Context, names: &Names) -> Vec<String> {
+    let Ok(stream) = js.get_stream(names.deliveries_stream()).await else { return vec!["stream unavailable".into()] };
+    let mut subjects = Vec::new();
+    if let Ok(mut list) = stream.info_with_subjects(">").await {
+        while let Some(Ok((subject, n))) = futures::StreamExt::next(&mut list).await {
+            subjects.push((subject, n));
+        }
+    }
+    let mut out = Vec::new();
+    for (subject, n) in subjects.into_iter().take(10) {
+        let headers = match stream.direct_get_last_for_subject(&subject).await {
+            Ok(msg) => {
+                let h = |name: &str| msg.headers.get(name).map(|v| v.to_string()).unwrap_or_default();
+                format!("attempt={} schedule={:?} stored={}", h("Hookline-Attempt"), h("Nats-Schedule"), msg.time)
+            }
+            Err(e) => format!("({e})"),
+        };
+        out.push(format!("{subject} x{n}: {headers}"));
+    }
+    out
 }
 
 /// Keeps the logs of a run that panics (dropped while unwinding).
