@@ -149,7 +149,7 @@ impl Job<'_> {
         let Some(_permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
             // A hanging endpoint frees nothing before its requests time out: come back then
             // instead of every moment (that churn costs the healthy endpoints CPU).
-            let base = if ctx.limits.is_busy(sub_id) { ctx.config.delivery.request_timeout / 3 } else { Duration::from_millis(200) };
+            let base = if ctx.limits.is_busy(sub_id) { (ctx.config.delivery.request_timeout / 3).min(Duration::from_secs(3)) } else { Duration::from_millis(200) };
             let wait = base + Duration::from_millis(rand::random::<u64>() % 800);
             return self.defer(sub, wait, "in_flight_limit", None).await;
         };

@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const NEVER: u64 = u64::MAX;
 
 /// An endpoint that returned no permit for this long counts as busy: nobody waits for it.
-pub const BUSY_AFTER: Duration = Duration::from_millis(100);
+pub const BUSY_AFTER: Duration = Duration::from_millis(500);
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
