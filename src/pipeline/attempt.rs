@@ -66,6 +66,8 @@ pub enum FailureKind {
     Client4xx,
     #[serde(rename = "5xx")]
     Server5xx,
+    /// Refused by the egress policy (SSRF protection): no connection was made.
+    Blocked,
     Other,
 }
 
@@ -79,14 +81,15 @@ impl FailureKind {
             FailureKind::Redirect => "3xx",
             FailureKind::Client4xx => "4xx",
             FailureKind::Server5xx => "5xx",
+            FailureKind::Blocked => "blocked",
             FailureKind::Other => "other",
         }
     }
 
     /// Every kind, for stats.
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 9] = [
         FailureKind::Timeout, FailureKind::Connect, FailureKind::Dns, FailureKind::Tls,
-        FailureKind::Redirect, FailureKind::Client4xx, FailureKind::Server5xx, FailureKind::Other,
+        FailureKind::Redirect, FailureKind::Client4xx, FailureKind::Server5xx, FailureKind::Blocked, FailureKind::Other,
     ];
 
     fn of_status(status: u16) -> FailureKind {
@@ -171,7 +174,10 @@ pub async fn post(
     let response = match request.body(signed.body).send().await {
         Ok(r) => r,
         Err(e) => {
-            let (kind, error) = describe(&e);
+            let (kind, error) = match crate::egress::blocked_detail(&e) {
+                Some(detail) => (FailureKind::Blocked, detail),
+                None => describe(&e),
+            };
             let duration = started.elapsed();
             return Outcome::Failed { status: None, kind, abort: false, error, retry_after: None, duration, response_body: String::new() };
         }

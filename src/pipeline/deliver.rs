@@ -234,6 +234,12 @@ impl Job<'_> {
                     self.log(sub, AttemptStatus::Aborted, log).await;
                     return Ok(());
                 }
+                if kind == FailureKind::Blocked {
+                    // The egress policy refuses this endpoint: retrying cannot help, and it says
+                    // nothing about the endpoint's health.
+                    metrics::attempt("dead_lettered", status, duration);
+                    return self.dead_letter_failed(crate::egress::BLOCKED_REASON, sub, &error, status, log).await;
+                }
                 if status == Some(410) {
                     metrics::attempt("dead_lettered", status, duration);
                     self.disable(sub, "gone", "endpoint answered 410 Gone").await?;

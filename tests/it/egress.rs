@@ -119,6 +119,7 @@ async fn blocked_destination_opens_no_connection_and_is_dead_lettered_as_ssrf_bl
     for sub in [&by_name, &by_literal] {
         let entry = entries.iter().find(|e| e.subscription_id == sub.id).expect("dlq entry per subscription");
         assert!(entry.detail.contains("ssrf_blocked") && entry.detail.contains("loopback (127.0.0.0/8)"), "{entry:?}");
+        assert_eq!((entry.reason.as_str(), entry.attempts), ("ssrf_blocked", 1), "dead-lettered at once, no retries");
         assert_eq!(entry.last_status, None, "no HTTP exchange");
     }
     assert_eq!(target.accepted(), 0, "no connection was opened to the blocked address");
