@@ -91,14 +91,7 @@ pub struct RedisConfig {
 
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = url::Url::parse(&self.url)
-            .map(|mut u| {
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("redacted"));
-                }
-                u.to_string()
-            })
-            .unwrap_or_else(|_| "[unparsable]".into());
+        let url = crate::context::redacted_url(&self.url);
         f.debug_struct("RedisConfig")
             .field("url", &url)
             .field("response_timeout", &self.response_timeout)

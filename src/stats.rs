@@ -101,9 +101,9 @@ fn summarize(sum: &BTreeMap<String, u64>) -> WindowStats {
     let get = |k: &str| sum.get(k).copied().unwrap_or(0);
     let (succeeded, failed, dead_lettered, deferred) = (get("succeeded"), get("failed"), get("dead_lettered"), get("deferred"));
     let decided = succeeded + failed + dead_lettered;
-    let mut hist: Vec<u64> = (0..=LATENCY_BUCKETS.len()).map(|i| get(&format!("lat:{i}"))).collect();
+    let hist: Vec<u64> = (0..=LATENCY_BUCKETS.len()).map(|i| get(&format!("lat:{i}"))).collect();
     let total: u64 = hist.iter().sum();
-    let percentile = |q: f64, hist: &mut Vec<u64>| -> Option<f64> {
+    let percentile = |q: f64| -> Option<f64> {
         if total == 0 {
             return None;
         }
@@ -128,9 +128,9 @@ fn summarize(sum: &BTreeMap<String, u64>) -> WindowStats {
         dead_lettered,
         deferred,
         success_rate: (decided > 0).then(|| succeeded as f64 / decided as f64),
-        latency_p50_ms: percentile(0.50, &mut hist),
-        latency_p95_ms: percentile(0.95, &mut hist),
-        latency_p99_ms: percentile(0.99, &mut hist),
+        latency_p50_ms: percentile(0.50),
+        latency_p95_ms: percentile(0.95),
+        latency_p99_ms: percentile(0.99),
         failures_by_type,
     }
 }

@@ -159,17 +159,6 @@ impl Health {
             .doing(|| format!("recording the success of {sub}"))
     }
 
-    /// Forgets all health state (on success, and when a subscription is re-activated).
-    pub async fn reset(&self, sub: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("DEL")
-            .arg(self.key("health", sub))
-            .arg(self.key("probe", sub))
-            .query_async::<()>(&mut conn)
-            .await
-            .doing(|| format!("resetting the health of {sub}"))
-    }
-
     /// Whether the breaker of `sub` is open now (for metrics and stats).
     pub async fn is_open(&self, sub: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();

@@ -140,14 +140,7 @@ pub async fn run(plan: Plan) -> Outcome {
     for _ in 1..plan.processes {
         fleet.add();
     }
-    eventually_true(STEP_WAIT, "every hookline instance running", || {
-        if let Err(crash) = fleet.supervise() {
-            panic!("{crash}");
-        }
-        let running = fleet.all_running();
-        async move { running }
-    })
-    .await;
+    wait_all_running(&mut fleet).await;
     say(&format!("chaos[{}]: {} hookline processes running at t={:.1}s", plan.name, fleet.len(), started.elapsed().as_secs_f64()));
 
     let mut events = Vec::new();
@@ -161,14 +154,7 @@ pub async fn run(plan: Plan) -> Outcome {
         }
         if *step != Step::KillHookline {
             // A server outage while an instance is still starting would only test start-up.
-            eventually_true(STEP_WAIT, "every hookline instance running", || {
-                if let Err(crash) = fleet.supervise() {
-                    panic!("{crash}");
-                }
-                let running = fleet.all_running();
-                async move { running }
-            })
-            .await;
+            wait_all_running(&mut fleet).await;
         }
         match step {
             Step::KillHookline => {
@@ -449,4 +435,16 @@ fn keep_logs(dir: &Path, name: &str) {
         }
     }
     say(&format!("chaos[{name}]: logs kept in {}", dest.display()));
+}
+
+/// Waits until every hookline instance runs; a crashed one fails the run.
+async fn wait_all_running(fleet: &mut Fleet) {
+    eventually_true(STEP_WAIT, "every hookline instance running", || {
+        if let Err(crash) = fleet.supervise() {
+            panic!("{crash}");
+        }
+        let running = fleet.all_running();
+        async move { running }
+    })
+    .await;
 }
