@@ -8,6 +8,8 @@
 //! lazily when a query meets them. Records are written by one [`Recorder`] task per process,
 //! in batches, off the delivery path.
 
+use std::collections::BTreeMap;
+
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -82,11 +84,12 @@ pub const MAX_INDEXED: usize = 100_000;
 /// Largest response body kept in a record.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
+/// The capped query indexes a record goes into (the per-event one is separate: see
+/// [`write_batch`]).
 fn index_keys(names: &Names, r: &AttemptRecord) -> Vec<String> {
     let mut keys = vec![
         names.key("att:all"),
         names.key(&format!("att:sub:{}", r.subscription_id)),
-        names.key(&format!("att:event:{}", r.event_id)),
         names.key(&format!("att:status:{}", r.status.as_str())),
     ];
     if let Some(t) = &r.tenant_id {
@@ -177,7 +180,12 @@ async fn write_batch(js: &jetstream::Context, redis: &mut ConnectionManager, nam
             Err(e) => tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not published"),
         }
     }
+    // One round trip for the batch, aggregated: one ZADD and one trim per index key, one
+    // HINCRBY per stats field (not per record).
+    let mut indexes: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
+    let mut tally = crate::stats::Tally::default();
     let mut pipe = redis::pipe();
+    let ttl = retention.as_secs().max(1) as i64;
     for (r, ack) in pending {
         let seq = match ack.await {
             Ok(ack) => ack.sequence,
@@ -187,15 +195,22 @@ async fn write_batch(js: &jetstream::Context, redis: &mut ConnectionManager, nam
             }
         };
         for key in index_keys(names, &r) {
-            pipe.zadd(&key, seq, seq as f64).ignore();
-            // Bounded: the newest MAX_INDEXED per key; older records stay in the stream (and
-            // its retention) but drop out of the queries.
-            pipe.cmd("ZREMRANGEBYRANK").arg(&key).arg(0).arg(-(MAX_INDEXED as i64) - 1).ignore();
+            indexes.entry(key).or_default().push((seq as f64, seq));
         }
+        // An event has a handful of attempts: its index needs no trim, only to expire with
+        // the records.
         let event_key = names.key(&format!("att:event:{}", r.event_id));
-        pipe.expire(&event_key, retention.as_secs().max(1) as i64).ignore();
-        crate::stats::add(&mut pipe, names, &r);
+        pipe.zadd(&event_key, seq, seq as f64).ignore();
+        pipe.expire(&event_key, ttl).ignore();
+        tally.add(names, &r);
     }
+    for (key, members) in &indexes {
+        pipe.zadd_multiple(key, members).ignore();
+        // Bounded: the newest MAX_INDEXED per key; older records stay in the stream (and its
+        // retention) but drop out of the queries.
+        pipe.cmd("ZREMRANGEBYRANK").arg(key).arg(0).arg(-(MAX_INDEXED as i64) - 1).ignore();
+    }
+    tally.write(&mut pipe);
     if let Err(e) = pipe.query_async::<()>(redis).await {
         tracing::warn!(error = %e, "attempt records not indexed or counted");
     }

@@ -6,6 +6,7 @@ use async_nats::jetstream;
 use redis::aio::ConnectionManager;
 
 use crate::config::Config;
+use crate::store::cache::SubscriptionCache;
 use crate::store::subscriptions::SubscriptionStore;
 use crate::subjects::Names;
 
@@ -18,6 +19,8 @@ pub struct Ctx {
     pub js: jetstream::Context,
     pub redis: ConnectionManager,
     pub subscriptions: SubscriptionStore,
+    /// The delivery path's view of the subscriptions (exact: checked on every use).
+    pub cache: Arc<SubscriptionCache>,
     pub http: reqwest::Client,
     /// The attempt log writer.
     pub attempts: crate::attempts::Recorder,
@@ -47,11 +50,12 @@ impl Ctx {
             .with_context(|| format!("connecting to redis at {}", redacted_url(&config.redis.url)))?;
         let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
         let subscriptions = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
+        let cache = Arc::new(SubscriptionCache::new(subscriptions.clone(), redis.clone(), &names));
         let http = crate::pipeline::attempt::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
         let retention = std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);
         let attempts = crate::attempts::Recorder::start(js.clone(), redis.clone(), names.clone(), retention);
-        Ok(Ctx { config: Arc::new(config), names, nats, js, redis, subscriptions, http, attempts, limits })
+        Ok(Ctx { config: Arc::new(config), names, nats, js, redis, subscriptions, cache, http, attempts, limits })
     }
 }
 

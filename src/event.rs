@@ -34,12 +34,73 @@ pub struct WebhookEvent {
 
 /// One event bound to one subscription: the body of every deliveries and DLQ message. It is
 /// self-contained so a DLQ entry can be replayed by republishing its body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire the event's fields and `subscription_id` sit side by side. Serde's `flatten` would
+/// say that in one line but buffers every field (payload included) and parses it twice; the
+/// explicit [`DeliveryWire`] / [`DeliveryRef`] below do it in one pass.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "DeliveryWire")]
 pub struct Delivery {
-    #[serde(flatten)]
     pub event: WebhookEvent,
     /// Target subscription.
     pub subscription_id: String,
+}
+
+/// A delivery as read.
+#[derive(Deserialize)]
+struct DeliveryWire {
+    event_id: String,
+    event_type: String,
+    payload: serde_json::Value,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    occurred_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    subscription_id: String,
+}
+
+impl From<DeliveryWire> for Delivery {
+    fn from(w: DeliveryWire) -> Delivery {
+        let DeliveryWire { event_id, event_type, payload, occurred_at, source, tenant_id, subscription_id } = w;
+        Delivery { event: WebhookEvent { event_id, event_type, payload, occurred_at, source, tenant_id }, subscription_id }
+    }
+}
+
+/// A delivery as written: the event's fields, then `subscription_id`.
+#[derive(Serialize)]
+struct DeliveryRef<'a> {
+    event_id: &'a str,
+    event_type: &'a str,
+    payload: &'a serde_json::Value,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    occurred_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'a str>,
+    subscription_id: &'a str,
+}
+
+impl<'a> DeliveryRef<'a> {
+    fn new(e: &'a WebhookEvent, subscription_id: &'a str) -> DeliveryRef<'a> {
+        DeliveryRef {
+            event_id: &e.event_id,
+            event_type: &e.event_type,
+            payload: &e.payload,
+            occurred_at: e.occurred_at,
+            source: e.source.as_deref(),
+            tenant_id: e.tenant_id.as_deref(),
+            subscription_id,
+        }
+    }
+}
+
+impl Serialize for Delivery {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeliveryRef::new(&self.event, &self.subscription_id).serialize(serializer)
+    }
 }
 
 /// Why an inbound message cannot be processed.
@@ -130,10 +191,16 @@ impl WebhookEvent {
         if json_depth(bytes) > MAX_JSON_DEPTH {
             return Err(InvalidEvent::TooDeep);
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
-        let mut event: WebhookEvent =
-            serde_json::from_value(value).map_err(|e| InvalidEvent::BadField(e.to_string()))?;
+        // One pass for a well-formed event; only a failure is parsed again, into a `Value`
+        // first, to tell invalid JSON from a missing or wrong field.
+        let mut event: WebhookEvent = match serde_json::from_slice(bytes) {
+            Ok(event) => event,
+            Err(_) => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(bytes).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
+                serde_json::from_value(value).map_err(|e| InvalidEvent::BadField(e.to_string()))?
+            }
+        };
         event.validate()?;
         if event.event_type != subject_type {
             return Err(InvalidEvent::TypeMismatch {
@@ -205,7 +272,13 @@ impl Delivery {
 
     /// The JSON body of a deliveries message.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        Delivery::bytes_for(&self.event, &self.subscription_id)
+    }
+
+    /// The body of `event`'s delivery to one subscription, without building a [`Delivery`]
+    /// (fan-out writes one per matching subscription from the same event).
+    pub fn bytes_for(event: &WebhookEvent, subscription_id: &str) -> Vec<u8> {
+        serde_json::to_vec(&DeliveryRef::new(event, subscription_id)).unwrap_or_default()
     }
 }
 

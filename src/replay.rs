@@ -49,11 +49,13 @@ pub fn event_index_key(ctx: &Ctx, event_id: &str) -> String {
     ctx.names.key(&format!("event:{event_id}"))
 }
 
-/// Records where an event is in the log (called by fan-out).
-pub async fn index_event(ctx: &Ctx, event_id: &str, seq: u64) -> Result<(), redis::RedisError> {
-    let mut redis = ctx.redis.clone();
+/// The command recording where an event is in the log (fan-out sends it along with its
+/// subscription lookup).
+pub fn index_event_cmd(ctx: &Ctx, event_id: &str, seq: u64) -> redis::Cmd {
     let ttl = ctx.config.streams.events_max_age.as_secs().max(1);
-    redis.set_ex(event_index_key(ctx, event_id), seq, ttl).await
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(event_index_key(ctx, event_id)).arg(seq).arg("EX").arg(ttl);
+    cmd
 }
 
 /// Replays the selection to every matching subscription, or to `only` (which must exist; its

@@ -24,29 +24,49 @@ fn minute_of(t: time::OffsetDateTime) -> i64 {
     t.unix_timestamp() / 60
 }
 
-/// Adds the commands that count one attempt record in its subscription's and the overall
-/// minute bucket to `pipe` (the attempt recorder sends a whole batch in one round trip).
-pub fn add(pipe: &mut redis::Pipeline, names: &Names, r: &AttemptRecord) {
-    let outcome = match r.status {
-        AttemptStatus::Succeeded => "succeeded",
-        AttemptStatus::Failed | AttemptStatus::Aborted => "failed",
-        AttemptStatus::DeadLettered => "dead_lettered",
-        AttemptStatus::Deferred => "deferred",
-        AttemptStatus::SkippedDuplicate => return,
-    };
-    let minute = minute_of(r.at);
-    for scope in [r.subscription_id.as_str(), ALL] {
-        let k = key(names, scope, minute);
-        pipe.hincr(&k, outcome, 1).ignore();
-        if let Some(kind) = r.error_kind {
-            pipe.hincr(&k, format!("kind:{}", kind.as_str()), 1).ignore();
-        }
-        if r.http_status.is_some() && !matches!(r.status, AttemptStatus::Deferred) {
+/// Counts of a batch of attempt records per minute bucket, written in one round trip with
+/// one `HINCRBY` per (bucket, field) and one `EXPIRE` per bucket, however many records the
+/// batch holds.
+#[derive(Debug, Default)]
+pub struct Tally {
+    buckets: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl Tally {
+    /// Counts one record in its subscription's and the overall minute bucket.
+    pub fn add(&mut self, names: &Names, r: &AttemptRecord) {
+        let outcome = match r.status {
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Failed | AttemptStatus::Aborted => "failed",
+            AttemptStatus::DeadLettered => "dead_lettered",
+            AttemptStatus::Deferred => "deferred",
+            AttemptStatus::SkippedDuplicate => return,
+        };
+        let minute = minute_of(r.at);
+        let latency = (r.http_status.is_some() && !matches!(r.status, AttemptStatus::Deferred)).then(|| {
             let secs = r.duration_ms as f64 / 1000.0;
-            let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
-            pipe.hincr(&k, format!("lat:{bucket}"), 1).ignore();
+            LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len())
+        });
+        for scope in [r.subscription_id.as_str(), ALL] {
+            let fields = self.buckets.entry(key(names, scope, minute)).or_default();
+            *fields.entry(outcome.to_string()).or_default() += 1;
+            if let Some(kind) = r.error_kind {
+                *fields.entry(format!("kind:{}", kind.as_str())).or_default() += 1;
+            }
+            if let Some(bucket) = latency {
+                *fields.entry(format!("lat:{bucket}")).or_default() += 1;
+            }
         }
-        pipe.expire(&k, 25 * 3600).ignore();
+    }
+
+    /// Adds the batch's commands to `pipe`.
+    pub fn write(&self, pipe: &mut redis::Pipeline) {
+        for (key, fields) in &self.buckets {
+            for (field, n) in fields {
+                pipe.hincr(key, field, *n).ignore();
+            }
+            pipe.expire(key, 25 * 3600).ignore();
+        }
     }
 }
 
@@ -161,5 +181,42 @@ mod tests {
         assert_eq!((s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms), (Some(10.0), Some(500.0), Some(500.0)));
         assert_eq!(s.failures_by_type.get("timeout"), Some(&2));
         assert_eq!(summarize(&BTreeMap::new()).success_rate, None);
+    }
+
+    #[test]
+    fn a_batch_is_counted_per_bucket_and_field_not_per_record() {
+        let names = Names::new("t");
+        let at = time::macros::datetime!(2026-01-01 10:00:30 UTC);
+        let record = |sub: &str, status, http: Option<u16>, kind, ms| AttemptRecord {
+            attempt_id: "att".into(),
+            subscription_id: sub.into(),
+            event_id: "evt".into(),
+            event_type: "t".into(),
+            tenant_id: None,
+            attempt: 1,
+            status,
+            http_status: http,
+            duration_ms: ms,
+            error: None,
+            error_kind: kind,
+            response_body: None,
+            next_retry_at: None,
+            at,
+        };
+        let mut tally = Tally::default();
+        for _ in 0..3 {
+            tally.add(&names, &record("sub_a", AttemptStatus::Succeeded, Some(204), None, 2));
+        }
+        tally.add(&names, &record("sub_b", AttemptStatus::Failed, Some(500), Some(FailureKind::Server5xx), 2));
+        tally.add(&names, &record("sub_b", AttemptStatus::SkippedDuplicate, None, None, 0));
+        let minute = minute_of(at);
+        let a = &tally.buckets[&key(&names, "sub_a", minute)];
+        assert_eq!((a["succeeded"], a["lat:0"], a.len()), (3, 3, 2));
+        let all = &tally.buckets[&key(&names, ALL, minute)];
+        assert_eq!((all["succeeded"], all["failed"], all["kind:5xx"], all["lat:0"]), (3, 1, 1, 4));
+        let mut pipe = redis::pipe();
+        tally.write(&mut pipe);
+        // 3 buckets: sub_a (2 fields), sub_b (3), all (4), each with one EXPIRE.
+        assert_eq!(pipe.cmd_iter().count(), 2 + 3 + 4 + 3);
     }
 }

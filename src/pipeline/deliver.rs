@@ -2,13 +2,15 @@
 //! entry — each replacement acknowledged by JetStream before the message is acked. Every
 //! attempt (and every skip) is written to the attempt log.
 //!
-//! Before the POST: the inbox dedupe (a delivery an endpoint already accepted is acked without
+//! Before the POST: the subscription (from the process's exact cache, [`crate::store::cache`]),
+//! a local per-endpoint permit, then one Redis script ([`Health::admit`]) that checks the cached
+//! copy is current, the inbox dedupe (a delivery an endpoint already accepted is acked without
 //! a request), the delivery's age bound, and the endpoint's health gates — circuit breaker,
-//! rate limit, in-flight limit — shared by all processes through Redis. A gate that says "not
-//! now" defers the delivery (a message schedule with the same attempt number), so backpressure
-//! never uses up attempts and never holds a consumer slot. After the POST: a success resets the
-//! endpoint's failure count; failures count towards the breaker and auto-disable; 410 disables
-//! the subscription at once; `webhook-delivery: abort-message` stops retries.
+//! rate limit, in-flight limit — shared by all processes. A gate that says "not now" defers the
+//! delivery (a message schedule with the same attempt number), so backpressure never uses up
+//! attempts and never holds a consumer slot. After the POST: a success resets the endpoint's
+//! failure count; failures count towards the breaker and auto-disable; 410 disables the
+//! subscription at once; `webhook-delivery: abort-message` stops retries.
 
 use std::time::Duration;
 
@@ -25,9 +27,12 @@ use crate::context::Ctx;
 use crate::event::Delivery;
 use crate::lifecycle::{self, LifecycleKind};
 use crate::metrics;
-use crate::store::health::{Breaker, Health};
+use crate::store::health::{Admission, Admit, Health};
 use crate::store::inbox;
 use crate::store::subscriptions::Subscription;
+
+/// Reads of a subscription that changed before it could be used, at most per delivery.
+const MAX_STALE_READS: usize = 3;
 
 /// How long a delivery waits for a local in-flight permit before it is deferred instead.
 const LOCAL_PERMIT_WAIT: Duration = Duration::from_secs(2);
@@ -86,21 +91,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         let detail = format!("body names subscription {} but the subject is {}", job.delivery.subscription_id, msg.subject);
         return job.dead_letter("subscription_mismatch", &detail, None).await;
     }
-    let sub = match ctx.subscriptions.get(&job.delivery.subscription_id).await {
-        Ok(Some(sub)) => sub,
-        Ok(None) => {
-            let detail = format!("subscription {} does not exist", job.delivery.subscription_id);
-            return job.dead_letter("unknown_subscription", &detail, None).await;
-        }
-        Err(e) => return Err(Transient::new(e)),
-    };
-    if !sub.active {
-        return match &sub.disabled_reason {
-            Some(why) => job.dead_letter("subscription_disabled", &format!("subscription {} was disabled ({why})", sub.id), Some(&sub)).await,
-            None => job.dead_letter("subscription_inactive", &format!("subscription {} is inactive", sub.id), Some(&sub)).await,
-        };
-    }
-    let result = job.run(&sub).await;
+    let result = job.run().await;
     if fifo && result.is_ok() {
         let mut redis = ctx.redis.clone();
         let _: Result<(), _> = redis::cmd("DEL").arg(fifo_key(ctx, seq)).query_async(&mut redis).await;
@@ -127,64 +118,94 @@ impl Job<'_> {
         Health::new(self.ctx.redis.clone(), self.ctx.names.clone())
     }
 
-    async fn run(&self, sub: &Subscription) -> Result<(), Transient> {
-        let (ctx, event_id, sub_id) = (self.ctx, &self.delivery.event.event_id, &self.delivery.subscription_id);
-        let mut redis = ctx.redis.clone();
-        if inbox::was_delivered(&mut redis, &ctx.names, event_id, sub_id, self.replay()).await.map_err(Transient::new)? {
-            tracing::info!("already delivered; acking the duplicate without a request");
-            self.log(sub, AttemptStatus::SkippedDuplicate, Log::default()).await;
-            return Ok(());
+    async fn run(&self) -> Result<(), Transient> {
+        let (ctx, sub_id) = (self.ctx, &self.delivery.subscription_id);
+        let inbox_key = inbox::delivered_key(&ctx.names, &self.delivery.event.event_id, sub_id, self.replay());
+        // A copy that went stale between its read and the admission check is read again; a
+        // subscription changing on every read is a transient condition.
+        for _ in 0..MAX_STALE_READS {
+            let (sub, version) = ctx.cache.subscription(sub_id, false).await.map_err(Transient::new)?;
+            let sub = match sub {
+                Some(sub) if sub.active => sub,
+                // Dead-lettering must not rest on a cached copy: read it again first.
+                _ => match ctx.cache.subscription(sub_id, true).await.map_err(Transient::new)?.0 {
+                    Some(sub) if sub.active => continue,
+                    Some(sub) => return self.inactive(&sub).await,
+                    None => {
+                        let detail = format!("subscription {sub_id} does not exist");
+                        return self.dead_letter("unknown_subscription", &detail, None).await;
+                    }
+                },
+            };
+            let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
+            // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then
+            // everything Redis decides, in one round trip.
+            let Some(permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
+                // A hanging endpoint frees nothing before its requests time out: come back then
+                // instead of every moment (that churn costs the healthy endpoints CPU).
+                let base = if ctx.limits.is_busy(sub_id) { (ctx.config.delivery.request_timeout / 3).min(Duration::from_secs(3)) } else { Duration::from_millis(200) };
+                let wait = base + Duration::from_millis(rand::random::<u64>() % 800);
+                return self.defer(&sub, wait, "in_flight_limit", None).await;
+            };
+            let admit = Admit {
+                version: &version,
+                inbox_key: &inbox_key,
+                expired: self.now - self.state.first_attempt_at > ctx.config.health.max_delivery_age,
+                probe_timeout: ctx.config.delivery.request_timeout + Duration::from_secs(5),
+                rps: sub.max_rps.unwrap_or(ctx.config.health.max_rps_per_endpoint),
+                limit,
+                lease: ctx.config.delivery.request_timeout + Duration::from_secs(5),
+            };
+            let admission = self.health().admit(sub_id, &admit).await.map_err(Transient::new)?;
+            let token = match admission {
+                Admission::Admitted { token, .. } => token,
+                other => {
+                    drop(permit);
+                    match other {
+                        Admission::Stale => {
+                            ctx.cache.stale(&version);
+                            continue;
+                        }
+                        Admission::Duplicate => {
+                            tracing::info!("already delivered; acking the duplicate without a request");
+                            self.log(&sub, AttemptStatus::SkippedDuplicate, Log::default()).await;
+                            return Ok(());
+                        }
+                        Admission::Expired => {
+                            let age = self.now - self.state.first_attempt_at;
+                            return self.dead_letter("max_age_exceeded", &format!("delivery is {age} old"), Some(&sub)).await;
+                        }
+                        Admission::BreakerOpen { retry_in } => return self.defer(&sub, retry_in, "breaker_open", None).await,
+                        Admission::RateLimited { wait } => return self.defer(&sub, wait, "rate_limited", None).await,
+                        Admission::Full | Admission::Admitted { .. } => {
+                            let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
+                            return self.defer(&sub, wait, "in_flight_limit", None).await;
+                        }
+                    }
+                }
+            };
+            let outcome = {
+                let _in_flight = metrics::InFlight::start();
+                attempt::post(&ctx.http, &ctx.config.delivery, &sub, &self.delivery).await
+            };
+            drop(permit);
+            // After a success the lease is returned together with the inbox and health writes.
+            if !matches!(outcome, Outcome::Delivered { .. })
+                && let Err(e) = self.health().release(sub_id, &token).await
+            {
+                tracing::warn!(error = %e, "could not return the in-flight lease (it expires by itself)");
+            }
+            return self.conclude(&sub, outcome, &token, &inbox_key).await;
         }
-        let age = self.now - self.state.first_attempt_at;
-        if age > ctx.config.health.max_delivery_age {
-            return self.dead_letter("max_age_exceeded", &format!("delivery is {age} old"), Some(sub)).await;
-        }
-        if let Some((wait, reason)) = self.gate(sub).await? {
-            return self.defer(sub, wait, reason, None).await;
-        }
-        let lease = ctx.config.delivery.request_timeout + Duration::from_secs(5);
-        let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
-        // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then the
-        // cross-process lease.
-        let Some(_permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
-            // A hanging endpoint frees nothing before its requests time out: come back then
-            // instead of every moment (that churn costs the healthy endpoints CPU).
-            let base = if ctx.limits.is_busy(sub_id) { (ctx.config.delivery.request_timeout / 3).min(Duration::from_secs(3)) } else { Duration::from_millis(200) };
-            let wait = base + Duration::from_millis(rand::random::<u64>() % 800);
-            return self.defer(sub, wait, "in_flight_limit", None).await;
-        };
-        let Some(token) = self.health().acquire(sub_id, limit, lease).await.map_err(Transient::new)? else {
-            let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
-            return self.defer(sub, wait, "in_flight_limit", None).await;
-        };
-        let outcome = {
-            let _in_flight = metrics::InFlight::start();
-            attempt::post(&ctx.http, &ctx.config.delivery, sub, &self.delivery).await
-        };
-        // After a success the lease is returned together with the inbox and health writes.
-        if !matches!(outcome, Outcome::Delivered { .. })
-            && let Err(e) = self.health().release(sub_id, &token).await
-        {
-            tracing::warn!(error = %e, "could not return the in-flight lease (it expires by itself)");
-        }
-        self.conclude(sub, outcome, &token).await
+        Err(Transient::new(format!("subscription {sub_id} changed {MAX_STALE_READS} times while being read")))
     }
 
-    /// The breaker and the rate limit: `Some((wait, reason))` when the request must wait.
-    async fn gate(&self, sub: &Subscription) -> Result<Option<(Duration, &'static str)>, Transient> {
-        let health = self.health();
-        let probe_timeout = self.ctx.config.delivery.request_timeout + Duration::from_secs(5);
-        if let Breaker::Open { retry_in } = health.breaker(&sub.id, probe_timeout).await.map_err(Transient::new)? {
-            return Ok(Some((retry_in, "breaker_open")));
+    /// Dead-letters a delivery of a deactivated subscription.
+    async fn inactive(&self, sub: &Subscription) -> Result<(), Transient> {
+        match &sub.disabled_reason {
+            Some(why) => self.dead_letter("subscription_disabled", &format!("subscription {} was disabled ({why})", sub.id), Some(sub)).await,
+            None => self.dead_letter("subscription_inactive", &format!("subscription {} is inactive", sub.id), Some(sub)).await,
         }
-        let rps = sub.max_rps.unwrap_or(self.ctx.config.health.max_rps_per_endpoint);
-        if rps > 0 {
-            let wait = health.rate(&sub.id, rps).await.map_err(Transient::new)?;
-            if !wait.is_zero() {
-                return Ok(Some((wait, "rate_limited")));
-            }
-        }
-        Ok(None)
     }
 
     /// Reschedules this attempt unchanged (no attempt is used).
@@ -202,7 +223,7 @@ impl Job<'_> {
         Ok(())
     }
 
-    async fn conclude(&self, sub: &Subscription, outcome: Outcome, lease: &str) -> Result<(), Transient> {
+    async fn conclude(&self, sub: &Subscription, outcome: Outcome, lease: &str, inbox_key: &str) -> Result<(), Transient> {
         let ctx = self.ctx;
         match outcome {
             Outcome::Delivered { status, duration, response_body } => {
@@ -211,9 +232,8 @@ impl Job<'_> {
                 metrics::attempt("succeeded", Some(status), duration);
                 // The endpoint has it: a Redis failure here must not cause a retry (that would
                 // be a duplicate); the worst case is a duplicate if JetStream also redelivers.
-                let (event_id, sub_id) = (&self.delivery.event.event_id, &self.delivery.subscription_id);
-                let inbox_key = inbox::delivered_key(&ctx.names, event_id, sub_id, self.replay());
-                if let Err(e) = self.health().succeeded(sub_id, lease, &inbox_key, ctx.config.delivery.dedupe_ttl).await {
+                let sub_id = &self.delivery.subscription_id;
+                if let Err(e) = self.health().succeeded(sub_id, lease, inbox_key, ctx.config.delivery.dedupe_ttl).await {
                     tracing::error!(error = %e, "could not record the delivery for dedupe");
                 }
                 self.log(sub, AttemptStatus::Succeeded, Log { http: Some((status, duration)), body: Some(response_body), ..Log::default() }).await;

@@ -39,21 +39,23 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         }
     };
     tracing::Span::current().record("event_id", event.event_id.as_str());
+    // The replay index (event id -> stream sequence) rides along with the lookup's round trip;
+    // it only serves replay-by-id and is idempotent, so writing it before the publishes is fine.
+    let index = crate::replay::index_event_cmd(ctx, &event.event_id, seq);
     let subscriptions = ctx
-        .subscriptions
-        .matching(&event.event_type, event.tenant_id.as_deref())
+        .cache
+        .matching(&event.event_type, event.tenant_id.as_deref(), Some(index))
         .await
         .map_err(Transient::new)?;
     tracing::Span::current().record("matched", subscriptions.len());
     for chunk in subscriptions.chunks(PUBLISH_CHUNK) {
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(chunk.len());
-        for sub in chunk {
-            let delivery = Delivery { event: event.clone(), subscription_id: sub.id.clone() };
+        for sub in chunk.iter() {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("{}.{}", event.event_id, sub.id).as_str());
             let ack = ctx
                 .js
-                .publish_with_headers(delivery_subject(ctx, sub), headers, delivery.to_bytes().into())
+                .publish_with_headers(delivery_subject(ctx, sub), headers, Delivery::bytes_for(&event, &sub.id).into())
                 .await
                 .map_err(|e| Transient::new(format!("publishing delivery for {}: {e}", sub.id)))?;
             acks.push(ack);
@@ -61,10 +63,6 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         for ack in futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
             ack.map_err(|e| Transient::new(format!("awaiting delivery publish ack: {e}")))?;
         }
-    }
-    // The index only serves replay-by-id; losing it never blocks delivery.
-    if let Err(e) = crate::replay::index_event(ctx, &event.event_id, seq).await {
-        tracing::warn!(error = %e, "could not index the event for replay");
     }
     tracing::debug!(matched = subscriptions.len(), "event fanned out");
     Ok(())

@@ -1,29 +1,20 @@
 //! Endpoint health in Redis, shared by every hookline process: consecutive-failure counting (for
 //! auto-disable and the circuit breaker), the breaker's state, and per-endpoint limits
 //! (in-flight leases and a GCRA rate limit). Each decision is one Lua script, so it is atomic
-//! across processes.
+//! across processes; before a POST, one script ([`Health::admit`]) makes all of them together
+//! with the inbox check and the subscription cache's version check: one round trip.
 //!
 //! Keys (under `<p>:`): `health:<sub>` hash {failures, first_failure_ms, open_until_ms},
 //! `probe:<sub>` (the half-open probe lock), `inflight:<sub>` zset of leases, `rate:<sub>` (GCRA
 //! theoretical arrival time).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
 use super::{Doing, StoreError};
 use crate::subjects::Names;
-
-/// What the breaker says about sending a request now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Breaker {
-    /// Send.
-    Closed,
-    /// Send: this request is the one probe of a half-open breaker.
-    Probe,
-    /// Do not send; try again after this long.
-    Open { retry_in: Duration },
-}
 
 /// The state after a failure was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,15 +36,6 @@ pub struct Health {
     names: Names,
 }
 
-const BREAKER: &str = r#"
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until_ms') or '0')
-local now = tonumber(ARGV[1])
-if open_until == 0 then return {0, 0} end
-if now < open_until then return {2, open_until - now} end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {1, 0} end
-return {2, tonumber(ARGV[3])}
-"#;
-
 const FAILURE: &str = r#"
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -74,28 +56,80 @@ redis.call('PEXPIRE', KEYS[1], window + open_for)
 return {n, opened}
 "#;
 
-const ACQUIRE: &str = r#"
-local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-  return 1
+/// Everything a delivery needs from Redis before its POST, in one round trip: the cached
+/// subscription is current, the pair is not in the inbox, the delivery is not too old, the
+/// breaker lets it through (taking the half-open probe), the rate limit (GCRA, no burst) has
+/// room, and an in-flight lease is free. Stops at the first "no", changing nothing after it.
+///
+/// KEYS: version, inbox, health, probe, rate, inflight. ARGV: cached version, now ms, expired
+/// (0/1), probe timeout ms, wait while another probe is out ms, rate interval ms (0: none),
+/// in-flight limit, lease ms, lease token.
+const ADMIT: &str = r#"
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return {0, 0} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {1, 0} end
+if ARGV[3] == '1' then return {2, 0} end
+local now = tonumber(ARGV[2])
+local probe = 0
+local open_until = tonumber(redis.call('HGET', KEYS[3], 'open_until_ms') or '0')
+if open_until ~= 0 then
+  if now < open_until then return {3, open_until - now} end
+  if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then return {3, tonumber(ARGV[5])} end
+  probe = 1
 end
-return 0
+local interval = tonumber(ARGV[6])
+if interval > 0 then
+  local tat = tonumber(redis.call('GET', KEYS[5]) or '0')
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  if new_tat - now > interval then return {4, new_tat - now - interval} end
+  redis.call('SET', KEYS[5], string.format('%.0f', new_tat), 'PX', interval + interval)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+if redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[7]) then return {5, 0} end
+redis.call('ZADD', KEYS[6], now + tonumber(ARGV[8]), ARGV[9])
+redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[8]))
+return {6, probe}
 "#;
 
-const RATE: &str = r#"
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat - now > burst then return new_tat - now - burst end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', burst + interval)
-return 0
-"#;
+static ADMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADMIT));
+static FAILURE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(FAILURE));
+
+/// What a delivery asks [`Health::admit`].
+pub struct Admit<'a> {
+    /// The subscriptions' version token the caller's copy was read at.
+    pub version: &'a str,
+    /// The pair's inbox key.
+    pub inbox_key: &'a str,
+    /// Older than `health.max_delivery_age` (only said after the inbox check).
+    pub expired: bool,
+    /// How long one half-open probe holds the breaker.
+    pub probe_timeout: Duration,
+    /// Requests per second (0: no limit); above 1000/s not limited more finely than 1 ms.
+    pub rps: u32,
+    /// In-flight leases at most.
+    pub limit: u32,
+    /// How long a lease is held at most.
+    pub lease: Duration,
+}
+
+/// [`Health::admit`]'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// The subscriptions changed since the caller's copy was read: read it again.
+    Stale,
+    /// Already delivered: ack without a request.
+    Duplicate,
+    /// Too old (and not delivered).
+    Expired,
+    /// The breaker is open (or another process's probe is out): try again after this long.
+    BreakerOpen { retry_in: Duration },
+    /// Over the rate limit: try again after this long.
+    RateLimited { wait: Duration },
+    /// Every in-flight lease is taken.
+    Full,
+    /// Send; return `token` with [`Health::succeeded`] or [`Health::release`].
+    Admitted { token: String, probe: bool },
+}
 
 impl Health {
     pub fn new(conn: ConnectionManager, names: Names) -> Health {
@@ -106,25 +140,42 @@ impl Health {
         self.names.key(&format!("{kind}:{sub}"))
     }
 
-    /// The breaker's verdict for a request now. `probe_timeout` bounds how long one probe holds
-    /// the half-open state.
-    pub async fn breaker(&self, sub: &str, probe_timeout: Duration) -> Result<Breaker, StoreError> {
+    /// The admission check before a POST (see [`ADMIT`]), one round trip.
+    pub async fn admit(&self, sub: &str, a: &Admit<'_>) -> Result<Admission, StoreError> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        // Whole milliseconds keep the Lua arithmetic exact.
+        let interval = 1000u32.checked_div(a.rps).map_or(0, |i| i.max(1));
         let mut conn = self.conn.clone();
-        let (state, wait): (i64, i64) = redis::Script::new(BREAKER)
+        let (verdict, n): (i64, i64) = ADMIT_SCRIPT
+            .key(super::subscriptions::version_key(&self.names))
+            .key(a.inbox_key)
             .key(self.key("health", sub))
             .key(self.key("probe", sub))
+            .key(self.key("rate", sub))
+            .key(self.key("inflight", sub))
+            .arg(a.version)
             .arg(now_ms())
-            .arg(probe_timeout.as_millis() as i64)
+            .arg(u8::from(a.expired))
+            .arg(a.probe_timeout.as_millis() as i64)
             // While another process's probe is out, wait 1-3 s (spread, so a large backlog does
             // not come back all at once).
             .arg(1000 + (rand::random::<u64>() % 2000) as i64)
+            .arg(interval)
+            .arg(a.limit)
+            .arg(a.lease.as_millis() as i64)
+            .arg(&token)
             .invoke_async(&mut conn)
             .await
-            .doing(|| format!("reading the breaker of {sub}"))?;
-        Ok(match state {
-            0 => Breaker::Closed,
-            1 => Breaker::Probe,
-            _ => Breaker::Open { retry_in: Duration::from_millis(wait.max(0) as u64) },
+            .doing(|| format!("admitting a delivery to {sub}"))?;
+        let ms = |n: i64| Duration::from_millis(n.max(0) as u64);
+        Ok(match verdict {
+            0 => Admission::Stale,
+            1 => Admission::Duplicate,
+            2 => Admission::Expired,
+            3 => Admission::BreakerOpen { retry_in: ms(n) },
+            4 => Admission::RateLimited { wait: ms(n) },
+            5 => Admission::Full,
+            _ => Admission::Admitted { token, probe: n == 1 },
         })
     }
 
@@ -132,7 +183,7 @@ impl Health {
     /// or when the failure was the half-open probe.
     pub async fn record_failure(&self, sub: &str, window: Duration, threshold: u64, open_for: Duration) -> Result<FailureCount, StoreError> {
         let mut conn = self.conn.clone();
-        let (n, opened): (u64, i64) = redis::Script::new(FAILURE)
+        let (n, opened): (u64, i64) = FAILURE_SCRIPT
             .key(self.key("health", sub))
             .key(self.key("probe", sub))
             .arg(now_ms())
@@ -171,23 +222,6 @@ impl Health {
         Ok(until.is_some_and(|u| u > now_ms()))
     }
 
-    /// Takes one of `limit` in-flight leases of `sub` (held at most `lease`); `None` when all
-    /// are taken.
-    pub async fn acquire(&self, sub: &str, limit: u32, lease: Duration) -> Result<Option<String>, StoreError> {
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let mut conn = self.conn.clone();
-        let got: i64 = redis::Script::new(ACQUIRE)
-            .key(self.key("inflight", sub))
-            .arg(now_ms())
-            .arg(limit)
-            .arg(lease.as_millis() as i64)
-            .arg(&token)
-            .invoke_async(&mut conn)
-            .await
-            .doing(|| format!("taking an in-flight lease of {sub}"))?;
-        Ok((got == 1).then_some(token))
-    }
-
     /// Returns a lease.
     pub async fn release(&self, sub: &str, token: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
@@ -197,23 +231,5 @@ impl Health {
             .query_async::<()>(&mut conn)
             .await
             .doing(|| format!("returning an in-flight lease of {sub}"))
-    }
-
-    /// GCRA: `Duration::ZERO` when a request at `rps` may go now, else how long to wait.
-    /// Requests are spaced evenly (no burst), so any one-second window holds at most rps + 1.
-    pub async fn rate(&self, sub: &str, rps: u32) -> Result<Duration, StoreError> {
-        // Whole milliseconds keep the Lua arithmetic exact; rates above 1000/s are not limited
-        // more finely than 1 ms.
-        let interval = (1000 / rps.max(1)).max(1);
-        let mut conn = self.conn.clone();
-        let wait: i64 = redis::Script::new(RATE)
-            .key(self.key("rate", sub))
-            .arg(now_ms())
-            .arg(interval)
-            .arg(interval)
-            .invoke_async(&mut conn)
-            .await
-            .doing(|| format!("checking the rate limit of {sub}"))?;
-        Ok(Duration::from_millis(wait.max(0) as u64))
     }
 }

@@ -4,6 +4,7 @@
 //! so a Redis outage shows up as command errors (the caller leaves the message in JetStream and
 //! tries again later) and never as a skipped delivery.
 
+pub mod cache;
 pub mod health;
 pub mod inbox;
 pub mod subscriptions;

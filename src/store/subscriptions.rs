@@ -9,7 +9,9 @@
 //!
 //! A lookup reads the few index sets that can match an event type, never every subscription, so
 //! its cost grows with the number of matches and distinct wildcard patterns only. Writes change
-//! the hash and its index entries in one MULTI transaction.
+//! the hash and its index entries in one MULTI transaction, together with `subs:version`, the
+//! token the in-process [`super::cache`] checks (a change made by hand with `redis-cli` must
+//! `SET <p>:subs:version` to something new, or running processes keep their cached copy).
 
 use std::collections::BTreeSet;
 
@@ -25,6 +27,14 @@ use super::{Doing, StoreError};
 use crate::filter::{EventFilter, InvalidFilter};
 use crate::signing::Secret;
 use crate::subjects::Names;
+
+/// `<p>:subs:version`: a token replaced by every subscription write (see [`super::cache`]).
+const VERSION_KEY: &str = "subs:version";
+
+/// The key of the subscriptions' version token.
+pub fn version_key(names: &Names) -> String {
+    names.key(VERSION_KEY)
+}
 
 /// Longest accepted endpoint URL.
 const MAX_URL_LEN: usize = 2048;
@@ -330,16 +340,27 @@ impl SubscriptionStore {
 
     /// One subscription, or `None`.
     pub async fn get(&self, id: &str) -> Result<Option<Subscription>, SubscriptionError> {
+        Ok(self.get_versioned(id).await?.0)
+    }
+
+    /// One subscription and the [`version_key`] token read just before it (for
+    /// [`super::cache`]: the data is at least as new as the token).
+    pub async fn get_versioned(&self, id: &str) -> Result<(Option<Subscription>, String), SubscriptionError> {
         if !valid_subscription_id(id) {
             return Err(SubscriptionError::BadId(id.to_string()));
         }
         let mut conn = self.conn.clone();
-        let fields: Vec<(String, String)> =
-            conn.hgetall(self.hash_key(id)).await.doing(|| format!("reading subscription {id}"))?;
+        let (version, fields): (Option<String>, Vec<(String, String)>) = redis::pipe()
+            .get(self.names.key(VERSION_KEY))
+            .hgetall(self.hash_key(id))
+            .query_async(&mut conn)
+            .await
+            .doing(|| format!("reading subscription {id}"))?;
+        let version = version.unwrap_or_default();
         if fields.is_empty() {
-            return Ok(None);
+            return Ok((None, version));
         }
-        Ok(Some(decode(id, fields)?))
+        Ok((Some(decode(id, fields)?), version))
     }
 
     /// Like `get`, but a missing subscription is an error.
@@ -460,6 +481,7 @@ impl SubscriptionStore {
         // Its attempt index goes too (the records themselves age out of the stream).
         pipe.del(self.names.key(&format!("att:sub:{id}"))).ignore();
         self.unindex(&mut pipe, &old);
+        self.bump_version(&mut pipe);
         self.exec(pipe, || format!("deleting subscription {id}")).await?;
         self.drop_empty_patterns(&old).await?;
         Ok(old)
@@ -474,15 +496,29 @@ impl SubscriptionStore {
 
     /// Active subscriptions that should receive an event of this type and tenant.
     pub async fn matching(&self, event_type: &str, tenant: Option<&str>) -> Result<Vec<Subscription>, SubscriptionError> {
+        Ok(self.matching_versioned(event_type, tenant, None).await?.0)
+    }
+
+    /// [`Self::matching`] and the [`version_key`] token read just before the indexes; `also`
+    /// (its reply ignored) rides along in the first round trip.
+    pub async fn matching_versioned(
+        &self,
+        event_type: &str,
+        tenant: Option<&str>,
+        also: Option<redis::Cmd>,
+    ) -> Result<(Vec<Subscription>, String), SubscriptionError> {
         let mut conn = self.conn.clone();
         let doing = || format!("looking up subscriptions for event type {event_type}");
-        let (mut ids, exact, patterns): (BTreeSet<String>, Vec<String>, Vec<String>) = redis::pipe()
+        let mut pipe = redis::pipe();
+        pipe.get(self.names.key(VERSION_KEY))
             .smembers(self.names.key("idx:all"))
             .smembers(self.names.key(&format!("idx:type:{event_type}")))
-            .smembers(self.names.key("idx:patterns"))
-            .query_async(&mut conn)
-            .await
-            .doing(doing)?;
+            .smembers(self.names.key("idx:patterns"));
+        if let Some(cmd) = also {
+            pipe.add_command(cmd).ignore();
+        }
+        let (version, mut ids, exact, patterns): (Option<String>, BTreeSet<String>, Vec<String>, Vec<String>) =
+            pipe.query_async(&mut conn).await.doing(doing)?;
         ids.extend(exact);
         let matching: Vec<String> = patterns
             .iter()
@@ -494,7 +530,7 @@ impl SubscriptionStore {
             ids.extend(from_patterns);
         }
         let subs = self.load_many(ids.into_iter().collect()).await?;
-        Ok(subs.into_iter().filter(|s| s.accepts(event_type, tenant)).collect())
+        Ok((subs.into_iter().filter(|s| s.accepts(event_type, tenant)).collect(), version.unwrap_or_default()))
     }
 
     async fn load_many(&self, ids: Vec<String>) -> Result<Vec<Subscription>, SubscriptionError> {
@@ -532,11 +568,20 @@ impl SubscriptionStore {
         }
         pipe.sadd(self.names.key("subs"), &new.id).ignore();
         self.index(&mut pipe, new);
+        self.bump_version(&mut pipe);
         self.exec(pipe, || format!("writing subscription {}", new.id)).await?;
         if let Some(old) = old {
             self.drop_empty_patterns(old).await?;
         }
         Ok(())
+    }
+
+    /// A fresh token in [`version_key`], in the same MULTI as the change: every process's
+    /// [`super::cache`] sees it at its next check. A random token, not a counter, so a Redis
+    /// restored from an older snapshot can never show a token a cache already holds for other
+    /// data.
+    fn bump_version(&self, pipe: &mut redis::Pipeline) {
+        pipe.set(self.names.key(VERSION_KEY), uuid::Uuid::new_v4().simple().to_string()).ignore();
     }
 
     fn index(&self, pipe: &mut redis::Pipeline, sub: &Subscription) {
