@@ -41,6 +41,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub egress: EgressConfig,
+    pub runtime: RuntimeConfig,
 }
 
 /// A string that is never printed by `Debug`.
@@ -261,6 +262,14 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// `[runtime]`: the process's Tokio runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0: one per CPU (Tokio's default).
+    pub worker_threads: usize,
+}
+
 /// `[egress]`: where deliveries may go (SSRF protection; see [`crate::egress`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +297,7 @@ struct RawConfig {
     shutdown: ShutdownConfig,
     log: LogConfig,
     egress: EgressConfig,
+    runtime: RuntimeConfig,
 }
 
 impl Config {
@@ -321,6 +331,7 @@ impl Config {
             shutdown: raw.shutdown,
             log: raw.log,
             egress: raw.egress,
+            runtime: raw.runtime,
         };
         config.validate()?;
         Ok(config)
@@ -374,6 +385,9 @@ impl Config {
         }
         if d.ack_wait < d.request_timeout + Duration::from_secs(1) {
             return Err(invalid("delivery.ack_wait", "must exceed delivery.request_timeout by at least 1s"));
+        }
+        if self.runtime.worker_threads > 1024 {
+            return Err(invalid("runtime.worker_threads", "must be at most 1024 (0: one per CPU)"));
         }
         if self.health.max_in_flight_per_endpoint == 0 {
             return Err(invalid("health.max_in_flight_per_endpoint", "must be at least 1"));
@@ -473,6 +487,14 @@ mod tests {
     fn wrong_type_names_the_key() {
         let err = Config::with_overrides("[delivery]\nconcurrency = \"many\"").unwrap_err();
         assert!(err.to_string().contains("concurrency"), "{err}");
+    }
+
+    #[test]
+    fn runtime_threads_default_to_one_per_cpu_and_are_bounded() {
+        assert_eq!(Config::with_overrides("").unwrap().runtime.worker_threads, 0);
+        assert_eq!(Config::with_overrides("[runtime]\nworker_threads = 1").unwrap().runtime.worker_threads, 1);
+        let err = Config::with_overrides("[runtime]\nworker_threads = 5000").unwrap_err();
+        assert!(err.to_string().contains("runtime.worker_threads"), "{err}");
     }
 
     #[test]

@@ -8,8 +8,7 @@ use hookline::cli::Cli;
 use hookline::commands::{InputError, VerifyFailed};
 use hookline::config::{Config, ConfigError};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -18,6 +17,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if config.runtime.worker_threads > 0 {
+        runtime.worker_threads(config.runtime.worker_threads);
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(cli, config)),
+        Err(e) => {
+            eprintln!("error: cannot start the Tokio runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> ExitCode {
     let level = if matches!(cli.command, hookline::cli::Command::Serve { .. }) { "info" } else { "warn" };
     hookline::telemetry::init(config.log.format, level);
     match hookline::commands::run(cli.command, config).await {

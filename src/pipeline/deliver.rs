@@ -142,9 +142,15 @@ impl Job<'_> {
             // everything Redis decides, in one round trip.
             let Some(permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
                 // A hanging endpoint frees nothing before its requests time out: come back then
-                // instead of every moment (that churn costs the healthy endpoints CPU).
-                let base = if ctx.limits.is_busy(sub_id) { (ctx.config.delivery.request_timeout / 3).min(Duration::from_secs(3)) } else { Duration::from_millis(200) };
-                let wait = base + Duration::from_millis(rand::random::<u64>() % 800);
+                // (spread over the second half of the timeout) instead of every few moments —
+                // each return costs a deferral, and a deep backlog of such returns costs the
+                // healthy endpoints their CPU (the isolation benchmark).
+                let wait = if ctx.limits.is_busy(sub_id) {
+                    let timeout = ctx.config.delivery.request_timeout.max(Duration::from_secs(1));
+                    timeout / 2 + timeout.mul_f64(rand::random::<f64>() / 2.0)
+                } else {
+                    Duration::from_millis(200 + rand::random::<u64>() % 800)
+                };
                 return self.defer(&sub, wait, "in_flight_limit", None).await;
             };
             let admit = Admit {

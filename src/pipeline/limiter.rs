@@ -3,23 +3,20 @@
 //! Without them every delivery beyond an endpoint's in-flight limit would be deferred through a
 //! message schedule and come back a moment later: for a fast endpoint with a deep backlog that
 //! churn costs far more than the deliveries (measured: 10x fewer deliveries/s). So a delivery
-//! may wait here, briefly, for a local permit — but only while the endpoint is returning
-//! permits (one came back in the last [`BUSY_AFTER`]): waiting holds a consumer slot, and a slow
-//! or dead endpoint must not collect them. Such an endpoint's excess deliveries are deferred at
-//! once, so it ties up at most its in-flight limit of the process's slots (and none once its
-//! breaker opens). Waiters per endpoint are capped at what the endpoint can serve within the
+//! may wait here, briefly, for a local permit — but only while the endpoint has answered before
+//! and its permits are moving (one came back or went out in the last [`BUSY_AFTER`]): waiting
+//! holds a consumer slot, and a slow or dead endpoint must not collect them. Such an endpoint's
+//! excess deliveries are deferred at once — for about a request timeout when it is *busy* (all
+//! permits out, none moving), since nothing frees up sooner — so it ties up at most its
+//! in-flight limit of the process's slots (and none once its breaker opens). Waiters per endpoint are capped at what the endpoint can serve within the
 //! wait (`limit x max_wait / average hold time`), and each wait is bounded.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, LazyLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// `last_release` of an endpoint that has not returned a permit yet.
-const NEVER: u64 = u64::MAX;
 
 /// An endpoint that returned no permit for this long counts as busy: nobody waits for it.
 pub const BUSY_AFTER: Duration = Duration::from_millis(500);
@@ -33,8 +30,12 @@ fn now_ms() -> u64 {
 /// How an endpoint is doing, as seen from its permits.
 #[derive(Default)]
 struct Pace {
-    /// Milliseconds since `EPOCH` of the last returned permit (`NEVER` before the first).
+    /// Milliseconds since `EPOCH` of the last returned permit.
     last_release: AtomicU64,
+    /// Milliseconds since `EPOCH` of the last permit handed out.
+    last_acquire: AtomicU64,
+    /// A permit came back at least once: the endpoint answers.
+    released: AtomicBool,
     /// Moving average of how long a permit is held, microseconds.
     avg_hold_us: AtomicU64,
 }
@@ -44,6 +45,15 @@ struct Slot {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     pace: Arc<Pace>,
+}
+
+impl Pace {
+    /// A permit came back or went out within [`BUSY_AFTER`] (a burst to an idle endpoint is
+    /// not "busy" before its first requests had time to answer).
+    fn moving(&self) -> bool {
+        let last = self.last_release.load(Ordering::SeqCst).max(self.last_acquire.load(Ordering::SeqCst));
+        now_ms().saturating_sub(last) <= BUSY_AFTER.as_millis() as u64
+    }
 }
 
 /// A held permit; returning it marks the endpoint as moving and updates its pace.
@@ -60,6 +70,7 @@ impl Drop for Permit {
         let next = if avg == 0 { held } else { (avg * 7 + held) / 8 };
         self.pace.avg_hold_us.store(next.max(1), Ordering::Relaxed);
         self.pace.last_release.store(now_ms(), Ordering::SeqCst);
+        self.pace.released.store(true, Ordering::SeqCst);
     }
 }
 
@@ -95,8 +106,8 @@ impl LocalLimits {
             limit,
             permits: Arc::new(Semaphore::new(limit as usize)),
             waiting: Arc::new(AtomicUsize::new(0)),
-            // Busy until it has returned a permit: a new endpoint earns waiting by answering.
-            pace: Arc::new(Pace { last_release: AtomicU64::new(NEVER), avg_hold_us: AtomicU64::new(0) }),
+            // A new endpoint earns waiting by answering.
+            pace: Arc::new(Pace::default()),
         });
         if slot.limit != limit {
             // The limit changed: new permits; requests holding old ones finish undisturbed.
@@ -111,8 +122,7 @@ impl LocalLimits {
     pub fn is_busy(&self, endpoint: &str) -> bool {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.get(endpoint).is_some_and(|slot| {
-            let last = slot.pace.last_release.load(Ordering::SeqCst);
-            slot.permits.available_permits() == 0 && (last == NEVER || now_ms().saturating_sub(last) > BUSY_AFTER.as_millis() as u64)
+            slot.permits.available_permits() == 0 && !slot.pace.moving()
         })
     }
 
@@ -121,12 +131,14 @@ impl LocalLimits {
     /// or the wait ran out.
     pub async fn acquire(&self, endpoint: &str, limit: u32, max_wait: Duration) -> Option<Permit> {
         let (permits, waiting, pace) = self.slot(endpoint, limit.max(1));
-        let permit = |p| Permit { _permit: p, pace: pace.clone(), acquired: Instant::now() };
+        let permit = |p| {
+            pace.last_acquire.store(now_ms(), Ordering::SeqCst);
+            Permit { _permit: p, pace: pace.clone(), acquired: Instant::now() }
+        };
         if let Ok(p) = permits.clone().try_acquire_owned() {
             return Some(permit(p));
         }
-        let last = pace.last_release.load(Ordering::SeqCst);
-        if last == NEVER || now_ms().saturating_sub(last) > BUSY_AFTER.as_millis() as u64 {
+        if !pace.released.load(Ordering::SeqCst) || !pace.moving() {
             return None;
         }
         let cap = waiter_cap(limit, max_wait, pace.avg_hold_us.load(Ordering::Relaxed));
@@ -184,6 +196,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(500), "turned away without waiting");
         assert!(limits.is_busy("slow"));
         assert!(!limits.is_busy("unknown"));
+    }
+
+    #[tokio::test]
+    async fn a_new_endpoint_is_not_busy_before_its_first_requests_had_time_to_answer() {
+        let limits = LocalLimits::default();
+        let _held = limits.acquire("new", 1, Duration::from_millis(10)).await.unwrap();
+        // Turned away (it has not answered yet), but not marked busy: its deferrals stay short.
+        assert!(limits.acquire("new", 1, Duration::from_millis(10)).await.is_none());
+        assert!(!limits.is_busy("new"));
     }
 
     #[test]

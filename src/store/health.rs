@@ -61,9 +61,13 @@ return {n, opened}
 /// breaker lets it through (taking the half-open probe), the rate limit (GCRA, no burst) has
 /// room, and an in-flight lease is free. Stops at the first "no", changing nothing after it.
 ///
+/// While another process's probe is out, the answer is to come back when that probe's lock
+/// expires (at least 1 s): asking every moment would cost a deferral per pending delivery each
+/// time, for nothing.
+///
 /// KEYS: version, inbox, health, probe, rate, inflight. ARGV: cached version, now ms, expired
-/// (0/1), probe timeout ms, wait while another probe is out ms, rate interval ms (0: none),
-/// in-flight limit, lease ms, lease token.
+/// (0/1), probe timeout ms, (unused), rate interval ms (0: none), in-flight limit, lease ms,
+/// lease token.
 const ADMIT: &str = r#"
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return {0, 0} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {1, 0} end
@@ -73,7 +77,7 @@ local probe = 0
 local open_until = tonumber(redis.call('HGET', KEYS[3], 'open_until_ms') or '0')
 if open_until ~= 0 then
   if now < open_until then return {3, open_until - now} end
-  if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then return {3, tonumber(ARGV[5])} end
+  if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then return {3, math.max(redis.call('PTTL', KEYS[4]), 1000)} end
   probe = 1
 end
 local interval = tonumber(ARGV[6])
@@ -157,9 +161,7 @@ impl Health {
             .arg(now_ms())
             .arg(u8::from(a.expired))
             .arg(a.probe_timeout.as_millis() as i64)
-            // While another process's probe is out, wait 1-3 s (spread, so a large backlog does
-            // not come back all at once).
-            .arg(1000 + (rand::random::<u64>() % 2000) as i64)
+            .arg(0)
             .arg(interval)
             .arg(a.limit)
             .arg(a.lease.as_millis() as i64)
@@ -172,7 +174,8 @@ impl Health {
             0 => Admission::Stale,
             1 => Admission::Duplicate,
             2 => Admission::Expired,
-            3 => Admission::BreakerOpen { retry_in: ms(n) },
+            // Spread over 2 s, so a large backlog does not come back all at once.
+            3 => Admission::BreakerOpen { retry_in: ms(n) + Duration::from_millis(rand::random::<u64>() % 2000) },
             4 => Admission::RateLimited { wait: ms(n) },
             5 => Admission::Full,
             _ => Admission::Admitted { token, probe: n == 1 },
