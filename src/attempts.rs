@@ -211,6 +211,10 @@ async fn write_batch(js: &jetstream::Context, redis: &mut ConnectionManager, nam
         pipe.cmd("ZREMRANGEBYRANK").arg(key).arg(0).arg(-(MAX_INDEXED as i64) - 1).ignore();
     }
     tally.write(&mut pipe);
+    if pipe.cmd_iter().next().is_none() {
+        // Nothing was stored (every publish failed, e.g. NATS going away at shutdown).
+        return;
+    }
     if let Err(e) = pipe.query_async::<()>(redis).await {
         tracing::warn!(error = %e, "attempt records not indexed or counted");
     }

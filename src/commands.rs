@@ -80,27 +80,37 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, roles: &[crate::app::Role]) -> anyhow::Result<()> {
-    let app = App::build(config, roles).await?;
+    // Signals are caught from the start: a SIGTERM while hookline is still connecting ends in
+    // the same clean exit as one later (the app starts with its shutdown already asked for).
     let shutdown = CancellationToken::new();
+    let signals = signals();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(signals).await;
         tracing::info!("shutdown signal received; finishing in-flight deliveries");
         trigger.cancel();
     });
+    let app = App::build(config, roles).await?;
     app.run(shutdown).await
 }
 
-async fn wait_for_signal() {
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+/// SIGTERM and SIGINT handlers, installed now (`None`: fall back to ctrl-c).
+fn signals() -> Signals {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
+    signal(SignalKind::terminate()).ok().zip(signal(SignalKind::interrupt()).ok())
+}
+
+async fn wait_for_signal(signals: Signals) {
+    match signals {
+        Some((mut term, mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
         }
-        _ => {
+        None => {
             let _ = tokio::signal::ctrl_c().await;
         }
     }

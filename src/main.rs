@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hookline::cli::Cli;
-use hookline::commands::{InputError, VerifyFailed};
+use hookline::commands::InputError;
 use hookline::config::{Config, ConfigError};
 
 fn main() -> ExitCode {
@@ -38,10 +38,9 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            // A failed `verify` is exit 1 like any other failure; only bad input is 2.
             if e.downcast_ref::<InputError>().is_some() || e.downcast_ref::<ConfigError>().is_some() {
                 ExitCode::from(2)
-            } else if e.downcast_ref::<VerifyFailed>().is_some() {
-                ExitCode::from(1)
             } else {
                 ExitCode::from(1)
             }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
+use hookline::store::subscriptions::SubscriptionInput;
 use redis::AsyncCommands;
 
 use crate::harness::receiver::Reply;
@@ -23,7 +24,10 @@ async fn hookline_killed_with_sigkill_mid_run_and_restarted_loses_nothing() {
     let paths = ["/k1", "/k2", "/k3"];
     let mut subs = Vec::new();
     for p in paths {
-        subs.push(w.subscribe(p, &[], None).await);
+        // Two requests in flight per endpoint at 50 ms each: ~120 pairs/s in all, so every
+        // round below finds work left (450 pairs) however fast the rest of the pipeline is.
+        let input = SubscriptionInput { url: Some(w.receiver.url(p)), max_in_flight: Some(2), ..Default::default() };
+        subs.push(w.store().await.create(input).await.unwrap());
         w.receiver.set_default(p, Reply::Delay(Duration::from_millis(50)));
     }
     let config = w.config_file("\"0s\", \"200ms\"");
@@ -40,6 +44,7 @@ async fn hookline_killed_with_sigkill_mid_run_and_restarted_loses_nothing() {
         tracing::info!(round, delivered = w.receiver.requests().len(), "killed hookline");
         child = w.spawn_hookline(&config).await;
     }
+    let delivered_by_last = w.receiver.requests().len();
     let expected = EVENTS * paths.len();
     eventually_true(Duration::from_secs(60), "every (event, subscription) pair delivered", || async {
         let mut pairs = std::collections::HashSet::new();
@@ -57,6 +62,7 @@ async fn hookline_killed_with_sigkill_mid_run_and_restarted_loses_nothing() {
     tracing::info!(pairs = counts.len(), duplicates, "kill -9 test finished (duplicates are allowed only across a crash)");
     assert_eq!(counts.len(), expected);
     assert!(w.dlq(None).await.is_empty(), "nothing dead-lettered");
+    assert!(delivered_by_last < expected, "the last process had work to do (so it was up before the SIGTERM)");
     sigterm(&child);
     let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("wait");
     assert!(status.success(), "clean exit after SIGTERM: {status}");

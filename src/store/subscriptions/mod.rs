@@ -15,16 +15,19 @@
 
 use std::collections::BTreeSet;
 
-use std::collections::BTreeMap;
-
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+mod model;
+
+pub use model::*;
+use model::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
+
 use super::{Doing, StoreError};
-use crate::filter::{EventFilter, InvalidFilter};
+use crate::filter::EventFilter;
 use crate::signing::Secret;
 use crate::subjects::Names;
 
@@ -34,243 +37,6 @@ const VERSION_KEY: &str = "subs:version";
 /// The key of the subscriptions' version token.
 pub fn version_key(names: &Names) -> String {
     names.key(VERSION_KEY)
-}
-
-/// Longest accepted endpoint URL.
-const MAX_URL_LEN: usize = 2048;
-
-/// Additional, non-standard signature schemes a subscription may ask for (for receivers built
-/// on libraries that do not speak Standard Webhooks); the Standard Webhooks headers are always
-/// sent as well.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SignatureScheme {
-    /// `X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret string, raw body)>` with
-    /// `X-Webhook-Event-Type`, `X-Webhook-Event-ID`, `X-Webhook-Timestamp` (ISO-8601).
-    WebhookSha256,
-    /// `X-Signature: <hex HMAC-SHA256(secret string, body)>`, the body sent as canonical JSON
-    /// (sorted keys, compact, ASCII) so a receiver that re-serialises the parsed body gets the
-    /// same bytes.
-    XSignatureCanonical,
-}
-
-/// What the POST body carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BodyFormat {
-    /// `{"type", "timestamp", "data"}` (Standard Webhooks).
-    #[default]
-    Envelope,
-    /// The event's payload alone.
-    Payload,
-}
-
-/// Delivery order of a subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Ordering {
-    /// Concurrent deliveries; retries do not block later events (the default).
-    #[default]
-    Unordered,
-    /// One delivery at a time in publish order; a failing head blocks only this subscription.
-    Fifo,
-}
-
-/// One signing secret; a rotated-out secret keeps signing until `expires_at`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SigningSecret {
-    pub secret: Secret,
-    pub expires_at: Option<OffsetDateTime>,
-}
-
-/// A stored subscription (secrets are kept apart from what is displayed).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Subscription {
-    pub id: String,
-    pub url: String,
-    /// Empty means every event type.
-    pub event_types: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
-    pub description: String,
-    /// Free key/value pairs for the owner's use.
-    pub metadata: BTreeMap<String, String>,
-    pub active: bool,
-    /// Extra signature schemes besides Standard Webhooks.
-    pub signature_schemes: Vec<SignatureScheme>,
-    pub body_format: BodyFormat,
-    /// Override of `health.max_in_flight_per_endpoint`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_in_flight: Option<u32>,
-    /// Override of `health.max_rps_per_endpoint` (0: unlimited).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_rps: Option<u32>,
-    /// Why hookline deactivated it (`failing`, `gone`), if it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disabled_reason: Option<String>,
-    /// Unordered (default) or fifo.
-    pub ordering: Ordering,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: OffsetDateTime,
-    /// Newest first; the first one is current.
-    #[serde(skip)]
-    #[schema(ignore)]
-    pub secrets: Vec<SigningSecret>,
-}
-
-impl Subscription {
-    /// The current (newest) secret.
-    pub fn current_secret(&self) -> &Secret {
-        &self.secrets[0].secret
-    }
-
-    /// Secrets that sign deliveries at `now`: the current one and rotated ones still in their
-    /// grace window.
-    pub fn live_secrets(&self, now: OffsetDateTime) -> Vec<Secret> {
-        self.secrets
-            .iter()
-            .filter(|s| s.expires_at.is_none_or(|at| at > now))
-            .map(|s| s.secret.clone())
-            .collect()
-    }
-
-    /// The parsed filters (validated on write, so parsing cannot fail for stored ones).
-    pub fn filters(&self) -> Vec<EventFilter> {
-        self.event_types.iter().filter_map(|t| EventFilter::parse(t).ok()).collect()
-    }
-
-    /// Whether this subscription should receive an event of `event_type` from `tenant`.
-    pub fn accepts(&self, event_type: &str, tenant: Option<&str>) -> bool {
-        let tenant_ok = match (tenant, self.tenant_id.as_deref()) {
-            (Some(event_tenant), Some(own)) => event_tenant == own,
-            _ => true,
-        };
-        let type_ok = self.event_types.is_empty() || self.filters().iter().any(|f| f.matches(event_type));
-        self.active && tenant_ok && type_ok
-    }
-}
-
-/// Input of `create` (and the fields `update` may change; also the body of
-/// `PATCH /v1/subscriptions/{id}`, where every field is optional).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionInput {
-    pub url: Option<String>,
-    pub event_types: Option<Vec<String>>,
-    pub tenant_id: Option<String>,
-    pub description: Option<String>,
-    pub metadata: Option<BTreeMap<String, String>>,
-    pub active: Option<bool>,
-    pub signature_schemes: Option<Vec<SignatureScheme>>,
-    pub body_format: Option<BodyFormat>,
-    /// `Some(0)` clears the override.
-    pub max_in_flight: Option<u32>,
-    /// `Some(0)` means unlimited.
-    pub max_rps: Option<u32>,
-    pub ordering: Option<Ordering>,
-}
-
-/// A rejected subscription input; names the field.
-#[derive(Debug, thiserror::Error)]
-pub enum SubscriptionError {
-    #[error("invalid url {url:?}: {why}")]
-    BadUrl { url: String, why: String },
-    #[error(transparent)]
-    BadFilter(#[from] InvalidFilter),
-    #[error("invalid tenant_id {0:?}: 1-128 characters of letters, digits, '_', '-', '.' or ':'")]
-    BadTenant(String),
-    #[error("description is longer than 1024 characters")]
-    DescriptionTooLong,
-    #[error("metadata must have at most 32 entries, keys of 1-64 and values of at most 512 characters")]
-    BadMetadata,
-    #[error("subscription {0} not found")]
-    NotFound(String),
-    #[error("invalid subscription id {0:?}")]
-    BadId(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl SubscriptionError {
-    /// The input field at fault, if any.
-    pub fn field(&self) -> Option<&'static str> {
-        match self {
-            SubscriptionError::BadUrl { .. } => Some("url"),
-            SubscriptionError::BadFilter(_) => Some("event_types"),
-            SubscriptionError::BadTenant(_) => Some("tenant_id"),
-            SubscriptionError::DescriptionTooLong => Some("description"),
-            SubscriptionError::BadMetadata => Some("metadata"),
-            SubscriptionError::BadId(_) => Some("id"),
-            _ => None,
-        }
-    }
-}
-
-/// `sub_` followed by 1-64 letters or digits.
-pub fn valid_subscription_id(id: &str) -> bool {
-    id.strip_prefix("sub_")
-        .is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// Checks an endpoint URL's syntax: http(s), a host, no fragment, bounded length. The address
-/// check (SSRF protection) follows in [`check_endpoint`], which needs the egress policy and DNS.
-pub fn validate_url(url: &str) -> Result<(), SubscriptionError> {
-    let bad = |why: &str| SubscriptionError::BadUrl { url: url.to_string(), why: why.to_string() };
-    if url.len() > MAX_URL_LEN {
-        return Err(bad("longer than 2048 characters"));
-    }
-    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("scheme must be http or https"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("a host is required"));
-    }
-    if parsed.fragment().is_some() {
-        return Err(bad("a fragment is not allowed"));
-    }
-    Ok(())
-}
-
-/// [`validate_url`], then the egress policy: scheme, IP literal, and the name's addresses.
-pub async fn check_endpoint(url: &str, egress: &crate::egress::EgressPolicy) -> Result<(), SubscriptionError> {
-    validate_url(url)?;
-    egress.check_endpoint(url).await.map_err(|e| SubscriptionError::BadUrl { url: url.to_string(), why: e.to_string() })
-}
-
-fn validate_filters(types: &[String]) -> Result<Vec<String>, SubscriptionError> {
-    let set: BTreeSet<String> = types
-        .iter()
-        .map(|t| EventFilter::parse(t).map(|f| f.as_str().to_string()))
-        .collect::<Result<_, _>>()?;
-    Ok(set.into_iter().collect())
-}
-
-fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), SubscriptionError> {
-    let ok = m.len() <= 32 && m.iter().all(|(k, v)| !k.is_empty() && k.len() <= 64 && v.len() <= 512);
-    if ok { Ok(()) } else { Err(SubscriptionError::BadMetadata) }
-}
-
-fn dedup_schemes(mut schemes: Vec<SignatureScheme>) -> Vec<SignatureScheme> {
-    schemes.sort();
-    schemes.dedup();
-    schemes
-}
-
-/// `true` for a tenant id hookline accepts.
-pub fn valid_tenant(tenant: &str) -> bool {
-    validate_tenant(tenant).is_ok()
-}
-
-fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
-    let ok = !tenant.is_empty()
-        && tenant.len() <= 128
-        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
-    if ok { Ok(()) } else { Err(SubscriptionError::BadTenant(tenant.to_string())) }
 }
 
 /// Subscription storage bound to one prefix.
@@ -719,6 +485,8 @@ fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, Store
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn sub(types: &[&str], tenant: Option<&str>) -> Subscription {
