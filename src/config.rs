@@ -266,8 +266,24 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Worker threads; 0: one per CPU (Tokio's default).
+    /// Worker threads; 0: automatic (see [`RuntimeConfig::threads`]).
     pub worker_threads: usize,
+}
+
+impl RuntimeConfig {
+    /// The worker threads to start: `worker_threads`, or when 0, one per CPU except on a
+    /// machine of 2 CPUs or fewer, where one thread leaves the rest to nats-server and Redis and
+    /// costs less CPU per delivery (each delivery's steps run in one task anyway; a second
+    /// thread mostly adds wake-ups across threads: BENCHMARKS.md).
+    pub fn threads(&self) -> usize {
+        match self.worker_threads {
+            0 => match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+                n if n <= 2 => 1,
+                n => n,
+            },
+            n => n,
+        }
+    }
 }
 
 /// `[egress]`: where deliveries may go (SSRF protection; see [`crate::egress`]).
@@ -387,7 +403,7 @@ impl Config {
             return Err(invalid("delivery.ack_wait", "must exceed delivery.request_timeout by at least 1s"));
         }
         if self.runtime.worker_threads > 1024 {
-            return Err(invalid("runtime.worker_threads", "must be at most 1024 (0: one per CPU)"));
+            return Err(invalid("runtime.worker_threads", "must be at most 1024 (0: automatic)"));
         }
         if self.health.max_in_flight_per_endpoint == 0 {
             return Err(invalid("health.max_in_flight_per_endpoint", "must be at least 1"));
@@ -490,8 +506,12 @@ mod tests {
     }
 
     #[test]
-    fn runtime_threads_default_to_one_per_cpu_and_are_bounded() {
-        assert_eq!(Config::with_overrides("").unwrap().runtime.worker_threads, 0);
+    fn runtime_threads_default_to_automatic_and_are_bounded() {
+        let auto = Config::with_overrides("").unwrap().runtime;
+        assert_eq!(auto.worker_threads, 0);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(auto.threads(), if cpus <= 2 { 1 } else { cpus });
+        assert_eq!(Config::with_overrides("[runtime]\nworker_threads = 3").unwrap().runtime.threads(), 3);
         assert_eq!(Config::with_overrides("[runtime]\nworker_threads = 1").unwrap().runtime.worker_threads, 1);
         let err = Config::with_overrides("[runtime]\nworker_threads = 5000").unwrap_err();
         assert!(err.to_string().contains("runtime.worker_threads"), "{err}");

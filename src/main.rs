@@ -19,9 +19,7 @@ fn main() -> ExitCode {
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if config.runtime.worker_threads > 0 {
-        runtime.worker_threads(config.runtime.worker_threads);
-    }
+    runtime.worker_threads(config.runtime.threads());
     match runtime.build() {
         Ok(runtime) => runtime.block_on(run(cli, config)),
         Err(e) => {

@@ -1,62 +1,85 @@
 //! Process metrics in Prometheus text format: counters and a latency histogram updated on the
-//! delivery path (lock held for a map update only), plus gauges read at scrape time from
-//! JetStream and Redis (backlog per subscription, DLQ size, fan-out lag, breaker states,
+//! delivery path (atomics for the per-delivery ones, a short locked list for the rest), plus
+//! gauges read at scrape time from JetStream and Redis (backlog per subscription, DLQ size, fan-out lag, breaker states,
 //! disabled subscriptions). Hand-rolled: a few dozen lines beat a registry dependency here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the attempt latency histogram.
 pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// Outcomes of [`attempt`] counted without a lock (any other goes through the labelled map).
+const OUTCOMES: [&str; 5] = ["succeeded", "failed", "deferred", "aborted", "dead_lettered"];
+/// Status classes, as [`status_class`] names them.
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// What is updated once or more per delivery: atomics, no lock and no allocation.
+struct Hot {
+    deliveries: [[AtomicU64; CLASSES.len()]; OUTCOMES.len()],
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+    in_flight: AtomicI64,
 }
 
-#[derive(Default)]
-struct Registry {
-    counters: BTreeMap<(&'static str, Vec<(&'static str, String)>), u64>,
-    latency: Histogram,
-    in_flight: i64,
-}
+static HOT: Hot = Hot {
+    deliveries: [const { [const { AtomicU64::new(0) }; CLASSES.len()] }; OUTCOMES.len()],
+    buckets: [const { AtomicU64::new(0) }; LATENCY_BUCKETS.len()],
+    count: AtomicU64::new(0),
+    sum_ns: AtomicU64::new(0),
+    in_flight: AtomicI64::new(0),
+};
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(Registry::default()));
+/// Labelled counters: few distinct series, so a short list scanned with borrowed labels (no
+/// allocation once a series exists).
+type Series = (&'static str, Vec<(&'static str, String)>, u64);
 
-fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
-    let mut guard = REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(&mut guard)
-}
+static COUNTERS: LazyLock<Mutex<Vec<Series>>> = LazyLock::new(|| Mutex::new(Vec::new()));
 
 /// Adds 1 to a labelled counter.
 pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
-    let labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    with(|r| *r.counters.entry((name, labels)).or_default() += 1);
+    let mut counters = COUNTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let same = |(n, l, _): &&mut Series| {
+        *n == name && l.len() == labels.len() && l.iter().zip(labels).all(|((k, v), (k2, v2))| k == k2 && v == v2)
+    };
+    match counters.iter_mut().find(|s| same(s)) {
+        Some(series) => series.2 += 1,
+        None => counters.push((name, labels.iter().map(|(k, v)| (*k, v.to_string())).collect(), 1)),
+    }
 }
 
 /// `2xx`, `4xx`, ... or `none` when no response came.
 pub fn status_class(status: Option<u16>) -> String {
-    status.map(|s| format!("{}xx", s / 100)).unwrap_or_else(|| "none".into())
+    CLASSES[class_index(status)].to_string()
+}
+
+fn class_index(status: Option<u16>) -> usize {
+    match status.map(|s| s / 100) {
+        Some(c @ 1..=5) => c as usize - 1,
+        _ => CLASSES.len() - 1,
+    }
 }
 
 /// Records one attempt's outcome and latency.
 pub fn attempt(outcome: &str, status: Option<u16>, duration: Duration) {
-    inc("hookline_deliveries_total", &[("outcome", outcome), ("status_class", &status_class(status))]);
-    let secs = duration.as_secs_f64();
-    with(|r| {
-        let h = &mut r.latency;
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.buckets[i] += 1;
-            }
+    match OUTCOMES.iter().position(|o| *o == outcome) {
+        Some(i) => {
+            HOT.deliveries[i][class_index(status)].fetch_add(1, Ordering::Relaxed);
         }
-        h.count += 1;
-        h.sum += secs;
-    });
+        None => inc("hookline_deliveries_total", &[("outcome", outcome), ("status_class", CLASSES[class_index(status)])]),
+    }
+    let secs = duration.as_secs_f64();
+    for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+        if secs <= *bound {
+            HOT.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    HOT.count.fetch_add(1, Ordering::Relaxed);
+    HOT.sum_ns.fetch_add(duration.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
 }
 
 /// Tracks requests in flight (the guard decrements on drop).
@@ -64,14 +87,14 @@ pub struct InFlight(());
 
 impl InFlight {
     pub fn start() -> InFlight {
-        with(|r| r.in_flight += 1);
+        HOT.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        with(|r| r.in_flight -= 1);
+        HOT.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -102,26 +125,37 @@ pub struct Gauges {
 /// The whole exposition.
 pub fn render(g: &Gauges) -> String {
     let mut out = String::new();
-    with(|r| {
-        let mut last = "";
-        for ((name, pairs), value) in &r.counters {
-            if *name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name;
+    let mut counters: BTreeMap<(&str, Vec<(&str, String)>), u64> = BTreeMap::new();
+    for (name, labels, value) in COUNTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+        *counters.entry((*name, labels.clone())).or_default() += value;
+    }
+    for (i, outcome) in OUTCOMES.iter().enumerate() {
+        for (j, class) in CLASSES.iter().enumerate() {
+            let n = HOT.deliveries[i][j].load(Ordering::Relaxed);
+            if n > 0 {
+                let labels = vec![("outcome", outcome.to_string()), ("status_class", class.to_string())];
+                *counters.entry(("hookline_deliveries_total", labels)).or_default() += n;
             }
-            let _ = writeln!(out, "{name}{} {value}", labels(pairs));
         }
-        let h = &r.latency;
-        out.push_str("# HELP hookline_attempt_duration_seconds Duration of delivery attempts (HTTP).\n");
-        out.push_str("# TYPE hookline_attempt_duration_seconds histogram\n");
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "hookline_attempt_duration_seconds_bucket{{le=\"{bound}\"}} {}", h.buckets[i]);
+    }
+    let mut last = "";
+    for ((name, pairs), value) in &counters {
+        if *name != last {
+            let _ = writeln!(out, "# TYPE {name} counter");
+            last = name;
         }
-        let _ = writeln!(out, "hookline_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "hookline_attempt_duration_seconds_sum {}", h.sum);
-        let _ = writeln!(out, "hookline_attempt_duration_seconds_count {}", h.count);
-        let _ = writeln!(out, "# TYPE hookline_in_flight gauge\nhookline_in_flight {}", r.in_flight);
-    });
+        let _ = writeln!(out, "{name}{} {value}", labels(pairs));
+    }
+    out.push_str("# HELP hookline_attempt_duration_seconds Duration of delivery attempts (HTTP).\n");
+    out.push_str("# TYPE hookline_attempt_duration_seconds histogram\n");
+    for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+        let _ = writeln!(out, "hookline_attempt_duration_seconds_bucket{{le=\"{bound}\"}} {}", HOT.buckets[i].load(Ordering::Relaxed));
+    }
+    let count = HOT.count.load(Ordering::Relaxed);
+    let _ = writeln!(out, "hookline_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "hookline_attempt_duration_seconds_sum {}", HOT.sum_ns.load(Ordering::Relaxed) as f64 / 1e9);
+    let _ = writeln!(out, "hookline_attempt_duration_seconds_count {count}");
+    let _ = writeln!(out, "# TYPE hookline_in_flight gauge\nhookline_in_flight {}", HOT.in_flight.load(Ordering::Relaxed));
     out.push_str("# HELP hookline_backlog Due deliveries waiting per subscription.\n# TYPE hookline_backlog gauge\n");
     for (sub, n) in &g.backlog {
         let _ = writeln!(out, "hookline_backlog{{subscription=\"{}\"}} {n}", escape(sub));

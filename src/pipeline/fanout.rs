@@ -24,7 +24,7 @@ fn delivery_subject(ctx: &Ctx, sub: &crate::store::subscriptions::Subscription) 
 }
 
 /// Handles one message of the events stream.
-#[tracing::instrument(skip_all, fields(subject = %msg.subject, event_id, matched))]
+#[tracing::instrument(level = "debug", skip_all, fields(subject = %msg.subject, event_id, matched))]
 pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient> {
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     let Some(subject_type) = ctx.names.event_type_of(&msg.subject) else {

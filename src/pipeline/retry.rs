@@ -45,7 +45,7 @@ pub struct Failure<'a> {
 /// backpressure deferral, which uses no attempt) as a message schedule due after `delay`;
 /// returns when JetStream has stored it. `origin_seq` (the failed message's stream sequence)
 /// makes the publish idempotent if this step is repeated after a crash.
-#[tracing::instrument(skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %delivery.subscription_id, next_attempt = next))]
+#[tracing::instrument(level = "debug", skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %delivery.subscription_id, next_attempt = next))]
 pub async fn schedule(
     ctx: &Ctx,
     delivery: &Delivery,
