@@ -4,7 +4,8 @@
 //! The records double as outcome events: any plain NATS subscriber of `<p>.attempts.>` sees
 //! `succeeded`, `failed`, `dead_lettered` and `skipped_duplicate` as they happen. Queries (newest
 //! first, paginated, by subscription, event, tenant or status) use small Redis sorted sets whose
-//! members are stream sequences; entries whose record has aged out of the stream are dropped
+//! members are stream sequences (a query for all records, or for successes alone, reads the
+//! stream backwards instead); entries whose record has aged out of the stream are dropped
 //! lazily when a query meets them. Records are written by one [`Recorder`] task per process,
 //! in batches, off the delivery path.
 
@@ -85,13 +86,16 @@ pub const MAX_INDEXED: usize = 100_000;
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
 /// The capped query indexes a record goes into (the per-event one is separate: see
-/// [`write_batch`]).
+/// [`write_batch`]). Successes, the bulk of the log, go into their subscription's (and
+/// tenant's) index only: a query for all records or for successes alone reads the stream
+/// backwards instead (see [`query`]), where nearly every record matches. Each index entry costs
+/// Redis a sorted-set insert per delivery (measured: the attempt indexes were ~40 % of Redis's
+/// command time before).
 fn index_keys(names: &Names, r: &AttemptRecord) -> Vec<String> {
-    let mut keys = vec![
-        names.key("att:all"),
-        names.key(&format!("att:sub:{}", r.subscription_id)),
-        names.key(&format!("att:status:{}", r.status.as_str())),
-    ];
+    let mut keys = vec![names.key(&format!("att:sub:{}", r.subscription_id))];
+    if r.status != AttemptStatus::Succeeded {
+        keys.push(names.key(&format!("att:status:{}", r.status.as_str())));
+    }
     if let Some(t) = &r.tenant_id {
         keys.push(names.key(&format!("att:tenant:{t}")));
     }
@@ -251,7 +255,19 @@ pub struct AttemptPage {
     pub next_cursor: Option<u64>,
 }
 
-/// Runs a query against the indexes and the stream.
+/// Stream reads one query may make when it scans the stream (the rest is on the next page).
+const SCAN_BUDGET: usize = 5_000;
+
+/// Whether a record passes every filter of `q`.
+fn keeps(q: &AttemptQuery, r: &AttemptRecord) -> bool {
+    q.subscription_id.as_ref().is_none_or(|s| *s == r.subscription_id)
+        && q.event_id.as_ref().is_none_or(|e| *e == r.event_id)
+        && q.status.is_none_or(|s| s == r.status)
+        && q.tenant_id.as_ref().is_none_or(|t| Some(t) == r.tenant_id.as_ref())
+}
+
+/// Runs a query against the indexes and the stream: the most selective filter's index, or,
+/// with no filter but perhaps `status=succeeded`, the stream itself, newest first.
 pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &Names, q: &AttemptQuery) -> anyhow::Result<AttemptPage> {
     let key = if let Some(e) = &q.event_id {
         names.key(&format!("att:event:{e}"))
@@ -259,10 +275,10 @@ pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &N
         names.key(&format!("att:sub:{s}"))
     } else if let Some(t) = &q.tenant_id {
         names.key(&format!("att:tenant:{t}"))
-    } else if let Some(st) = q.status {
+    } else if let Some(st) = q.status.filter(|s| *s != AttemptStatus::Succeeded) {
         names.key(&format!("att:status:{}", st.as_str()))
     } else {
-        names.key("att:all")
+        return scan(js, names, q).await;
     };
     let limit = q.limit.clamp(1, 500);
     let stream = js.get_stream_no_info(names.attempts_stream()).await?;
@@ -285,11 +301,7 @@ pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &N
                 Err(e) => return Err(e.into()),
             };
             let Ok(r) = serde_json::from_slice::<AttemptRecord>(&msg.payload) else { continue };
-            let keep = q.subscription_id.as_ref().is_none_or(|s| *s == r.subscription_id)
-                && q.event_id.as_ref().is_none_or(|e| *e == r.event_id)
-                && q.status.is_none_or(|s| s == r.status)
-                && q.tenant_id.as_ref().is_none_or(|t| Some(t) == r.tenant_id.as_ref());
-            if keep {
+            if keeps(q, &r) {
                 items.push(r);
                 if items.len() == limit {
                     return Ok(AttemptPage { items, next_cursor: Some(seq) });
@@ -297,6 +309,43 @@ pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &N
             }
         }
     }
+}
+
+/// Reads the stream backwards from `before` (or its last record), at most [`SCAN_BUDGET`]
+/// reads; a page cut short by the budget still has a `next_cursor`.
+async fn scan(js: &jetstream::Context, names: &Names, q: &AttemptQuery) -> anyhow::Result<AttemptPage> {
+    let limit = q.limit.clamp(1, 500);
+    let mut stream = js.get_stream(names.attempts_stream()).await?;
+    let state = stream.info().await?.state.clone();
+    let mut seq = match q.before {
+        Some(b) => b.saturating_sub(1).min(state.last_sequence),
+        None => state.last_sequence,
+    };
+    let first = state.first_sequence.max(1);
+    let mut items = Vec::new();
+    let mut reads = 0;
+    while seq >= first && state.messages > 0 {
+        if reads == SCAN_BUDGET {
+            return Ok(AttemptPage { items, next_cursor: Some(seq + 1) });
+        }
+        reads += 1;
+        match stream.direct_get(seq).await {
+            Ok(msg) => {
+                if let Ok(r) = serde_json::from_slice::<AttemptRecord>(&msg.payload)
+                    && keeps(q, &r)
+                {
+                    items.push(r);
+                    if items.len() == limit {
+                        return Ok(AttemptPage { items, next_cursor: (seq > first).then_some(seq) });
+                    }
+                }
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        seq -= 1;
+    }
+    Ok(AttemptPage { items, next_cursor: None })
 }
 
 #[cfg(test)]

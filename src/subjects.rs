@@ -95,6 +95,16 @@ impl Names {
         format!("{}.fifo.{subscription_id}", self.prefix)
     }
 
+    /// Whether `subject` is `<p>.<kind>.<subscription_id>` (without building it).
+    pub fn is_subject_of(&self, subject: &str, kind: &str, subscription_id: &str) -> bool {
+        subject
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|s| s.strip_prefix('.'))
+            .and_then(|s| s.strip_prefix(kind))
+            .and_then(|s| s.strip_prefix('.'))
+            == Some(subscription_id)
+    }
+
     /// The durable consumer of one FIFO subscription.
     pub fn fifo_consumer(&self, subscription_id: &str) -> String {
         format!("{}_fifo_{subscription_id}", self.prefix)
@@ -168,6 +178,11 @@ mod tests {
         assert_eq!(n.key("sub:sub_1"), "web-hooks:sub:sub_1");
         assert_eq!(n.attempts_stream(), "WEB_HOOKS_ATTEMPTS");
         assert_eq!(n.attempts("sub_1"), "web-hooks.attempts.sub_1");
+        assert!(n.is_subject_of(&n.deliver("sub_1"), "deliver", "sub_1"));
+        assert!(n.is_subject_of(&n.fifo("sub_1"), "fifo", "sub_1"));
+        assert!(!n.is_subject_of(&n.deliver("sub_1"), "fifo", "sub_1"));
+        assert!(!n.is_subject_of(&n.deliver("sub_12"), "deliver", "sub_1"));
+        assert!(!n.is_subject_of("other.deliver.sub_1", "deliver", "sub_1"));
         assert_eq!(n.lifecycle("created"), "web-hooks.lifecycle.created");
     }
 

@@ -78,7 +78,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     span.record("event_id", delivery.event.event_id.as_str());
     span.record("subscription_id", delivery.subscription_id.as_str());
     span.record("attempt", state.attempt);
-    let fifo = ctx.names.fifo(&delivery.subscription_id) == msg.subject.as_str();
+    let fifo = ctx.names.is_subject_of(&msg.subject, "fifo", &delivery.subscription_id);
     let mut state = state;
     if fifo {
         // A FIFO head keeps its place in the stream; its attempt count lives in Redis.
@@ -89,7 +89,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         span.record("attempt", state.attempt);
     }
     let job = Job { ctx, msg, seq, now, state, delivery, fifo };
-    if !fifo && ctx.names.deliver(&job.delivery.subscription_id) != msg.subject.as_str() {
+    if !fifo && !ctx.names.is_subject_of(&msg.subject, "deliver", &job.delivery.subscription_id) {
         let detail = format!("body names subscription {} but the subject is {}", job.delivery.subscription_id, msg.subject);
         return job.dead_letter("subscription_mismatch", &detail, None).await;
     }
@@ -163,6 +163,7 @@ impl Job<'_> {
                 rps: sub.max_rps.unwrap_or(ctx.config.health.max_rps_per_endpoint),
                 limit,
                 lease: ctx.config.delivery.request_timeout + Duration::from_secs(5),
+                breaker_maybe_open: ctx.limits.breaker_maybe_open(sub_id),
             };
             let admission = self.health().admit(sub_id, &admit).await.map_err(Transient::new)?;
             let token = match admission {
@@ -183,7 +184,10 @@ impl Job<'_> {
                             let age = self.now - self.state.first_attempt_at;
                             return self.dead_letter("max_age_exceeded", &format!("delivery is {age} old"), Some(&sub)).await;
                         }
-                        Admission::BreakerOpen { retry_in } => return self.defer(&sub, retry_in, "breaker_open", None).await,
+                        Admission::BreakerOpen { retry_in } => {
+                            ctx.limits.note_breaker_open(sub_id, retry_in);
+                            return self.defer(&sub, retry_in, "breaker_open", None).await;
+                        }
                         Admission::RateLimited { wait } => return self.defer(&sub, wait, "rate_limited", None).await,
                         Admission::Full | Admission::Admitted { .. } => {
                             let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
@@ -326,6 +330,7 @@ impl Job<'_> {
             .await
             .map_err(Transient::new)?;
         if count.opened {
+            self.ctx.limits.note_breaker_open(&sub.id, h.breaker_open_for);
             tracing::warn!(subscription_id = %sub.id, event_id = %self.delivery.event.event_id, failures = count.consecutive, open_for = ?h.breaker_open_for, "circuit breaker opened");
             metrics::inc("hookline_breaker_opened_total", &[]);
         }

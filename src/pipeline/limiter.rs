@@ -84,10 +84,12 @@ fn waiter_cap(limit: u32, max_wait: Duration, avg_hold_us: u64) -> usize {
     (u64::from(limit) * max_wait.as_micros() as u64 / hold_us).clamp(u64::from(limit), MAX_WAITERS) as usize
 }
 
-/// Per-endpoint semaphores of this process.
+/// Per-endpoint semaphores of this process, and where the endpoints' breakers were last seen
+/// open (a hint only: Redis decides).
 #[derive(Default)]
 pub struct LocalLimits {
     slots: Mutex<HashMap<String, Slot>>,
+    breakers: Mutex<HashMap<String, u64>>,
 }
 
 /// Decrements the waiter count on every exit path.
@@ -115,6 +117,22 @@ impl LocalLimits {
             slot.permits = Arc::new(Semaphore::new(limit as usize));
         }
         (slot.permits.clone(), slot.waiting.clone(), slot.pace.clone())
+    }
+
+    /// The endpoint's breaker was seen open (or its probe out) for another `for_`.
+    pub fn note_breaker_open(&self, endpoint: &str, for_: Duration) {
+        let until = now_ms() + for_.as_millis() as u64;
+        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        if breakers.len() >= 10_000 {
+            breakers.retain(|_, u| *u > now_ms());
+        }
+        breakers.insert(endpoint.to_string(), until);
+    }
+
+    /// The endpoint's breaker was seen open and may still be (see [`Self::note_breaker_open`]).
+    pub fn breaker_maybe_open(&self, endpoint: &str) -> bool {
+        let breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        breakers.get(endpoint).is_some_and(|until| *until > now_ms())
     }
 
     /// Whether `endpoint` has all its permits out and returned none lately (dead, hanging or
@@ -205,6 +223,17 @@ mod tests {
         // Turned away (it has not answered yet), but not marked busy: its deferrals stay short.
         assert!(limits.acquire("new", 1, Duration::from_millis(10)).await.is_none());
         assert!(!limits.is_busy("new"));
+    }
+
+    #[test]
+    fn a_breaker_seen_open_is_remembered_for_as_long_as_it_was_said_to_stay_open() {
+        let limits = LocalLimits::default();
+        assert!(!limits.breaker_maybe_open("e"));
+        limits.note_breaker_open("e", Duration::from_secs(60));
+        assert!(limits.breaker_maybe_open("e"));
+        assert!(!limits.breaker_maybe_open("other"));
+        limits.note_breaker_open("e", Duration::ZERO);
+        assert!(!limits.breaker_maybe_open("e"));
     }
 
     #[test]
