@@ -17,9 +17,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One thread: Tokio's current-thread scheduler (no work-stealing bookkeeping, no wake-ups
+    // across threads).
+    let mut runtime = match config.runtime.threads() {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
     runtime.enable_all();
-    runtime.worker_threads(config.runtime.threads());
     match runtime.build() {
         Ok(runtime) => runtime.block_on(run(cli, config)),
         Err(e) => {
