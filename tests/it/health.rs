@@ -160,6 +160,28 @@ async fn per_endpoint_concurrency_limit_is_never_exceeded() {
 }
 
 #[tokio::test]
+async fn per_endpoint_concurrency_limit_holds_across_processes() {
+    // Two hookline instances, each with its own local permits (3 each): only the shared Redis
+    // leases keep the endpoint at 3 in flight.
+    let w = World::start().await;
+    subscribe_limited(&w, "/shared", Some(3), None).await;
+    w.receiver.set_default("/shared", Reply::Delay(Duration::from_millis(200)));
+    let a = w.start_app(w.config("\"0s\"")).await;
+    let b = w.start_app(w.config("\"0s\"")).await;
+    for i in 0..24 {
+        w.publish("order.created", &format!("evt_x{i}"), None).await;
+    }
+    let reqs = w.receiver.wait_for_requests("/shared", 24, Duration::from_secs(60)).await;
+    let mut times: Vec<Instant> = reqs.iter().map(|r| r.received_at).collect();
+    times.sort();
+    assert!(max_in_window(&times, Duration::from_millis(150)) <= 3, "more than 3 concurrent requests across two processes");
+    let ids: std::collections::HashSet<&str> = reqs.iter().filter_map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 24, "every event once");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn per_endpoint_rate_limit_is_respected_within_tolerance() {
     let w = World::start().await;
     subscribe_limited(&w, "/slowrate", None, Some(5)).await;
