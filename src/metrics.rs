@@ -36,7 +36,8 @@ static HOT: Hot = Hot {
 
 /// Labelled counters: few distinct series, so a short list scanned with borrowed labels (no
 /// allocation once a series exists).
-type Series = (&'static str, Vec<(&'static str, String)>, u64);
+type Labels = Vec<(&'static str, String)>;
+type Series = (&'static str, Labels, u64);
 
 static COUNTERS: LazyLock<Mutex<Vec<Series>>> = LazyLock::new(|| Mutex::new(Vec::new()));
 
@@ -125,7 +126,7 @@ pub struct Gauges {
 /// The whole exposition.
 pub fn render(g: &Gauges) -> String {
     let mut out = String::new();
-    let mut counters: BTreeMap<(&str, Vec<(&str, String)>), u64> = BTreeMap::new();
+    let mut counters: BTreeMap<(&str, Labels), u64> = BTreeMap::new();
     for (name, labels, value) in COUNTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
         *counters.entry((*name, labels.clone())).or_default() += value;
     }

@@ -139,13 +139,6 @@ impl Job<'_> {
                     }
                 },
             };
-            // The breaker was seen open here, until a time Redis gave: defer until then without
-            // asking again (a dead endpoint's backlog returns once per breaker cycle, and each
-            // return used to cost an admission round trip too: the isolation benchmark).
-            if let Some(open_for) = ctx.limits.breaker_open_for(sub_id) {
-                let wait = open_for + Duration::from_millis(rand::random::<u64>() % 2000);
-                return self.defer(&sub, wait, "breaker_open", None).await;
-            }
             let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
             // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then
             // everything Redis decides, in one round trip.
@@ -170,6 +163,7 @@ impl Job<'_> {
                 rps: sub.max_rps.unwrap_or(ctx.config.health.max_rps_per_endpoint),
                 limit,
                 lease: ctx.config.delivery.request_timeout + Duration::from_secs(5),
+                breaker_maybe_open: ctx.limits.breaker_maybe_open(sub_id),
             };
             let admission = self.health().admit(sub_id, &admit).await.map_err(Transient::new)?;
             let token = match admission {
@@ -248,7 +242,6 @@ impl Job<'_> {
                 // Debug, not info: a line per delivery costs ~15 % CPU; metrics count them.
                 tracing::debug!(status, ms = duration.as_millis() as u64, "delivered");
                 metrics::attempt("succeeded", Some(status), duration);
-                ctx.limits.note_breaker_closed(&self.delivery.subscription_id);
                 // The endpoint has it: a Redis failure here must not cause a retry (that would
                 // be a duplicate); the worst case is a duplicate if JetStream also redelivers.
                 let sub_id = &self.delivery.subscription_id;

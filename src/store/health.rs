@@ -116,6 +116,9 @@ pub struct Admit<'a> {
     pub limit: u32,
     /// How long a lease is held at most.
     pub lease: Duration,
+    /// The breaker was seen open lately: go straight to the script (which answers an open
+    /// breaker in one round trip; the pipeline would take a lease only to give it back).
+    pub breaker_maybe_open: bool,
 }
 
 /// [`Health::admit`]'s answer.
@@ -151,6 +154,7 @@ impl Health {
     pub async fn admit(&self, sub: &str, a: &Admit<'_>) -> Result<Admission, StoreError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         if a.rps == 0
+            && !a.breaker_maybe_open
             && let Some(admission) = self.admit_fast(sub, a, &token).await?
         {
             return Ok(admission);
