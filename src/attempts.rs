@@ -324,7 +324,7 @@ async fn scan(js: &jetstream::Context, names: &Names, q: &AttemptQuery) -> anyho
     let first = state.first_sequence.max(1);
     let mut items = Vec::new();
     let mut reads = 0;
-    while seq >= first && state.messages > 0 {
+    while seq >= first {
         if reads == SCAN_BUDGET {
             return Ok(AttemptPage { items, next_cursor: Some(seq + 1) });
         }

@@ -1,7 +1,8 @@
 //! Process metrics in Prometheus text format: counters and a latency histogram updated on the
 //! delivery path (atomics for the per-delivery ones, a short locked list for the rest), plus
-//! gauges read at scrape time from JetStream and Redis (backlog per subscription, DLQ size, fan-out lag, breaker states,
-//! disabled subscriptions). Hand-rolled: a few dozen lines beat a registry dependency here.
+//! gauges read at scrape time from JetStream and Redis (backlog per subscription, DLQ size,
+//! fan-out lag, breaker states, disabled subscriptions). Hand-rolled: a few dozen lines beat a
+//! registry dependency here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -14,7 +15,7 @@ pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 /// Outcomes of [`attempt`] counted without a lock (any other goes through the labelled map).
 const OUTCOMES: [&str; 5] = ["succeeded", "failed", "deferred", "aborted", "dead_lettered"];
-/// Status classes, as [`status_class`] names them.
+/// Status classes: `2xx`, `4xx`, ..., and `none` when no response came.
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
 /// What is updated once or more per delivery: atomics, no lock and no allocation.
@@ -53,11 +54,7 @@ pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
     }
 }
 
-/// `2xx`, `4xx`, ... or `none` when no response came.
-pub fn status_class(status: Option<u16>) -> String {
-    CLASSES[class_index(status)].to_string()
-}
-
+/// The index in [`CLASSES`] of a response's status.
 fn class_index(status: Option<u16>) -> usize {
     match status.map(|s| s / 100) {
         Some(c @ 1..=5) => c as usize - 1,

@@ -31,6 +31,19 @@ use crate::store::health::{Admission, Admit, Health};
 use crate::store::inbox;
 use crate::store::subscriptions::Subscription;
 
+/// A log line of one job, naming its event, subscription and attempt (the per-message span is
+/// debug-level: see [`handle`]).
+macro_rules! job_log {
+    ($level:ident, $job:expr, $($rest:tt)+) => {
+        tracing::$level!(
+            event_id = %$job.delivery.event.event_id,
+            subscription_id = %$job.delivery.subscription_id,
+            attempt = $job.state.attempt,
+            $($rest)+
+        )
+    };
+}
+
 /// Reads of a subscription that changed before it could be used, at most per delivery.
 const MAX_STALE_READS: usize = 3;
 
@@ -176,7 +189,7 @@ impl Job<'_> {
                             continue;
                         }
                         Admission::Duplicate => {
-                            tracing::info!(event_id = %self.delivery.event.event_id, subscription_id = %self.delivery.subscription_id, attempt = self.state.attempt, "already delivered; acking the duplicate without a request");
+                            job_log!(info, self, "already delivered; acking the duplicate without a request");
                             self.log(&sub, AttemptStatus::SkippedDuplicate, Log::default()).await;
                             return Ok(());
                         }
@@ -205,7 +218,7 @@ impl Job<'_> {
             if !matches!(outcome, Outcome::Delivered { .. })
                 && let Err(e) = self.health().release(sub_id, &token).await
             {
-                tracing::warn!(event_id = %self.delivery.event.event_id, subscription_id = %self.delivery.subscription_id, attempt = self.state.attempt, error = %e, "could not return the in-flight lease (it expires by itself)");
+                job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
             }
             return self.conclude(&sub, outcome, &token, &inbox_key).await;
         }
@@ -246,7 +259,7 @@ impl Job<'_> {
                 // be a duplicate); the worst case is a duplicate if JetStream also redelivers.
                 let sub_id = &self.delivery.subscription_id;
                 if let Err(e) = self.health().succeeded(sub_id, lease, inbox_key, ctx.config.delivery.dedupe_ttl).await {
-                    tracing::error!(event_id = %self.delivery.event.event_id, subscription_id = %self.delivery.subscription_id, attempt = self.state.attempt, error = %e, "could not record the delivery for dedupe");
+                    job_log!(error, self, error = %e, "could not record the delivery for dedupe");
                 }
                 self.log(sub, AttemptStatus::Succeeded, Log { http: Some((status, duration)), body: Some(response_body), ..Log::default() }).await;
                 Ok(())
@@ -262,7 +275,7 @@ impl Job<'_> {
                 let log = Log { http: Some((status.unwrap_or(0), duration)), error: Some(error.clone()), kind: Some(kind), body: Some(response_body), next: None };
                 if abort {
                     metrics::attempt("aborted", status, duration);
-                    tracing::info!(event_id = %self.delivery.event.event_id, subscription_id = %self.delivery.subscription_id, attempt = self.state.attempt, status = status.map(i64::from).unwrap_or(-1), "receiver asked to abort this message; no more retries");
+                    job_log!(info, self, status = status.map(i64::from).unwrap_or(-1), "receiver asked to abort this message; no more retries");
                     self.log(sub, AttemptStatus::Aborted, log).await;
                     return Ok(());
                 }
@@ -292,7 +305,7 @@ impl Job<'_> {
                     }
                     let failure = Failure { status, error: &error, at: self.now };
                     let due = retry::schedule(ctx, &self.delivery, &self.state, &failure, delay, self.seq, self.state.attempt + 1).await?;
-                    tracing::info!(event_id = %self.delivery.event.event_id, subscription_id = %self.delivery.subscription_id, attempt = self.state.attempt, status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
+                    job_log!(info, self, status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
                     self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;
                     Ok(())
                 } else {
@@ -316,7 +329,7 @@ impl Job<'_> {
             .await
             .map_err(|e| Transient::new(format!("redis: {e}")))?;
         let due = self.now + delay;
-        tracing::info!(event_id = %self.delivery.event.event_id, subscription_id = %self.delivery.subscription_id, attempt = self.state.attempt, retry_in = ?delay, "fifo head failed; holding it (later deliveries of this subscription wait)");
+        job_log!(info, self, retry_in = ?delay, "fifo head failed; holding it (later deliveries of this subscription wait)");
         self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;
         Err(Transient::hold(delay, "fifo head waiting for its retry"))
     }
@@ -331,7 +344,7 @@ impl Job<'_> {
             .map_err(Transient::new)?;
         if count.opened {
             self.ctx.limits.note_breaker_open(&sub.id, h.breaker_open_for);
-            tracing::warn!(subscription_id = %sub.id, event_id = %self.delivery.event.event_id, failures = count.consecutive, open_for = ?h.breaker_open_for, "circuit breaker opened");
+            job_log!(warn, self, failures = count.consecutive, open_for = ?h.breaker_open_for, "circuit breaker opened");
             metrics::inc("hookline_breaker_opened_total", &[]);
         }
         Ok(count.consecutive)
