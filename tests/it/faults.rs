@@ -74,7 +74,10 @@ async fn jetstream_forgets_consumed_work_queue_message_ids_across_a_restart() {
     };
     for id in ["before", "across"] {
         assert!(!publish(js.clone(), id).await.duplicate);
-        let msg = consumer.fetch().max_messages(1).messages().await.unwrap().next().await.unwrap().unwrap();
+        // `batch` waits (up to its expiry) for the message; `fetch` answers with what is available
+        // at that instant and on a loaded machine could find the just-stored message not yet there.
+        let batch = consumer.batch().max_messages(1).expires(Duration::from_secs(10)).messages().await.unwrap();
+        let msg = batch.take(1).next().await.expect("the message within 10 s").unwrap();
         msg.double_ack().await.unwrap();
     }
     assert!(publish(js.clone(), "before").await.duplicate, "without a restart the id is remembered after consumption");
