@@ -188,9 +188,13 @@ pub struct HealthConfig {
     pub disable_window: Duration,
     /// Consecutive failures that open an endpoint's breaker (0: never).
     pub breaker_failure_threshold: u64,
-    /// How long an open breaker defers before one probe.
+    /// How long an open breaker defers before one probe (the first time).
     #[serde(with = "humantime_serde")]
     pub breaker_open_for: Duration,
+    /// Longest an open breaker defers: each re-opening without a success in between doubles
+    /// `breaker_open_for` up to this.
+    #[serde(with = "humantime_serde")]
+    pub breaker_max_open_for: Duration,
     /// Oldest a delivery may get through deferrals.
     #[serde(with = "humantime_serde")]
     pub max_delivery_age: Duration,
@@ -411,6 +415,9 @@ impl Config {
         if self.health.breaker_open_for.is_zero() {
             return Err(invalid("health.breaker_open_for", "must be greater than zero"));
         }
+        if self.health.breaker_max_open_for < self.health.breaker_open_for {
+            return Err(invalid("health.breaker_max_open_for", "must be at least health.breaker_open_for"));
+        }
         if self.streams.delivery_log_retention_days == 0 {
             return Err(invalid("streams.delivery_log_retention_days", "must be at least 1"));
         }
@@ -491,6 +498,14 @@ mod tests {
     fn bad_prefix_names_the_key() {
         let err = Config::with_overrides("[streams]\nprefix = \"a.b\"").unwrap_err();
         assert!(err.to_string().contains("streams.prefix"), "{err}");
+    }
+
+    #[test]
+    fn breaker_max_open_for_below_open_for_names_the_key() {
+        let err = Config::with_overrides("[health]\nbreaker_open_for = \"1m\"\nbreaker_max_open_for = \"30s\"").unwrap_err();
+        assert!(err.to_string().contains("health.breaker_max_open_for"), "{err}");
+        let ok = Config::with_overrides("[health]\nbreaker_open_for = \"1m\"\nbreaker_max_open_for = \"1m\"").unwrap();
+        assert_eq!(ok.health.breaker_max_open_for, Duration::from_secs(60));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::context::Ctx;
 use crate::event::Delivery;
 use crate::lifecycle::{self, LifecycleKind};
 use crate::metrics;
-use crate::store::health::{Admission, Admit, Health};
+use crate::store::health::{Admission, Admit, Backoff, Health};
 use crate::store::inbox;
 use crate::store::subscriptions::Subscription;
 
@@ -339,12 +339,12 @@ impl Job<'_> {
         let h = &self.ctx.config.health;
         let count = self
             .health()
-            .record_failure(&sub.id, h.disable_window, h.breaker_failure_threshold, h.breaker_open_for)
+            .record_failure(&sub.id, h.disable_window, h.breaker_failure_threshold, Backoff { first: h.breaker_open_for, max: h.breaker_max_open_for })
             .await
             .map_err(Transient::new)?;
-        if count.opened {
-            self.ctx.limits.note_breaker_open(&sub.id, h.breaker_open_for);
-            job_log!(warn, self, failures = count.consecutive, open_for = ?h.breaker_open_for, "circuit breaker opened");
+        if let Some(open_for) = count.opened {
+            self.ctx.limits.note_breaker_open(&sub.id, open_for);
+            job_log!(warn, self, failures = count.consecutive, ?open_for, "circuit breaker opened");
             metrics::inc("hookline_breaker_opened_total", &[]);
         }
         Ok(count.consecutive)

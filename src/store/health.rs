@@ -6,7 +6,7 @@
 //! one) makes all of them together with the inbox check and the subscription cache's version
 //! check.
 //!
-//! Keys (under `<p>:`): `health:<sub>` hash {failures, first_failure_ms, open_until_ms},
+//! Keys (under `<p>:`): `health:<sub>` hash {failures, first_failure_ms, opens, open_until_ms},
 //! `probe:<sub>` (the half-open probe lock), `inflight:<sub>` zset of leases, `rate:<sub>` (GCRA
 //! theoretical arrival time).
 
@@ -23,8 +23,15 @@ use crate::subjects::Names;
 pub struct FailureCount {
     /// Consecutive failures (no success in between) inside the window.
     pub consecutive: u64,
-    /// The breaker (re)opened with this failure.
-    pub opened: bool,
+    /// The breaker (re)opened with this failure, for this long.
+    pub opened: Option<Duration>,
+}
+
+/// How long an opened breaker stays open: `first`, doubled with each re-opening, at most `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
 }
 
 fn now_ms() -> i64 {
@@ -38,24 +45,41 @@ pub struct Health {
     names: Names,
 }
 
+/// Counts a failure; opens the breaker at `threshold` consecutive failures or when the failure
+/// was the half-open probe. Each opening without a success in between stays open twice as long
+/// as the one before (`open_for`, 2x, 4x, ... at most `max_open_for`): a long outage then costs
+/// a deferral per pending delivery every few minutes, not every `open_for`. A failure of a
+/// request admitted before the breaker opened changes nothing (it is the same opening).
+///
+/// KEYS: health, probe. ARGV: now ms, window ms, threshold, open_for ms, max_open_for ms.
+/// Returns {consecutive failures, how long it opened for in ms (0: it did not open now)}.
 const FAILURE: &str = r#"
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local threshold = tonumber(ARGV[3])
 local open_for = tonumber(ARGV[4])
+local max_open_for = tonumber(ARGV[5])
 local first = tonumber(redis.call('HGET', KEYS[1], 'first_failure_ms') or '0')
 if first == 0 or now - first > window then
   redis.call('HSET', KEYS[1], 'failures', 0, 'first_failure_ms', now)
 end
 local n = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local was_probe = redis.call('DEL', KEYS[2])
-local opened = 0
-if threshold > 0 and (n >= threshold or was_probe == 1) then
-  redis.call('HSET', KEYS[1], 'open_until_ms', now + open_for)
-  opened = 1
+local opened_for = 0
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until_ms') or '0')
+if threshold > 0 and (was_probe == 1 or (open_until == 0 and n >= threshold)) then
+  local opens = redis.call('HINCRBY', KEYS[1], 'opens', 1)
+  opened_for = open_for
+  for _ = 2, math.min(opens, 32) do
+    if opened_for >= max_open_for then break end
+    opened_for = opened_for * 2
+  end
+  opened_for = math.min(opened_for, math.max(max_open_for, open_for))
+  redis.call('HSET', KEYS[1], 'open_until_ms', now + opened_for)
+  open_until = now + opened_for
 end
-redis.call('PEXPIRE', KEYS[1], window + open_for)
-return {n, opened}
+redis.call('PEXPIRE', KEYS[1], window + math.max(open_until - now, 0))
+return {n, opened_for}
 "#;
 
 /// Everything a delivery needs from Redis before its POST, in one round trip: the cached
@@ -239,20 +263,23 @@ impl Health {
     }
 
     /// Counts a failed attempt; opens the breaker at `threshold` consecutive failures (0 never)
-    /// or when the failure was the half-open probe.
-    pub async fn record_failure(&self, sub: &str, window: Duration, threshold: u64, open_for: Duration) -> Result<FailureCount, StoreError> {
+    /// or when the failure was the half-open probe, for `open_for` doubled with each opening
+    /// since the last success, at most `max_open_for`.
+    pub async fn record_failure(&self, sub: &str, window: Duration, threshold: u64, breaker: Backoff) -> Result<FailureCount, StoreError> {
         let mut conn = self.conn.clone();
-        let (n, opened): (u64, i64) = FAILURE_SCRIPT
+        let (n, opened_for): (u64, u64) = FAILURE_SCRIPT
             .key(self.key("health", sub))
             .key(self.key("probe", sub))
             .arg(now_ms())
             .arg(window.as_millis() as i64)
             .arg(threshold)
-            .arg(open_for.as_millis() as i64)
+            .arg(breaker.first.as_millis() as i64)
+            .arg(breaker.max.as_millis() as i64)
             .invoke_async(&mut conn)
             .await
             .doing(|| format!("counting a failure of {sub}"))?;
-        Ok(FailureCount { consecutive: n, opened: opened == 1 })
+        let opened = (opened_for > 0).then(|| Duration::from_millis(opened_for));
+        Ok(FailureCount { consecutive: n, opened })
     }
 
     /// A success, in one round trip: records the pair in the inbox (`SET NX EX`, see

@@ -112,6 +112,39 @@ async fn breaker_opens_defers_without_http_calls_then_one_probe_closes_it() {
 }
 
 #[tokio::test]
+async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap() {
+    use hookline::store::health::{Backoff, Health};
+    let w = World::start().await;
+    let config = w.config("\"0s\"");
+    let conn = hookline::store::connect(&config.redis).await.unwrap();
+    let health = Health::new(conn.clone(), w.names.clone());
+    let backoff = Backoff { first: Duration::from_secs(30), max: Duration::from_secs(100) };
+    let window = Duration::from_secs(3600);
+    let fail = || health.record_failure("sub_b", window, 2, backoff);
+    // The failed probe: the probe lock is what admission takes when the breaker half-opens.
+    let probe_fails = || async {
+        let mut c = conn.clone();
+        let _: () = redis::cmd("SET").arg(w.names.key("probe:sub_b")).arg(1).query_async(&mut c).await.unwrap();
+        fail().await.unwrap().opened
+    };
+    assert_eq!(fail().await.unwrap().opened, None, "one failure is below the threshold");
+    assert_eq!(fail().await.unwrap().opened, Some(Duration::from_secs(30)), "the threshold opens it for open_for");
+    assert_eq!(fail().await.unwrap().opened, None, "a request admitted before the opening does not re-open it");
+    assert!(health.is_open("sub_b").await.unwrap());
+    assert_eq!(probe_fails().await, Some(Duration::from_secs(60)));
+    assert_eq!(probe_fails().await, Some(Duration::from_secs(100)), "capped at max_open_for");
+    assert_eq!(probe_fails().await, Some(Duration::from_secs(100)));
+    let mut c = conn.clone();
+    let pttl: i64 = redis::cmd("PTTL").arg(w.names.key("health:sub_b")).query_async(&mut c).await.unwrap();
+    assert!(pttl > (window + Duration::from_secs(90)).as_millis() as i64, "the state outlives the open period: {pttl} ms");
+    // A success closes it and the next opening starts again from open_for.
+    health.succeeded("sub_b", "no-lease", &w.names.key("inbox:x"), Duration::from_secs(60)).await.unwrap();
+    assert!(!health.is_open("sub_b").await.unwrap());
+    assert_eq!(fail().await.unwrap().opened, None);
+    assert_eq!(fail().await.unwrap().opened, Some(Duration::from_secs(30)));
+}
+
+#[tokio::test]
 async fn http_429_with_retry_after_does_not_use_an_attempt() {
     let w = World::start().await;
     let sub = w.subscribe("/busy", &[], None).await;
