@@ -123,6 +123,11 @@ impl Env {
         Ok(self.control.get(url).send().await?.error_for_status()?.json().await?)
     }
 
+    /// Messages a stream has ever stored (its last sequence).
+    pub async fn stream_messages(&self, stream: &str) -> anyhow::Result<u64> {
+        Ok(self.js.get_stream(stream).await?.info().await?.state.last_sequence)
+    }
+
     pub async fn reset_receiver(&self) -> anyhow::Result<()> {
         let url = format!("http://127.0.0.1:{}/_bench/reset", self.receiver_port);
         self.control.post(url).send().await?.error_for_status()?;

@@ -83,6 +83,12 @@ pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> an
         delivery_metrics(&mut r, &waited, healthy);
         resource_metrics(&mut r, &hk, before.delta(&after));
         r.set("events", events).set("healthy_subscriptions", healthy).set("dead_requests_parked", waited.stats.hanging);
+        // Beyond one message per (event, subscription), the deliveries stream stores two per
+        // deferral or retry (the schedule, and the delivery it fires): what the dead endpoint
+        // cost the others.
+        let stored = env.stream_messages(&hk.names.deliveries_stream()).await?;
+        let deferrals = stored.saturating_sub(events * (healthy + 1)) / 2;
+        r.set("deliveries_stream_messages", stored).set("deferrals_per_dead_delivery", deferrals as f64 / events.max(1) as f64);
         let rate = waited.rate();
         if let Some(base) = fanout_rate {
             r.set("ratio_to_fanout", rate / base);

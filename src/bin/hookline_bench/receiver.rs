@@ -132,7 +132,11 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
             Ok(reply(StatusCode::OK, json))
         }
         (&Method::POST, "/_bench/reset") => {
-            *state.lock().unwrap_or_else(|e| e.into_inner()) = State::default();
+            // Requests parked on a hanging endpoint stay parked across a reset (the isolation
+            // scenario's warm-up already fills the dead endpoint's in-flight limit).
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            let hanging = s.hanging;
+            *s = State { hanging, ..State::default() };
             Ok(reply(StatusCode::NO_CONTENT, Bytes::new()))
         }
         (&Method::POST, p) if p.starts_with("/hang/") => {
