@@ -8,6 +8,11 @@ use hookline::cli::Cli;
 use hookline::commands::InputError;
 use hookline::config::{Config, ConfigError};
 
+/// mimalloc instead of glibc's malloc: allocation and free were ~17 % of hookline's CPU per
+/// delivery under load with glibc (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
