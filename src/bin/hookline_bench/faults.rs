@@ -8,7 +8,7 @@ use crate::Sizes;
 use crate::env::Env;
 use crate::load::{EVENT_TYPE, Publisher};
 use crate::report::Report;
-use crate::steady::{STALL, delivery_metrics, resource_metrics};
+use crate::steady::{STALL, deferrals, delivery_metrics, resource_metrics};
 
 /// Scenario 4: publish->receipt latency at 200 events/s and at half of `max_rate`.
 pub async fn latency(env: &Env, sizes: &Sizes, max_rate: f64) -> anyhow::Result<Report> {
@@ -67,6 +67,7 @@ pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> an
         env.warm_up(&publisher, 50, healthy).await?;
         let events = sizes.fanout_events;
         let expected = events * healthy;
+        let stored_before = env.stream_messages(&hk.names.deliveries_stream()).await?;
         let before = env.cpu(&hk);
         let is_healthy = |p: &str| p.starts_with("/s/");
         let (published, waited) = tokio::join!(
@@ -83,12 +84,10 @@ pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> an
         delivery_metrics(&mut r, &waited, healthy);
         resource_metrics(&mut r, &hk, before.delta(&after));
         r.set("events", events).set("healthy_subscriptions", healthy).set("dead_requests_parked", waited.stats.hanging);
-        // Beyond one message per (event, subscription), the deliveries stream stores two per
-        // deferral or retry (the schedule, and the delivery it fires): what the dead endpoint
-        // cost the others.
-        let stored = env.stream_messages(&hk.names.deliveries_stream()).await?;
-        let deferrals = stored.saturating_sub(events * (healthy + 1)) / 2;
-        r.set("deliveries_stream_messages", stored).set("deferrals_per_dead_delivery", deferrals as f64 / events.max(1) as f64);
+        // Deferrals: what the dead endpoint cost the others.
+        let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
+        let deferrals = deferrals(stored, events * (healthy + 1));
+        r.set("deferrals", deferrals).set("deferrals_per_dead_delivery", deferrals as f64 / events.max(1) as f64);
         let rate = waited.rate();
         if let Some(base) = fanout_rate {
             r.set("ratio_to_fanout", rate / base);

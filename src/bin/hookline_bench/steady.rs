@@ -42,17 +42,50 @@ pub async fn baseline(env: &Env, sizes: &Sizes) -> anyhow::Result<Report> {
     Ok(r)
 }
 
-/// Scenario 2: one subscription.
+const IN_FLIGHT_KEY: &str = "HOOKLINE_HEALTH__MAX_IN_FLIGHT_PER_ENDPOINT";
+
+/// Scenario 2: one subscription, at the baseline's concurrency: the endpoint may have as many
+/// requests in flight as the baseline had (`delivery.concurrency`), so both measure the same
+/// HTTP load. The default per-endpoint limit (16) is a protection for customers' endpoints,
+/// which caps one endpoint at 16 / latency; that rate is measured too, in a second run
+/// (`at_default_in_flight_limit`), unless `--set health.max_in_flight_per_endpoint` chose one.
 pub async fn throughput(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyhow::Result<Report> {
-    let mut r = fan_out_run(env, "throughput", 1, 0, sizes.throughput_events).await?;
+    let chosen = env.opts.hookline_env.iter().any(|(k, _)| k == IN_FLIGHT_KEY);
+    let default_limit = if chosen {
+        None
+    } else {
+        let limit = hookline::config::Config::with_overrides("")?.health.max_in_flight_per_endpoint;
+        let r = fan_out_run(env, "throughput-default-limit", 1, 0, sizes.throughput_events, &[]).await?;
+        Some((limit, r))
+    };
+    let concurrency = env.opts.concurrency.to_string();
+    let extra: &[(&str, &str)] = if chosen { &[] } else { &[(IN_FLIGHT_KEY, concurrency.as_str())] };
+    let mut r = fan_out_run(env, "throughput", 1, 0, sizes.throughput_events, extra).await?;
     rate_targets(&mut r, baseline_rps);
+    if let Some((limit, d)) = default_limit {
+        let rate = d.get("deliveries_per_s").unwrap_or(0.0);
+        r.set("in_flight_limit", env.opts.concurrency as u64);
+        r.set(
+            "at_default_in_flight_limit",
+            serde_json::json!({
+                "in_flight_limit": limit,
+                "deliveries_per_s": rate,
+                "ratio_to_baseline": baseline_rps.map(|b| rate / b),
+                "all_cpu_us_per_delivery": d.get("all_cpu_us_per_delivery"),
+                "hookline_cpu_us_per_delivery": d.get("hookline_cpu_us_per_delivery"),
+                "missing": d.get("missing"),
+            }),
+        );
+        r.at_most("lost deliveries at the default limit", d.get("missing").unwrap_or(0.0), 0.0);
+        r.summary = format!("{} at {} in flight; {rate:.0}/s at the default limit of {limit}", r.summary, env.opts.concurrency);
+    }
     r.at_most("hookline peak RSS MiB", r.get("hookline_peak_rss_mib").unwrap_or(0.0), 64.0);
     Ok(r)
 }
 
 /// Scenario 3: ten subscriptions matching every event.
 pub async fn fanout(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyhow::Result<Report> {
-    let mut r = fan_out_run(env, "fanout", sizes.fanout_subs, 0, sizes.fanout_events).await?;
+    let mut r = fan_out_run(env, "fanout", sizes.fanout_subs, 0, sizes.fanout_events, &[]).await?;
     rate_targets(&mut r, baseline_rps);
     Ok(r)
 }
@@ -60,7 +93,7 @@ pub async fn fanout(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyh
 /// Scenario 7: many subscriptions in Redis, few matching.
 pub async fn many(env: &Env, sizes: &Sizes, fanout_events_per_s: Option<f64>) -> anyhow::Result<Report> {
     let unrelated = sizes.many_subs.saturating_sub(sizes.fanout_subs);
-    let mut r = fan_out_run(env, "many-subs", sizes.fanout_subs, unrelated, sizes.fanout_events).await?;
+    let mut r = fan_out_run(env, "many-subs", sizes.fanout_subs, unrelated, sizes.fanout_events, &[]).await?;
     let eps = r.get("events_per_s").unwrap_or(0.0);
     if let Some(base) = fanout_events_per_s {
         r.set("ratio_to_fanout", eps / base);
@@ -78,8 +111,8 @@ fn rate_targets(r: &mut Report, baseline_rps: Option<f64>) {
 }
 
 /// `matching` subscriptions get every event; `unrelated` ones filter on other types.
-async fn fan_out_run(env: &Env, scenario: &str, matching: usize, unrelated: usize, events: u64) -> anyhow::Result<Report> {
-    let hk = env.hookline(scenario, &[]).await?;
+async fn fan_out_run(env: &Env, scenario: &str, matching: usize, unrelated: usize, events: u64, extra: &[(&str, &str)]) -> anyhow::Result<Report> {
+    let hk = env.hookline(scenario, extra).await?;
     let result = fan_out_measure(env, &hk, scenario, matching, unrelated, events).await;
     env.finish(hk).await?;
     result
@@ -103,11 +136,13 @@ async fn fan_out_measure(
     let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
     env.warm_up(&publisher, 50, matching as u64).await?;
     let expected = events * matching as u64;
+    let stored_before = env.stream_messages(&hk.names.deliveries_stream()).await?;
     let before = env.cpu(hk);
     let (published, waited) =
         tokio::join!(publisher.burst("ev", 0..events), env.wait_for(expected, |_| true, STALL, None));
     let (published, waited) = (published?, waited?);
     let after = env.cpu(hk);
+    let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
     let mut r = Report::new(scenario);
     r.set("subscriptions", (matching + unrelated) as u64).set("matching", matching as u64).set("events", events);
     if unrelated > 0 {
@@ -117,6 +152,7 @@ async fn fan_out_measure(
     delivery_metrics(&mut r, &waited, matching as u64);
     resource_metrics(&mut r, hk, before.delta(&after));
     r.set("dlq_entries", env.dlq_count(hk).await?);
+    r.set("deferrals", deferrals(stored, expected));
     r.nothing_lost(expected.saturating_sub(waited.delivered));
     r.summary = format!(
         "{:.0} deliveries/s ({:.0} events/s x {matching}); peak RSS {:.1} MiB; hookline CPU {:.0} us/delivery",
@@ -126,6 +162,13 @@ async fn fan_out_measure(
         r.get("hookline_cpu_us_per_delivery").unwrap_or(0.0)
     );
     Ok(r)
+}
+
+/// Deferrals and retries, from the messages the deliveries stream stored during a run that
+/// fanned out `deliveries`: one message per delivery, and two per deferral or retry (the
+/// schedule, and the delivery it fires).
+pub fn deferrals(stored: u64, deliveries: u64) -> u64 {
+    stored.saturating_sub(deliveries) / 2
 }
 
 /// Delivery counts and rates of a finished wait.
