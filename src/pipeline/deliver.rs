@@ -72,6 +72,14 @@ struct Log {
     next: Option<OffsetDateTime>,
 }
 
+/// How long a delivery to a busy endpoint (every permit of this process held by requests that
+/// have not answered) is deferred: spread over the second half of the request timeout, when
+/// the first of those requests must have ended.
+pub(super) fn busy_endpoint_wait(ctx: &Ctx) -> Duration {
+    let timeout = ctx.config.delivery.request_timeout.max(Duration::from_secs(1));
+    timeout / 2 + timeout.mul_f64(rand::random::<f64>() / 2.0)
+}
+
 /// Handles one message of `<p>.deliver.<subscription_id>`.
 // A debug span: at the default `info` level an enabled span (its fields formatted on every
 // record) cost ~10 % of the CPU of a delivery; the lines below name the ids themselves.
@@ -161,8 +169,7 @@ impl Job<'_> {
                 // each return costs a deferral, and a deep backlog of such returns costs the
                 // healthy endpoints their CPU (the isolation benchmark).
                 let wait = if ctx.limits.is_busy(sub_id) {
-                    let timeout = ctx.config.delivery.request_timeout.max(Duration::from_secs(1));
-                    timeout / 2 + timeout.mul_f64(rand::random::<f64>() / 2.0)
+                    busy_endpoint_wait(ctx)
                 } else {
                     Duration::from_millis(200 + rand::random::<u64>() % 800)
                 };

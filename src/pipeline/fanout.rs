@@ -4,23 +4,61 @@
 //! `Nats-Msg-Id: <event_id>.<subscription_id>`, so repeating the fan-out of an event (after a
 //! crash before its ack, or a duplicate publish) is absorbed by the deliveries stream's
 //! duplicate window. The event is acked only after every delivery publish is acknowledged.
+//!
+//! A delivery to an endpoint that cannot take it now — this process's permits for it are all
+//! held by requests that have not answered, or its breaker is open (a local hint, confirmed in
+//! Redis) — is published as a message schedule due when the deliverer would have deferred it
+//! to, with the same `Nats-Msg-Id`: the same single stored message, without a trip through the
+//! delivery consumer only to be deferred. That trip is what a dead endpoint costs the others.
+
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture};
+use time::OffsetDateTime;
 
+use super::retry::{self, Failure};
 use super::{Transient, dlq};
 use crate::context::Ctx;
 use crate::event::{Delivery, WebhookEvent};
+use crate::metrics;
+use crate::store::health::Health;
+use crate::store::subscriptions::{Ordering, Subscription};
 
 /// Publishes are awaited in chunks of this many, so a huge fan-out has bounded acks in flight.
 const PUBLISH_CHUNK: usize = 1000;
 
 /// `<p>.fifo.<sub>` for FIFO subscriptions, else `<p>.deliver.<sub>`.
-fn delivery_subject(ctx: &Ctx, sub: &crate::store::subscriptions::Subscription) -> String {
+fn delivery_subject(ctx: &Ctx, sub: &Subscription) -> String {
     match sub.ordering {
-        crate::store::subscriptions::Ordering::Fifo => ctx.names.fifo(&sub.id),
-        crate::store::subscriptions::Ordering::Unordered => ctx.names.deliver(&sub.id),
+        Ordering::Fifo => ctx.names.fifo(&sub.id),
+        Ordering::Unordered => ctx.names.deliver(&sub.id),
     }
+}
+
+/// For each subscription, how long its first attempt must wait and why (`None`: send now).
+async fn holds(ctx: &Ctx, subs: &[std::sync::Arc<Subscription>]) -> Result<Vec<Option<(Duration, &'static str)>>, Transient> {
+    let mut holds = vec![None; subs.len()];
+    let mut maybe_open = Vec::new();
+    for (i, sub) in subs.iter().enumerate() {
+        if sub.ordering == Ordering::Fifo {
+            continue;
+        }
+        if ctx.limits.is_busy(&sub.id) {
+            holds[i] = Some((super::deliver::busy_endpoint_wait(ctx), "in_flight_limit"));
+        } else if ctx.limits.breaker_maybe_open(&sub.id) {
+            maybe_open.push(i);
+        }
+    }
+    if !maybe_open.is_empty() {
+        let ids: Vec<&str> = maybe_open.iter().map(|i| subs[*i].id.as_str()).collect();
+        let health = Health::new(ctx.redis.clone(), ctx.names.clone());
+        let open = health.open_for(&ids).await.map_err(Transient::new)?;
+        for (i, open_for) in maybe_open.into_iter().zip(open) {
+            holds[i] = open_for.map(|d| (d, "breaker_open"));
+        }
+    }
+    Ok(holds)
 }
 
 /// Handles one message of the events stream.
@@ -49,13 +87,27 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         .map_err(Transient::new)?;
     tracing::Span::current().record("matched", subscriptions.len());
     for chunk in subscriptions.chunks(PUBLISH_CHUNK) {
+        let holds = holds(ctx, chunk).await?;
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(chunk.len());
-        for sub in chunk.iter() {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("{}.{}", event.event_id, sub.id).as_str());
+        for (sub, hold) in chunk.iter().zip(holds) {
+            let msg_id = format!("{}.{}", event.event_id, sub.id);
+            let (subject, headers) = match hold {
+                None => {
+                    let mut headers = HeaderMap::new();
+                    headers.insert("Nats-Msg-Id", msg_id.as_str());
+                    (delivery_subject(ctx, sub), headers)
+                }
+                Some((wait, reason)) => {
+                    metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
+                    let now = OffsetDateTime::now_utc();
+                    let failure = Failure { status: None, error: reason, at: now };
+                    let headers = retry::schedule_headers(ctx, &sub.id, now + wait, &msg_id, 1, now, &failure);
+                    (ctx.names.retry(&sub.id, &event.event_id, 1), headers)
+                }
+            };
             let ack = ctx
                 .js
-                .publish_with_headers(delivery_subject(ctx, sub), headers, Delivery::bytes_for(&event, &sub.id).into())
+                .publish_with_headers(subject, headers, Delivery::bytes_for(&event, &sub.id).into())
                 .await
                 .map_err(|e| Transient::new(format!("publishing delivery for {}: {e}", sub.id)))?;
             acks.push(ack);

@@ -41,6 +41,23 @@ pub struct Failure<'a> {
     pub at: OffsetDateTime,
 }
 
+/// The headers of a message schedule that fires attempt `next` of a delivery of `sub_id` onto
+/// `<p>.deliver.<sub_id>` at `due`, deduplicated by `msg_id`.
+pub fn schedule_headers(ctx: &Ctx, sub_id: &str, due: OffsetDateTime, msg_id: &str, next: u32, first_attempt_at: OffsetDateTime, failure: &Failure<'_>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("Nats-Schedule", format!("@at {}", headers::rfc3339(due)).as_str());
+    h.insert("Nats-Schedule-Target", ctx.names.deliver(sub_id).as_str());
+    h.insert("Nats-Msg-Id", msg_id);
+    h.insert(headers::ATTEMPT, next.to_string().as_str());
+    h.insert(headers::FIRST_ATTEMPT_AT, headers::rfc3339(first_attempt_at).as_str());
+    h.insert(headers::LAST_ATTEMPT_AT, headers::rfc3339(failure.at).as_str());
+    h.insert(headers::LAST_ERROR, headers::sanitize(failure.error).as_str());
+    if let Some(status) = failure.status {
+        h.insert(headers::LAST_STATUS, status.to_string().as_str());
+    }
+    h
+}
+
 /// Publishes attempt `next` (`state.attempt + 1` after a failure; `state.attempt` again for a
 /// backpressure deferral, which uses no attempt) as a message schedule due after `delay`;
 /// returns when JetStream has stored it. `origin_seq` (the failed message's stream sequence)
@@ -57,17 +74,7 @@ pub async fn schedule(
 ) -> Result<OffsetDateTime, Transient> {
     let sub_id = &delivery.subscription_id;
     let due = OffsetDateTime::now_utc() + delay;
-    let mut h = HeaderMap::new();
-    h.insert("Nats-Schedule", format!("@at {}", headers::rfc3339(due)).as_str());
-    h.insert("Nats-Schedule-Target", ctx.names.deliver(sub_id).as_str());
-    h.insert("Nats-Msg-Id", format!("retry.{origin_seq}").as_str());
-    h.insert(headers::ATTEMPT, next.to_string().as_str());
-    h.insert(headers::FIRST_ATTEMPT_AT, headers::rfc3339(state.first_attempt_at).as_str());
-    h.insert(headers::LAST_ATTEMPT_AT, headers::rfc3339(failure.at).as_str());
-    h.insert(headers::LAST_ERROR, headers::sanitize(failure.error).as_str());
-    if let Some(status) = failure.status {
-        h.insert(headers::LAST_STATUS, status.to_string().as_str());
-    }
+    let mut h = schedule_headers(ctx, sub_id, due, &format!("retry.{origin_seq}"), next, state.first_attempt_at, failure);
     if let Some(replay) = &state.replay_id {
         h.insert(headers::REPLAY_ID, replay.as_str());
     }

@@ -308,6 +308,19 @@ impl Health {
         Ok(until.is_some_and(|u| u > now_ms()))
     }
 
+    /// How long each breaker stays open from now (`None`: closed or half-open), in one round
+    /// trip.
+    pub async fn open_for(&self, subs: &[&str]) -> Result<Vec<Option<Duration>>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for sub in subs {
+            pipe.hget(self.key("health", sub), "open_until_ms");
+        }
+        let until: Vec<Option<i64>> = pipe.query_async(&mut conn).await.doing(|| "reading breakers".to_string())?;
+        let now = now_ms();
+        Ok(until.into_iter().map(|u| u.filter(|u| *u > now).map(|u| Duration::from_millis((u - now) as u64))).collect())
+    }
+
     /// Returns a lease.
     pub async fn release(&self, sub: &str, token: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();

@@ -145,6 +145,73 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
 }
 
 #[tokio::test]
+async fn fan_out_schedules_a_delivery_to_a_busy_endpoint_instead_of_queueing_it() {
+    let w = World::start().await;
+    let input = SubscriptionInput { url: Some(w.receiver.url("/stuck")), max_in_flight: Some(1), ..Default::default() };
+    let sub = w.store().await.create(input).await.unwrap();
+    // The first request takes 3 s, holding the endpoint's only permit: the endpoint is busy.
+    w.receiver.script("/stuck", vec![Reply::Delay(Duration::from_secs(3))]);
+    let config = health_config(&w, "\"0s\"", |c| {
+        c.delivery.request_timeout = Duration::from_secs(4);
+        c.delivery.ack_wait = Duration::from_secs(10);
+    });
+    let app = w.start_app(config).await;
+    w.publish("order.created", "evt_first", None).await;
+    w.receiver.wait_for_requests("/stuck", 1, WAIT).await;
+    // Busy once no permit has moved for BUSY_AFTER (500 ms).
+    let idle_since = Instant::now();
+    eventually_true(WAIT, "busy for 600 ms", || async { idle_since.elapsed() > Duration::from_millis(600) }).await;
+    let published = Instant::now();
+    w.publish("order.created", "evt_second", None).await;
+    // The fan-out itself published a schedule (its Nats-Msg-Id is the first publish's, not a
+    // deliverer's `retry.<seq>`), due after 2-4 s (half to all of the request timeout).
+    let js = w.js().await;
+    let stream = js.get_stream(w.names.deliveries_stream()).await.unwrap();
+    let subject = w.names.retry(&sub.id, "evt_second", 1);
+    let scheduled = eventually(WAIT, "the schedule", || async { stream.get_last_raw_message_by_subject(&subject).await.ok() }).await;
+    let headers = scheduled.headers;
+    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
+    assert_eq!(header("Nats-Msg-Id").as_deref(), Some(format!("evt_second.{}", sub.id).as_str()));
+    assert_eq!(header("Nats-Schedule-Target"), Some(w.names.deliver(&sub.id)));
+    assert_eq!(header("Hookline-Last-Error").as_deref(), Some("in_flight_limit"));
+    // It arrives once, after the hold, with its first attempt.
+    let reqs = w.receiver.wait_for_requests("/stuck", 2, Duration::from_secs(20)).await;
+    let second = reqs.iter().find(|r| r.header("webhook-id") == Some("evt_second")).expect("evt_second delivered");
+    assert!(second.received_at - published >= Duration::from_millis(1900), "held: {:?}", second.received_at - published);
+    eventually_true(WAIT, "nothing left to deliver", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    assert_eq!(w.receiver.count("/stuck"), 2, "each event once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fan_out_schedules_a_delivery_to_an_endpoint_with_an_open_breaker_for_when_it_half_opens() {
+    let w = World::start().await;
+    let sub = w.subscribe("/tripped", &[], None).await;
+    w.receiver.script("/tripped", vec![Reply::Status(500)]);
+    let config = health_config(&w, "\"0s\"", |c| {
+        c.health.breaker_failure_threshold = 1;
+        c.health.breaker_open_for = Duration::from_secs(3);
+    });
+    let app = w.start_app(config).await;
+    w.publish("order.created", "evt_trips", None).await;
+    w.wait_for_dlq(Some(&sub.id), 1).await;
+    let published = Instant::now();
+    w.publish("order.created", "evt_held", None).await;
+    let js = w.js().await;
+    let stream = js.get_stream(w.names.deliveries_stream()).await.unwrap();
+    let subject = w.names.retry(&sub.id, "evt_held", 1);
+    let scheduled = eventually(WAIT, "the schedule", || async { stream.get_last_raw_message_by_subject(&subject).await.ok() }).await;
+    let header = |name: &str| scheduled.headers.get(name).map(|v| v.as_str().to_string());
+    assert_eq!(header("Nats-Msg-Id").as_deref(), Some(format!("evt_held.{}", sub.id).as_str()), "published by the fan-out");
+    assert_eq!(header("Hookline-Last-Error").as_deref(), Some("breaker_open"));
+    // The half-open probe is this delivery; it succeeds and closes the breaker.
+    let reqs = w.receiver.wait_for_requests("/tripped", 2, Duration::from_secs(20)).await;
+    assert_eq!(reqs[1].header("webhook-id"), Some("evt_held"));
+    assert!(reqs[1].received_at - published >= Duration::from_millis(2000), "held until the breaker half-opened");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn http_429_with_retry_after_does_not_use_an_attempt() {
     let w = World::start().await;
     let sub = w.subscribe("/busy", &[], None).await;
