@@ -10,9 +10,12 @@ use crate::load::{EVENT_TYPE, Publisher};
 use crate::report::Report;
 use crate::steady::{STALL, deferrals, delivery_metrics, resource_metrics};
 
-/// Scenario 4: publish->receipt latency at 200 events/s and at half of `max_rate`.
+/// Scenario 4: publish->receipt latency at 200 events/s and at half of `max_rate`, with the
+/// per-endpoint in-flight limit the throughput scenario measured `max_rate` at.
 pub async fn latency(env: &Env, sizes: &Sizes, max_rate: f64) -> anyhow::Result<Report> {
-    let hk = env.hookline("latency", &[]).await?;
+    let in_flight = crate::steady::baseline_in_flight(env);
+    let extra: Vec<(&str, &str)> = in_flight.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let hk = env.hookline("latency", &extra).await?;
     let mut r = Report::new("latency");
     let result = async {
         env.subscribe_n(&hk, "latency", 1).await?;

@@ -44,23 +44,29 @@ pub async fn baseline(env: &Env, sizes: &Sizes) -> anyhow::Result<Report> {
 
 const IN_FLIGHT_KEY: &str = "HOOKLINE_HEALTH__MAX_IN_FLIGHT_PER_ENDPOINT";
 
+/// The per-endpoint in-flight limit at the baseline's concurrency, as hookline configuration,
+/// unless `--set health.max_in_flight_per_endpoint` chose one (then nothing: the choice stays).
+pub fn baseline_in_flight(env: &Env) -> Option<(&'static str, String)> {
+    let chosen = env.opts.hookline_env.iter().any(|(k, _)| k == IN_FLIGHT_KEY);
+    (!chosen).then(|| (IN_FLIGHT_KEY, env.opts.concurrency.to_string()))
+}
+
 /// Scenario 2: one subscription, at the baseline's concurrency: the endpoint may have as many
 /// requests in flight as the baseline had (`delivery.concurrency`), so both measure the same
 /// HTTP load. The default per-endpoint limit (16) is a protection for customers' endpoints,
 /// which caps one endpoint at 16 / latency; that rate is measured too, in a second run
 /// (`at_default_in_flight_limit`), unless `--set health.max_in_flight_per_endpoint` chose one.
 pub async fn throughput(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyhow::Result<Report> {
-    let chosen = env.opts.hookline_env.iter().any(|(k, _)| k == IN_FLIGHT_KEY);
-    let default_limit = if chosen {
+    let in_flight = baseline_in_flight(env);
+    let default_limit = if in_flight.is_none() {
         None
     } else {
         let limit = hookline::config::Config::with_overrides("")?.health.max_in_flight_per_endpoint;
         let r = fan_out_run(env, "throughput-default-limit", 1, 0, sizes.throughput_events, &[]).await?;
         Some((limit, r))
     };
-    let concurrency = env.opts.concurrency.to_string();
-    let extra: &[(&str, &str)] = if chosen { &[] } else { &[(IN_FLIGHT_KEY, concurrency.as_str())] };
-    let mut r = fan_out_run(env, "throughput", 1, 0, sizes.throughput_events, extra).await?;
+    let extra: Vec<(&str, &str)> = in_flight.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut r = fan_out_run(env, "throughput", 1, 0, sizes.throughput_events, &extra).await?;
     rate_targets(&mut r, baseline_rps);
     if let Some((limit, d)) = default_limit {
         let rate = d.get("deliveries_per_s").unwrap_or(0.0);
