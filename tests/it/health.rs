@@ -144,6 +144,15 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
     assert_eq!(fail().await.unwrap().opened, Some(Duration::from_secs(30)));
 }
 
+/// Waits for the message schedule of `event`'s first attempt to `sub` in the deliveries stream
+/// and returns a lookup of its headers.
+async fn first_attempt_schedule(w: &World, sub: &str, event: &str) -> impl Fn(&str) -> Option<String> {
+    let stream = w.js().await.get_stream(w.names.deliveries_stream()).await.unwrap();
+    let subject = w.names.retry(sub, event, 1);
+    let scheduled = eventually(WAIT, "the schedule", || async { stream.get_last_raw_message_by_subject(&subject).await.ok() }).await;
+    move |name: &str| scheduled.headers.get(name).map(|v| v.as_str().to_string())
+}
+
 #[tokio::test]
 async fn fan_out_schedules_a_delivery_to_a_busy_endpoint_instead_of_queueing_it() {
     let w = World::start().await;
@@ -165,13 +174,8 @@ async fn fan_out_schedules_a_delivery_to_a_busy_endpoint_instead_of_queueing_it(
     w.publish("order.created", "evt_second", None).await;
     // The fan-out itself published a schedule (its Nats-Msg-Id is the first publish's, not a
     // deliverer's `retry.<seq>`), due after 2-4 s (half to all of the request timeout).
-    let js = w.js().await;
-    let stream = js.get_stream(w.names.deliveries_stream()).await.unwrap();
-    let subject = w.names.retry(&sub.id, "evt_second", 1);
-    let scheduled = eventually(WAIT, "the schedule", || async { stream.get_last_raw_message_by_subject(&subject).await.ok() }).await;
-    let headers = scheduled.headers;
-    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
-    assert_eq!(header("Nats-Msg-Id").as_deref(), Some(format!("evt_second.{}", sub.id).as_str()));
+    let header = first_attempt_schedule(&w, &sub.id, "evt_second").await;
+    assert_eq!(header("Nats-Msg-Id"), Some(format!("evt_second.{}", sub.id)));
     assert_eq!(header("Nats-Schedule-Target"), Some(w.names.deliver(&sub.id)));
     assert_eq!(header("Hookline-Last-Error").as_deref(), Some("in_flight_limit"));
     // It arrives once, after the hold, with its first attempt.
@@ -197,12 +201,8 @@ async fn fan_out_schedules_a_delivery_to_an_endpoint_with_an_open_breaker_for_wh
     w.wait_for_dlq(Some(&sub.id), 1).await;
     let published = Instant::now();
     w.publish("order.created", "evt_held", None).await;
-    let js = w.js().await;
-    let stream = js.get_stream(w.names.deliveries_stream()).await.unwrap();
-    let subject = w.names.retry(&sub.id, "evt_held", 1);
-    let scheduled = eventually(WAIT, "the schedule", || async { stream.get_last_raw_message_by_subject(&subject).await.ok() }).await;
-    let header = |name: &str| scheduled.headers.get(name).map(|v| v.as_str().to_string());
-    assert_eq!(header("Nats-Msg-Id").as_deref(), Some(format!("evt_held.{}", sub.id).as_str()), "published by the fan-out");
+    let header = first_attempt_schedule(&w, &sub.id, "evt_held").await;
+    assert_eq!(header("Nats-Msg-Id"), Some(format!("evt_held.{}", sub.id)), "published by the fan-out");
     assert_eq!(header("Hookline-Last-Error").as_deref(), Some("breaker_open"));
     // The half-open probe is this delivery; it succeeds and closes the breaker.
     let reqs = w.receiver.wait_for_requests("/tripped", 2, Duration::from_secs(20)).await;
