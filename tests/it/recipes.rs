@@ -1,7 +1,7 @@
 //! The README's `nats` CLI recipes, each performed here through the JetStream API the CLI uses:
 //! a subscription's backlog (`nats stream subjects`), DLQ inspection (`nats stream view` /
 //! `nats stream get`), replaying one DLQ entry by republishing its body to the delivery subject,
-//! purging one endpoint's queue (`nats stream purge --subject`), consumer lag
+//! purging one endpoint's queue or its pending retries (`nats stream purge --subject`), consumer lag
 //! (`nats consumer info`).
 
 use async_nats::HeaderMap;
@@ -102,5 +102,40 @@ async fn dlq_entries_can_be_viewed_and_one_replayed_by_republishing_its_body() {
     .await;
     eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
     assert!(w.dlq(None).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_endpoints_pending_retries_are_listed_and_purged_by_wildcard() {
+    let w = World::start().await;
+    let dead = w.subscribe("/dead-recipe", &[], None).await;
+    let other = w.subscribe("/other-recipe", &[], None).await;
+    w.receiver.set_default("/dead-recipe", Reply::Status(500));
+    w.receiver.set_default("/other-recipe", Reply::Status(500));
+    // One failed attempt each, then a retry an hour away: pending schedules.
+    let mut config = w.config("\"0s\", \"1h\"");
+    config.health.breaker_failure_threshold = 0;
+    let app = w.start_app(config).await;
+    for i in 0..2 {
+        w.publish("order.created", &format!("evt_p{i}"), None).await;
+    }
+    // nats stream subjects WEBHOOKS_DELIVERIES 'webhooks.retry.<sub>.>'
+    let pending = |sub: String| {
+        let w = &w;
+        async move { subjects(w, &w.names.deliveries_stream(), &w.names.retry_of_subscription(&sub)).await }
+    };
+    eventually_true(WAIT, "two pending retries per endpoint", || async {
+        pending(dead.id.clone()).await.len() == 2 && pending(other.id.clone()).await.len() == 2
+    })
+    .await;
+    let mut want = vec![(w.names.retry(&dead.id, "evt_p0", 2), 1), (w.names.retry(&dead.id, "evt_p1", 2), 1)];
+    want.sort();
+    assert_eq!(pending(dead.id.clone()).await, want);
+    // nats stream purge WEBHOOKS_DELIVERIES --subject 'webhooks.retry.<sub>.>' -f
+    let deliveries = w.js().await.get_stream(w.names.deliveries_stream()).await.unwrap();
+    let purged = deliveries.purge().filter(w.names.retry_of_subscription(&dead.id)).await.unwrap();
+    assert_eq!(purged.purged, 2);
+    assert!(pending(dead.id.clone()).await.is_empty());
+    assert_eq!(pending(other.id.clone()).await.len(), 2, "the other endpoint's retries stay");
     app.stop().await;
 }
