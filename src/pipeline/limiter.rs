@@ -129,6 +129,11 @@ impl LocalLimits {
         breakers.insert(endpoint.to_string(), until);
     }
 
+    /// The endpoint answered with a success (its breaker is closed now): forget it was open.
+    pub fn note_breaker_closed(&self, endpoint: &str) {
+        self.breakers.lock().unwrap_or_else(|p| p.into_inner()).remove(endpoint);
+    }
+
     /// The endpoint's breaker was seen open and may still be (see [`Self::note_breaker_open`]).
     pub fn breaker_maybe_open(&self, endpoint: &str) -> bool {
         let breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
@@ -234,6 +239,9 @@ mod tests {
         assert!(!limits.breaker_maybe_open("other"));
         limits.note_breaker_open("e", Duration::ZERO);
         assert!(!limits.breaker_maybe_open("e"));
+        limits.note_breaker_open("e", Duration::from_secs(60));
+        limits.note_breaker_closed("e");
+        assert!(!limits.breaker_maybe_open("e"), "a success closes it at once");
     }
 
     #[test]
