@@ -236,13 +236,14 @@ impl Job<'_> {
                 attempt::post(&ctx.http, &ctx.config.delivery, &sub, &self.delivery).await
             };
             drop(permit);
-            if admit.breaker_maybe_open && matches!(outcome, Outcome::Delivered { .. }) {
+            let delivered = matches!(outcome, Outcome::Delivered { .. });
+            if admit.breaker_maybe_open && delivered {
                 // The success closes the breaker (in Redis, below): the next deliveries and the
                 // fan-out need not check it, nor take the script path, until it opens again.
                 ctx.limits.note_breaker_closed(sub_id);
             }
             // After a success the lease is returned together with the inbox and health writes.
-            if !matches!(outcome, Outcome::Delivered { .. })
+            if !delivered
                 && let Err(e) = self.health().release(sub_id, &token).await
             {
                 job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");

@@ -69,12 +69,7 @@ local opened_for = 0
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until_ms') or '0')
 if threshold > 0 and (was_probe == 1 or (open_until == 0 and n >= threshold)) then
   local opens = redis.call('HINCRBY', KEYS[1], 'opens', 1)
-  opened_for = open_for
-  for _ = 2, math.min(opens, 32) do
-    if opened_for >= max_open_for then break end
-    opened_for = opened_for * 2
-  end
-  opened_for = math.min(opened_for, math.max(max_open_for, open_for))
+  opened_for = math.min(open_for * 2 ^ math.min(opens - 1, 32), math.max(max_open_for, open_for))
   redis.call('HSET', KEYS[1], 'open_until_ms', now + opened_for)
   open_until = now + opened_for
 end
