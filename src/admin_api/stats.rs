@@ -45,12 +45,10 @@ async fn gauges(ctx: &Ctx) -> anyhow::Result<Gauges> {
     let deliveries = ctx.js.get_stream(ctx.names.deliveries_stream()).await?;
     g.deliver_pending = deliveries.consumer_info(ctx.names.deliver_consumer()).await?.num_pending;
     let subs = ctx.subscriptions.list().await?;
-    let health = Health::new(ctx.redis.clone(), ctx.names.clone());
-    for s in &subs {
-        if health.is_open(&s.id).await? {
-            g.breakers_open.push(s.id.clone());
-        }
-    }
+    // Every breaker in one round trip, not one per subscription.
+    let ids: Vec<&str> = subs.iter().map(|s| s.id.as_str()).collect();
+    let open = Health::new(ctx.redis.clone(), ctx.names.clone()).open_for(&ids).await?;
+    g.breakers_open = subs.iter().zip(open).filter(|(_, o)| o.is_some()).map(|(s, _)| s.id.clone()).collect();
     g.subscriptions_disabled = subs.iter().filter(|s| s.disabled_reason.is_some() && !s.active).count() as u64;
     g.subscriptions_total = subs.len() as u64;
     Ok(g)

@@ -293,25 +293,24 @@ impl Health {
 
     /// Whether the breaker of `sub` is open now (for metrics and stats).
     pub async fn is_open(&self, sub: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
-        let until: Option<i64> = redis::cmd("HGET")
-            .arg(self.key("health", sub))
-            .arg("open_until_ms")
-            .query_async(&mut conn)
-            .await
-            .doing(|| format!("reading the breaker of {sub}"))?;
-        Ok(until.is_some_and(|u| u > now_ms()))
+        Ok(self.open_for(&[sub]).await?.first().is_some_and(Option::is_some))
     }
 
     /// How long each breaker stays open from now (`None`: closed or half-open), in one round
     /// trip.
     pub async fn open_for(&self, subs: &[&str]) -> Result<Vec<Option<Duration>>, StoreError> {
+        if subs.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for sub in subs {
             pipe.hget(self.key("health", sub), "open_until_ms");
         }
-        let until: Vec<Option<i64>> = pipe.query_async(&mut conn).await.doing(|| "reading breakers".to_string())?;
+        let until: Vec<Option<i64>> = pipe.query_async(&mut conn).await.doing(|| match subs {
+            [one] => format!("reading the breaker of {one}"),
+            many => format!("reading the breakers of {} subscriptions", many.len()),
+        })?;
         let now = now_ms();
         Ok(until.into_iter().map(|u| u.filter(|u| *u > now).map(|u| Duration::from_millis((u - now) as u64))).collect())
     }

@@ -199,6 +199,10 @@ async fn fan_out_schedules_a_delivery_to_an_endpoint_with_an_open_breaker_for_wh
     let app = w.start_app(config).await;
     w.publish("order.created", "evt_trips", None).await;
     w.wait_for_dlq(Some(&sub.id), 1).await;
+    // The open breaker is a gauge of /metrics (all breakers read in one round trip).
+    let gauge = format!("hookline_breaker_open{{subscription=\"{}\"}} 1", sub.id);
+    let metrics = || async { reqwest::get(format!("{}/metrics", app.api)).await.unwrap().text().await.unwrap() };
+    assert!(metrics().await.contains(&gauge), "{}", metrics().await);
     let published = Instant::now();
     w.publish("order.created", "evt_held", None).await;
     let header = first_attempt_schedule(&w, &sub.id, "evt_held").await;
@@ -208,6 +212,7 @@ async fn fan_out_schedules_a_delivery_to_an_endpoint_with_an_open_breaker_for_wh
     let reqs = w.receiver.wait_for_requests("/tripped", 2, Duration::from_secs(20)).await;
     assert_eq!(reqs[1].header("webhook-id"), Some("evt_held"));
     assert!(reqs[1].received_at - published >= Duration::from_millis(2000), "held until the breaker half-opened");
+    eventually_true(WAIT, "the gauge gone once the probe closed the breaker", || async { !metrics().await.contains(&gauge) }).await;
     app.stop().await;
 }
 
