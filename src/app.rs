@@ -41,7 +41,9 @@ impl App {
         }
         let api = if roles.contains(&Role::Api) {
             let addr = ctx.config.api.listen;
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin api to {addr}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the admin api to {addr}"))?;
             Some(listener)
         } else {
             None
@@ -67,7 +69,11 @@ impl App {
             let router = crate::admin_api::router(self.ctx.clone());
             let shutdown = shutdown.clone();
             tracing::info!(addr = ?listener.local_addr().ok(), "admin api listening");
-            tasks.spawn(async move { crate::admin_api::serve(listener, router, shutdown).await.context("serving the admin api") });
+            tasks.spawn(async move {
+                crate::admin_api::serve(listener, router, shutdown)
+                    .await
+                    .context("serving the admin api")
+            });
         }
         for role in self.roles.into_iter().filter(|r| *r != Role::Api) {
             let ctx = self.ctx.clone();
@@ -112,7 +118,11 @@ async fn run_role(ctx: Ctx, role: Role, shutdown: CancellationToken) -> anyhow::
         }
         Role::Deliver => {
             let n = ctx.config.delivery.concurrency;
-            let fifo = tokio::spawn(crate::pipeline::fifo::supervise(ctx.clone(), grace, shutdown.clone()));
+            let fifo = tokio::spawn(crate::pipeline::fifo::supervise(
+                ctx.clone(),
+                grace,
+                shutdown.clone(),
+            ));
             worker::run("deliver", consumer, n, grace, shutdown, move |msg| {
                 let ctx = ctx.clone();
                 async move { deliver::handle(&ctx, &msg).await }

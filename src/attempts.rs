@@ -45,9 +45,16 @@ impl AttemptStatus {
     }
 
     pub fn parse(s: &str) -> Option<AttemptStatus> {
-        [Self::Succeeded, Self::Failed, Self::DeadLettered, Self::SkippedDuplicate, Self::Deferred, Self::Aborted]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Succeeded,
+            Self::Failed,
+            Self::DeadLettered,
+            Self::SkippedDuplicate,
+            Self::Deferred,
+            Self::Aborted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -124,7 +131,12 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts the background writer (needs a Tokio runtime).
-    pub fn start(js: jetstream::Context, redis: ConnectionManager, names: Names, retention: std::time::Duration) -> Recorder {
+    pub fn start(
+        js: jetstream::Context,
+        redis: ConnectionManager,
+        names: Names,
+        retention: std::time::Duration,
+    ) -> Recorder {
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         tokio::spawn(run(rx, js, redis, names, retention));
         Recorder { tx }
@@ -146,7 +158,13 @@ impl Recorder {
     }
 }
 
-async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, js: jetstream::Context, mut redis: ConnectionManager, names: Names, retention: std::time::Duration) {
+async fn run(
+    mut rx: tokio::sync::mpsc::Receiver<Msg>,
+    js: jetstream::Context,
+    mut redis: ConnectionManager,
+    names: Names,
+    retention: std::time::Duration,
+) {
     let mut buf = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut buf, BATCH).await > 0 {
         let mut records = Vec::with_capacity(buf.len());
@@ -166,7 +184,13 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, js: jetstream::Context, m
 
 /// Publishes the records, waits for JetStream, then indexes and counts them in one Redis round
 /// trip. A failure is logged, never retried into a duplicate record.
-async fn write_batch(js: &jetstream::Context, redis: &mut ConnectionManager, names: &Names, retention: std::time::Duration, records: Vec<AttemptRecord>) {
+async fn write_batch(
+    js: &jetstream::Context,
+    redis: &mut ConnectionManager,
+    names: &Names,
+    retention: std::time::Duration,
+    records: Vec<AttemptRecord>,
+) {
     let mut pending = Vec::with_capacity(records.len());
     for mut r in records {
         if let Some(body) = &mut r.response_body {
@@ -181,7 +205,9 @@ async fn write_batch(js: &jetstream::Context, redis: &mut ConnectionManager, nam
         };
         match js.publish(names.attempts(&r.subscription_id), payload.into()).await {
             Ok(ack) => pending.push((r, ack)),
-            Err(e) => tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not published"),
+            Err(e) => {
+                tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not published")
+            }
         }
     }
     // One round trip for the batch, aggregated: one ZADD and one trim per index key, one
@@ -268,7 +294,12 @@ fn keeps(q: &AttemptQuery, r: &AttemptRecord) -> bool {
 
 /// Runs a query against the indexes and the stream: the most selective filter's index, or,
 /// with no filter but perhaps `status=succeeded`, the stream itself, newest first.
-pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &Names, q: &AttemptQuery) -> anyhow::Result<AttemptPage> {
+pub async fn query(
+    js: &jetstream::Context,
+    redis: &ConnectionManager,
+    names: &Names,
+    q: &AttemptQuery,
+) -> anyhow::Result<AttemptPage> {
     let key = if let Some(e) = &q.event_id {
         names.key(&format!("att:event:{e}"))
     } else if let Some(s) = &q.subscription_id {
@@ -286,7 +317,15 @@ pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &N
     let mut items = Vec::new();
     let mut max = q.before.map(|b| format!("({b}")).unwrap_or_else(|| "+inf".into());
     loop {
-        let seqs: Vec<u64> = redis::cmd("ZREVRANGEBYSCORE").arg(&key).arg(&max).arg("-inf").arg("LIMIT").arg(0).arg(limit * 2).query_async(&mut redis).await?;
+        let seqs: Vec<u64> = redis::cmd("ZREVRANGEBYSCORE")
+            .arg(&key)
+            .arg(&max)
+            .arg("-inf")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit * 2)
+            .query_async(&mut redis)
+            .await?;
         if seqs.is_empty() {
             return Ok(AttemptPage { items, next_cursor: None });
         }
@@ -295,7 +334,8 @@ pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &N
             let msg = match stream.direct_get(seq).await {
                 Ok(m) => m,
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
-                    let _: () = redis::cmd("ZREM").arg(&key).arg(seq).query_async(&mut redis).await?;
+                    let _: () =
+                        redis::cmd("ZREM").arg(&key).arg(seq).query_async(&mut redis).await?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -313,7 +353,11 @@ pub async fn query(js: &jetstream::Context, redis: &ConnectionManager, names: &N
 
 /// Reads the stream backwards from `before` (or its last record), at most [`SCAN_BUDGET`]
 /// reads; a page cut short by the budget still has a `next_cursor`.
-async fn scan(js: &jetstream::Context, names: &Names, q: &AttemptQuery) -> anyhow::Result<AttemptPage> {
+async fn scan(
+    js: &jetstream::Context,
+    names: &Names,
+    q: &AttemptQuery,
+) -> anyhow::Result<AttemptPage> {
     let limit = q.limit.clamp(1, 500);
     let mut stream = js.get_stream(names.attempts_stream()).await?;
     let state = stream.info().await?.state.clone();
@@ -336,7 +380,10 @@ async fn scan(js: &jetstream::Context, names: &Names, q: &AttemptQuery) -> anyho
                 {
                     items.push(r);
                     if items.len() == limit {
-                        return Ok(AttemptPage { items, next_cursor: (seq > first).then_some(seq) });
+                        return Ok(AttemptPage {
+                            items,
+                            next_cursor: (seq > first).then_some(seq),
+                        });
                     }
                 }
             }
@@ -354,7 +401,12 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_their_names() {
-        for s in [AttemptStatus::Succeeded, AttemptStatus::Failed, AttemptStatus::DeadLettered, AttemptStatus::SkippedDuplicate] {
+        for s in [
+            AttemptStatus::Succeeded,
+            AttemptStatus::Failed,
+            AttemptStatus::DeadLettered,
+            AttemptStatus::SkippedDuplicate,
+        ] {
             assert_eq!(AttemptStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }

@@ -35,7 +35,9 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let secrets = args
         .secrets
         .iter()
-        .map(|s| Secret::parse(s).map_err(|e| crate::commands::InputError(format!("--secret: {e}"))))
+        .map(|s| {
+            Secret::parse(s).map_err(|e| crate::commands::InputError(format!("--secret: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let state = Arc::new(State { secrets, seen: Mutex::new(HashSet::new()) });
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -44,7 +46,11 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("receiver listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
 
@@ -64,7 +70,9 @@ fn receive(state: &State, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCo
         .unwrap_or_default();
     let status = if path.starts_with("/fail") {
         StatusCode::INTERNAL_SERVER_ERROR
-    } else if path.starts_with("/flaky") && state.seen.lock().map(|mut s| s.insert(id.clone())).unwrap_or(false) {
+    } else if path.starts_with("/flaky")
+        && state.seen.lock().map(|mut s| s.insert(id.clone())).unwrap_or(false)
+    {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         StatusCode::OK

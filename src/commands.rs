@@ -7,10 +7,12 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::cli::{Command, DlqCommand, Output, SubscriptionFields, SubscriptionsCommand};
 use crate::config::Config;
-use crate::lifecycle::LifecycleKind;
 use crate::event::WebhookEvent;
+use crate::lifecycle::LifecycleKind;
 use crate::pipeline::dlq;
-use crate::store::subscriptions::{Subscription, SubscriptionError, SubscriptionInput, SubscriptionStore};
+use crate::store::subscriptions::{
+    Subscription, SubscriptionError, SubscriptionInput, SubscriptionStore,
+};
 use crate::subjects::Names;
 
 /// Bad input from the user: exit code 2, nothing changed.
@@ -41,12 +43,17 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             event.validate().map_err(|e| InputError(e.to_string()))?;
             let (js, names) = jetstream(&config).await?;
-            let published = crate::ingest::publish_event(&js, &names, &event, config.delivery.max_payload_bytes)
-                .await
-                .map_err(|e| match e {
-                    crate::ingest::PublishError::Invalid(i) => InputError(i.to_string()).into(),
-                    other => anyhow::Error::from(other),
-                })?;
+            let published = crate::ingest::publish_event(
+                &js,
+                &names,
+                &event,
+                config.delivery.max_payload_bytes,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::ingest::PublishError::Invalid(i) => InputError(i.to_string()).into(),
+                other => anyhow::Error::from(other),
+            })?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string(&published)?),
                 Output::Text => println!(
@@ -62,12 +69,16 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Dlq(cmd) => dlq_command(cmd, &config).await,
         Command::Attempts(cmd) => crate::commands_ops::attempts(cmd, config).await,
         Command::Stats { subscription } => crate::commands_ops::stats(config, subscription).await,
-        Command::Tail { subscription, failures, count } => crate::commands_ops::tail(config, subscription, failures, count).await,
+        Command::Tail { subscription, failures, count } => {
+            crate::commands_ops::tail(config, subscription, failures, count).await
+        }
         Command::Replay { event_id, since, until, event_types, subscription } => {
-            crate::commands_ops::replay(config, event_id, since, until, event_types, subscription).await
+            crate::commands_ops::replay(config, event_id, since, until, event_types, subscription)
+                .await
         }
         Command::Verify { secret, id, timestamp, signature, tolerance } => {
-            let secret = crate::signing::Secret::parse(&secret).map_err(|e| InputError(format!("--secret: {e}")))?;
+            let secret = crate::signing::Secret::parse(&secret)
+                .map_err(|e| InputError(format!("--secret: {e}")))?;
             let body = crate::cli::read_stdin().context("reading the body from stdin")?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             crate::signing::verify(&secret, &id, &timestamp, &signature, &body, now, tolerance)
@@ -127,9 +138,9 @@ async fn jetstream(config: &Config) -> anyhow::Result<(async_nats::jetstream::Co
 }
 
 async fn store(config: &Config) -> anyhow::Result<SubscriptionStore> {
-    let conn = crate::store::connect(&config.redis)
-        .await
-        .with_context(|| format!("connecting to redis at {}", crate::context::redacted_url(&config.redis.url)))?;
+    let conn = crate::store::connect(&config.redis).await.with_context(|| {
+        format!("connecting to redis at {}", crate::context::redacted_url(&config.redis.url))
+    })?;
     let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
     Ok(SubscriptionStore::new(conn, Names::new(&config.streams.prefix)).with_egress(egress))
 }
@@ -176,7 +187,9 @@ impl SubscriptionFields {
             max_in_flight: self.max_in_flight,
             max_rps: self.max_rps,
             ordering: self.ordering.map(|o| match o {
-                crate::cli::OrderingArg::Unordered => crate::store::subscriptions::Ordering::Unordered,
+                crate::cli::OrderingArg::Unordered => {
+                    crate::store::subscriptions::Ordering::Unordered
+                }
                 crate::cli::OrderingArg::Fifo => crate::store::subscriptions::Ordering::Fifo,
             }),
         }
@@ -187,7 +200,8 @@ impl SubscriptionFields {
 async fn notify(config: &Config, kind: crate::lifecycle::LifecycleKind, sub: &Subscription) {
     match crate::topology::connect(&config.nats).await {
         Ok(client) => {
-            crate::lifecycle::publish(&client, &Names::new(&config.streams.prefix), kind, sub).await;
+            crate::lifecycle::publish(&client, &Names::new(&config.streams.prefix), kind, sub)
+                .await;
             let _ = client.flush().await;
         }
         Err(e) => tracing::warn!(error = %e, "lifecycle event not published: NATS unreachable"),
@@ -227,17 +241,31 @@ async fn subscriptions(cmd: SubscriptionsCommand, config: &Config) -> anyhow::Re
                 .into_iter()
                 .filter(|s| tenant.as_ref().is_none_or(|t| s.tenant_id.as_ref() == Some(t)))
                 .filter(|s| active.is_none_or(|a| s.active == a))
-                .filter(|s| event_type.as_ref().is_none_or(|t| s.event_types.is_empty() || s.filters().iter().any(|f| f.matches(t))))
+                .filter(|s| {
+                    event_type.as_ref().is_none_or(|t| {
+                        s.event_types.is_empty() || s.filters().iter().any(|f| f.matches(t))
+                    })
+                })
                 .collect();
             match output {
                 Output::Json => println!("{}", serde_json::to_string(&subs)?),
                 Output::Text if subs.is_empty() => println!("no subscriptions"),
                 Output::Text => {
-                    println!("{:<37} {:<8} {:<12} {:<24} URL", "ID", "ACTIVE", "TENANT", "EVENT TYPES");
+                    println!(
+                        "{:<37} {:<8} {:<12} {:<24} URL",
+                        "ID", "ACTIVE", "TENANT", "EVENT TYPES"
+                    );
                     for s in &subs {
-                        let types = if s.event_types.is_empty() { "*all*".to_string() } else { s.event_types.join(",") };
+                        let types = if s.event_types.is_empty() {
+                            "*all*".to_string()
+                        } else {
+                            s.event_types.join(",")
+                        };
                         let tenant = s.tenant_id.as_deref().unwrap_or("-");
-                        println!("{:<37} {:<8} {:<12} {:<24} {}", s.id, s.active, tenant, types, s.url);
+                        println!(
+                            "{:<37} {:<8} {:<12} {:<24} {}",
+                            s.id, s.active, tenant, types, s.url
+                        );
                     }
                 }
             }
@@ -247,7 +275,8 @@ async fn subscriptions(cmd: SubscriptionsCommand, config: &Config) -> anyhow::Re
             show(&sub, output)?;
         }
         SubscriptionsCommand::Update { id, fields, all_events, output } => {
-            let sub = store.update(&id, fields.into_input(all_events)).await.map_err(input_error)?;
+            let sub =
+                store.update(&id, fields.into_input(all_events)).await.map_err(input_error)?;
             notify(config, LifecycleKind::Updated, &sub).await;
             show(&sub, output)?;
         }
@@ -267,13 +296,20 @@ async fn subscriptions(cmd: SubscriptionsCommand, config: &Config) -> anyhow::Re
             println!("deactivated {id}");
         }
         SubscriptionsCommand::RotateSecret { id, output } => {
-            let sub = store.rotate_secret(&id, config.api.rotation_grace()).await.map_err(input_error)?;
+            let sub =
+                store.rotate_secret(&id, config.api.rotation_grace()).await.map_err(input_error)?;
             notify(config, LifecycleKind::SecretRotated, &sub).await;
             match output {
-                Output::Json => println!("{}", serde_json::json!({"id": sub.id, "secret": sub.current_secret().expose()})),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"id": sub.id, "secret": sub.current_secret().expose()})
+                ),
                 Output::Text => {
                     println!("new secret:  {}", sub.current_secret().expose());
-                    println!("(the previous secret keeps signing for {} hours)", config.api.secret_rotation_grace_hours);
+                    println!(
+                        "(the previous secret keeps signing for {} hours)",
+                        config.api.secret_rotation_grace_hours
+                    );
                 }
             }
         }
@@ -292,7 +328,11 @@ fn show(sub: &Subscription, output: Output) -> anyhow::Result<()> {
 fn print_subscription(s: &Subscription) {
     println!("id:          {}", s.id);
     println!("url:         {}", s.url);
-    let types = if s.event_types.is_empty() { "(all events)".to_string() } else { s.event_types.join(", ") };
+    let types = if s.event_types.is_empty() {
+        "(all events)".to_string()
+    } else {
+        s.event_types.join(", ")
+    };
     println!("event types: {types}");
     println!("tenant:      {}", s.tenant_id.as_deref().unwrap_or("(none)"));
     println!("description: {}", s.description);
@@ -309,12 +349,28 @@ async fn dlq_command(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
                 Output::Json => println!("{}", serde_json::to_string(&entries)?),
                 Output::Text if entries.is_empty() => println!("dlq is empty"),
                 Output::Text => {
-                    println!("{:>6}  {:<37} {:<36} {:<20} {:<22} {:>8} {:>6}", "SEQ", "SUBSCRIPTION", "EVENT ID", "EVENT TYPE", "REASON", "ATTEMPTS", "STATUS");
+                    println!(
+                        "{:>6}  {:<37} {:<36} {:<20} {:<22} {:>8} {:>6}",
+                        "SEQ",
+                        "SUBSCRIPTION",
+                        "EVENT ID",
+                        "EVENT TYPE",
+                        "REASON",
+                        "ATTEMPTS",
+                        "STATUS"
+                    );
                     for e in &entries {
-                        let status = e.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                        let status =
+                            e.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
                         println!(
                             "{:>6}  {:<37} {:<36} {:<20} {:<22} {:>8} {:>6}",
-                            e.sequence, e.subscription_id, e.event_id, e.event_type, e.reason, e.attempts, status
+                            e.sequence,
+                            e.subscription_id,
+                            e.event_id,
+                            e.event_type,
+                            e.reason,
+                            e.attempts,
+                            status
                         );
                     }
                 }
@@ -330,13 +386,20 @@ async fn dlq_command(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
                     println!("event:        {} ({})", e.event_id, e.event_type);
                     println!("reason:       {} — {}", e.reason, e.detail);
                     println!("attempts:     {}", e.attempts);
-                    println!("last status:  {}", e.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+                    println!(
+                        "last status:  {}",
+                        e.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+                    );
                 }
             }
         }
         DlqCommand::Redeliver { sequences, all, subscription } => {
             let sequences = if all {
-                dlq::list(&js, &names, subscription.as_deref(), usize::MAX).await?.into_iter().map(|e| e.sequence).collect()
+                dlq::list(&js, &names, subscription.as_deref(), usize::MAX)
+                    .await?
+                    .into_iter()
+                    .map(|e| e.sequence)
+                    .collect()
             } else {
                 sequences
             };
@@ -355,7 +418,10 @@ async fn dlq_command(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
             }
             println!("{ok} re-queued, {failed} failed");
             if failed > 0 {
-                anyhow::bail!("{failed} {} could not be redelivered", if failed == 1 { "entry" } else { "entries" });
+                anyhow::bail!(
+                    "{failed} {} could not be redelivered",
+                    if failed == 1 { "entry" } else { "entries" }
+                );
             }
         }
         DlqCommand::Purge { subscription } => {

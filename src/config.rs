@@ -214,7 +214,10 @@ pub struct TenantToken {
 
 impl std::fmt::Debug for TenantToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantToken").field("tenant", &self.tenant).field("token", &"[redacted]").finish()
+        f.debug_struct("TenantToken")
+            .field("tenant", &self.tenant)
+            .field("token", &"[redacted]")
+            .finish()
     }
 }
 
@@ -332,7 +335,8 @@ impl Config {
         }
         // Only `HOOKLINE_<SECTION>__<KEY>` variables are configuration; others with the prefix
         // (HOOKLINE_CONFIG, HOOKLINE_VERIFY_SECRET, ...) belong to the command line.
-        figment = figment.merge(Env::prefixed("HOOKLINE_").filter(|k| k.as_str().contains("__")).split("__"));
+        figment = figment
+            .merge(Env::prefixed("HOOKLINE_").filter(|k| k.as_str().contains("__")).split("__"));
         Self::from_figment(figment)
     }
 
@@ -359,9 +363,7 @@ impl Config {
 
     /// The embedded defaults with `overrides` (TOML text) merged on top; no file, no env.
     pub fn with_overrides(overrides: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(
-            Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides)),
-        )
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides)))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -388,7 +390,10 @@ impl Config {
             return Err(invalid("streams.duplicate_window", "must be greater than zero"));
         }
         if self.streams.duplicate_window > self.streams.events_max_age {
-            return Err(invalid("streams.duplicate_window", "must not exceed streams.events_max_age"));
+            return Err(invalid(
+                "streams.duplicate_window",
+                "must not exceed streams.events_max_age",
+            ));
         }
         let d = &self.delivery;
         if d.concurrency == 0 {
@@ -404,7 +409,10 @@ impl Config {
             return Err(invalid("delivery.request_timeout", "must be greater than zero"));
         }
         if d.ack_wait < d.request_timeout + Duration::from_secs(1) {
-            return Err(invalid("delivery.ack_wait", "must exceed delivery.request_timeout by at least 1s"));
+            return Err(invalid(
+                "delivery.ack_wait",
+                "must exceed delivery.request_timeout by at least 1s",
+            ));
         }
         if self.runtime.worker_threads > 1024 {
             return Err(invalid("runtime.worker_threads", "must be at most 1024 (0: automatic)"));
@@ -416,14 +424,20 @@ impl Config {
             return Err(invalid("health.breaker_open_for", "must be greater than zero"));
         }
         if self.health.breaker_max_open_for < self.health.breaker_open_for {
-            return Err(invalid("health.breaker_max_open_for", "must be at least health.breaker_open_for"));
+            return Err(invalid(
+                "health.breaker_max_open_for",
+                "must be at least health.breaker_open_for",
+            ));
         }
         if self.streams.delivery_log_retention_days == 0 {
             return Err(invalid("streams.delivery_log_retention_days", "must be at least 1"));
         }
         for t in &self.api.tenant_tokens {
             if t.token.len() < 16 || !crate::store::subscriptions::valid_tenant(&t.tenant) {
-                return Err(invalid("api.tenant_tokens", "each entry needs a valid tenant and a token of at least 16 characters"));
+                return Err(invalid(
+                    "api.tenant_tokens",
+                    "each entry needs a valid tenant and a token of at least 16 characters",
+                ));
             }
         }
         if !(0.0..=24.0 * 365.0).contains(&self.api.secret_rotation_grace_hours) {
@@ -439,8 +453,12 @@ impl Config {
             return Err(invalid("redis.response_timeout", "must be greater than zero"));
         }
         match crate::egress::EgressPolicy::from_config(&self.egress) {
-            Err(crate::egress::EgressConfigError::Cidr(e)) => return Err(invalid("egress.allow_cidrs", e.to_string())),
-            Err(crate::egress::EgressConfigError::Proxy(e)) => return Err(invalid("egress.proxy", e)),
+            Err(crate::egress::EgressConfigError::Cidr(e)) => {
+                return Err(invalid("egress.allow_cidrs", e.to_string()));
+            }
+            Err(crate::egress::EgressConfigError::Proxy(e)) => {
+                return Err(invalid("egress.proxy", e));
+            }
             Ok(_) => {}
         }
         Ok(())
@@ -502,9 +520,15 @@ mod tests {
 
     #[test]
     fn breaker_max_open_for_below_open_for_names_the_key() {
-        let err = Config::with_overrides("[health]\nbreaker_open_for = \"1m\"\nbreaker_max_open_for = \"30s\"").unwrap_err();
+        let err = Config::with_overrides(
+            "[health]\nbreaker_open_for = \"1m\"\nbreaker_max_open_for = \"30s\"",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("health.breaker_max_open_for"), "{err}");
-        let ok = Config::with_overrides("[health]\nbreaker_open_for = \"1m\"\nbreaker_max_open_for = \"1m\"").unwrap();
+        let ok = Config::with_overrides(
+            "[health]\nbreaker_open_for = \"1m\"\nbreaker_max_open_for = \"1m\"",
+        )
+        .unwrap();
         assert_eq!(ok.health.breaker_max_open_for, Duration::from_secs(60));
     }
 
@@ -526,8 +550,14 @@ mod tests {
         assert_eq!(auto.worker_threads, 0);
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert_eq!(auto.threads(), if cpus <= 2 { 1 } else { cpus });
-        assert_eq!(Config::with_overrides("[runtime]\nworker_threads = 3").unwrap().runtime.threads(), 3);
-        assert_eq!(Config::with_overrides("[runtime]\nworker_threads = 1").unwrap().runtime.worker_threads, 1);
+        assert_eq!(
+            Config::with_overrides("[runtime]\nworker_threads = 3").unwrap().runtime.threads(),
+            3
+        );
+        assert_eq!(
+            Config::with_overrides("[runtime]\nworker_threads = 1").unwrap().runtime.worker_threads,
+            1
+        );
         let err = Config::with_overrides("[runtime]\nworker_threads = 5000").unwrap_err();
         assert!(err.to_string().contains("runtime.worker_threads"), "{err}");
     }
@@ -553,10 +583,14 @@ mod tests {
     #[test]
     fn environment_overrides_file_and_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("hookline.toml", "[streams]\nprefix = \"fromfile\"\n[redis]\nurl = \"redis://file:1/\"")?;
+            jail.create_file(
+                "hookline.toml",
+                "[streams]\nprefix = \"fromfile\"\n[redis]\nurl = \"redis://file:1/\"",
+            )?;
             jail.set_env("HOOKLINE_STREAMS__PREFIX", "fromenv");
             jail.set_env("HOOKLINE_CONFIG", "not-a-config-key");
-            let config = Config::load(Some(Path::new("hookline.toml"))).map_err(|e| e.to_string())?;
+            let config =
+                Config::load(Some(Path::new("hookline.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.streams.prefix, "fromenv");
             assert_eq!(config.redis.url, "redis://file:1/");
             Ok(())

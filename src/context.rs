@@ -45,17 +45,31 @@ impl Ctx {
         let nats = crate::topology::connect(&config.nats).await?;
         crate::topology::check_server_version(&nats)?;
         let js = crate::topology::jetstream(nats.clone(), &config);
-        let redis = crate::store::connect(&config.redis)
-            .await
-            .with_context(|| format!("connecting to redis at {}", redacted_url(&config.redis.url)))?;
+        let redis = crate::store::connect(&config.redis).await.with_context(|| {
+            format!("connecting to redis at {}", redacted_url(&config.redis.url))
+        })?;
         let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
-        let subscriptions = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
+        let subscriptions =
+            SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
         let cache = Arc::new(SubscriptionCache::new(subscriptions.clone(), redis.clone(), &names));
         let http = crate::pipeline::attempt::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
-        let retention = std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);
-        let attempts = crate::attempts::Recorder::start(js.clone(), redis.clone(), names.clone(), retention);
-        Ok(Ctx { config: Arc::new(config), names, nats, js, redis, subscriptions, cache, http, attempts, limits })
+        let retention =
+            std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);
+        let attempts =
+            crate::attempts::Recorder::start(js.clone(), redis.clone(), names.clone(), retention);
+        Ok(Ctx {
+            config: Arc::new(config),
+            names,
+            nats,
+            js,
+            redis,
+            subscriptions,
+            cache,
+            http,
+            attempts,
+            limits,
+        })
     }
 }
 

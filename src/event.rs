@@ -22,7 +22,11 @@ pub struct WebhookEvent {
     /// Any JSON; delivered as `data`.
     pub payload: serde_json::Value,
     /// When it happened (defaults to receipt time).
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub occurred_at: Option<OffsetDateTime>,
     /// Free-form origin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,8 +67,19 @@ struct DeliveryWire {
 
 impl From<DeliveryWire> for Delivery {
     fn from(w: DeliveryWire) -> Delivery {
-        let DeliveryWire { event_id, event_type, payload, occurred_at, source, tenant_id, subscription_id } = w;
-        Delivery { event: WebhookEvent { event_id, event_type, payload, occurred_at, source, tenant_id }, subscription_id }
+        let DeliveryWire {
+            event_id,
+            event_type,
+            payload,
+            occurred_at,
+            source,
+            tenant_id,
+            subscription_id,
+        } = w;
+        Delivery {
+            event: WebhookEvent { event_id, event_type, payload, occurred_at, source, tenant_id },
+            subscription_id,
+        }
     }
 }
 
@@ -150,7 +165,8 @@ pub fn valid_event_type(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= MAX_ID_LEN
         && t.split('.').all(|seg| {
-            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+            !seg.is_empty()
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
         })
 }
 
@@ -184,7 +200,11 @@ fn json_depth(bytes: &[u8]) -> usize {
 impl WebhookEvent {
     /// Parses and validates a published event. `subject_type` is the type taken from the
     /// subject it arrived on; the body's `event_type` must equal it.
-    pub fn parse(bytes: &[u8], subject_type: &str, limit: usize) -> Result<WebhookEvent, InvalidEvent> {
+    pub fn parse(
+        bytes: &[u8],
+        subject_type: &str,
+        limit: usize,
+    ) -> Result<WebhookEvent, InvalidEvent> {
         if bytes.len() > limit {
             return Err(InvalidEvent::TooLarge { size: bytes.len(), limit });
         }
@@ -196,8 +216,8 @@ impl WebhookEvent {
         let mut event: WebhookEvent = match serde_json::from_slice(bytes) {
             Ok(event) => event,
             Err(_) => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(bytes).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
+                let value: serde_json::Value = serde_json::from_slice(bytes)
+                    .map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
                 serde_json::from_value(value).map_err(|e| InvalidEvent::BadField(e.to_string()))?
             }
         };
@@ -247,7 +267,11 @@ impl WebhookEvent {
             timestamp: String,
             data: &'a serde_json::Value,
         }
-        let body = Body { kind: &self.event_type, timestamp: self.timestamp_rfc3339(), data: &self.payload };
+        let body = Body {
+            kind: &self.event_type,
+            timestamp: self.timestamp_rfc3339(),
+            data: &self.payload,
+        };
         serde_json::to_vec(&body).unwrap_or_default()
     }
 }
@@ -292,7 +316,11 @@ mod tests {
 
     #[test]
     fn a_valid_event_parses_and_gets_a_receipt_time() {
-        let e = parse(r#"{"event_id":"evt_1","event_type":"order.created","payload":{"a":1}}"#, "order.created").unwrap();
+        let e = parse(
+            r#"{"event_id":"evt_1","event_type":"order.created","payload":{"a":1}}"#,
+            "order.created",
+        )
+        .unwrap();
         assert_eq!(e.event_id, "evt_1");
         assert!(e.occurred_at.is_some());
     }
@@ -305,7 +333,11 @@ mod tests {
             (r#"{"event_id":"has space","event_type":"a","payload":1}"#, "a", "invalid_event_id"),
             (r#"{"event_id":"e1","event_type":"a..b","payload":1}"#, "a..b", "invalid_event_type"),
             (r#"{"event_id":"e1","event_type":"a.b","payload":1}"#, "a.c", "event_type_mismatch"),
-            (r#"{"event_id":"e1","event_type":"a","payload":1,"occurred_at":"yesterday"}"#, "a", "invalid_field"),
+            (
+                r#"{"event_id":"e1","event_type":"a","payload":1,"occurred_at":"yesterday"}"#,
+                "a",
+                "invalid_field",
+            ),
         ];
         for (json, t, reason) in cases {
             assert_eq!(parse(json, t).unwrap_err().reason(), reason, "{json}");
@@ -314,10 +346,14 @@ mod tests {
 
     #[test]
     fn oversized_and_deep_events_are_rejected_before_parsing() {
-        let big = format!(r#"{{"event_id":"e","event_type":"a","payload":"{}"}}"#, "x".repeat(2000));
+        let big =
+            format!(r#"{{"event_id":"e","event_type":"a","payload":"{}"}}"#, "x".repeat(2000));
         assert_eq!(parse(&big, "a").unwrap_err().reason(), "payload_too_large");
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        assert_eq!(WebhookEvent::parse(deep.as_bytes(), "a", 1 << 20).unwrap_err(), InvalidEvent::TooDeep);
+        assert_eq!(
+            WebhookEvent::parse(deep.as_bytes(), "a", 1 << 20).unwrap_err(),
+            InvalidEvent::TooDeep
+        );
     }
 
     #[test]
@@ -337,8 +373,10 @@ mod tests {
 
     #[test]
     fn delivery_round_trips_through_json() {
-        let e = parse(r#"{"event_id":"e1","event_type":"a","payload":null,"tenant_id":"t1"}"#, "a").unwrap();
-        let d = Delivery { event: e, subscription_id: "sub_0123456789abcdef0123456789abcdef".into() };
+        let e = parse(r#"{"event_id":"e1","event_type":"a","payload":null,"tenant_id":"t1"}"#, "a")
+            .unwrap();
+        let d =
+            Delivery { event: e, subscription_id: "sub_0123456789abcdef0123456789abcdef".into() };
         assert_eq!(Delivery::parse(&d.to_bytes()).unwrap(), d);
     }
 }

@@ -33,11 +33,21 @@ impl EventFilter {
                 "*" => wildcard = true,
                 ">" if i + 1 == segments.len() => wildcard = true,
                 ">" => return Err(bad("'>' must be the last segment")),
-                seg if seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')) => {}
-                _ => return Err(bad("segments are letters, digits, '_', '-', or a whole '*' or '>'")),
+                seg if seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')) => {}
+                _ => {
+                    return Err(bad(
+                        "segments are letters, digits, '_', '-', or a whole '*' or '>'",
+                    ));
+                }
             }
         }
-        Ok(if wildcard { EventFilter::Pattern(s.to_string()) } else { EventFilter::Exact(s.to_string()) })
+        Ok(if wildcard {
+            EventFilter::Pattern(s.to_string())
+        } else {
+            EventFilter::Exact(s.to_string())
+        })
     }
 
     /// The filter as written.

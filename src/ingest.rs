@@ -27,7 +27,12 @@ pub struct Published {
 
 /// Validates `event` and publishes it on `<p>.events.<type>` with `Nats-Msg-Id = event_id`;
 /// returns once JetStream has stored it.
-pub async fn publish_event(js: &jetstream::Context, names: &Names, event: &WebhookEvent, limit: usize) -> Result<Published, PublishError> {
+pub async fn publish_event(
+    js: &jetstream::Context,
+    names: &Names,
+    event: &WebhookEvent,
+    limit: usize,
+) -> Result<Published, PublishError> {
     event.validate()?;
     let body = serde_json::to_vec(event).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
     if body.len() > limit {
@@ -47,7 +52,12 @@ pub async fn publish_event(js: &jetstream::Context, names: &Names, event: &Webho
         .map_err(|e| nats_err(&e))?
         .await
         .map_err(|e| nats_err(&e))?;
-    Ok(Published { event_id: event.event_id.clone(), subject, stream_sequence: ack.sequence, duplicate: ack.duplicate })
+    Ok(Published {
+        event_id: event.event_id.clone(),
+        subject,
+        stream_sequence: ack.sequence,
+        duplicate: ack.duplicate,
+    })
 }
 
 /// A fresh event id: `evt_` + a time-ordered UUID.

@@ -48,7 +48,12 @@ pub struct LifecycleEvent<'a> {
 }
 
 /// Publishes `kind` for `sub`; a failure is logged (the change itself already happened).
-pub async fn publish(nats: &async_nats::Client, names: &Names, kind: LifecycleKind, sub: &Subscription) {
+pub async fn publish(
+    nats: &async_nats::Client,
+    names: &Names,
+    kind: LifecycleKind,
+    sub: &Subscription,
+) {
     let event = LifecycleEvent { kind, subscription: sub, at: OffsetDateTime::now_utc() };
     let body = match serde_json::to_vec(&event) {
         Ok(b) => b,

@@ -43,14 +43,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, config: Config) -> ExitCode {
-    let level = if matches!(cli.command, hookline::cli::Command::Serve { .. }) { "info" } else { "warn" };
+    let level =
+        if matches!(cli.command, hookline::cli::Command::Serve { .. }) { "info" } else { "warn" };
     hookline::telemetry::init(config.log.format, level);
     match hookline::commands::run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             // A failed `verify` is exit 1 like any other failure; only bad input is 2.
-            if e.downcast_ref::<InputError>().is_some() || e.downcast_ref::<ConfigError>().is_some() {
+            if e.downcast_ref::<InputError>().is_some() || e.downcast_ref::<ConfigError>().is_some()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)

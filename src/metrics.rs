@@ -11,7 +11,8 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the attempt latency histogram.
-pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const LATENCY_BUCKETS: [f64; 12] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Outcomes of [`attempt`] counted without a lock (any other goes through the labelled map).
 const OUTCOMES: [&str; 5] = ["succeeded", "failed", "deferred", "aborted", "dead_lettered"];
@@ -46,7 +47,9 @@ static COUNTERS: LazyLock<Mutex<Vec<Series>>> = LazyLock::new(|| Mutex::new(Vec:
 pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
     let mut counters = COUNTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let same = |(n, l, _): &&mut Series| {
-        *n == name && l.len() == labels.len() && l.iter().zip(labels).all(|((k, v), (k2, v2))| k == k2 && v == v2)
+        *n == name
+            && l.len() == labels.len()
+            && l.iter().zip(labels).all(|((k, v), (k2, v2))| k == k2 && v == v2)
     };
     match counters.iter_mut().find(|s| same(s)) {
         Some(series) => series.2 += 1,
@@ -68,7 +71,10 @@ pub fn attempt(outcome: &str, status: Option<u16>, duration: Duration) {
         Some(i) => {
             HOT.deliveries[i][class_index(status)].fetch_add(1, Ordering::Relaxed);
         }
-        None => inc("hookline_deliveries_total", &[("outcome", outcome), ("status_class", CLASSES[class_index(status)])]),
+        None => inc(
+            "hookline_deliveries_total",
+            &[("outcome", outcome), ("status_class", CLASSES[class_index(status)])],
+        ),
     }
     let secs = duration.as_secs_f64();
     for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
@@ -124,14 +130,17 @@ pub struct Gauges {
 pub fn render(g: &Gauges) -> String {
     let mut out = String::new();
     let mut counters: BTreeMap<(&str, Labels), u64> = BTreeMap::new();
-    for (name, labels, value) in COUNTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+    for (name, labels, value) in
+        COUNTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter()
+    {
         *counters.entry((*name, labels.clone())).or_default() += value;
     }
     for (i, outcome) in OUTCOMES.iter().enumerate() {
         for (j, class) in CLASSES.iter().enumerate() {
             let n = HOT.deliveries[i][j].load(Ordering::Relaxed);
             if n > 0 {
-                let labels = vec![("outcome", outcome.to_string()), ("status_class", class.to_string())];
+                let labels =
+                    vec![("outcome", outcome.to_string()), ("status_class", class.to_string())];
                 *counters.entry(("hookline_deliveries_total", labels)).or_default() += n;
             }
         }
@@ -144,29 +153,59 @@ pub fn render(g: &Gauges) -> String {
         }
         let _ = writeln!(out, "{name}{} {value}", labels(pairs));
     }
-    out.push_str("# HELP hookline_attempt_duration_seconds Duration of delivery attempts (HTTP).\n");
+    out.push_str(
+        "# HELP hookline_attempt_duration_seconds Duration of delivery attempts (HTTP).\n",
+    );
     out.push_str("# TYPE hookline_attempt_duration_seconds histogram\n");
     for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-        let _ = writeln!(out, "hookline_attempt_duration_seconds_bucket{{le=\"{bound}\"}} {}", HOT.buckets[i].load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "hookline_attempt_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+            HOT.buckets[i].load(Ordering::Relaxed)
+        );
     }
     let count = HOT.count.load(Ordering::Relaxed);
     let _ = writeln!(out, "hookline_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "hookline_attempt_duration_seconds_sum {}", HOT.sum_ns.load(Ordering::Relaxed) as f64 / 1e9);
+    let _ = writeln!(
+        out,
+        "hookline_attempt_duration_seconds_sum {}",
+        HOT.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+    );
     let _ = writeln!(out, "hookline_attempt_duration_seconds_count {count}");
-    let _ = writeln!(out, "# TYPE hookline_in_flight gauge\nhookline_in_flight {}", HOT.in_flight.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# TYPE hookline_in_flight gauge\nhookline_in_flight {}",
+        HOT.in_flight.load(Ordering::Relaxed)
+    );
     out.push_str("# HELP hookline_backlog Due deliveries waiting per subscription.\n# TYPE hookline_backlog gauge\n");
     for (sub, n) in &g.backlog {
         let _ = writeln!(out, "hookline_backlog{{subscription=\"{}\"}} {n}", escape(sub));
     }
-    let _ = writeln!(out, "# TYPE hookline_dlq_messages gauge\nhookline_dlq_messages {}", g.dlq_messages);
+    let _ = writeln!(
+        out,
+        "# TYPE hookline_dlq_messages gauge\nhookline_dlq_messages {}",
+        g.dlq_messages
+    );
     let _ = writeln!(out, "# TYPE hookline_fanout_lag gauge\nhookline_fanout_lag {}", g.fanout_lag);
-    let _ = writeln!(out, "# TYPE hookline_deliver_pending gauge\nhookline_deliver_pending {}", g.deliver_pending);
+    let _ = writeln!(
+        out,
+        "# TYPE hookline_deliver_pending gauge\nhookline_deliver_pending {}",
+        g.deliver_pending
+    );
     out.push_str("# HELP hookline_breaker_open 1 for each subscription whose circuit breaker is open.\n# TYPE hookline_breaker_open gauge\n");
     for sub in &g.breakers_open {
         let _ = writeln!(out, "hookline_breaker_open{{subscription=\"{}\"}} 1", escape(sub));
     }
-    let _ = writeln!(out, "# TYPE hookline_subscriptions_disabled gauge\nhookline_subscriptions_disabled {}", g.subscriptions_disabled);
-    let _ = writeln!(out, "# TYPE hookline_subscriptions gauge\nhookline_subscriptions {}", g.subscriptions_total);
+    let _ = writeln!(
+        out,
+        "# TYPE hookline_subscriptions_disabled gauge\nhookline_subscriptions_disabled {}",
+        g.subscriptions_disabled
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE hookline_subscriptions gauge\nhookline_subscriptions {}",
+        g.subscriptions_total
+    );
     out
 }
 
@@ -178,9 +217,15 @@ mod tests {
     fn exposition_has_counters_histogram_and_gauges() {
         attempt("test_outcome", Some(503), Duration::from_millis(30));
         inc("hookline_test_total", &[("reason", "a\"b")]);
-        let g = Gauges { backlog: vec![("sub_1".into(), 3)], dlq_messages: 2, ..Default::default() };
+        let g =
+            Gauges { backlog: vec![("sub_1".into(), 3)], dlq_messages: 2, ..Default::default() };
         let text = render(&g);
-        assert!(text.contains("hookline_deliveries_total{outcome=\"test_outcome\",status_class=\"5xx\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "hookline_deliveries_total{outcome=\"test_outcome\",status_class=\"5xx\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("hookline_test_total{reason=\"a\\\"b\"} 1"));
         assert!(text.contains("hookline_attempt_duration_seconds_bucket{le=\"0.05\"}"));
         assert!(text.contains("hookline_backlog{subscription=\"sub_1\"} 3"));

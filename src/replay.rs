@@ -61,10 +61,16 @@ pub fn index_event_cmd(ctx: &Ctx, event_id: &str, seq: u64) -> redis::Cmd {
 /// Replays the selection to every matching subscription, or to `only` (which must exist; its
 /// filters are not applied: naming it is the operator's choice). `tenant` limits both the events
 /// and the subscriptions to one tenant. Returns how many deliveries were queued.
-pub async fn replay(ctx: &Ctx, selection: &ReplaySelection, only: Option<&str>, tenant: Option<&str>) -> Result<u64, ReplayError> {
+pub async fn replay(
+    ctx: &Ctx,
+    selection: &ReplaySelection,
+    only: Option<&str>,
+    tenant: Option<&str>,
+) -> Result<u64, ReplayError> {
     let target = match only {
         Some(id) => {
-            let sub = ctx.subscriptions.get(id).await.map_err(|e| ReplayError::Invalid(e.to_string()))?;
+            let sub =
+                ctx.subscriptions.get(id).await.map_err(|e| ReplayError::Invalid(e.to_string()))?;
             match sub {
                 Some(s) if tenant.is_none_or(|t| s.tenant_id.as_deref() == Some(t)) => Some(s),
                 _ => return Err(ReplayError::SubscriptionNotFound(id.to_string())),
@@ -73,7 +79,11 @@ pub async fn replay(ctx: &Ctx, selection: &ReplaySelection, only: Option<&str>, 
         None => None,
     };
     let replay_id = format!("rpl_{}", uuid::Uuid::now_v7().simple());
-    let events = ctx.js.get_stream_no_info(ctx.names.events_stream()).await.map_err(|e| failed("opening events stream")(&e))?;
+    let events = ctx
+        .js
+        .get_stream_no_info(ctx.names.events_stream())
+        .await
+        .map_err(|e| failed("opening events stream")(&e))?;
     let mut queued = 0;
     match selection {
         ReplaySelection::Event(id) => {
@@ -94,11 +104,17 @@ pub async fn replay(ctx: &Ctx, selection: &ReplaySelection, only: Option<&str>, 
                 filter_subjects: filters,
                 ..Default::default()
             };
-            let mut consumer = events.create_consumer(config).await.map_err(|e| failed("creating replay consumer")(&e))?;
-            if consumer.info().await.map_err(|e| failed("reading replay consumer")(&e))?.num_pending == 0 {
+            let mut consumer = events
+                .create_consumer(config)
+                .await
+                .map_err(|e| failed("creating replay consumer")(&e))?;
+            if consumer.info().await.map_err(|e| failed("reading replay consumer")(&e))?.num_pending
+                == 0
+            {
                 return Ok(0);
             }
-            let mut messages = consumer.messages().await.map_err(|e| failed("reading the event log")(&e))?;
+            let mut messages =
+                consumer.messages().await.map_err(|e| failed("reading the event log")(&e))?;
             while let Some(msg) = messages.next().await {
                 let msg = msg.map_err(|e| failed("reading the event log")(&e))?;
                 let info = msg.info().map_err(|e| failed("reading message info")(&e))?;
@@ -108,7 +124,9 @@ pub async fn replay(ctx: &Ctx, selection: &ReplaySelection, only: Option<&str>, 
                 }
                 let Some(kind) = ctx.names.event_type_of(&msg.subject) else { continue };
                 // Events that never parsed were dead-lettered at the time; skip them here too.
-                if let Ok(event) = WebhookEvent::parse(&msg.payload, kind, ctx.config.delivery.max_payload_bytes) {
+                if let Ok(event) =
+                    WebhookEvent::parse(&msg.payload, kind, ctx.config.delivery.max_payload_bytes)
+                {
                     queued += queue(ctx, &event, target.as_ref(), tenant, &replay_id).await?;
                 }
                 if pending == 0 {
@@ -121,13 +139,22 @@ pub async fn replay(ctx: &Ctx, selection: &ReplaySelection, only: Option<&str>, 
     Ok(queued)
 }
 
-async fn load_event(ctx: &Ctx, events: &jetstream::stream::Stream<()>, id: &str) -> Result<WebhookEvent, ReplayError> {
+async fn load_event(
+    ctx: &Ctx,
+    events: &jetstream::stream::Stream<()>,
+    id: &str,
+) -> Result<WebhookEvent, ReplayError> {
     let mut redis = ctx.redis.clone();
-    let seq: Option<u64> = redis.get(event_index_key(ctx, id)).await.map_err(|e| failed("reading the event index")(&e))?;
+    let seq: Option<u64> = redis
+        .get(event_index_key(ctx, id))
+        .await
+        .map_err(|e| failed("reading the event index")(&e))?;
     let seq = seq.ok_or_else(|| ReplayError::EventNotFound(id.to_string()))?;
     let msg = match events.direct_get(seq).await {
         Ok(m) => m,
-        Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Err(ReplayError::EventNotFound(id.to_string())),
+        Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+            return Err(ReplayError::EventNotFound(id.to_string()));
+        }
         Err(e) => return Err(failed("reading the event log")(&e)),
     };
     let kind = ctx.names.event_type_of(&msg.subject).unwrap_or_default();
@@ -136,7 +163,13 @@ async fn load_event(ctx: &Ctx, events: &jetstream::stream::Stream<()>, id: &str)
 }
 
 /// Publishes one replayed delivery per target subscription; waits for every ack.
-async fn queue(ctx: &Ctx, event: &WebhookEvent, only: Option<&Subscription>, tenant: Option<&str>, replay_id: &str) -> Result<u64, ReplayError> {
+async fn queue(
+    ctx: &Ctx,
+    event: &WebhookEvent,
+    only: Option<&Subscription>,
+    tenant: Option<&str>,
+    replay_id: &str,
+) -> Result<u64, ReplayError> {
     if tenant.is_some() && event.tenant_id.as_deref() != tenant {
         return Ok(0);
     }

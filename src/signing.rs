@@ -100,7 +100,10 @@ pub fn verify(
     now: i64,
     tolerance_secs: u64,
 ) -> Result<(), SignatureError> {
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp(timestamp.to_string()))?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp(timestamp.to_string()))?;
     if now.abs_diff(ts) > tolerance_secs {
         return Err(SignatureError::TimestampOutOfTolerance { tolerance: tolerance_secs });
     }
@@ -215,14 +218,23 @@ mod tests {
         let header = signature_header(&[other, s.clone()], ID, TS, BODY);
         assert_eq!(header.split(' ').count(), 2);
         assert_eq!(verify(&s, ID, "1614265330", &header, BODY, TS, 300), Ok(()));
-        assert_eq!(verify(&s, ID, "1614265330", "v2,abc v1,bad! v1,AAAA", BODY, TS, 300), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(&s, ID, "1614265330", "v2,abc v1,bad! v1,AAAA", BODY, TS, 300),
+            Err(SignatureError::NoMatch)
+        );
     }
 
     #[test]
     fn tampered_body_or_id_does_not_verify() {
         let s = Secret::parse(SECRET).unwrap();
-        assert_eq!(verify(&s, ID, "1614265330", SIG, b"{\"test\": 1}", TS, 300), Err(SignatureError::NoMatch));
-        assert_eq!(verify(&s, "msg_other", "1614265330", SIG, BODY, TS, 300), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(&s, ID, "1614265330", SIG, b"{\"test\": 1}", TS, 300),
+            Err(SignatureError::NoMatch)
+        );
+        assert_eq!(
+            verify(&s, "msg_other", "1614265330", SIG, BODY, TS, 300),
+            Err(SignatureError::NoMatch)
+        );
     }
 
     #[test]
@@ -232,7 +244,10 @@ mod tests {
         assert_eq!(late, Err(SignatureError::TimestampOutOfTolerance { tolerance: 300 }));
         assert!(verify(&s, ID, "1614265330", SIG, BODY, TS - 301, 300).is_err());
         assert_eq!(verify(&s, ID, "1614265330", SIG, BODY, TS + 300, 300), Ok(()));
-        assert!(matches!(verify(&s, ID, "soon", SIG, BODY, TS, 300), Err(SignatureError::BadTimestamp(_))));
+        assert!(matches!(
+            verify(&s, ID, "soon", SIG, BODY, TS, 300),
+            Err(SignatureError::BadTimestamp(_))
+        ));
     }
 
     #[test]
@@ -246,7 +261,9 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_compacts_and_escapes_like_python() {
-        let v: serde_json::Value = serde_json::from_str(r#"{"b": [1, {"d": "é\n", "c": true}], "a": null, "€": "\"q\""}"#).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"b": [1, {"d": "é\n", "c": true}], "a": null, "€": "\"q\""}"#)
+                .unwrap();
         // python3 -c 'import json; print(json.dumps({"b":[1,{"d":"é\n","c":True}],"a":None,"€":"\"q\""}, sort_keys=True, separators=(",",":")))'
         assert_eq!(
             String::from_utf8(canonical_json(&v)).unwrap(),
@@ -260,7 +277,10 @@ mod tests {
     fn seed_signature_is_hex_hmac_keyed_by_the_secret_text() {
         let s = Secret::parse(SECRET).unwrap();
         // python3: hmac.new(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b"{}", hashlib.sha256).hexdigest()
-        assert_eq!(seed_hex_signature(&s, b"{}"), "6cbbcdf2c8016ca85b50543b19e8e121ef16137967bdfa3ce660972922bafaeb");
+        assert_eq!(
+            seed_hex_signature(&s, b"{}"),
+            "6cbbcdf2c8016ca85b50543b19e8e121ef16137967bdfa3ce660972922bafaeb"
+        );
     }
 
     #[test]

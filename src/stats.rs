@@ -43,10 +43,11 @@ impl Tally {
             AttemptStatus::SkippedDuplicate => return,
         };
         let minute = minute_of(r.at);
-        let latency = (r.http_status.is_some() && !matches!(r.status, AttemptStatus::Deferred)).then(|| {
-            let secs = r.duration_ms as f64 / 1000.0;
-            LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len())
-        });
+        let latency = (r.http_status.is_some() && !matches!(r.status, AttemptStatus::Deferred))
+            .then(|| {
+                let secs = r.duration_ms as f64 / 1000.0;
+                LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len())
+            });
         for scope in [r.subscription_id.as_str(), ALL] {
             let fields = self.buckets.entry(key(names, scope, minute)).or_default();
             *fields.entry(outcome.to_string()).or_default() += 1;
@@ -99,7 +100,12 @@ pub struct Windows {
 }
 
 /// Sums the buckets of the last `minutes` minutes (`subscription` None: overall).
-pub async fn window(redis: &ConnectionManager, names: &Names, subscription: Option<&str>, minutes: i64) -> redis::RedisResult<WindowStats> {
+pub async fn window(
+    redis: &ConnectionManager,
+    names: &Names,
+    subscription: Option<&str>,
+    minutes: i64,
+) -> redis::RedisResult<WindowStats> {
     let scope = subscription.unwrap_or(ALL);
     let now = minute_of(time::OffsetDateTime::now_utc());
     let mut pipe = redis::pipe();
@@ -119,7 +125,8 @@ pub async fn window(redis: &ConnectionManager, names: &Names, subscription: Opti
 
 fn summarize(sum: &BTreeMap<String, u64>) -> WindowStats {
     let get = |k: &str| sum.get(k).copied().unwrap_or(0);
-    let (succeeded, failed, dead_lettered, deferred) = (get("succeeded"), get("failed"), get("dead_lettered"), get("deferred"));
+    let (succeeded, failed, dead_lettered, deferred) =
+        (get("succeeded"), get("failed"), get("dead_lettered"), get("deferred"));
     let decided = succeeded + failed + dead_lettered;
     let hist: Vec<u64> = (0..=LATENCY_BUCKETS.len()).map(|i| get(&format!("lat:{i}"))).collect();
     let total: u64 = hist.iter().sum();
@@ -156,7 +163,11 @@ fn summarize(sum: &BTreeMap<String, u64>) -> WindowStats {
 }
 
 /// 5 min, 1 h and 24 h.
-pub async fn windows(redis: &ConnectionManager, names: &Names, subscription: Option<&str>) -> redis::RedisResult<Windows> {
+pub async fn windows(
+    redis: &ConnectionManager,
+    names: &Names,
+    subscription: Option<&str>,
+) -> redis::RedisResult<Windows> {
     Ok(Windows {
         last_5m: window(redis, names, subscription, 5).await?,
         last_1h: window(redis, names, subscription, 60).await?,
@@ -178,7 +189,10 @@ mod tests {
         sum.insert("lat:6".to_string(), 1); // <= 500 ms
         let s = summarize(&sum);
         assert_eq!(s.success_rate, Some(0.8));
-        assert_eq!((s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms), (Some(10.0), Some(500.0), Some(500.0)));
+        assert_eq!(
+            (s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms),
+            (Some(10.0), Some(500.0), Some(500.0))
+        );
         assert_eq!(s.failures_by_type.get("timeout"), Some(&2));
         assert_eq!(summarize(&BTreeMap::new()).success_rate, None);
     }
@@ -207,7 +221,10 @@ mod tests {
         for _ in 0..3 {
             tally.add(&names, &record("sub_a", AttemptStatus::Succeeded, Some(204), None, 2));
         }
-        tally.add(&names, &record("sub_b", AttemptStatus::Failed, Some(500), Some(FailureKind::Server5xx), 2));
+        tally.add(
+            &names,
+            &record("sub_b", AttemptStatus::Failed, Some(500), Some(FailureKind::Server5xx), 2),
+        );
         tally.add(&names, &record("sub_b", AttemptStatus::SkippedDuplicate, None, None, 0));
         let minute = minute_of(at);
         let a = &tally.buckets[&key(&names, "sub_a", minute)];

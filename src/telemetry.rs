@@ -8,7 +8,8 @@ use crate::config::LogFormat;
 /// `RUST_LOG` is unset (one-shot commands use `warn` so their output is just their answer).
 pub fn init(format: LogFormat, default_level: &str) {
     use std::io::IsTerminal;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

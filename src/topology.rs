@@ -5,7 +5,6 @@
 //! schedule messages as ordinary ones that never fire; so the check is twofold: the server's
 //! version, and the flag as echoed back by the stream create/update.
 
-
 use async_nats::jetstream::{self, consumer, stream};
 
 use crate::config::{Config, NatsConfig, StorageKind};
@@ -29,7 +28,9 @@ pub enum TopologyError {
     NoJetStream { url: String },
     #[error("creating or updating stream {stream}: {source}")]
     Stream { stream: String, source: jetstream::context::CreateStreamError },
-    #[error("stream {stream} came back without allow_msg_schedules: the server ignores message schedules")]
+    #[error(
+        "stream {stream} came back without allow_msg_schedules: the server ignores message schedules"
+    )]
     SchedulesIgnored { stream: String },
     #[error("creating or updating consumer {consumer} on {stream}: {source}")]
     Consumer { stream: String, consumer: String, source: jetstream::stream::ConsumerError },
@@ -42,17 +43,18 @@ pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, Topology
         .request_timeout(Some(config.request_timeout))
         .event_callback(|event| async move {
             match event {
-                async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("disconnected from NATS; reconnecting")
+                }
                 async_nats::Event::Connected => tracing::info!("connected to NATS"),
                 other => tracing::debug!(event = %other, "NATS connection event"),
             }
         });
     let connect_err = |source| TopologyError::Connect { url: config.url.clone(), source };
     if !config.credentials_file.is_empty() {
-        options = options
-            .credentials_file(&config.credentials_file)
-            .await
-            .map_err(|e| connect_err(async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e)))?;
+        options = options.credentials_file(&config.credentials_file).await.map_err(|e| {
+            connect_err(async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e))
+        })?;
     }
     if !config.token.0.is_empty() {
         options = options.token(config.token.0.clone());
@@ -62,7 +64,8 @@ pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, Topology
     }
     // `nats.url` may list several servers (a cluster), comma-separated; async-nats parses a
     // single string as one URL, so hand it the list.
-    let servers: Vec<&str> = config.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let servers: Vec<&str> =
+        config.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     options.connect(servers.as_slice()).await.map_err(connect_err)
 }
 
@@ -190,7 +193,10 @@ async fn create_or_update_stream(
     let mut tried = 1;
     loop {
         match js.create_or_update_stream(config.clone()).await {
-            Err(e) if e.kind() == jetstream::context::CreateStreamErrorKind::TimedOut && tried < TRIES => {
+            Err(e)
+                if e.kind() == jetstream::context::CreateStreamErrorKind::TimedOut
+                    && tried < TRIES =>
+            {
                 tracing::warn!(stream = %config.name, tried, "creating or updating the stream timed out; trying again");
                 tried += 1;
             }
@@ -205,9 +211,13 @@ async fn ensure_consumer(
     config: consumer::pull::Config,
 ) -> Result<(), TopologyError> {
     let name = config.durable_name.clone().unwrap_or_default();
-    let err = |source| TopologyError::Consumer { stream: stream.into(), consumer: name.clone(), source };
+    let err =
+        |source| TopologyError::Consumer { stream: stream.into(), consumer: name.clone(), source };
     let handle = js.get_stream_no_info(stream).await.map_err(|e| {
-        err(jetstream::stream::ConsumerError::with_source(jetstream::stream::ConsumerErrorKind::Other, e))
+        err(jetstream::stream::ConsumerError::with_source(
+            jetstream::stream::ConsumerErrorKind::Other,
+            e,
+        ))
     })?;
     handle.create_consumer(config).await.map_err(err)?;
     Ok(())
@@ -246,7 +256,11 @@ pub fn deliver_consumer_config(config: &Config, names: &Names) -> consumer::pull
 
 /// Durable pull consumer of one FIFO subscription: one message in flight, in stream order; a
 /// failing head is held (NAK with delay), which blocks only this subscription.
-pub fn fifo_consumer_config(config: &Config, names: &Names, subscription_id: &str) -> consumer::pull::Config {
+pub fn fifo_consumer_config(
+    config: &Config,
+    names: &Names,
+    subscription_id: &str,
+) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(names.fifo_consumer(subscription_id)),
         description: Some(format!("hookline fifo delivery for {subscription_id}")),

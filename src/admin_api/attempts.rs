@@ -31,9 +31,18 @@ pub struct AttemptsQuery {
 #[utoipa::path(get, path = "/v1/attempts", tag = "attempts", params(AttemptsQuery),
     responses((status = 200, body = AttemptPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn list(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQuery<AttemptsQuery>) -> ApiResult<Json<AttemptPage>> {
+async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AttemptsQuery>,
+) -> ApiResult<Json<AttemptPage>> {
     let status = match q.status.as_deref() {
-        Some(s) => Some(AttemptStatus::parse(s).ok_or_else(|| ApiError::bad_field("status", format!("{s:?} is not one of succeeded, failed, dead_lettered, skipped_duplicate")))?),
+        Some(s) => Some(AttemptStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_field(
+                "status",
+                format!("{s:?} is not one of succeeded, failed, dead_lettered, skipped_duplicate"),
+            )
+        })?),
         None => None,
     };
     let limit = q.limit.unwrap_or(50);
@@ -52,6 +61,8 @@ async fn list(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQue
         before: q.before,
     };
     let ctx = &state.ctx;
-    let page = crate::attempts::query(&ctx.js, &ctx.redis, &ctx.names, &query).await.map_err(ApiError::internal)?;
+    let page = crate::attempts::query(&ctx.js, &ctx.redis, &ctx.names, &query)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(page))
 }

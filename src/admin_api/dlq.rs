@@ -61,7 +61,9 @@ pub struct PurgeResult {
 fn dlq_error(e: DlqError) -> ApiError {
     match e {
         DlqError::NotFound(seq) => ApiError::not_found(format!("dlq entry {seq} not found")),
-        DlqError::NotRedeliverable { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_redeliverable", e.to_string()),
+        DlqError::NotRedeliverable { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_redeliverable", e.to_string())
+        }
         DlqError::Nats(m) => ApiError::internal(m),
     }
 }
@@ -79,14 +81,26 @@ async fn sees_subscription(state: &ApiState, caller: &Caller, sub_id: &str) -> A
     }
 }
 
-async fn visible_entries(state: &ApiState, caller: &Caller, subscription: Option<&str>, limit: usize) -> ApiResult<Vec<DlqEntry>> {
+async fn visible_entries(
+    state: &ApiState,
+    caller: &Caller,
+    subscription: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<DlqEntry>> {
     if let Some(sub) = subscription
         && !sees_subscription(state, caller, sub).await?
     {
         return Err(ApiError::not_found(format!("subscription {sub} not found")));
     }
     let ctx = &state.ctx;
-    let all = dlq::list(&ctx.js, &ctx.names, subscription, if *caller == Caller::Admin { limit } else { usize::MAX }).await.map_err(dlq_error)?;
+    let all = dlq::list(
+        &ctx.js,
+        &ctx.names,
+        subscription,
+        if *caller == Caller::Admin { limit } else { usize::MAX },
+    )
+    .await
+    .map_err(dlq_error)?;
     let mut visible = Vec::new();
     for e in all {
         if visible.len() == limit {
@@ -102,14 +116,22 @@ async fn visible_entries(state: &ApiState, caller: &Caller, subscription: Option
 async fn visible_entry(state: &ApiState, caller: &Caller, seq: u64) -> ApiResult<DlqEntry> {
     let ctx = &state.ctx;
     let entry = dlq::get(&ctx.js, &ctx.names, seq).await.map_err(dlq_error)?;
-    if sees_subscription(state, caller, &entry.subscription_id).await? { Ok(entry) } else { Err(ApiError::not_found(format!("dlq entry {seq} not found"))) }
+    if sees_subscription(state, caller, &entry.subscription_id).await? {
+        Ok(entry)
+    } else {
+        Err(ApiError::not_found(format!("dlq entry {seq} not found")))
+    }
 }
 
 /// Dead-lettered deliveries, oldest first.
 #[utoipa::path(get, path = "/v1/dlq", tag = "dlq", params(DlqQuery),
     responses((status = 200, body = Vec<DlqEntry>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn list(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQuery<DlqQuery>) -> ApiResult<Json<Vec<DlqEntry>>> {
+async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DlqQuery>,
+) -> ApiResult<Json<Vec<DlqEntry>>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_field("limit", "must be between 1 and 1000"));
@@ -121,7 +143,11 @@ async fn list(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQue
 #[utoipa::path(get, path = "/v1/dlq/{seq}", tag = "dlq", params(("seq" = u64, Path)),
     responses((status = 200, body = DlqEntry), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn get_one(State(state): State<ApiState>, caller: Caller, Path(seq): Path<u64>) -> ApiResult<Json<DlqEntry>> {
+async fn get_one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(seq): Path<u64>,
+) -> ApiResult<Json<DlqEntry>> {
     Ok(Json(visible_entry(&state, &caller, seq).await?))
 }
 
@@ -129,7 +155,11 @@ async fn get_one(State(state): State<ApiState>, caller: Caller, Path(seq): Path<
 #[utoipa::path(post, path = "/v1/dlq/{seq}/redeliver", tag = "dlq", params(("seq" = u64, Path)),
     responses((status = 200, body = DlqEntry), (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn redeliver_one(State(state): State<ApiState>, caller: Caller, Path(seq): Path<u64>) -> ApiResult<Json<DlqEntry>> {
+async fn redeliver_one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(seq): Path<u64>,
+) -> ApiResult<Json<DlqEntry>> {
     visible_entry(&state, &caller, seq).await?;
     let ctx = &state.ctx;
     Ok(Json(dlq::redeliver(&ctx.js, &ctx.names, seq).await.map_err(dlq_error)?))
@@ -139,11 +169,26 @@ async fn redeliver_one(State(state): State<ApiState>, caller: Caller, Path(seq):
 #[utoipa::path(post, path = "/v1/dlq/redeliver", tag = "dlq", request_body = RedeliverRequest,
     responses((status = 200, body = RedeliverResult), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn redeliver_many(State(state): State<ApiState>, caller: Caller, ApiJson(body): ApiJson<RedeliverRequest>) -> ApiResult<Json<RedeliverResult>> {
+async fn redeliver_many(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RedeliverRequest>,
+) -> ApiResult<Json<RedeliverResult>> {
     let sequences = match (body.all, body.sequences.is_empty()) {
-        (true, true) => visible_entries(&state, &caller, body.subscription_id.as_deref(), usize::MAX).await?.into_iter().map(|e| e.sequence).collect(),
+        (true, true) => {
+            visible_entries(&state, &caller, body.subscription_id.as_deref(), usize::MAX)
+                .await?
+                .into_iter()
+                .map(|e| e.sequence)
+                .collect()
+        }
         (false, false) => body.sequences,
-        _ => return Err(ApiError::bad_field("sequences", "give either a non-empty `sequences` list or `all: true`")),
+        _ => {
+            return Err(ApiError::bad_field(
+                "sequences",
+                "give either a non-empty `sequences` list or `all: true`",
+            ));
+        }
     };
     let mut result = RedeliverResult { redelivered: vec![], failed: vec![] };
     for seq in sequences {
@@ -163,11 +208,22 @@ async fn redeliver_many(State(state): State<ApiState>, caller: Caller, ApiJson(b
 #[utoipa::path(delete, path = "/v1/dlq", tag = "dlq", params(DlqQuery),
     responses((status = 200, body = PurgeResult), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn purge(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQuery<DlqQuery>) -> ApiResult<Json<PurgeResult>> {
+async fn purge(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DlqQuery>,
+) -> ApiResult<Json<PurgeResult>> {
     let ctx = &state.ctx;
     match (&caller, q.subscription_id.as_deref()) {
-        (Caller::Tenant(_), None) => Err(ApiError::bad_field("subscription_id", "a tenant token must name the subscription to purge")),
-        (_, Some(sub)) if !sees_subscription(&state, &caller, sub).await? => Err(ApiError::not_found(format!("subscription {sub} not found"))),
-        (_, sub) => Ok(Json(PurgeResult { purged: dlq::purge(&ctx.js, &ctx.names, sub).await.map_err(dlq_error)? })),
+        (Caller::Tenant(_), None) => Err(ApiError::bad_field(
+            "subscription_id",
+            "a tenant token must name the subscription to purge",
+        )),
+        (_, Some(sub)) if !sees_subscription(&state, &caller, sub).await? => {
+            Err(ApiError::not_found(format!("subscription {sub} not found")))
+        }
+        (_, sub) => Ok(Json(PurgeResult {
+            purged: dlq::purge(&ctx.js, &ctx.names, sub).await.map_err(dlq_error)?,
+        })),
     }
 }

@@ -37,7 +37,9 @@ fn invalid(e: InvalidEvent) -> ApiError {
         InvalidEvent::BadEventId(_) => "event_id",
         InvalidEvent::BadEventType(_) => "event_type",
         InvalidEvent::TooLong { field } => field,
-        InvalidEvent::TooLarge { .. } => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "event_too_large", e.to_string()),
+        InvalidEvent::TooLarge { .. } => {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "event_too_large", e.to_string());
+        }
         _ => "payload",
     };
     ApiError::bad_field(field, e.to_string())
@@ -48,7 +50,11 @@ fn invalid(e: InvalidEvent) -> ApiError {
     responses((status = 202, body = Published), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
         (status = 413, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn publish(State(state): State<ApiState>, caller: Caller, ApiJson(body): ApiJson<PublishEvent>) -> ApiResult<(StatusCode, Json<Published>)> {
+async fn publish(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PublishEvent>,
+) -> ApiResult<(StatusCode, Json<Published>)> {
     let tenant_id = caller.scope_tenant(body.tenant_id, "publish events")?;
     let event = WebhookEvent {
         event_id: body.event_id.unwrap_or_else(crate::ingest::new_event_id),
@@ -59,14 +65,23 @@ async fn publish(State(state): State<ApiState>, caller: Caller, ApiJson(body): A
         tenant_id,
     };
     let ctx = &state.ctx;
-    let published = crate::ingest::publish_event(&ctx.js, &ctx.names, &event, ctx.config.delivery.max_payload_bytes)
-        .await
-        .map_err(|e| match e {
-            PublishError::Invalid(i) => invalid(i),
-            other => ApiError::internal(other),
-        })?;
+    let published = crate::ingest::publish_event(
+        &ctx.js,
+        &ctx.names,
+        &event,
+        ctx.config.delivery.max_payload_bytes,
+    )
+    .await
+    .map_err(|e| match e {
+        PublishError::Invalid(i) => invalid(i),
+        other => ApiError::internal(other),
+    })?;
     if published.duplicate {
-        return Err(ApiError::new(StatusCode::CONFLICT, "duplicate_event", format!("event {} was already published", published.event_id)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_event",
+            format!("event {} was already published", published.event_id),
+        ));
     }
     Ok((StatusCode::ACCEPTED, Json(published)))
 }

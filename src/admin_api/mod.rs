@@ -80,7 +80,10 @@ impl ApiError {
         ApiError { status, code, message: message.into(), field: None }
     }
     pub fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError { field: Some(field.to_string()), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message) }
+        ApiError {
+            field: Some(field.to_string()),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+        }
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -90,13 +93,19 @@ impl ApiError {
     }
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "admin api request failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("a backing service failed: {e}"))
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("a backing service failed: {e}"),
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.into(), message: self.message, field: self.field },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -124,9 +133,10 @@ impl Caller {
     /// `tenant_id`), or whatever an admin asked for.
     pub fn scope_tenant(&self, asked: Option<String>, what: &str) -> ApiResult<Option<String>> {
         match (self.tenant(), asked) {
-            (Some(own), Some(asked)) if own != asked => {
-                Err(ApiError::bad_field("tenant_id", format!("a tenant token can only {what} of its own tenant")))
-            }
+            (Some(own), Some(asked)) if own != asked => Err(ApiError::bad_field(
+                "tenant_id",
+                format!("a tenant token can only {what} of its own tenant"),
+            )),
             (Some(own), _) => Ok(Some(own.to_string())),
             (None, asked) => Ok(asked),
         }
@@ -206,8 +216,12 @@ fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     let text = r.body_text();
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "body_too_large", "request body is over the limit"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "unsupported_media_type", "content-type must be application/json"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "body_too_large", "request body is over the limit")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(status, "unsupported_media_type", "content-type must be application/json")
+        }
         _ => {
             let field = field_of(&text);
             ApiError { field, ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", text) }
@@ -231,12 +245,21 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Api
 
 fn query_rejection(r: QueryRejection) -> ApiError {
     let text = r.body_text();
-    ApiError { field: field_of(&text), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", text) }
+    ApiError {
+        field: field_of(&text),
+        ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", text)
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` fires.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 #[cfg(test)]
@@ -245,11 +268,26 @@ mod tests {
 
     #[test]
     fn field_names_are_read_from_serde_messages() {
-        assert_eq!(field_of("Failed to deserialize the JSON body into the target type: missing field `url` at line 1 column 2"), Some("url".into()));
+        assert_eq!(
+            field_of(
+                "Failed to deserialize the JSON body into the target type: missing field `url` at line 1 column 2"
+            ),
+            Some("url".into())
+        );
         assert_eq!(field_of("unknown field `urll`, expected one of `url`"), Some("urll".into()));
         assert_eq!(field_of("expected value at line 1 column 1"), None);
-        assert_eq!(field_of("Failed to deserialize the JSON body into the target type: url: invalid type: integer `7`"), Some("url".into()));
-        assert_eq!(field_of("Failed to deserialize the JSON body into the target type: event_types[0]: invalid type"), Some("event_types".into()));
+        assert_eq!(
+            field_of(
+                "Failed to deserialize the JSON body into the target type: url: invalid type: integer `7`"
+            ),
+            Some("url".into())
+        );
+        assert_eq!(
+            field_of(
+                "Failed to deserialize the JSON body into the target type: event_types[0]: invalid type"
+            ),
+            Some("event_types".into())
+        );
     }
 
     #[test]

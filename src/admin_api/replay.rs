@@ -41,13 +41,20 @@ pub struct ReplayResult {
 #[utoipa::path(post, path = "/v1/replay", tag = "replay", request_body = ReplayRequest,
     responses((status = 202, body = ReplayResult), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn replay(State(state): State<ApiState>, caller: Caller, ApiJson(body): ApiJson<ReplayRequest>) -> ApiResult<(axum::http::StatusCode, Json<ReplayResult>)> {
+async fn replay(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ReplayRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<ReplayResult>)> {
     let selection = match (body.event_id, body.since) {
         (Some(id), None) => ReplaySelection::Event(id),
         (None, Some(since)) => {
             for t in &body.event_types {
                 if !crate::event::valid_event_type(t) {
-                    return Err(ApiError::bad_field("event_types", format!("{t:?} is not an event type")));
+                    return Err(ApiError::bad_field(
+                        "event_types",
+                        format!("{t:?} is not an event type"),
+                    ));
                 }
             }
             let until = body.until.unwrap_or_else(time::OffsetDateTime::now_utc);
@@ -56,14 +63,26 @@ async fn replay(State(state): State<ApiState>, caller: Caller, ApiJson(body): Ap
             }
             ReplaySelection::Range { since, until, event_types: body.event_types }
         }
-        _ => return Err(ApiError::bad_field("event_id", "give either `event_id` or `since` (with optional `until`)")),
+        _ => {
+            return Err(ApiError::bad_field(
+                "event_id",
+                "give either `event_id` or `since` (with optional `until`)",
+            ));
+        }
     };
-    let queued = crate::replay::replay(&state.ctx, &selection, body.subscription_id.as_deref(), caller.tenant())
-        .await
-        .map_err(|e| match e {
-            ReplayError::EventNotFound(_) | ReplayError::SubscriptionNotFound(_) => ApiError::not_found(e.to_string()),
-            ReplayError::Invalid(m) => ApiError::bad_field("subscription_id", m),
-            ReplayError::Failed(m) => ApiError::internal(m),
-        })?;
+    let queued = crate::replay::replay(
+        &state.ctx,
+        &selection,
+        body.subscription_id.as_deref(),
+        caller.tenant(),
+    )
+    .await
+    .map_err(|e| match e {
+        ReplayError::EventNotFound(_) | ReplayError::SubscriptionNotFound(_) => {
+            ApiError::not_found(e.to_string())
+        }
+        ReplayError::Invalid(m) => ApiError::bad_field("subscription_id", m),
+        ReplayError::Failed(m) => ApiError::internal(m),
+    })?;
     Ok((axum::http::StatusCode::ACCEPTED, Json(ReplayResult { queued })))
 }

@@ -26,7 +26,8 @@ pub fn routes() -> Router<ApiState> {
 /// Due deliveries per subscription id, from the deliveries stream's subject counts.
 async fn backlog(ctx: &Ctx) -> anyhow::Result<Vec<(String, u64)>> {
     let stream = ctx.js.get_stream(ctx.names.deliveries_stream()).await?;
-    let subjects: Vec<_> = stream.info_with_subjects(ctx.names.deliver_wildcard()).await?.collect().await;
+    let subjects: Vec<_> =
+        stream.info_with_subjects(ctx.names.deliver_wildcard()).await?.collect().await;
     let prefix = format!("{}.deliver.", ctx.names.prefix());
     let mut out = Vec::new();
     for s in subjects {
@@ -48,8 +49,10 @@ async fn gauges(ctx: &Ctx) -> anyhow::Result<Gauges> {
     // Every breaker in one round trip, not one per subscription.
     let ids: Vec<&str> = subs.iter().map(|s| s.id.as_str()).collect();
     let open = Health::new(ctx.redis.clone(), ctx.names.clone()).open_for(&ids).await?;
-    g.breakers_open = subs.iter().zip(open).filter(|(_, o)| o.is_some()).map(|(s, _)| s.id.clone()).collect();
-    g.subscriptions_disabled = subs.iter().filter(|s| s.disabled_reason.is_some() && !s.active).count() as u64;
+    g.breakers_open =
+        subs.iter().zip(open).filter(|(_, o)| o.is_some()).map(|(s, _)| s.id.clone()).collect();
+    g.subscriptions_disabled =
+        subs.iter().filter(|s| s.disabled_reason.is_some() && !s.active).count() as u64;
     g.subscriptions_total = subs.len() as u64;
     Ok(g)
 }
@@ -87,11 +90,14 @@ pub struct SubscriptionStats {
     security(("bearer" = [])))]
 async fn overall(State(state): State<ApiState>, caller: Caller) -> ApiResult<Json<OverallStats>> {
     if caller != Caller::Admin {
-        return Err(ApiError::not_found("overall stats are for admin tokens; use /v1/subscriptions/{id}/stats"));
+        return Err(ApiError::not_found(
+            "overall stats are for admin tokens; use /v1/subscriptions/{id}/stats",
+        ));
     }
     let ctx = &state.ctx;
     let g = gauges(ctx).await.map_err(ApiError::internal)?;
-    let windows = crate::stats::windows(&ctx.redis, &ctx.names, None).await.map_err(ApiError::internal)?;
+    let windows =
+        crate::stats::windows(&ctx.redis, &ctx.names, None).await.map_err(ApiError::internal)?;
     Ok(Json(OverallStats {
         windows,
         backlog: g.backlog.iter().map(|(_, n)| n).sum(),
@@ -105,17 +111,28 @@ async fn overall(State(state): State<ApiState>, caller: Caller) -> ApiResult<Jso
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/stats", tag = "stats", params(("id" = String, Path)),
     responses((status = 200, body = SubscriptionStats), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn one(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SubscriptionStats>> {
+async fn one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SubscriptionStats>> {
     let sub = super::subscriptions::visible(&state, &caller, &id).await?;
     let ctx = &state.ctx;
-    let windows = crate::stats::windows(&ctx.redis, &ctx.names, Some(&id)).await.map_err(ApiError::internal)?;
-    let stream = ctx.js.get_stream(ctx.names.deliveries_stream()).await.map_err(ApiError::internal)?;
-    let mut counts = stream.info_with_subjects(ctx.names.deliver(&id)).await.map_err(ApiError::internal)?;
+    let windows = crate::stats::windows(&ctx.redis, &ctx.names, Some(&id))
+        .await
+        .map_err(ApiError::internal)?;
+    let stream =
+        ctx.js.get_stream(ctx.names.deliveries_stream()).await.map_err(ApiError::internal)?;
+    let mut counts =
+        stream.info_with_subjects(ctx.names.deliver(&id)).await.map_err(ApiError::internal)?;
     let backlog = match counts.next().await {
         Some(Ok((_, n))) => n as u64,
         _ => 0,
     };
-    let open = Health::new(ctx.redis.clone(), ctx.names.clone()).is_open(&id).await.map_err(ApiError::internal)?;
+    let open = Health::new(ctx.redis.clone(), ctx.names.clone())
+        .is_open(&id)
+        .await
+        .map_err(ApiError::internal)?;
     let health = match (sub.active, &sub.disabled_reason, open) {
         (false, Some(_), _) => "disabled",
         (false, None, _) => "inactive",

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, ApiJson, ApiQuery, ApiResult, ApiState, Caller};
 use crate::filter::EventFilter;
 use crate::lifecycle::{self, LifecycleKind};
-use crate::store::subscriptions::{BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionError, SubscriptionInput};
+use crate::store::subscriptions::{
+    BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionError, SubscriptionInput,
+};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -85,7 +87,9 @@ pub struct SubscriptionPage {
 
 pub(super) fn store_error(e: SubscriptionError) -> ApiError {
     match e {
-        SubscriptionError::NotFound(id) | SubscriptionError::BadId(id) => ApiError::not_found(format!("subscription {id} not found")),
+        SubscriptionError::NotFound(id) | SubscriptionError::BadId(id) => {
+            ApiError::not_found(format!("subscription {id} not found"))
+        }
         SubscriptionError::Store(e) => ApiError::internal(e),
         other => {
             let field = other.field().unwrap_or("body");
@@ -95,9 +99,17 @@ pub(super) fn store_error(e: SubscriptionError) -> ApiError {
 }
 
 /// Loads a subscription the caller may see (others are 404).
-pub(super) async fn visible(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Subscription> {
+pub(super) async fn visible(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Subscription> {
     let sub = state.ctx.subscriptions.require(id).await.map_err(store_error)?;
-    if caller.sees(sub.tenant_id.as_deref()) { Ok(sub) } else { Err(ApiError::not_found(format!("subscription {id} not found"))) }
+    if caller.sees(sub.tenant_id.as_deref()) {
+        Ok(sub)
+    } else {
+        Err(ApiError::not_found(format!("subscription {id} not found")))
+    }
 }
 
 fn with_secret(sub: Subscription) -> SubscriptionWithSecret {
@@ -113,7 +125,11 @@ async fn notify(state: &ApiState, kind: LifecycleKind, sub: &Subscription) {
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = CreateSubscription,
     responses((status = 201, body = SubscriptionWithSecret), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn create(State(state): State<ApiState>, caller: Caller, ApiJson(body): ApiJson<CreateSubscription>) -> ApiResult<(StatusCode, Json<SubscriptionWithSecret>)> {
+async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateSubscription>,
+) -> ApiResult<(StatusCode, Json<SubscriptionWithSecret>)> {
     let tenant = caller.scope_tenant(body.tenant_id, "create subscriptions")?;
     let input = SubscriptionInput {
         url: Some(body.url),
@@ -137,14 +153,20 @@ async fn create(State(state): State<ApiState>, caller: Caller, ApiJson(body): Ap
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", params(ListQuery),
     responses((status = 200, body = SubscriptionPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn list(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<SubscriptionPage>> {
+async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<SubscriptionPage>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_field("limit", "must be between 1 and 1000"));
     }
     let filter = match &q.event_type {
         Some(t) if crate::event::valid_event_type(t) => Some(t.clone()),
-        Some(t) => return Err(ApiError::bad_field("event_type", format!("{t:?} is not an event type"))),
+        Some(t) => {
+            return Err(ApiError::bad_field("event_type", format!("{t:?} is not an event type")));
+        }
         None => None,
     };
     let all = state.ctx.subscriptions.list().await.map_err(store_error)?;
@@ -153,7 +175,11 @@ async fn list(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQue
         .filter(|s| caller.sees(s.tenant_id.as_deref()))
         .filter(|s| q.tenant_id.as_ref().is_none_or(|t| s.tenant_id.as_ref() == Some(t)))
         .filter(|s| q.active.is_none_or(|a| s.active == a))
-        .filter(|s| filter.as_ref().is_none_or(|t| s.event_types.is_empty() || s.filters().iter().any(|f: &EventFilter| f.matches(t))))
+        .filter(|s| {
+            filter.as_ref().is_none_or(|t| {
+                s.event_types.is_empty() || s.filters().iter().any(|f: &EventFilter| f.matches(t))
+            })
+        })
         .collect();
     let offset = q.offset.unwrap_or(0);
     let items: Vec<Subscription> = matching.iter().skip(offset).take(limit).cloned().collect();
@@ -165,7 +191,11 @@ async fn list(State(state): State<ApiState>, caller: Caller, ApiQuery(q): ApiQue
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
     responses((status = 200, body = Subscription), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn get_one(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Subscription>> {
+async fn get_one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Subscription>> {
     Ok(Json(visible(&state, &caller, &id).await?))
 }
 
@@ -173,15 +203,28 @@ async fn get_one(State(state): State<ApiState>, caller: Caller, Path(id): Path<S
 #[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)), request_body = SubscriptionInput,
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn update(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>, ApiJson(input): ApiJson<SubscriptionInput>) -> ApiResult<Json<Subscription>> {
+async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<SubscriptionInput>,
+) -> ApiResult<Json<Subscription>> {
     let before = visible(&state, &caller, &id).await?;
     if input.tenant_id.is_some() && caller != Caller::Admin {
-        return Err(ApiError::bad_field("tenant_id", "only an admin token can move a subscription to another tenant"));
+        return Err(ApiError::bad_field(
+            "tenant_id",
+            "only an admin token can move a subscription to another tenant",
+        ));
     }
     let sub = state.ctx.subscriptions.update(&id, input).await.map_err(store_error)?;
     notify(&state, LifecycleKind::Updated, &sub).await;
     if before.active != sub.active {
-        notify(&state, if sub.active { LifecycleKind::Activated } else { LifecycleKind::Deactivated }, &sub).await;
+        notify(
+            &state,
+            if sub.active { LifecycleKind::Activated } else { LifecycleKind::Deactivated },
+            &sub,
+        )
+        .await;
     }
     Ok(Json(sub))
 }
@@ -190,21 +233,39 @@ async fn update(State(state): State<ApiState>, caller: Caller, Path(id): Path<St
 #[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn delete(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     visible(&state, &caller, &id).await?;
     let sub = state.ctx.subscriptions.delete(&id).await.map_err(store_error)?;
     notify(&state, LifecycleKind::Deleted, &sub).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_active(state: ApiState, caller: Caller, id: String, active: bool) -> ApiResult<Json<Subscription>> {
+async fn set_active(
+    state: ApiState,
+    caller: Caller,
+    id: String,
+    active: bool,
+) -> ApiResult<Json<Subscription>> {
     let before = visible(&state, &caller, &id).await?;
     if before.active == active {
         let verb = if active { "active" } else { "inactive" };
-        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", format!("subscription {id} is already {verb}")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("subscription {id} is already {verb}"),
+        ));
     }
     let sub = state.ctx.subscriptions.set_active(&id, active).await.map_err(store_error)?;
-    notify(&state, if active { LifecycleKind::Activated } else { LifecycleKind::Deactivated }, &sub).await;
+    notify(
+        &state,
+        if active { LifecycleKind::Activated } else { LifecycleKind::Deactivated },
+        &sub,
+    )
+    .await;
     Ok(Json(sub))
 }
 
@@ -212,7 +273,11 @@ async fn set_active(state: ApiState, caller: Caller, id: String, active: bool) -
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/activate", tag = "subscriptions", params(("id" = String, Path)),
     responses((status = 200, body = Subscription), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn activate(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Subscription>> {
+async fn activate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Subscription>> {
     set_active(state, caller, id, true).await
 }
 
@@ -220,7 +285,11 @@ async fn activate(State(state): State<ApiState>, caller: Caller, Path(id): Path<
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/deactivate", tag = "subscriptions", params(("id" = String, Path)),
     responses((status = 200, body = Subscription), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn deactivate(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Subscription>> {
+async fn deactivate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Subscription>> {
     set_active(state, caller, id, false).await
 }
 
@@ -228,7 +297,11 @@ async fn deactivate(State(state): State<ApiState>, caller: Caller, Path(id): Pat
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions", params(("id" = String, Path)),
     responses((status = 200, body = SubscriptionWithSecret), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-async fn rotate_secret(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SubscriptionWithSecret>> {
+async fn rotate_secret(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SubscriptionWithSecret>> {
     visible(&state, &caller, &id).await?;
     let grace = state.ctx.config.api.rotation_grace();
     let sub = state.ctx.subscriptions.rotate_secret(&id, grace).await.map_err(store_error)?;

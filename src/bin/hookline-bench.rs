@@ -165,16 +165,22 @@ fn main() -> anyhow::Result<()> {
 
 /// `section.key=value` -> (`HOOKLINE_SECTION__KEY`, value).
 fn env_override(set: &str) -> anyhow::Result<(String, String)> {
-    let (key, value) = set.split_once('=').with_context(|| format!("--set {set}: expected section.key=value"))?;
-    let (section, field) = key.split_once('.').with_context(|| format!("--set {set}: expected section.key"))?;
-    Ok((format!("HOOKLINE_{}__{}", section.to_uppercase(), field.to_uppercase()), value.to_string()))
+    let (key, value) =
+        set.split_once('=').with_context(|| format!("--set {set}: expected section.key=value"))?;
+    let (section, field) =
+        key.split_once('.').with_context(|| format!("--set {set}: expected section.key"))?;
+    Ok((
+        format!("HOOKLINE_{}__{}", section.to_uppercase(), field.to_uppercase()),
+        value.to_string(),
+    ))
 }
 
 /// The hookline binary: given, or the sibling of this one, rebuilt when cargo runs us.
 fn hookline_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(path) = given {
         // A bare name would be looked up in PATH, not in the working directory.
-        return std::path::absolute(&path).with_context(|| format!("--hookline {}", path.display()));
+        return std::path::absolute(&path)
+            .with_context(|| format!("--hookline {}", path.display()));
     }
     let exe = std::env::current_exe()?;
     let sibling = exe.with_file_name("hookline");
@@ -186,7 +192,10 @@ fn hookline_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         if release {
             cmd.arg("--release");
         }
-        eprintln!("building hookline ({})", if release { "release" } else { "debug: numbers are meaningless" });
+        eprintln!(
+            "building hookline ({})",
+            if release { "release" } else { "debug: numbers are meaningless" }
+        );
         if !cmd.status()?.success() {
             bail!("cargo build --bin hookline failed");
         }
@@ -208,8 +217,14 @@ fn scenario_name(s: Scenario) -> &'static str {
 
 /// Runs one scenario, feeding it the results it is compared with (`done`: this run's earlier
 /// scenarios).
-async fn run_one(env: &mut Env, sizes: &Sizes, scenario: Scenario, done: &[Report]) -> anyhow::Result<Report> {
-    let metric = |name: &str, key: &str| done.iter().find(|r| r.scenario == name).and_then(|r| r.get(key));
+async fn run_one(
+    env: &mut Env,
+    sizes: &Sizes,
+    scenario: Scenario,
+    done: &[Report],
+) -> anyhow::Result<Report> {
+    let metric =
+        |name: &str, key: &str| done.iter().find(|r| r.scenario == name).and_then(|r| r.get(key));
     let baseline_rps = metric("baseline", "requests_per_s");
     let fanout_rate = metric("fanout", "deliveries_per_s");
     let fanout_eps = metric("fanout", "events_per_s");
@@ -226,12 +241,15 @@ async fn run_one(env: &mut Env, sizes: &Sizes, scenario: Scenario, done: &[Repor
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut hookline_env: Vec<(String, String)> = cli.set.iter().map(|s| env_override(s)).collect::<anyhow::Result<_>>()?;
+    let mut hookline_env: Vec<(String, String)> =
+        cli.set.iter().map(|s| env_override(s)).collect::<anyhow::Result<_>>()?;
     for raw in &cli.env {
-        let (k, v) = raw.split_once('=').with_context(|| format!("--env {raw}: expected NAME=VALUE"))?;
+        let (k, v) =
+            raw.split_once('=').with_context(|| format!("--env {raw}: expected NAME=VALUE"))?;
         hookline_env.push((k.to_string(), v.to_string()));
     }
-    let concurrency = match hookline_env.iter().find(|(k, _)| k == "HOOKLINE_DELIVERY__CONCURRENCY") {
+    let concurrency = match hookline_env.iter().find(|(k, _)| k == "HOOKLINE_DELIVERY__CONCURRENCY")
+    {
         Some((_, v)) => v.parse().context("--set delivery.concurrency: not a number")?,
         None => hookline::config::Config::with_overrides("")?.delivery.concurrency,
     };
@@ -282,7 +300,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let mut done: Vec<Report> = Vec::new();
         for &scenario in &scenarios {
             env.check_alive()?;
-            let r = run_one(&mut env, &sizes, scenario, &done).await.with_context(|| format!("scenario {scenario:?}"))?;
+            let r = run_one(&mut env, &sizes, scenario, &done)
+                .await
+                .with_context(|| format!("scenario {scenario:?}"))?;
             table(r.row());
             if cli.json {
                 println!("{}", r.to_json());
@@ -308,6 +328,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             failed |= !m.passed();
         }
     }
-    table(format!("total {:.0} s; {}", started.elapsed().as_secs_f64(), if failed { "some targets missed" } else { "all targets met" }));
+    table(format!(
+        "total {:.0} s; {}",
+        started.elapsed().as_secs_f64(),
+        if failed { "some targets missed" } else { "all targets met" }
+    ));
     Ok(())
 }

@@ -106,8 +106,14 @@ mod tests {
     #[test]
     fn requests_to_blocked_literals_are_routed_to_the_sentinel_and_others_direct() {
         let policy = EgressPolicy::default();
-        let to = |u: &str| route_request(&policy, &url::Url::parse(u).unwrap()).map(|u| u.host_str().unwrap_or_default().to_string());
-        assert_eq!(to("http://169.254.169.254/x"), Some(sentinel_host("169.254.169.254".parse().unwrap())));
+        let to = |u: &str| {
+            route_request(&policy, &url::Url::parse(u).unwrap())
+                .map(|u| u.host_str().unwrap_or_default().to_string())
+        };
+        assert_eq!(
+            to("http://169.254.169.254/x"),
+            Some(sentinel_host("169.254.169.254".parse().unwrap()))
+        );
         assert_eq!(to("http://[::1]:8080/"), Some(sentinel_host("::1".parse().unwrap())));
         assert_eq!(to("https://93.184.216.34/"), None);
         assert_eq!(to("https://example.com/"), None, "names are checked by the resolver");

@@ -59,7 +59,10 @@ pub enum EgressError {
 /// A DNS lookup: system by default, injectable for tests and embedders.
 pub trait Lookup: Send + Sync + 'static {
     /// Every address `host` resolves to.
-    fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>;
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>;
 }
 
 /// The system resolver (getaddrinfo on a blocking thread), as reqwest's default uses.
@@ -67,8 +70,13 @@ pub trait Lookup: Send + Sync + 'static {
 pub struct SystemLookup;
 
 impl Lookup for SystemLookup {
-    fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
-        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect()) })
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect())
+        })
     }
 }
 
@@ -85,7 +93,13 @@ pub struct EgressPolicy {
 
 impl Default for EgressPolicy {
     fn default() -> Self {
-        EgressPolicy { protect: true, https_only: false, allow: Vec::new(), proxy: None, lookup: Arc::new(SystemLookup) }
+        EgressPolicy {
+            protect: true,
+            https_only: false,
+            allow: Vec::new(),
+            proxy: None,
+            lookup: Arc::new(SystemLookup),
+        }
     }
 }
 
@@ -112,18 +126,30 @@ pub enum EgressConfigError {
 impl EgressPolicy {
     /// The policy `[egress]` describes.
     pub fn from_config(config: &EgressConfig) -> Result<EgressPolicy, EgressConfigError> {
-        let allow = config.allow_cidrs.iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>()?;
+        let allow =
+            config.allow_cidrs.iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>()?;
         let proxy = match config.proxy.0.trim() {
             "" => None,
             raw => {
-                let url = url::Url::parse(raw).map_err(|e| EgressConfigError::Proxy(format!("not a URL: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-                    return Err(EgressConfigError::Proxy("must be an http:// or https:// URL with a host".into()));
+                let url = url::Url::parse(raw)
+                    .map_err(|e| EgressConfigError::Proxy(format!("not a URL: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https")
+                    || url.host_str().is_none_or(str::is_empty)
+                {
+                    return Err(EgressConfigError::Proxy(
+                        "must be an http:// or https:// URL with a host".into(),
+                    ));
                 }
                 Some(url)
             }
         };
-        Ok(EgressPolicy { protect: config.ssrf_protection, https_only: config.https_only, allow, proxy, ..Default::default() })
+        Ok(EgressPolicy {
+            protect: config.ssrf_protection,
+            https_only: config.https_only,
+            allow,
+            proxy,
+            ..Default::default()
+        })
     }
 
     /// No address checks at all (schemes are still checked): for embedders on a trusted network.
@@ -173,7 +199,8 @@ impl EgressPolicy {
             other => return Err(EgressError::Scheme(other.to_string())),
         }
         if let Some(ip) = literal_ip(url) {
-            self.check_ip(ip).map_err(|why| EgressError::Blocked { target: format!("address {ip}"), why })?;
+            self.check_ip(ip)
+                .map_err(|why| EgressError::Blocked { target: format!("address {ip}"), why })?;
         }
         Ok(())
     }
@@ -182,13 +209,19 @@ impl EgressPolicy {
     /// then (without a proxy) the name resolved once, refused if any address is blocked. A
     /// name that does not resolve now is accepted: every delivery checks again.
     pub async fn check_endpoint(&self, raw: &str) -> Result<(), EgressError> {
-        let url = url::Url::parse(raw).map_err(|e| EgressError::Lookup { host: raw.to_string(), error: e.to_string() })?;
+        let url = url::Url::parse(raw)
+            .map_err(|e| EgressError::Lookup { host: raw.to_string(), error: e.to_string() })?;
         self.check_static(&url)?;
         let Some(url::Host::Domain(host)) = url.host() else { return Ok(()) };
         if !self.protect || self.proxy.is_some() {
             return Ok(());
         }
-        let addrs = match tokio::time::timeout(CREATE_LOOKUP_TIMEOUT, self.lookup.lookup(host.to_string())).await {
+        let addrs = match tokio::time::timeout(
+            CREATE_LOOKUP_TIMEOUT,
+            self.lookup.lookup(host.to_string()),
+        )
+        .await
+        {
             Ok(Ok(addrs)) => addrs,
             Ok(Err(e)) => {
                 tracing::debug!(host, error = %e, "endpoint name does not resolve now; checked again at delivery");
@@ -200,7 +233,10 @@ impl EgressPolicy {
             }
         };
         for ip in addrs {
-            self.check_ip(ip).map_err(|why| EgressError::Blocked { target: format!("{host} (resolves to {ip})"), why })?;
+            self.check_ip(ip).map_err(|why| EgressError::Blocked {
+                target: format!("{host} (resolves to {ip})"),
+                why,
+            })?;
         }
         Ok(())
     }
@@ -212,9 +248,16 @@ impl EgressPolicy {
             let why = self.check_ip(ip).err().unwrap_or_else(|| "refused".into());
             return Err(EgressError::Blocked { target: format!("address {ip}"), why });
         }
-        let lookup_error = |e: std::io::Error| EgressError::Lookup { host: host.to_string(), error: e.to_string() };
+        let lookup_error = |e: std::io::Error| EgressError::Lookup {
+            host: host.to_string(),
+            error: e.to_string(),
+        };
         let addrs = self.lookup.lookup(host.to_string()).await.map_err(lookup_error)?;
-        let trusted = self.proxy.as_ref().and_then(|p| p.host_str()).is_some_and(|p| p.eq_ignore_ascii_case(host));
+        let trusted = self
+            .proxy
+            .as_ref()
+            .and_then(|p| p.host_str())
+            .is_some_and(|p| p.eq_ignore_ascii_case(host));
         if trusted {
             return Ok(addrs);
         }
@@ -236,7 +279,9 @@ impl EgressPolicy {
                 Ok(allowed)
             }
             (false, None) => Ok(allowed),
-            (true, Some((ip, why))) => Err(EgressError::Blocked { target: format!("{host} (resolves to {ip})"), why }),
+            (true, Some((ip, why))) => {
+                Err(EgressError::Blocked { target: format!("{host} (resolves to {ip})"), why })
+            }
             (true, None) => Err(EgressError::NoAddress(host.to_string())),
         }
     }
@@ -273,7 +318,10 @@ mod tests {
     struct Table(HashMap<&'static str, Vec<IpAddr>>);
 
     impl Lookup for Table {
-        fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+        fn lookup(
+            &self,
+            host: String,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
             let found = self.0.get(host.as_str()).cloned();
             Box::pin(async move { found.ok_or_else(|| std::io::Error::other("no such host")) })
         }
@@ -300,7 +348,11 @@ mod tests {
         block_on(async {
             assert_eq!(p.check_endpoint("https://public.test/hook").await, Ok(()));
             assert_eq!(p.check_endpoint("https://8.8.8.8/hook").await, Ok(()));
-            assert_eq!(p.check_endpoint("https://unknown.test/hook").await, Ok(()), "unresolvable now: checked at delivery");
+            assert_eq!(
+                p.check_endpoint("https://unknown.test/hook").await,
+                Ok(()),
+                "unresolvable now: checked at delivery"
+            );
             for bad in [
                 "http://127.0.0.1:8080/",
                 "http://169.254.169.254/latest/meta-data/",
@@ -318,8 +370,14 @@ mod tests {
                 assert!(matches!(err, EgressError::Blocked { .. }), "{bad}: {err}");
                 assert!(err.to_string().starts_with("ssrf_blocked: "), "{err}");
             }
-            assert_eq!(p.check_endpoint("ftp://public.test/").await, Err(EgressError::Scheme("ftp".into())));
-            assert!(matches!(p.check_endpoint("file:///etc/passwd").await, Err(EgressError::Scheme(_))));
+            assert_eq!(
+                p.check_endpoint("ftp://public.test/").await,
+                Err(EgressError::Scheme("ftp".into()))
+            );
+            assert!(matches!(
+                p.check_endpoint("file:///etc/passwd").await,
+                Err(EgressError::Scheme(_))
+            ));
         });
     }
 
@@ -332,7 +390,10 @@ mod tests {
             assert!(allowed.check_endpoint("http://10.0.0.1/").await.is_err());
             let mut https = policy();
             https.https_only = true;
-            assert_eq!(https.check_endpoint("http://public.test/").await, Err(EgressError::HttpsOnly));
+            assert_eq!(
+                https.check_endpoint("http://public.test/").await,
+                Err(EgressError::HttpsOnly)
+            );
             assert_eq!(https.check_endpoint("https://public.test/").await, Ok(()));
             let open = EgressPolicy::unrestricted();
             assert_eq!(open.check_endpoint("http://10.0.0.1/").await, Ok(()));
@@ -346,7 +407,11 @@ mod tests {
         block_on(async {
             assert_eq!(p.resolve("mixed.test").await, Ok(vec!["93.184.216.34".parse().unwrap()]));
             let err = p.resolve("metadata.test").await.unwrap_err();
-            assert!(err.to_string().contains("169.254.169.254") && err.to_string().contains("link-local"), "{err}");
+            assert!(
+                err.to_string().contains("169.254.169.254")
+                    && err.to_string().contains("link-local"),
+                "{err}"
+            );
             assert!(matches!(p.resolve("unknown.test").await, Err(EgressError::Lookup { .. })));
             let ip: IpAddr = "10.1.2.3".parse().unwrap();
             let err = p.resolve(&client::sentinel_host(ip)).await.unwrap_err();
@@ -356,8 +421,18 @@ mod tests {
 
     #[test]
     fn config_values_are_validated_with_their_key() {
-        let mut c = EgressConfig { ssrf_protection: true, https_only: false, allow_cidrs: vec!["10.0.0.0/33".into()], proxy: Default::default() };
-        assert!(EgressPolicy::from_config(&c).unwrap_err().to_string().starts_with("egress.allow_cidrs"));
+        let mut c = EgressConfig {
+            ssrf_protection: true,
+            https_only: false,
+            allow_cidrs: vec!["10.0.0.0/33".into()],
+            proxy: Default::default(),
+        };
+        assert!(
+            EgressPolicy::from_config(&c)
+                .unwrap_err()
+                .to_string()
+                .starts_with("egress.allow_cidrs")
+        );
         c.allow_cidrs = vec!["10.0.0.0/8".into()];
         c.proxy = crate::config::Redacted("socks5://proxy:1080".into());
         assert!(EgressPolicy::from_config(&c).unwrap_err().to_string().starts_with("egress.proxy"));
@@ -371,7 +446,8 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("connect failed")]
         struct Wrapper(#[source] EgressError);
-        let inner = EgressError::Blocked { target: "address 10.0.0.1".into(), why: "private".into() };
+        let inner =
+            EgressError::Blocked { target: "address 10.0.0.1".into(), why: "private".into() };
         let detail = blocked_detail(&Wrapper(inner)).unwrap();
         assert!(detail.starts_with("ssrf_blocked: address 10.0.0.1"), "{detail}");
         assert_eq!(blocked_detail(&Wrapper(EgressError::HttpsOnly)), None);

@@ -67,8 +67,14 @@ impl Cidr {
     /// Whether `ip` lies in this network (an IPv4-mapped IPv6 address counts as its IPv4 one).
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => masked(u32::from(net).into(), 32, self.prefix) == masked(u32::from(ip).into(), 32, self.prefix),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), 128, self.prefix) == masked(u128::from(ip), 128, self.prefix),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u32::from(net).into(), 32, self.prefix)
+                    == masked(u32::from(ip).into(), 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), 128, self.prefix)
+                    == masked(u128::from(ip), 128, self.prefix)
+            }
             _ => false,
         }
     }
@@ -118,7 +124,10 @@ const V6_BLOCKED: &[(Cidr, &str)] = &[
     (Cidr::v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "local-use NAT64 (64:ff9b:1::/48)"),
     (Cidr::v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "discard-only (100::/64)"),
     (Cidr::v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "documentation (2001:db8::/32)"),
-    (Cidr::v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), "IETF protocol assignments incl. Teredo (2001::/23)"),
+    (
+        Cidr::v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
+        "IETF protocol assignments incl. Teredo (2001::/23)",
+    ),
     (Cidr::v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation (3fff::/20)"),
     (Cidr::v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), "segment routing SIDs (5f00::/16)"),
     (Cidr::v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique local (ULA, fc00::/7)"),
@@ -176,11 +185,31 @@ mod tests {
     #[test]
     fn ipv4_special_ranges_are_blocked() {
         for ip in [
-            "0.0.0.0", "0.1.2.3", "10.0.0.1", "10.255.255.255", "100.64.0.1", "100.127.255.254",
-            "127.0.0.1", "127.255.255.254", "169.254.169.254", "169.254.0.1", "172.16.0.1",
-            "172.31.255.255", "192.0.0.8", "192.0.0.170", "192.0.2.1", "192.88.99.1", "192.168.1.1",
-            "198.18.0.1", "198.19.255.255", "198.51.100.7", "203.0.113.9", "224.0.0.1",
-            "239.255.255.250", "240.0.0.1", "255.255.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.0.0.1",
+            "10.255.255.255",
+            "100.64.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "127.255.255.254",
+            "169.254.169.254",
+            "169.254.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.0.170",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
         ] {
             assert!(blocked(ip), "{ip} passed");
         }
@@ -189,10 +218,26 @@ mod tests {
     #[test]
     fn public_ipv4_passes_including_neighbours_of_blocked_ranges() {
         for ip in [
-            "1.1.1.1", "8.8.8.8", "93.184.216.34", "9.255.255.255", "11.0.0.0", "100.63.255.255",
-            "100.128.0.0", "126.255.255.255", "128.0.0.0", "169.253.255.255", "169.255.0.0",
-            "172.15.255.255", "172.32.0.0", "192.0.1.0", "192.0.3.0", "192.167.255.255",
-            "192.169.0.0", "198.17.255.255", "198.20.0.0", "223.255.255.255",
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.216.34",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "126.255.255.255",
+            "128.0.0.0",
+            "169.253.255.255",
+            "169.255.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.0.1.0",
+            "192.0.3.0",
+            "192.167.255.255",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
         ] {
             assert!(!blocked(ip), "{ip} blocked: {:?}", not_public(ip.parse().unwrap()));
         }
@@ -201,10 +246,28 @@ mod tests {
     #[test]
     fn ipv6_special_ranges_are_blocked() {
         for ip in [
-            "::", "::1", "::127.0.0.1", "::8.8.8.8", "fc00::1", "fd12:3456::1", "fe80::1", "febf::1",
-            "fec0::1", "ff02::1", "ff0e::1", "2001:db8::1", "3fff::1", "100::1", "2001::1",
-            "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:2::1", "5f00::1", "64:ff9b:1::1",
-            "4000::1", "1234::1", "e000::1",
+            "::",
+            "::1",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
+            "ff02::1",
+            "ff0e::1",
+            "2001:db8::1",
+            "3fff::1",
+            "100::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "5f00::1",
+            "64:ff9b:1::1",
+            "4000::1",
+            "1234::1",
+            "e000::1",
         ] {
             assert!(blocked(ip), "{ip} passed");
         }
@@ -231,7 +294,12 @@ mod tests {
 
     #[test]
     fn public_ipv6_passes() {
-        for ip in ["2606:4700:4700::1111", "2a00:1450:4001:82b::200e", "2001:4860:4860::8888", "2400:cb00::1"] {
+        for ip in [
+            "2606:4700:4700::1111",
+            "2a00:1450:4001:82b::200e",
+            "2001:4860:4860::8888",
+            "2400:cb00::1",
+        ] {
             assert!(!blocked(ip), "{ip} blocked: {:?}", not_public(ip.parse().unwrap()));
         }
     }
@@ -252,14 +320,29 @@ mod tests {
         assert!(!lo.contains("128.0.0.1".parse().unwrap()));
         assert!(!lo.contains("::1".parse().unwrap()));
         let host = Cidr::parse("10.1.2.3").unwrap();
-        assert!(host.contains("10.1.2.3".parse().unwrap()) && !host.contains("10.1.2.4".parse().unwrap()));
+        assert!(
+            host.contains("10.1.2.3".parse().unwrap())
+                && !host.contains("10.1.2.4".parse().unwrap())
+        );
         let all = Cidr::parse("0.0.0.0/0").unwrap();
         assert!(all.contains("255.1.2.3".parse().unwrap()));
         let ula = Cidr::parse("fd00::/8").unwrap();
-        assert!(ula.contains("fd12::1".parse().unwrap()) && !ula.contains("fe80::1".parse().unwrap()));
+        assert!(
+            ula.contains("fd12::1".parse().unwrap()) && !ula.contains("fe80::1".parse().unwrap())
+        );
         assert!(Cidr::parse("::/0").unwrap().contains("2001:db8::1".parse().unwrap()));
         assert_eq!(Cidr::parse("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
-        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/-1", "host/8", "1.2.3.4/8/8"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/-1",
+            "host/8",
+            "1.2.3.4/8/8",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -19,14 +19,21 @@ pub const DEFAULT_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSIO
 /// per-request timeout, redirects never followed (a 3xx is a failed attempt), and `egress`
 /// enforced on every connection (see [`crate::egress`]: checked DNS answers only, blocked IP
 /// literals refused before connecting, system proxy variables ignored).
-pub fn http_client(config: &DeliveryConfig, egress: std::sync::Arc<crate::egress::EgressPolicy>) -> anyhow::Result<reqwest::Client> {
+pub fn http_client(
+    config: &DeliveryConfig,
+    egress: std::sync::Arc<crate::egress::EgressPolicy>,
+) -> anyhow::Result<reqwest::Client> {
     crate::context::install_tls_provider();
     let builder = crate::egress::client::guard(reqwest::Client::builder(), egress);
     let client = builder
         .timeout(config.request_timeout)
         .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(if config.user_agent.is_empty() { DEFAULT_USER_AGENT.to_string() } else { config.user_agent.clone() })
+        .user_agent(if config.user_agent.is_empty() {
+            DEFAULT_USER_AGENT.to_string()
+        } else {
+            config.user_agent.clone()
+        })
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
@@ -54,7 +61,9 @@ pub enum Outcome {
 }
 
 /// The class of a failed attempt (for stats and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     Timeout,
@@ -88,8 +97,15 @@ impl FailureKind {
 
     /// Every kind, for stats.
     pub const ALL: [FailureKind; 9] = [
-        FailureKind::Timeout, FailureKind::Connect, FailureKind::Dns, FailureKind::Tls,
-        FailureKind::Redirect, FailureKind::Client4xx, FailureKind::Server5xx, FailureKind::Blocked, FailureKind::Other,
+        FailureKind::Timeout,
+        FailureKind::Connect,
+        FailureKind::Dns,
+        FailureKind::Tls,
+        FailureKind::Redirect,
+        FailureKind::Client4xx,
+        FailureKind::Server5xx,
+        FailureKind::Blocked,
+        FailureKind::Other,
     ];
 
     fn of_status(status: u16) -> FailureKind {
@@ -182,7 +198,15 @@ pub async fn post(
                 None => describe(&e),
             };
             let duration = started.elapsed();
-            return Outcome::Failed { status: None, kind, abort: false, error, retry_after: None, duration, response_body: String::new() };
+            return Outcome::Failed {
+                status: None,
+                kind,
+                abort: false,
+                error,
+                retry_after: None,
+                duration,
+                response_body: String::new(),
+            };
         }
     };
     let status = response.status().as_u16();
@@ -192,7 +216,11 @@ pub async fn post(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("abort-message"));
     let retry_after = if matches!(status, 429 | 503) {
-        response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after)
     } else {
         None
     };
@@ -208,7 +236,15 @@ pub async fn post(
         Err(e) => format!("http status {status} (body unreadable: {})", describe(&e).1),
     };
     let kind = FailureKind::of_status(status);
-    Outcome::Failed { status: Some(status), kind, abort, error, retry_after, duration, response_body }
+    Outcome::Failed {
+        status: Some(status),
+        kind,
+        abort,
+        error,
+        retry_after,
+        duration,
+        response_body,
+    }
 }
 
 /// Parsed endpoint URLs by their text: parsing one (with IDNA) cost ~5 % of a delivery's CPU.
@@ -232,7 +268,10 @@ fn endpoint_url(raw: &str) -> Option<reqwest::Url> {
 }
 
 /// Reads at most `limit` bytes of the body, then drops the connection's remaining stream.
-async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<String, reqwest::Error> {
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<String, reqwest::Error> {
     let mut buf = Vec::new();
     while buf.len() < limit {
         match response.chunk().await? {
@@ -254,7 +293,10 @@ fn describe(e: &reqwest::Error) -> (FailureKind, String) {
     let all = chain.join(": ").to_lowercase();
     let (kind, text) = if e.is_timeout() {
         (FailureKind::Timeout, "timeout")
-    } else if all.contains("dns") || all.contains("lookup address") || all.contains("name or service not known") {
+    } else if all.contains("dns")
+        || all.contains("lookup address")
+        || all.contains("name or service not known")
+    {
         (FailureKind::Dns, "dns lookup failed")
     } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
         (FailureKind::Tls, "tls error")
@@ -291,9 +333,13 @@ mod tests {
         assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
-        let future = (OffsetDateTime::now_utc() + time::Duration::hours(1)).format(&Rfc2822).unwrap();
+        let future =
+            (OffsetDateTime::now_utc() + time::Duration::hours(1)).format(&Rfc2822).unwrap();
         let parsed = parse_retry_after(&future).unwrap();
-        assert!(parsed > Duration::from_secs(3500) && parsed <= Duration::from_secs(3600), "{parsed:?}");
+        assert!(
+            parsed > Duration::from_secs(3500) && parsed <= Duration::from_secs(3600),
+            "{parsed:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -95,7 +95,15 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         Ok(d) => d,
         Err(invalid) => {
             let detail = invalid.to_string();
-            return dlq::publish_invalid(ctx, &msg.payload, invalid.reason(), &detail, &msg.subject, seq).await;
+            return dlq::publish_invalid(
+                ctx,
+                &msg.payload,
+                invalid.reason(),
+                &detail,
+                &msg.subject,
+                seq,
+            )
+            .await;
         }
     };
     let span = tracing::Span::current();
@@ -114,13 +122,17 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     }
     let job = Job { ctx, msg, seq, now, state, delivery, fifo };
     if !fifo && !ctx.names.is_subject_of(&msg.subject, "deliver", &job.delivery.subscription_id) {
-        let detail = format!("body names subscription {} but the subject is {}", job.delivery.subscription_id, msg.subject);
+        let detail = format!(
+            "body names subscription {} but the subject is {}",
+            job.delivery.subscription_id, msg.subject
+        );
         return job.dead_letter("subscription_mismatch", &detail, None).await;
     }
     let result = job.run().await;
     if fifo && result.is_ok() {
         let mut redis = ctx.redis.clone();
-        let _: Result<(), _> = redis::cmd("DEL").arg(fifo_key(ctx, seq)).query_async(&mut redis).await;
+        let _: Result<(), _> =
+            redis::cmd("DEL").arg(fifo_key(ctx, seq)).query_async(&mut redis).await;
     }
     result
 }
@@ -131,7 +143,11 @@ fn fifo_key(ctx: &Ctx, seq: u64) -> String {
 
 async fn fifo_failures(ctx: &Ctx, seq: u64) -> Result<u64, Transient> {
     let mut redis = ctx.redis.clone();
-    let n: Option<u64> = redis::cmd("GET").arg(fifo_key(ctx, seq)).query_async(&mut redis).await.map_err(|e| Transient::new(format!("redis: {e}")))?;
+    let n: Option<u64> = redis::cmd("GET")
+        .arg(fifo_key(ctx, seq))
+        .query_async(&mut redis)
+        .await
+        .map_err(|e| Transient::new(format!("redis: {e}")))?;
     Ok(n.unwrap_or(0))
 }
 
@@ -146,11 +162,13 @@ impl Job<'_> {
 
     async fn run(&self) -> Result<(), Transient> {
         let (ctx, sub_id) = (self.ctx, &self.delivery.subscription_id);
-        let inbox_key = inbox::delivered_key(&ctx.names, &self.delivery.event.event_id, sub_id, self.replay());
+        let inbox_key =
+            inbox::delivered_key(&ctx.names, &self.delivery.event.event_id, sub_id, self.replay());
         // A copy that went stale between its read and the admission check is read again; a
         // subscription changing on every read is a transient condition.
         for _ in 0..MAX_STALE_READS {
-            let (sub, version) = ctx.cache.subscription(sub_id, false).await.map_err(Transient::new)?;
+            let (sub, version) =
+                ctx.cache.subscription(sub_id, false).await.map_err(Transient::new)?;
             let sub = match sub {
                 Some(sub) if sub.active => sub,
                 // Dead-lettering must not rest on a cached copy: read it again first.
@@ -181,14 +199,16 @@ impl Job<'_> {
             let admit = Admit {
                 version: &version,
                 inbox_key: &inbox_key,
-                expired: self.now - self.state.first_attempt_at > ctx.config.health.max_delivery_age,
+                expired: self.now - self.state.first_attempt_at
+                    > ctx.config.health.max_delivery_age,
                 probe_timeout: ctx.config.delivery.request_timeout + Duration::from_secs(5),
                 rps: sub.max_rps.unwrap_or(ctx.config.health.max_rps_per_endpoint),
                 limit,
                 lease: ctx.config.delivery.request_timeout + Duration::from_secs(5),
                 breaker_maybe_open: ctx.limits.breaker_maybe_open(sub_id),
             };
-            let mut admission = self.health().admit(sub_id, &admit).await.map_err(Transient::new)?;
+            let mut admission =
+                self.health().admit(sub_id, &admit).await.map_err(Transient::new)?;
             // "Full" right after taking a local permit is mostly a lease of this process whose
             // return (sent after its permit was dropped, possibly queued behind other commands)
             // Redis has not seen yet: ask again a moment later rather than pay a deferral
@@ -211,19 +231,31 @@ impl Job<'_> {
                             continue;
                         }
                         Admission::Duplicate => {
-                            job_log!(info, self, "already delivered; acking the duplicate without a request");
+                            job_log!(
+                                info,
+                                self,
+                                "already delivered; acking the duplicate without a request"
+                            );
                             self.log(&sub, AttemptStatus::SkippedDuplicate, Log::default()).await;
                             return Ok(());
                         }
                         Admission::Expired => {
                             let age = self.now - self.state.first_attempt_at;
-                            return self.dead_letter("max_age_exceeded", &format!("delivery is {age} old"), Some(&sub)).await;
+                            return self
+                                .dead_letter(
+                                    "max_age_exceeded",
+                                    &format!("delivery is {age} old"),
+                                    Some(&sub),
+                                )
+                                .await;
                         }
                         Admission::BreakerOpen { retry_in } => {
                             ctx.limits.note_breaker_open(sub_id, retry_in);
                             return self.defer(&sub, retry_in, "breaker_open", None).await;
                         }
-                        Admission::RateLimited { wait } => return self.defer(&sub, wait, "rate_limited", None).await,
+                        Admission::RateLimited { wait } => {
+                            return self.defer(&sub, wait, "rate_limited", None).await;
+                        }
                         Admission::Full | Admission::Admitted { .. } => {
                             let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
                             return self.defer(&sub, wait, "in_flight_limit", None).await;
@@ -243,40 +275,85 @@ impl Job<'_> {
                 ctx.limits.note_breaker_closed(sub_id);
             }
             // After a success the lease is returned together with the inbox and health writes.
-            if !delivered
-                && let Err(e) = self.health().release(sub_id, &token).await
-            {
+            if !delivered && let Err(e) = self.health().release(sub_id, &token).await {
                 job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
             }
             return self.conclude(&sub, outcome, &token, &inbox_key).await;
         }
-        Err(Transient::new(format!("subscription {sub_id} changed {MAX_STALE_READS} times while being read")))
+        Err(Transient::new(format!(
+            "subscription {sub_id} changed {MAX_STALE_READS} times while being read"
+        )))
     }
 
     /// Dead-letters a delivery of a deactivated subscription.
     async fn inactive(&self, sub: &Subscription) -> Result<(), Transient> {
         match &sub.disabled_reason {
-            Some(why) => self.dead_letter("subscription_disabled", &format!("subscription {} was disabled ({why})", sub.id), Some(sub)).await,
-            None => self.dead_letter("subscription_inactive", &format!("subscription {} is inactive", sub.id), Some(sub)).await,
+            Some(why) => {
+                self.dead_letter(
+                    "subscription_disabled",
+                    &format!("subscription {} was disabled ({why})", sub.id),
+                    Some(sub),
+                )
+                .await
+            }
+            None => {
+                self.dead_letter(
+                    "subscription_inactive",
+                    &format!("subscription {} is inactive", sub.id),
+                    Some(sub),
+                )
+                .await
+            }
         }
     }
 
     /// Reschedules this attempt unchanged (no attempt is used).
-    async fn defer(&self, sub: &Subscription, wait: Duration, reason: &'static str, status: Option<u16>) -> Result<(), Transient> {
+    async fn defer(
+        &self,
+        sub: &Subscription,
+        wait: Duration,
+        reason: &'static str,
+        status: Option<u16>,
+    ) -> Result<(), Transient> {
         metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
         if self.fifo {
             return Err(Transient::hold(wait, reason));
         }
         let failure = Failure { status, error: reason, at: self.now };
-        let due = retry::schedule(self.ctx, &self.delivery, &self.state, &failure, wait, self.seq, self.state.attempt).await?;
+        let due = retry::schedule(
+            self.ctx,
+            &self.delivery,
+            &self.state,
+            &failure,
+            wait,
+            self.seq,
+            self.state.attempt,
+        )
+        .await?;
         tracing::debug!(reason, ?wait, subscription_id = %sub.id, "delivery deferred");
         if status.is_some() {
-            self.log(sub, AttemptStatus::Deferred, Log { http: status.map(|s| (s, Duration::ZERO)), error: Some(reason.into()), next: Some(due), ..Log::default() }).await;
+            self.log(
+                sub,
+                AttemptStatus::Deferred,
+                Log {
+                    http: status.map(|s| (s, Duration::ZERO)),
+                    error: Some(reason.into()),
+                    next: Some(due),
+                    ..Log::default()
+                },
+            )
+            .await;
         }
         Ok(())
     }
 
-    async fn conclude(&self, sub: &Subscription, outcome: Outcome, lease: &str, inbox_key: &str) -> Result<(), Transient> {
+    async fn conclude(
+        &self,
+        sub: &Subscription,
+        outcome: Outcome,
+        lease: &str,
+        inbox_key: &str,
+    ) -> Result<(), Transient> {
         let ctx = self.ctx;
         match outcome {
             Outcome::Delivered { status, duration, response_body } => {
@@ -286,24 +363,63 @@ impl Job<'_> {
                 // The endpoint has it: a Redis failure here must not cause a retry (that would
                 // be a duplicate); the worst case is a duplicate if JetStream also redelivers.
                 let sub_id = &self.delivery.subscription_id;
-                if let Err(e) = self.health().succeeded(sub_id, lease, inbox_key, ctx.config.delivery.dedupe_ttl).await {
+                if let Err(e) = self
+                    .health()
+                    .succeeded(sub_id, lease, inbox_key, ctx.config.delivery.dedupe_ttl)
+                    .await
+                {
                     job_log!(error, self, error = %e, "could not record the delivery for dedupe");
                 }
-                self.log(sub, AttemptStatus::Succeeded, Log { http: Some((status, duration)), body: Some(response_body), ..Log::default() }).await;
+                self.log(
+                    sub,
+                    AttemptStatus::Succeeded,
+                    Log {
+                        http: Some((status, duration)),
+                        body: Some(response_body),
+                        ..Log::default()
+                    },
+                )
+                .await;
                 Ok(())
             }
             Outcome::Failed { status: Some(429), retry_after, duration, .. } => {
                 metrics::attempt("deferred", Some(429), duration);
                 let wait = retry_after
                     .map(|r| r.min(ctx.config.retry.max_retry_after))
-                    .unwrap_or_else(|| retry::delay_before(&ctx.config.retry, self.state.attempt + 1, None, rand::random::<f64>()));
+                    .unwrap_or_else(|| {
+                        retry::delay_before(
+                            &ctx.config.retry,
+                            self.state.attempt + 1,
+                            None,
+                            rand::random::<f64>(),
+                        )
+                    });
                 self.defer(sub, wait, "http_429", Some(429)).await
             }
-            Outcome::Failed { status, kind, abort, error, retry_after, duration, response_body } => {
-                let log = Log { http: Some((status.unwrap_or(0), duration)), error: Some(error.clone()), kind: Some(kind), body: Some(response_body), next: None };
+            Outcome::Failed {
+                status,
+                kind,
+                abort,
+                error,
+                retry_after,
+                duration,
+                response_body,
+            } => {
+                let log = Log {
+                    http: Some((status.unwrap_or(0), duration)),
+                    error: Some(error.clone()),
+                    kind: Some(kind),
+                    body: Some(response_body),
+                    next: None,
+                };
                 if abort {
                     metrics::attempt("aborted", status, duration);
-                    job_log!(info, self, status = status.map(i64::from).unwrap_or(-1), "receiver asked to abort this message; no more retries");
+                    job_log!(
+                        info,
+                        self,
+                        status = status.map(i64::from).unwrap_or(-1),
+                        "receiver asked to abort this message; no more retries"
+                    );
                     self.log(sub, AttemptStatus::Aborted, log).await;
                     return Ok(());
                 }
@@ -311,28 +427,49 @@ impl Job<'_> {
                     // The egress policy refuses this endpoint: retrying cannot help, and it says
                     // nothing about the endpoint's health.
                     metrics::attempt("dead_lettered", status, duration);
-                    return self.dead_letter_failed(crate::egress::BLOCKED_REASON, sub, &error, status, log).await;
+                    return self
+                        .dead_letter_failed(crate::egress::BLOCKED_REASON, sub, &error, status, log)
+                        .await;
                 }
                 if status == Some(410) {
                     metrics::attempt("dead_lettered", status, duration);
                     self.disable(sub, "gone", "endpoint answered 410 Gone").await?;
-                    return self.dead_letter_failed("endpoint_gone", sub, &error, status, log).await;
+                    return self
+                        .dead_letter_failed("endpoint_gone", sub, &error, status, log)
+                        .await;
                 }
                 let count = self.count_failure(sub).await?;
                 let limit = ctx.config.health.disable_after_failures;
                 if limit > 0 && count >= limit {
                     metrics::attempt("dead_lettered", status, duration);
-                    self.disable(sub, "failing", &format!("{count} consecutive failed attempts")).await?;
-                    return self.dead_letter_failed("subscription_disabled", sub, &error, status, log).await;
+                    self.disable(sub, "failing", &format!("{count} consecutive failed attempts"))
+                        .await?;
+                    return self
+                        .dead_letter_failed("subscription_disabled", sub, &error, status, log)
+                        .await;
                 }
                 if retry::has_attempts_left(&ctx.config.retry, self.state.attempt) {
                     metrics::attempt("failed", status, duration);
-                    let delay = retry::delay_before(&ctx.config.retry, self.state.attempt + 1, retry_after, rand::random::<f64>());
+                    let delay = retry::delay_before(
+                        &ctx.config.retry,
+                        self.state.attempt + 1,
+                        retry_after,
+                        rand::random::<f64>(),
+                    );
                     if self.fifo {
                         return self.hold_head(sub, delay, log).await;
                     }
                     let failure = Failure { status, error: &error, at: self.now };
-                    let due = retry::schedule(ctx, &self.delivery, &self.state, &failure, delay, self.seq, self.state.attempt + 1).await?;
+                    let due = retry::schedule(
+                        ctx,
+                        &self.delivery,
+                        &self.state,
+                        &failure,
+                        delay,
+                        self.seq,
+                        self.state.attempt + 1,
+                    )
+                    .await?;
                     job_log!(info, self, status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
                     self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;
                     Ok(())
@@ -345,7 +482,12 @@ impl Job<'_> {
     }
 
     /// FIFO: counts the failed attempt and keeps the message at the head for `delay`.
-    async fn hold_head(&self, sub: &Subscription, delay: Duration, log: Log) -> Result<(), Transient> {
+    async fn hold_head(
+        &self,
+        sub: &Subscription,
+        delay: Duration,
+        log: Log,
+    ) -> Result<(), Transient> {
         let mut redis = self.ctx.redis.clone();
         let key = fifo_key(self.ctx, self.seq);
         redis::pipe()
@@ -367,7 +509,12 @@ impl Job<'_> {
         let h = &self.ctx.config.health;
         let count = self
             .health()
-            .record_failure(&sub.id, h.disable_window, h.breaker_failure_threshold, Backoff { first: h.breaker_open_for, max: h.breaker_max_open_for })
+            .record_failure(
+                &sub.id,
+                h.disable_window,
+                h.breaker_failure_threshold,
+                Backoff { first: h.breaker_open_for, max: h.breaker_max_open_for },
+            )
             .await
             .map_err(Transient::new)?;
         if let Some(open_for) = count.opened {
@@ -379,9 +526,16 @@ impl Job<'_> {
     }
 
     /// Deactivates the subscription (once across processes) and tells the world.
-    async fn disable(&self, sub: &Subscription, reason: &str, detail: &str) -> Result<(), Transient> {
+    async fn disable(
+        &self,
+        sub: &Subscription,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), Transient> {
         let ctx = self.ctx;
-        if let Some(disabled) = ctx.subscriptions.disable(&sub.id, reason).await.map_err(Transient::new)? {
+        if let Some(disabled) =
+            ctx.subscriptions.disable(&sub.id, reason).await.map_err(Transient::new)?
+        {
             tracing::warn!(subscription_id = %sub.id, url = %sub.url, reason, detail, "subscription disabled; its pending deliveries go to the dlq");
             metrics::inc("hookline_subscriptions_disabled_total", &[("reason", reason)]);
             lifecycle::publish(&ctx.nats, &ctx.names, LifecycleKind::Disabled, &disabled).await;
@@ -389,20 +543,52 @@ impl Job<'_> {
         Ok(())
     }
 
-    async fn dead_letter_failed(&self, reason: &'static str, sub: &Subscription, error: &str, status: Option<u16>, log: Log) -> Result<(), Transient> {
-        let entry = Entry { reason, detail: error, state: Some(&self.state), last_status: status, last_attempt_at: Some(self.now) };
-        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq).await?;
+    async fn dead_letter_failed(
+        &self,
+        reason: &'static str,
+        sub: &Subscription,
+        error: &str,
+        status: Option<u16>,
+        log: Log,
+    ) -> Result<(), Transient> {
+        let entry = Entry {
+            reason,
+            detail: error,
+            state: Some(&self.state),
+            last_status: status,
+            last_attempt_at: Some(self.now),
+        };
+        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq)
+            .await?;
         metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
         self.log(sub, AttemptStatus::DeadLettered, log).await;
         Ok(())
     }
 
-    async fn dead_letter(&self, reason: &'static str, detail: &str, sub: Option<&Subscription>) -> Result<(), Transient> {
-        let entry = Entry { reason, detail, state: Some(&self.state), last_status: None, last_attempt_at: None };
-        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq).await?;
+    async fn dead_letter(
+        &self,
+        reason: &'static str,
+        detail: &str,
+        sub: Option<&Subscription>,
+    ) -> Result<(), Transient> {
+        let entry = Entry {
+            reason,
+            detail,
+            state: Some(&self.state),
+            last_status: None,
+            last_attempt_at: None,
+        };
+        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq)
+            .await?;
         metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
-        let tenant = sub.and_then(|s| s.tenant_id.clone()).or_else(|| self.delivery.event.tenant_id.clone());
-        self.write_log(tenant, AttemptStatus::DeadLettered, Log { error: Some(format!("{reason}: {detail}")), ..Log::default() }).await;
+        let tenant =
+            sub.and_then(|s| s.tenant_id.clone()).or_else(|| self.delivery.event.tenant_id.clone());
+        self.write_log(
+            tenant,
+            AttemptStatus::DeadLettered,
+            Log { error: Some(format!("{reason}: {detail}")), ..Log::default() },
+        )
+        .await;
         Ok(())
     }
 

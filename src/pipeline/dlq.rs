@@ -72,19 +72,42 @@ pub async fn publish(
         .publish_with_headers(subject.clone(), h, bytes::Bytes::copy_from_slice(body))
         .await
         .map_err(|e| Transient::new(format!("publishing to dlq {subject}: {e}")))?;
-    ack.await.map_err(|e| Transient::new(format!("awaiting ack of dlq entry on {subject}: {e}")))?;
+    ack.await
+        .map_err(|e| Transient::new(format!("awaiting ack of dlq entry on {subject}: {e}")))?;
     Ok(())
 }
 
 /// Dead-letters a message that could not be processed at all (never fanned out).
-pub async fn publish_invalid(ctx: &Ctx, body: &[u8], reason: &str, detail: &str, subject: &str, seq: u64) -> Result<(), Transient> {
+pub async fn publish_invalid(
+    ctx: &Ctx,
+    body: &[u8],
+    reason: &str,
+    detail: &str,
+    subject: &str,
+    seq: u64,
+) -> Result<(), Transient> {
     tracing::warn!(%subject, seq, reason, detail, "dead-lettering unprocessable message");
     let entry = Entry { reason, detail, state: None, last_status: None, last_attempt_at: None };
-    publish(ctx, INVALID_EVENTS_TOKEN, body, &entry, None, subject, &format!("invalid.{subject}.{seq}")).await
+    publish(
+        ctx,
+        INVALID_EVENTS_TOKEN,
+        body,
+        &entry,
+        None,
+        subject,
+        &format!("invalid.{subject}.{seq}"),
+    )
+    .await
 }
 
 /// Dead-letters a delivery (attempts exhausted, unknown or inactive subscription).
-pub async fn publish_delivery(ctx: &Ctx, delivery: &Delivery, entry: &Entry<'_>, subject: &str, seq: u64) -> Result<(), Transient> {
+pub async fn publish_delivery(
+    ctx: &Ctx,
+    delivery: &Delivery,
+    entry: &Entry<'_>,
+    subject: &str,
+    seq: u64,
+) -> Result<(), Transient> {
     tracing::warn!(
         event_id = %delivery.event.event_id,
         subscription_id = %delivery.subscription_id,
@@ -94,7 +117,16 @@ pub async fn publish_delivery(ctx: &Ctx, delivery: &Delivery, entry: &Entry<'_>,
     );
     let event = (delivery.event.event_id.as_str(), delivery.event.event_type.as_str());
     let msg_id = format!("dlq.{}.{seq}", ctx.names.deliveries_stream());
-    publish(ctx, &delivery.subscription_id, &delivery.to_bytes(), entry, Some(event), subject, &msg_id).await
+    publish(
+        ctx,
+        &delivery.subscription_id,
+        &delivery.to_bytes(),
+        entry,
+        Some(event),
+        subject,
+        &msg_id,
+    )
+    .await
 }
 
 /// One DLQ entry as listed.
@@ -129,8 +161,16 @@ fn nats_err(doing: &str) -> impl Fn(&dyn std::fmt::Display) -> DlqError + '_ {
 }
 
 /// Lists entries, oldest first, optionally of one subscription, at most `limit`.
-pub async fn list(js: &async_nats::jetstream::Context, names: &crate::subjects::Names, subscription: Option<&str>, limit: usize) -> Result<Vec<DlqEntry>, DlqError> {
-    let stream = js.get_stream_no_info(names.dlq_stream()).await.map_err(|e| nats_err("opening dlq stream")(&e))?;
+pub async fn list(
+    js: &async_nats::jetstream::Context,
+    names: &crate::subjects::Names,
+    subscription: Option<&str>,
+    limit: usize,
+) -> Result<Vec<DlqEntry>, DlqError> {
+    let stream = js
+        .get_stream_no_info(names.dlq_stream())
+        .await
+        .map_err(|e| nats_err("opening dlq stream")(&e))?;
     let filter = subscription.map(|s| names.dlq(s)).unwrap_or_else(|| names.dlq_wildcard());
     let mut out = Vec::new();
     let mut next = 1u64;
@@ -146,7 +186,10 @@ pub async fn list(js: &async_nats::jetstream::Context, names: &crate::subjects::
     Ok(out)
 }
 
-fn entry_of(names: &crate::subjects::Names, msg: &async_nats::jetstream::message::StreamMessage) -> DlqEntry {
+fn entry_of(
+    names: &crate::subjects::Names,
+    msg: &async_nats::jetstream::message::StreamMessage,
+) -> DlqEntry {
     let h = |name: &str| msg.headers.get(name).map(|v| v.as_str().to_string()).unwrap_or_default();
     let time = time::OffsetDateTime::from_unix_timestamp_nanos(msg.time.unix_timestamp_nanos())
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -164,8 +207,15 @@ fn entry_of(names: &crate::subjects::Names, msg: &async_nats::jetstream::message
 }
 
 /// One entry by sequence.
-pub async fn get(js: &async_nats::jetstream::Context, names: &crate::subjects::Names, seq: u64) -> Result<DlqEntry, DlqError> {
-    let stream = js.get_stream_no_info(names.dlq_stream()).await.map_err(|e| nats_err("opening dlq stream")(&e))?;
+pub async fn get(
+    js: &async_nats::jetstream::Context,
+    names: &crate::subjects::Names,
+    seq: u64,
+) -> Result<DlqEntry, DlqError> {
+    let stream = js
+        .get_stream_no_info(names.dlq_stream())
+        .await
+        .map_err(|e| nats_err("opening dlq stream")(&e))?;
     match stream.direct_get(seq).await {
         Ok(m) => Ok(entry_of(names, &m)),
         Err(e) if e.kind() == DirectGetErrorKind::NotFound => Err(DlqError::NotFound(seq)),
@@ -175,8 +225,15 @@ pub async fn get(js: &async_nats::jetstream::Context, names: &crate::subjects::N
 
 /// Puts entry `seq` back on the delivery path with a fresh attempt budget, then removes it
 /// from the DLQ (only after the re-queue is acknowledged).
-pub async fn redeliver(js: &async_nats::jetstream::Context, names: &crate::subjects::Names, seq: u64) -> Result<DlqEntry, DlqError> {
-    let stream = js.get_stream_no_info(names.dlq_stream()).await.map_err(|e| nats_err("opening dlq stream")(&e))?;
+pub async fn redeliver(
+    js: &async_nats::jetstream::Context,
+    names: &crate::subjects::Names,
+    seq: u64,
+) -> Result<DlqEntry, DlqError> {
+    let stream = js
+        .get_stream_no_info(names.dlq_stream())
+        .await
+        .map_err(|e| nats_err("opening dlq stream")(&e))?;
     let msg = match stream.direct_get(seq).await {
         Ok(m) => m,
         Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Err(DlqError::NotFound(seq)),
@@ -188,7 +245,10 @@ pub async fn redeliver(js: &async_nats::jetstream::Context, names: &crate::subje
         why: format!("{} (an unprocessable event; fix and republish it to the events subject)", e),
     })?;
     if entry.subscription_id != delivery.subscription_id {
-        return Err(DlqError::NotRedeliverable { seq, why: "subject and body name different subscriptions".into() });
+        return Err(DlqError::NotRedeliverable {
+            seq,
+            why: "subject and body name different subscriptions".into(),
+        });
     }
     let mut h = HeaderMap::new();
     h.insert("Nats-Msg-Id", format!("redeliver.{}.{seq}", names.dlq_stream()).as_str());
@@ -205,8 +265,15 @@ pub async fn redeliver(js: &async_nats::jetstream::Context, names: &crate::subje
 }
 
 /// Removes every entry, or those of one subscription; returns how many.
-pub async fn purge(js: &async_nats::jetstream::Context, names: &crate::subjects::Names, subscription: Option<&str>) -> Result<u64, DlqError> {
-    let stream = js.get_stream_no_info(names.dlq_stream()).await.map_err(|e| nats_err("opening dlq stream")(&e))?;
+pub async fn purge(
+    js: &async_nats::jetstream::Context,
+    names: &crate::subjects::Names,
+    subscription: Option<&str>,
+) -> Result<u64, DlqError> {
+    let stream = js
+        .get_stream_no_info(names.dlq_stream())
+        .await
+        .map_err(|e| nats_err("opening dlq stream")(&e))?;
     let filter = subscription.map(|s| names.dlq(s)).unwrap_or_else(|| names.dlq_wildcard());
     let response = stream.purge().filter(filter).await.map_err(|e| nats_err("purging dlq")(&e))?;
     Ok(response.purged)

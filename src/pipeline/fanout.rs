@@ -37,7 +37,10 @@ fn delivery_subject(ctx: &Ctx, sub: &Subscription) -> String {
 }
 
 /// For each subscription, how long its first attempt must wait and why (`None`: send now).
-async fn holds(ctx: &Ctx, subs: &[std::sync::Arc<Subscription>]) -> Result<Vec<Option<(Duration, &'static str)>>, Transient> {
+async fn holds(
+    ctx: &Ctx,
+    subs: &[std::sync::Arc<Subscription>],
+) -> Result<Vec<Option<(Duration, &'static str)>>, Transient> {
     let mut holds = vec![None; subs.len()];
     let mut maybe_open = Vec::new();
     for (i, sub) in subs.iter().enumerate() {
@@ -67,13 +70,33 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     let Some(subject_type) = ctx.names.event_type_of(&msg.subject) else {
         let detail = format!("subject {} is not <prefix>.events.<type>", msg.subject);
-        return dlq::publish_invalid(ctx, &msg.payload, "invalid_subject", &detail, &msg.subject, seq).await;
+        return dlq::publish_invalid(
+            ctx,
+            &msg.payload,
+            "invalid_subject",
+            &detail,
+            &msg.subject,
+            seq,
+        )
+        .await;
     };
-    let event = match WebhookEvent::parse(&msg.payload, subject_type, ctx.config.delivery.max_payload_bytes) {
+    let event = match WebhookEvent::parse(
+        &msg.payload,
+        subject_type,
+        ctx.config.delivery.max_payload_bytes,
+    ) {
         Ok(event) => event,
         Err(invalid) => {
             let detail = invalid.to_string();
-            return dlq::publish_invalid(ctx, &msg.payload, invalid.reason(), &detail, &msg.subject, seq).await;
+            return dlq::publish_invalid(
+                ctx,
+                &msg.payload,
+                invalid.reason(),
+                &detail,
+                &msg.subject,
+                seq,
+            )
+            .await;
         }
     };
     tracing::Span::current().record("event_id", event.event_id.as_str());
@@ -101,7 +124,15 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
                     metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
                     let now = OffsetDateTime::now_utc();
                     let failure = Failure { status: None, error: reason, at: now };
-                    let headers = retry::schedule_headers(ctx, &sub.id, now + wait, &msg_id, 1, now, &failure);
+                    let headers = retry::schedule_headers(
+                        ctx,
+                        &sub.id,
+                        now + wait,
+                        &msg_id,
+                        1,
+                        now,
+                        &failure,
+                    );
                     (ctx.names.retry(&sub.id, &event.event_id, 1), headers)
                 }
             };
@@ -112,7 +143,10 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
                 .map_err(|e| Transient::new(format!("publishing delivery for {}: {e}", sub.id)))?;
             acks.push(ack);
         }
-        for ack in futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
+        for ack in
+            futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+                .await
+        {
             ack.map_err(|e| Transient::new(format!("awaiting delivery publish ack: {e}")))?;
         }
     }

@@ -36,7 +36,9 @@ pub async fn supervise(ctx: Arc<Ctx>, grace: Duration, shutdown: CancellationTok
                         Ok(()) => {
                             running.insert(id.clone(), token);
                         }
-                        Err(e) => tracing::warn!(subscription_id = %id, error = %e, "cannot start the fifo consumer; will retry"),
+                        Err(e) => {
+                            tracing::warn!(subscription_id = %id, error = %e, "cannot start the fifo consumer; will retry")
+                        }
                     }
                 }
                 running.retain(|id, token| {
@@ -57,9 +59,17 @@ pub async fn supervise(ctx: Arc<Ctx>, grace: Duration, shutdown: CancellationTok
     while tasks.join_next().await.is_some() {}
 }
 
-async fn start(ctx: &Arc<Ctx>, id: &str, grace: Duration, token: CancellationToken, tasks: &mut tokio::task::JoinSet<()>) -> anyhow::Result<()> {
+async fn start(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    grace: Duration,
+    token: CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<()> {
     let stream = ctx.js.get_stream_no_info(ctx.names.deliveries_stream()).await?;
-    let consumer = stream.create_consumer(crate::topology::fifo_consumer_config(&ctx.config, &ctx.names, id)).await?;
+    let consumer = stream
+        .create_consumer(crate::topology::fifo_consumer_config(&ctx.config, &ctx.names, id))
+        .await?;
     tracing::info!(subscription_id = %id, "fifo consumer started");
     let ctx = ctx.clone();
     tasks.spawn(async move {

@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn missing_headers_mean_first_attempt() {
         let now = OffsetDateTime::now_utc();
-        assert_eq!(AttemptState::from_headers(None, now), AttemptState { attempt: 1, first_attempt_at: now, replay_id: None });
+        assert_eq!(
+            AttemptState::from_headers(None, now),
+            AttemptState { attempt: 1, first_attempt_at: now, replay_id: None }
+        );
     }
 
     #[test]

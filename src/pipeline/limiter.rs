@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -51,7 +51,8 @@ impl Pace {
     /// A permit came back or went out within [`BUSY_AFTER`] (a burst to an idle endpoint is
     /// not "busy" before its first requests had time to answer).
     fn moving(&self) -> bool {
-        let last = self.last_release.load(Ordering::SeqCst).max(self.last_acquire.load(Ordering::SeqCst));
+        let last =
+            self.last_release.load(Ordering::SeqCst).max(self.last_acquire.load(Ordering::SeqCst));
         now_ms().saturating_sub(last) <= BUSY_AFTER.as_millis() as u64
     }
 }
@@ -81,7 +82,8 @@ const MAX_WAITERS: u64 = 4096;
 /// shorter than 1 ms count as 1 ms), at least `limit`, at most [`MAX_WAITERS`].
 fn waiter_cap(limit: u32, max_wait: Duration, avg_hold_us: u64) -> usize {
     let hold_us = avg_hold_us.max(1_000);
-    (u64::from(limit) * max_wait.as_micros() as u64 / hold_us).clamp(u64::from(limit), MAX_WAITERS) as usize
+    (u64::from(limit) * max_wait.as_micros() as u64 / hold_us).clamp(u64::from(limit), MAX_WAITERS)
+        as usize
 }
 
 /// Per-endpoint semaphores of this process, and where the endpoints' breakers were last seen
@@ -144,9 +146,9 @@ impl LocalLimits {
     /// very slow): nothing frees up for it soon.
     pub fn is_busy(&self, endpoint: &str) -> bool {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.get(endpoint).is_some_and(|slot| {
-            slot.permits.available_permits() == 0 && !slot.pace.moving()
-        })
+        slots
+            .get(endpoint)
+            .is_some_and(|slot| slot.permits.available_permits() == 0 && !slot.pace.moving())
     }
 
     /// A permit for `endpoint` (at most `limit` at once in this process), waiting up to
@@ -199,7 +201,8 @@ mod tests {
         drop(limits.acquire("e", 1, Duration::from_millis(10)).await); // the endpoint is moving
         let held = limits.acquire("e", 1, Duration::from_millis(10)).await.unwrap();
         let l = limits.clone();
-        let waiter = tokio::spawn(async move { l.acquire("e", 1, Duration::from_secs(5)).await.is_some() });
+        let waiter =
+            tokio::spawn(async move { l.acquire("e", 1, Duration::from_secs(5)).await.is_some() });
         tokio::task::yield_now().await;
         drop(held);
         assert!(waiter.await.unwrap());
@@ -247,7 +250,11 @@ mod tests {
     #[test]
     fn waiters_are_capped_by_what_the_endpoint_serves_within_the_wait() {
         let two_s = Duration::from_secs(2);
-        assert_eq!(waiter_cap(16, two_s, 500_000), 64, "16 permits held 0.5 s each serve 64 in 2 s");
+        assert_eq!(
+            waiter_cap(16, two_s, 500_000),
+            64,
+            "16 permits held 0.5 s each serve 64 in 2 s"
+        );
         assert_eq!(waiter_cap(16, two_s, 10_000_000), 16, "never below the limit");
         assert_eq!(waiter_cap(16, two_s, 200), 4096, "fast endpoints: capped at MAX_WAITERS");
     }

@@ -18,7 +18,12 @@ use crate::event::Delivery;
 
 /// Delay before attempt `next` (2-based: attempt 1 is never delayed by a retry), spread by
 /// `jitter` using `unit` in `[0, 1)`, and at least the (capped) `Retry-After`.
-pub fn delay_before(config: &RetryConfig, next: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+pub fn delay_before(
+    config: &RetryConfig,
+    next: u32,
+    retry_after: Option<Duration>,
+    unit: f64,
+) -> Duration {
     let index = (next as usize).saturating_sub(1).min(config.schedule.len().saturating_sub(1));
     let base = config.schedule.get(index).copied().unwrap_or_default();
     let spread = 1.0 + config.jitter * (2.0 * unit - 1.0);
@@ -43,7 +48,15 @@ pub struct Failure<'a> {
 
 /// The headers of a message schedule that fires attempt `next` of a delivery of `sub_id` onto
 /// `<p>.deliver.<sub_id>` at `due`, deduplicated by `msg_id`.
-pub fn schedule_headers(ctx: &Ctx, sub_id: &str, due: OffsetDateTime, msg_id: &str, next: u32, first_attempt_at: OffsetDateTime, failure: &Failure<'_>) -> HeaderMap {
+pub fn schedule_headers(
+    ctx: &Ctx,
+    sub_id: &str,
+    due: OffsetDateTime,
+    msg_id: &str,
+    next: u32,
+    first_attempt_at: OffsetDateTime,
+    failure: &Failure<'_>,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("Nats-Schedule", format!("@at {}", headers::rfc3339(due)).as_str());
     h.insert("Nats-Schedule-Target", ctx.names.deliver(sub_id).as_str());
@@ -74,7 +87,15 @@ pub async fn schedule(
 ) -> Result<OffsetDateTime, Transient> {
     let sub_id = &delivery.subscription_id;
     let due = OffsetDateTime::now_utc() + delay;
-    let mut h = schedule_headers(ctx, sub_id, due, &format!("retry.{origin_seq}"), next, state.first_attempt_at, failure);
+    let mut h = schedule_headers(
+        ctx,
+        sub_id,
+        due,
+        &format!("retry.{origin_seq}"),
+        next,
+        state.first_attempt_at,
+        failure,
+    );
     if let Some(replay) = &state.replay_id {
         h.insert(headers::REPLAY_ID, replay.as_str());
     }
@@ -120,9 +141,15 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_but_capped() {
         let c = config(0.0);
-        assert_eq!(delay_before(&c, 2, Some(Duration::from_secs(60)), 0.5), Duration::from_secs(60));
+        assert_eq!(
+            delay_before(&c, 2, Some(Duration::from_secs(60)), 0.5),
+            Duration::from_secs(60)
+        );
         assert_eq!(delay_before(&c, 2, Some(Duration::from_secs(1)), 0.5), Duration::from_secs(5));
-        assert_eq!(delay_before(&c, 2, Some(Duration::from_secs(86_400)), 0.5), Duration::from_secs(600));
+        assert_eq!(
+            delay_before(&c, 2, Some(Duration::from_secs(86_400)), 0.5),
+            Duration::from_secs(600)
+        );
     }
 
     #[test]

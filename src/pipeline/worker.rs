@@ -46,17 +46,18 @@ pub async fn run<H, Fut>(
                 continue;
             }
         };
-        let work = messages.take_until(shutdown.cancelled()).for_each_concurrent(concurrency, |item| {
-            let handler = handler.clone();
-            async move {
-                match item {
-                    Ok(msg) => handle(role, msg, handler).await,
-                    // MissingHeartbeat and friends while NATS is away: the stream resumes by
-                    // itself after the reconnect.
-                    Err(e) => tracing::warn!(role, error = %e, "pull consumer error"),
+        let work =
+            messages.take_until(shutdown.cancelled()).for_each_concurrent(concurrency, |item| {
+                let handler = handler.clone();
+                async move {
+                    match item {
+                        Ok(msg) => handle(role, msg, handler).await,
+                        // MissingHeartbeat and friends while NATS is away: the stream resumes by
+                        // itself after the reconnect.
+                        Err(e) => tracing::warn!(role, error = %e, "pull consumer error"),
+                    }
                 }
-            }
-        });
+            });
         tokio::pin!(work);
         tokio::select! {
             _ = &mut work => {}
@@ -88,7 +89,10 @@ where
                 }
                 None => {
                     let backend = if e.message.contains("redis") { "redis" } else { "nats" };
-                    crate::metrics::inc("hookline_transient_errors_total", &[("role", role), ("backend", backend)]);
+                    crate::metrics::inc(
+                        "hookline_transient_errors_total",
+                        &[("role", role), ("backend", backend)],
+                    );
                     tracing::warn!(role, error = %e, "transient failure; message stays in JetStream");
                     TRANSIENT_RETRY_DELAY
                 }

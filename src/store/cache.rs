@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use redis::aio::ConnectionManager;
 
-use super::subscriptions::{Subscription, SubscriptionError, SubscriptionStore, version_key};
 use super::Doing;
+use super::subscriptions::{Subscription, SubscriptionError, SubscriptionStore, version_key};
 use crate::subjects::Names;
 
 /// Entries per map at most; a full map is emptied (a cache, not a second store).
@@ -59,7 +59,11 @@ pub struct SubscriptionCache {
 }
 
 impl SubscriptionCache {
-    pub fn new(store: SubscriptionStore, conn: ConnectionManager, names: &Names) -> SubscriptionCache {
+    pub fn new(
+        store: SubscriptionStore,
+        conn: ConnectionManager,
+        names: &Names,
+    ) -> SubscriptionCache {
         SubscriptionCache { store, conn, version_key: version_key(names), state: Mutex::default() }
     }
 
@@ -70,7 +74,11 @@ impl SubscriptionCache {
     /// The subscription with the token it was read at (cached, or read now). The caller must
     /// check the token before acting on the data, and call [`Self::stale`] when it moved.
     /// `fresh` skips the cache (for decisions no later check covers).
-    pub async fn subscription(&self, id: &str, fresh: bool) -> Result<(Option<Arc<Subscription>>, Arc<str>), SubscriptionError> {
+    pub async fn subscription(
+        &self,
+        id: &str,
+        fresh: bool,
+    ) -> Result<(Option<Arc<Subscription>>, Arc<str>), SubscriptionError> {
         if !fresh {
             let state = self.state();
             if let (Some(version), Some(sub)) = (&state.version, state.subs.get(id)) {
@@ -101,7 +109,12 @@ impl SubscriptionCache {
 
     /// Active subscriptions matching the event (see [`SubscriptionStore::matching`]), checked
     /// against the token in one round trip that also runs `also` (its reply ignored).
-    pub async fn matching(&self, event_type: &str, tenant: Option<&str>, also: Option<redis::Cmd>) -> Result<Arc<[Arc<Subscription>]>, SubscriptionError> {
+    pub async fn matching(
+        &self,
+        event_type: &str,
+        tenant: Option<&str>,
+        also: Option<redis::Cmd>,
+    ) -> Result<Arc<[Arc<Subscription>]>, SubscriptionError> {
         let key: MatchKey = (event_type.to_string(), tenant.map(str::to_string));
         let cached = {
             let state = self.state();
@@ -114,10 +127,10 @@ impl SubscriptionCache {
             if let Some(cmd) = also.take() {
                 pipe.add_command(cmd).ignore();
             }
-            let (current,): (Option<String>,) = pipe
-                .query_async(&mut self.conn.clone())
-                .await
-                .doing(|| format!("checking the subscriptions' version for event type {event_type}"))?;
+            let (current,): (Option<String>,) =
+                pipe.query_async(&mut self.conn.clone()).await.doing(|| {
+                    format!("checking the subscriptions' version for event type {event_type}")
+                })?;
             if current.as_deref().unwrap_or_default() == &*version {
                 return Ok(subs);
             }

@@ -187,22 +187,34 @@ impl Health {
     /// the pipeline a fraction of that. Two processes racing for the last lease may both see
     /// the count over the limit and both step back: the limit is never exceeded. `None` when
     /// the breaker is not closed: the script decides then (probe lock, its wait).
-    async fn admit_fast(&self, sub: &str, a: &Admit<'_>, token: &str) -> Result<Option<Admission>, StoreError> {
+    async fn admit_fast(
+        &self,
+        sub: &str,
+        a: &Admit<'_>,
+        token: &str,
+    ) -> Result<Option<Admission>, StoreError> {
         let now = now_ms();
         let inflight = self.key("inflight", sub);
         let lease_ms = a.lease.as_millis() as i64;
         let mut conn = self.conn.clone();
-        let (version, in_inbox, open_until, count): (Option<String>, bool, Option<i64>, u64) = redis::pipe()
-            .get(super::subscriptions::version_key(&self.names))
-            .exists(a.inbox_key)
-            .hget(self.key("health", sub), "open_until_ms")
-            .cmd("ZREMRANGEBYSCORE").arg(&inflight).arg("-inf").arg(now).ignore()
-            .zadd(&inflight, token, now + lease_ms).ignore()
-            .zcard(&inflight)
-            .pexpire(&inflight, lease_ms).ignore()
-            .query_async(&mut conn)
-            .await
-            .doing(|| format!("admitting a delivery to {sub}"))?;
+        let (version, in_inbox, open_until, count): (Option<String>, bool, Option<i64>, u64) =
+            redis::pipe()
+                .get(super::subscriptions::version_key(&self.names))
+                .exists(a.inbox_key)
+                .hget(self.key("health", sub), "open_until_ms")
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&inflight)
+                .arg("-inf")
+                .arg(now)
+                .ignore()
+                .zadd(&inflight, token, now + lease_ms)
+                .ignore()
+                .zcard(&inflight)
+                .pexpire(&inflight, lease_ms)
+                .ignore()
+                .query_async(&mut conn)
+                .await
+                .doing(|| format!("admitting a delivery to {sub}"))?;
         let verdict = if version.as_deref().unwrap_or_default() != a.version {
             Some(Admission::Stale)
         } else if in_inbox {
@@ -221,7 +233,12 @@ impl Health {
     }
 
     /// The full admission check (see [`ADMIT`]), one round trip.
-    async fn admit_script(&self, sub: &str, a: &Admit<'_>, token: String) -> Result<Admission, StoreError> {
+    async fn admit_script(
+        &self,
+        sub: &str,
+        a: &Admit<'_>,
+        token: String,
+    ) -> Result<Admission, StoreError> {
         // Whole milliseconds keep the Lua arithmetic exact.
         let interval = 1000u32.checked_div(a.rps).map_or(0, |i| i.max(1));
         let mut conn = self.conn.clone();
@@ -250,7 +267,9 @@ impl Health {
             1 => Admission::Duplicate,
             2 => Admission::Expired,
             // Spread over 2 s, so a large backlog does not come back all at once.
-            3 => Admission::BreakerOpen { retry_in: ms(n) + Duration::from_millis(rand::random::<u64>() % 2000) },
+            3 => Admission::BreakerOpen {
+                retry_in: ms(n) + Duration::from_millis(rand::random::<u64>() % 2000),
+            },
             4 => Admission::RateLimited { wait: ms(n) },
             5 => Admission::Full,
             _ => Admission::Admitted { token, probe: n == 1 },
@@ -260,7 +279,13 @@ impl Health {
     /// Counts a failed attempt; opens the breaker at `threshold` consecutive failures (0 never)
     /// or when the failure was the half-open probe, for `open_for` doubled with each opening
     /// since the last success, at most `max_open_for`.
-    pub async fn record_failure(&self, sub: &str, window: Duration, threshold: u64, breaker: Backoff) -> Result<FailureCount, StoreError> {
+    pub async fn record_failure(
+        &self,
+        sub: &str,
+        window: Duration,
+        threshold: u64,
+        breaker: Backoff,
+    ) -> Result<FailureCount, StoreError> {
         let mut conn = self.conn.clone();
         let (n, opened_for): (u64, u64) = FAILURE_SCRIPT
             .key(self.key("health", sub))
@@ -280,12 +305,30 @@ impl Health {
     /// A success, in one round trip: records the pair in the inbox (`SET NX EX`, see
     /// [`super::inbox`]), returns the in-flight lease, resets the failure count and closes the
     /// breaker.
-    pub async fn succeeded(&self, sub: &str, lease: &str, inbox_key: &str, dedupe_ttl: Duration) -> Result<(), StoreError> {
+    pub async fn succeeded(
+        &self,
+        sub: &str,
+        lease: &str,
+        inbox_key: &str,
+        dedupe_ttl: Duration,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         redis::pipe()
-            .cmd("SET").arg(inbox_key).arg(1).arg("NX").arg("EX").arg(dedupe_ttl.as_secs().max(1)).ignore()
-            .cmd("ZREM").arg(self.key("inflight", sub)).arg(lease).ignore()
-            .cmd("DEL").arg(self.key("health", sub)).arg(self.key("probe", sub)).ignore()
+            .cmd("SET")
+            .arg(inbox_key)
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(dedupe_ttl.as_secs().max(1))
+            .ignore()
+            .cmd("ZREM")
+            .arg(self.key("inflight", sub))
+            .arg(lease)
+            .ignore()
+            .cmd("DEL")
+            .arg(self.key("health", sub))
+            .arg(self.key("probe", sub))
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
             .doing(|| format!("recording the success of {sub}"))
@@ -312,7 +355,10 @@ impl Health {
             many => format!("reading the breakers of {} subscriptions", many.len()),
         })?;
         let now = now_ms();
-        Ok(until.into_iter().map(|u| u.filter(|u| *u > now).map(|u| Duration::from_millis((u - now) as u64))).collect())
+        Ok(until
+            .into_iter()
+            .map(|u| u.filter(|u| *u > now).map(|u| Duration::from_millis((u - now) as u64)))
+            .collect())
     }
 
     /// Returns a lease.

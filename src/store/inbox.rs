@@ -12,7 +12,12 @@ use crate::subjects::Names;
 
 /// `<p>:delivered:<event_id>:<subscription_id>`, or with `:<replay_id>` appended for a replay
 /// (whose point is to reach an endpoint that already has the event).
-pub fn delivered_key(names: &Names, event_id: &str, subscription_id: &str, replay: Option<&str>) -> String {
+pub fn delivered_key(
+    names: &Names,
+    event_id: &str,
+    subscription_id: &str,
+    replay: Option<&str>,
+) -> String {
     match replay {
         None => names.key(&format!("delivered:{event_id}:{subscription_id}")),
         Some(r) => names.key(&format!("delivered:{event_id}:{subscription_id}:{r}")),

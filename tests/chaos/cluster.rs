@@ -27,18 +27,38 @@ pub struct Cluster {
 impl Cluster {
     pub async fn start() -> Cluster {
         let binary = nats_server_binary();
-        let dir = tempfile::Builder::new().prefix("hookline-chaos-cluster-").tempdir().expect("temp dir");
+        let dir =
+            tempfile::Builder::new().prefix("hookline-chaos-cluster-").tempdir().expect("temp dir");
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for i in 0..3 {
             let name = format!("n{i}");
             let port = free_port();
             let store: PathBuf = dir.path().join(&name);
-            let others: Vec<String> = (0..3).filter(|j| *j != i).map(|j| format!("nats://127.0.0.1:{}", routes[j])).collect();
-            let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).expect("node log");
+            let others: Vec<String> = (0..3)
+                .filter(|j| *j != i)
+                .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
+                .collect();
+            let log =
+                std::fs::File::create(dir.path().join(format!("{name}.log"))).expect("node log");
             let child = Command::new(&binary)
-                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "--server_name", &name, "--cluster_name", "hookline-chaos"])
-                .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i]), "--routes", &others.join(",")])
+                .args([
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-js",
+                    "--server_name",
+                    &name,
+                    "--cluster_name",
+                    "hookline-chaos",
+                ])
+                .args([
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes",
+                    &others.join(","),
+                ])
                 .arg("-sd")
                 .arg(&store)
                 .stdin(Stdio::null())
@@ -56,36 +76,56 @@ impl Cluster {
 
     /// `nats://127.0.0.1:<p0>,nats://...` — every node.
     pub fn url(&self) -> String {
-        self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// A client that may connect to any node.
     pub async fn client(&self) -> async_nats::Client {
-        let urls: Vec<async_nats::ServerAddr> = self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.port).parse().expect("server addr")).collect();
-        async_nats::ConnectOptions::new().retry_on_initial_connect().connect(urls).await.expect("connecting to the cluster")
+        let urls: Vec<async_nats::ServerAddr> = self
+            .nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port).parse().expect("server addr"))
+            .collect();
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(urls)
+            .await
+            .expect("connecting to the cluster")
     }
 
     async fn wait_ready(&self) {
         let js = async_nats::jetstream::new(self.client().await);
-        eventually(Duration::from_secs(60), "the 3-node JetStream cluster accepting an R3 stream", || {
-            let js = js.clone();
-            async move {
-                let config = async_nats::jetstream::stream::Config {
-                    name: "CHAOS_READY".into(),
-                    subjects: vec!["chaos.ready".into()],
-                    num_replicas: 3,
-                    ..Default::default()
-                };
-                js.get_or_create_stream(config).await.ok()?;
-                js.delete_stream("CHAOS_READY").await.ok().map(|_| ())
-            }
-        })
+        eventually(
+            Duration::from_secs(60),
+            "the 3-node JetStream cluster accepting an R3 stream",
+            || {
+                let js = js.clone();
+                async move {
+                    let config = async_nats::jetstream::stream::Config {
+                        name: "CHAOS_READY".into(),
+                        subjects: vec!["chaos.ready".into()],
+                        num_replicas: 3,
+                        ..Default::default()
+                    };
+                    js.get_or_create_stream(config).await.ok()?;
+                    js.delete_stream("CHAOS_READY").await.ok().map(|_| ())
+                }
+            },
+        )
         .await;
     }
 
     /// SIGKILLs the node named `name` (e.g. a stream leader).
     pub async fn kill(&mut self, name: &str) {
-        let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"));
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"));
         if let Some(mut child) = node.child.take() {
             let _ = child.start_kill();
             let _ = child.wait().await;

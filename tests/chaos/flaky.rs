@@ -70,7 +70,8 @@ pub struct FlakyReceiver {
 
 impl FlakyReceiver {
     pub async fn start(seed: u64, mix: Mix, started: Instant) -> FlakyReceiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the flaky receiver");
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the flaky receiver");
         let addr = listener.local_addr().expect("receiver address");
         let (stop, stopping) = watch::channel(false);
         let shared = Shared {
@@ -127,8 +128,15 @@ async fn handle(State(shared): State<Shared>, uri: Uri, headers: HeaderMap) -> S
             Answer::Hang
         }
     };
-    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let hit = Hit { name, event_id: header("webhook-id"), agent: header("user-agent"), answer, at: shared.started.elapsed() };
+    let header =
+        |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let hit = Hit {
+        name,
+        event_id: header("webhook-id"),
+        agent: header("user-agent"),
+        answer,
+        at: shared.started.elapsed(),
+    };
     shared.hits.lock().unwrap_or_else(|p| p.into_inner()).push(hit);
     shared.count.fetch_add(1, Ordering::SeqCst);
     match answer {

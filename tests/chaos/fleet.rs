@@ -64,7 +64,13 @@ pub fn agent(index: usize, generation: u32) -> String {
 impl Fleet {
     /// Starts one process with `config`, logging into `dir`.
     pub fn start(config: &Path, dir: &Path, started: Instant) -> Fleet {
-        let mut fleet = Fleet { config: config.to_path_buf(), dir: dir.to_path_buf(), started, procs: Vec::new(), faults: Vec::new() };
+        let mut fleet = Fleet {
+            config: config.to_path_buf(),
+            dir: dir.to_path_buf(),
+            started,
+            procs: Vec::new(),
+            faults: Vec::new(),
+        };
         fleet.add();
         fleet
     }
@@ -84,7 +90,11 @@ impl Fleet {
     }
 
     fn spawn(&self, index: usize, generation: u32) -> Child {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(index)).expect("opening a hookline log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(index))
+            .expect("opening a hookline log");
         Command::new(env!("CARGO_BIN_EXE_hookline"))
             .arg("--config")
             .arg(&self.config)
@@ -113,31 +123,50 @@ impl Fleet {
         let proc = &mut self.procs[index];
         proc.generation += 1;
         let next = proc.generation;
-        self.faults.push(Fault { kind: Kind::Kill, what: format!("kill -9 hookline {killed}"), agent: Some(killed), at });
+        self.faults.push(Fault {
+            kind: Kind::Kill,
+            what: format!("kill -9 hookline {killed}"),
+            agent: Some(killed),
+            at,
+        });
         let child = self.spawn(index, next);
         self.procs[index].child = child;
     }
 
     /// Records a fault injected elsewhere (a server restart).
     pub fn note(&mut self, kind: Kind, what: impl Into<String>) {
-        self.faults.push(Fault { kind, what: what.into(), agent: None, at: self.started.elapsed() });
+        self.faults.push(Fault {
+            kind,
+            what: what.into(),
+            agent: None,
+            at: self.started.elapsed(),
+        });
     }
 
     /// Occurrences of `needle` in all logs so far.
     pub fn log_count(&self, needle: &str) -> usize {
         (0..self.procs.len())
-            .map(|i| std::fs::read_to_string(self.log_path(i)).map(|s| s.matches(needle).count()).unwrap_or(0))
+            .map(|i| {
+                std::fs::read_to_string(self.log_path(i))
+                    .map(|s| s.matches(needle).count())
+                    .unwrap_or(0)
+            })
             .sum()
     }
 
     /// Times instance `index` has logged that it is running (once per successful start).
     fn starts(&self, index: usize) -> usize {
-        std::fs::read_to_string(self.log_path(index)).map(|s| s.matches(RUNNING).count()).unwrap_or(0)
+        std::fs::read_to_string(self.log_path(index))
+            .map(|s| s.matches(RUNNING).count())
+            .unwrap_or(0)
     }
 
     /// Whether every current incarnation has finished starting.
     pub fn all_running(&self) -> bool {
-        self.procs.iter().enumerate().all(|(i, p)| self.starts(i) + p.never_ran > p.generation as usize)
+        self.procs
+            .iter()
+            .enumerate()
+            .all(|(i, p)| self.starts(i) + p.never_ran > p.generation as usize)
     }
 
     /// Acts as a process supervisor would: an instance that exited by itself during start-up (a
@@ -149,11 +178,26 @@ impl Fleet {
             let generation = self.procs[index].generation;
             let log = std::fs::read_to_string(self.log_path(index)).unwrap_or_default();
             if self.starts(index) + self.procs[index].never_ran > generation as usize {
-                let tail: String = log.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
-                return Err(format!("hookline {} exited with {status} while running; log tail:\n{tail}", agent(index, generation)));
+                let tail: String =
+                    log.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
+                return Err(format!(
+                    "hookline {} exited with {status} while running; log tail:\n{tail}",
+                    agent(index, generation)
+                ));
             }
-            let why = log.lines().rev().find(|l| l.starts_with("error")).unwrap_or("no error line").to_string();
-            self.note(Kind::StartFailure, format!("hookline {} exited during start-up ({why}); restarted", agent(index, generation)));
+            let why = log
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("error"))
+                .unwrap_or("no error line")
+                .to_string();
+            self.note(
+                Kind::StartFailure,
+                format!(
+                    "hookline {} exited during start-up ({why}); restarted",
+                    agent(index, generation)
+                ),
+            );
             self.procs[index].generation += 1;
             self.procs[index].never_ran += 1;
             let child = self.spawn(index, generation + 1);
@@ -165,7 +209,13 @@ impl Fleet {
     /// Lines of every log mentioning `needle`, for failure messages.
     pub fn grep(&self, needle: &str, max: usize) -> Vec<String> {
         (0..self.procs.len())
-            .flat_map(|i| std::fs::read_to_string(self.log_path(i)).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
+            .flat_map(|i| {
+                std::fs::read_to_string(self.log_path(i))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
             .filter(|l| l.contains(needle))
             .take(max)
             .collect()

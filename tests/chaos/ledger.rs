@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use hookline::pipeline::dlq::DlqEntry;
 
-use crate::fleet::{Fault, Kind};
 use crate::flaky::{Answer, Hit};
+use crate::fleet::{Fault, Kind};
 
 /// How close to a 2xx a fault must be to explain a duplicate of it.
 pub const EXPLAIN_WINDOW: Duration = Duration::from_secs(2);
@@ -79,15 +79,31 @@ impl Report {
     /// The summary plus the details a reader needs: reasons, duplicates and their causes, losses.
     pub fn details(&self, faults: &[Fault]) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "requests={} delivered_and_dead_lettered={} dlq_reasons={:?}", self.requests, self.delivered_and_dead_lettered, self.dlq_reasons);
+        let _ = writeln!(
+            out,
+            "requests={} delivered_and_dead_lettered={} dlq_reasons={:?}",
+            self.requests, self.delivered_and_dead_lettered, self.dlq_reasons
+        );
         let _ = writeln!(out, "faults ({}):", faults.len());
         for f in faults {
             let _ = writeln!(out, "  t={:>7.2}s  {}", f.at.as_secs_f64(), f.what);
         }
-        let _ = writeln!(out, "duplicates ({}, unexplained {}):", self.duplicates.len(), self.unexplained().len());
+        let _ = writeln!(
+            out,
+            "duplicates ({}, unexplained {}):",
+            self.duplicates.len(),
+            self.unexplained().len()
+        );
         for d in &self.duplicates {
             let cause = d.cause.as_deref().unwrap_or("UNEXPLAINED: no crash near the first 2xx");
-            let _ = writeln!(out, "  {} {}: 2xx at t={:.2}s and again at t={:.2}s — {cause}", d.name, d.event_id, d.first_at.as_secs_f64(), d.again_at.as_secs_f64());
+            let _ = writeln!(
+                out,
+                "  {} {}: 2xx at t={:.2}s and again at t={:.2}s — {cause}",
+                d.name,
+                d.event_id,
+                d.first_at.as_secs_f64(),
+                d.again_at.as_secs_f64()
+            );
         }
         let _ = writeln!(out, "pairs dead-lettered more than once ({}):", self.dlq_repeats.len());
         for (name, event, times) in &self.dlq_repeats {
@@ -101,13 +117,26 @@ impl Report {
 }
 
 /// Accounts every pair of `events` x `subs` against the endpoint's record and the DLQ.
-pub fn account(events: &[(String, Duration)], subs: &[Sub], hits: &[Hit], dlq: &[DlqEntry], faults: &[Fault], run_started_at: time::OffsetDateTime) -> Report {
-    let name_of: HashMap<&str, &str> = subs.iter().map(|s| (s.id.as_str(), s.name.as_str())).collect();
+pub fn account(
+    events: &[(String, Duration)],
+    subs: &[Sub],
+    hits: &[Hit],
+    dlq: &[DlqEntry],
+    faults: &[Fault],
+    run_started_at: time::OffsetDateTime,
+) -> Report {
+    let name_of: HashMap<&str, &str> =
+        subs.iter().map(|s| (s.id.as_str(), s.name.as_str())).collect();
     let mut oks: HashMap<(&str, &str), Vec<&Hit>> = HashMap::new();
     for hit in hits.iter().filter(|h| h.answer == Answer::Ok) {
         oks.entry((hit.name.as_str(), hit.event_id.as_str())).or_default().push(hit);
     }
-    let mut report = Report { events: events.len(), pairs: events.len() * subs.len(), requests: hits.len(), ..Default::default() };
+    let mut report = Report {
+        events: events.len(),
+        pairs: events.len() * subs.len(),
+        requests: hits.len(),
+        ..Default::default()
+    };
     let mut in_dlq: HashSet<(&str, &str)> = HashSet::new();
     let mut dlq_times: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
     for entry in dlq {
@@ -152,7 +181,13 @@ fn duplicates(oks: &[&Hit], published: Duration, faults: &[Fault]) -> Vec<Duplic
         .windows(2)
         .map(|pair| {
             let (first, again) = (pair[0], pair[1]);
-            Duplicate { name: first.name.clone(), event_id: first.event_id.clone(), first_at: first.at, again_at: again.at, cause: explain(first, again, published, faults) }
+            Duplicate {
+                name: first.name.clone(),
+                event_id: first.event_id.clone(),
+                first_at: first.at,
+                again_at: again.at,
+                cause: explain(first, again, published, faults),
+            }
         })
         .collect()
 }
@@ -160,16 +195,24 @@ fn duplicates(oks: &[&Hit], published: Duration, faults: &[Fault]) -> Vec<Duplic
 fn explain(first: &Hit, again: &Hit, published: Duration, faults: &[Fault]) -> Option<String> {
     let crash = faults
         .iter()
-        .filter(|f| f.at + Duration::from_millis(200) >= first.at && f.at <= first.at + EXPLAIN_WINDOW)
+        .filter(|f| {
+            f.at + Duration::from_millis(200) >= first.at && f.at <= first.at + EXPLAIN_WINDOW
+        })
         .find(|f| f.kind == Kind::Redis || f.agent.as_deref() == Some(first.agent.as_str()))
         .map(|f| {
             let delta = f.at.as_secs_f64() - first.at.as_secs_f64();
             format!("across {} ({delta:+.2}s after the first 2xx from {})", f.what, first.agent)
         });
     crash.or_else(|| {
-        faults
-            .iter()
-            .find(|f| f.kind == Kind::Nats && f.at > published && f.at < again.at)
-            .map(|f| format!("a second copy across {} at t={:.2}s (event published at t={:.2}s)", f.what, f.at.as_secs_f64(), published.as_secs_f64()))
+        faults.iter().find(|f| f.kind == Kind::Nats && f.at > published && f.at < again.at).map(
+            |f| {
+                format!(
+                    "a second copy across {} at t={:.2}s (event published at t={:.2}s)",
+                    f.what,
+                    f.at.as_secs_f64(),
+                    published.as_secs_f64()
+                )
+            },
+        )
     })
 }

@@ -20,8 +20,8 @@
 mod harness;
 
 mod cluster;
-mod fleet;
 mod flaky;
+mod fleet;
 mod ledger;
 mod run;
 
@@ -29,11 +29,18 @@ use rand::RngExt;
 use run::{Plan, Step};
 
 fn scale() -> usize {
-    std::env::var("HOOKLINE_CHAOS_SCALE").ok().and_then(|s| s.parse().ok()).filter(|n| *n >= 1).unwrap_or(1)
+    std::env::var("HOOKLINE_CHAOS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
 }
 
 fn seed() -> u64 {
-    std::env::var("HOOKLINE_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::rng().random())
+    std::env::var("HOOKLINE_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random())
 }
 
 /// `kills` hookline kills with each of `specials` placed evenly among them.
@@ -52,8 +59,15 @@ fn check(outcome: &run::Outcome, min_kills: usize) {
     assert!(report.lost.is_empty(), "{} pairs lost: {}", report.lost.len(), report.summary());
     assert_eq!(report.dlq_without_reason, 0, "every DLQ entry has a reason");
     let unexplained = report.unexplained();
-    assert!(unexplained.is_empty(), "duplicates in normal operation (no crash near them): {unexplained:?}");
-    assert!(report.delivered > 0 && report.dead_lettered > 0, "both outcomes exercised: {}", report.summary());
+    assert!(
+        unexplained.is_empty(),
+        "duplicates in normal operation (no crash near them): {unexplained:?}"
+    );
+    assert!(
+        report.delivered > 0 && report.dead_lettered > 0,
+        "both outcomes exercised: {}",
+        report.summary()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,4 +107,3 @@ async fn hookline_survives_losing_a_node_of_a_3_node_cluster() {
     let outcome = run::run(plan).await;
     check(&outcome, 4 * n);
 }
-

@@ -19,8 +19,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::cluster::Cluster;
-use crate::fleet::{Fleet, Kind};
 use crate::flaky::{FlakyReceiver, Mix};
+use crate::fleet::{Fleet, Kind};
 use crate::harness::nats::NatsServer;
 use crate::harness::redis::RedisServer;
 use crate::harness::{eventually, eventually_true, unique_prefix};
@@ -75,7 +75,11 @@ impl Nats {
 
     async fn client(&self) -> async_nats::Client {
         match self {
-            Nats::Single(s) => async_nats::ConnectOptions::new().retry_on_initial_connect().connect(s.url()).await.expect("nats client"),
+            Nats::Single(s) => async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(s.url())
+                .await
+                .expect("nats client"),
             Nats::Cluster(c) => c.client().await,
         }
     }
@@ -114,17 +118,33 @@ pub async fn run(plan: Plan) -> Outcome {
     let started = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
     let mut rng = StdRng::seed_from_u64(plan.seed);
-    say(&format!("chaos[{}]: seed={} processes={} steps={}", plan.name, plan.seed, plan.processes, plan.steps.len()));
+    say(&format!(
+        "chaos[{}]: seed={} processes={} steps={}",
+        plan.name,
+        plan.seed,
+        plan.processes,
+        plan.steps.len()
+    ));
     let mut redis = RedisServer::start_persistent().await;
-    let mut nats = if plan.cluster { Nats::Cluster(Cluster::start().await) } else { Nats::Single(NatsServer::start().await) };
-    say(&format!("chaos[{}]: servers ready at t={:.1}s", plan.name, started.elapsed().as_secs_f64()));
+    let mut nats = if plan.cluster {
+        Nats::Cluster(Cluster::start().await)
+    } else {
+        Nats::Single(NatsServer::start().await)
+    };
+    say(&format!(
+        "chaos[{}]: servers ready at t={:.1}s",
+        plan.name,
+        started.elapsed().as_secs_f64()
+    ));
     let receiver = FlakyReceiver::start(rng.random(), Mix { ok: 0.6, error: 0.25 }, started).await;
     let prefix = unique_prefix();
     let names = Names::new(&prefix);
     let dir = tempfile::Builder::new().prefix("hookline-chaos-").tempdir().expect("run dir");
     let _keeper = LogKeeper { dirs: vec![dir.path().to_path_buf()], name: plan.name };
     let _cluster_keeper = match &nats {
-        Nats::Cluster(c) => Some(LogKeeper { dirs: vec![c.log_dir().to_path_buf()], name: plan.name }),
+        Nats::Cluster(c) => {
+            Some(LogKeeper { dirs: vec![c.log_dir().to_path_buf()], name: plan.name })
+        }
         Nats::Single(_) => None,
     };
     let config_path = dir.path().join("hookline.toml");
@@ -141,14 +161,24 @@ pub async fn run(plan: Plan) -> Outcome {
         fleet.add();
     }
     wait_all_running(&mut fleet).await;
-    say(&format!("chaos[{}]: {} hookline processes running at t={:.1}s", plan.name, fleet.len(), started.elapsed().as_secs_f64()));
+    say(&format!(
+        "chaos[{}]: {} hookline processes running at t={:.1}s",
+        plan.name,
+        fleet.len(),
+        started.elapsed().as_secs_f64()
+    ));
 
     let mut events = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         publish_batch(&js, &names, &mut events, plan.batch, started).await;
         let seen = receiver.count();
         let progress = rng.random_range(20..=120);
-        eventually_true(STEP_WAIT, &format!("{progress} new requests before step {i} ({step:?})"), || async { receiver.count() >= seen + progress }).await;
+        eventually_true(
+            STEP_WAIT,
+            &format!("{progress} new requests before step {i} ({step:?})"),
+            || async { receiver.count() >= seen + progress },
+        )
+        .await;
         if let Err(crash) = fleet.supervise() {
             panic!("{crash}");
         }
@@ -168,35 +198,66 @@ pub async fn run(plan: Plan) -> Outcome {
                 publish_batch(&js, &names, &mut events, plan.batch, started).await;
                 // Down until failed messages have come back (NAK'd, redelivered) and failed again.
                 let enough = before + 3 * plan.batch;
-                eventually_true(STEP_WAIT, "hookline retrying through the Redis outage", || async { fleet.log_count("transient failure") >= enough }).await;
+                eventually_true(
+                    STEP_WAIT,
+                    "hookline retrying through the Redis outage",
+                    || async { fleet.log_count("transient failure") >= enough },
+                )
+                .await;
                 redis.restart().await;
                 fleet.note(Kind::Redis, "redis-server restarted");
             }
             Step::RestartNats => {
-                let Nats::Single(server) = &mut nats else { panic!("RestartNats needs a single server") };
+                let Nats::Single(server) = &mut nats else {
+                    panic!("RestartNats needs a single server")
+                };
                 let before = fleet.log_count("disconnected from NATS");
-                let unacked = |fleet: &Fleet| fleet.log_count("ack failed") + fleet.log_count("transient failure");
+                let unacked = |fleet: &Fleet| {
+                    fleet.log_count("ack failed") + fleet.log_count("transient failure")
+                };
                 let unacked_before = unacked(&fleet);
                 server.kill().await;
                 fleet.note(Kind::Nats, "nats-server killed (SIGKILL, store kept)");
                 let n = fleet.len();
                 // Down until every process noticed, and in-flight POSTs finished without being
                 // able to ack or schedule their outcome.
-                eventually_true(STEP_WAIT, "every hookline seeing the NATS outage", || async { fleet.log_count("disconnected from NATS") >= before + n }).await;
-                eventually_true(STEP_WAIT, "an outcome that could not be acked during the outage", || async { unacked(&fleet) > unacked_before }).await;
+                eventually_true(STEP_WAIT, "every hookline seeing the NATS outage", || async {
+                    fleet.log_count("disconnected from NATS") >= before + n
+                })
+                .await;
+                eventually_true(
+                    STEP_WAIT,
+                    "an outcome that could not be acked during the outage",
+                    || async { unacked(&fleet) > unacked_before },
+                )
+                .await;
                 server.restart().await;
                 fleet.note(Kind::Nats, "nats-server restarted");
             }
             Step::KillNatsNode => {
-                let Nats::Cluster(cluster) = &mut nats else { panic!("KillNatsNode needs a cluster") };
+                let Nats::Cluster(cluster) = &mut nats else {
+                    panic!("KillNatsNode needs a cluster")
+                };
                 let leader = stream_leader(&js, &names.deliveries_stream()).await;
                 cluster.kill(&leader).await;
-                fleet.note(Kind::Nats, format!("nats node {leader} (leader of {}) killed, stays down", names.deliveries_stream()));
+                fleet.note(
+                    Kind::Nats,
+                    format!(
+                        "nats node {leader} (leader of {}) killed, stays down",
+                        names.deliveries_stream()
+                    ),
+                );
             }
         }
     }
     publish_batch(&js, &names, &mut events, plan.batch, started).await;
-    say(&format!("chaos[{}]: {} events published, {} faults injected at t={:.1}s; draining", plan.name, events.len(), fleet.faults.len(), started.elapsed().as_secs_f64()));
+    say(&format!(
+        "chaos[{}]: {} events published, {} faults injected at t={:.1}s; draining",
+        plan.name,
+        events.len(),
+        fleet.faults.len(),
+        started.elapsed().as_secs_f64()
+    ));
     let drained = drain(&js, &names, &mut fleet).await;
     if let Err(crash) = fleet.supervise() {
         panic!("{crash}");
@@ -204,7 +265,12 @@ pub async fn run(plan: Plan) -> Outcome {
     let dlq = hookline::pipeline::dlq::list(&js, &names, None, 1_000_000).await.expect("dlq lists");
     let report = ledger::account(&events, &subs, &receiver.hits(), &dlq, &fleet.faults, started_at);
     let kills = fleet.faults.iter().filter(|f| f.kind == Kind::Kill).count();
-    say(&format!("chaos[{}]: {} kills={kills} elapsed={:.1}s", plan.name, report.summary(), started.elapsed().as_secs_f64()));
+    say(&format!(
+        "chaos[{}]: {} kills={kills} elapsed={:.1}s",
+        plan.name,
+        report.summary(),
+        started.elapsed().as_secs_f64()
+    ));
     say(&format!(
         "chaos[{}]: redeliveries caught by the inbox dedupe (no POST)={} acks lost={}",
         plan.name,
@@ -221,10 +287,17 @@ pub async fn run(plan: Plan) -> Outcome {
     }
     let leftovers = match drained {
         Ok(leftovers) => leftovers,
-        Err(left) => panic!("chaos[{}]: not drained after {DRAIN_WAIT:?}: {left}; {}", plan.name, report.summary()),
+        Err(left) => panic!(
+            "chaos[{}]: not drained after {DRAIN_WAIT:?}: {left}; {}",
+            plan.name,
+            report.summary()
+        ),
     };
     if !leftovers.is_empty() {
-        say(&format!("chaos[{}]: orphaned messages left in the deliveries stream (no consumer delivers them):", plan.name));
+        say(&format!(
+            "chaos[{}]: orphaned messages left in the deliveries stream (no consumer delivers them):",
+            plan.name
+        ));
         for l in &leftovers {
             say(&format!("  {l}"));
         }
@@ -233,15 +306,24 @@ pub async fn run(plan: Plan) -> Outcome {
     Outcome { report, kills }
 }
 
-async fn create_subscriptions(toml: &str, names: &Names, receiver: &FlakyReceiver, plan: &Plan) -> Vec<Sub> {
+async fn create_subscriptions(
+    toml: &str,
+    names: &Names,
+    receiver: &FlakyReceiver,
+    plan: &Plan,
+) -> Vec<Sub> {
     let config = hookline::config::Config::with_overrides(toml).expect("chaos config is valid");
     let conn = hookline::store::connect(&config.redis).await.expect("redis connects");
-    let egress = hookline::egress::EgressPolicy::from_config(&config.egress).expect("egress config");
+    let egress =
+        hookline::egress::EgressPolicy::from_config(&config.egress).expect("egress config");
     let store = SubscriptionStore::new(conn, names.clone()).with_egress(Arc::new(egress));
     let mut subs = Vec::new();
-    let wanted = (0..plan.flaky_subs).map(|i| (format!("f{i}"), false)).chain((0..plan.dead_subs).map(|i| (format!("d{i}"), true)));
+    let wanted = (0..plan.flaky_subs)
+        .map(|i| (format!("f{i}"), false))
+        .chain((0..plan.dead_subs).map(|i| (format!("d{i}"), true)));
     for (name, dead) in wanted {
-        let input = SubscriptionInput { url: Some(receiver.url(&name, dead)), ..Default::default() };
+        let input =
+            SubscriptionInput { url: Some(receiver.url(&name, dead)), ..Default::default() };
         let sub = store.create(input).await.expect("subscription created");
         subs.push(Sub { name, id: sub.id });
     }
@@ -254,7 +336,10 @@ async fn wait_for_consumers(js: &async_nats::jetstream::Context, names: &Names, 
             panic!("{crash}");
         }
         if fleet.faults.len() > 10 {
-            panic!("hookline keeps failing to start: {:?}", fleet.faults.iter().map(|f| &f.what).collect::<Vec<_>>());
+            panic!(
+                "hookline keeps failing to start: {:?}",
+                fleet.faults.iter().map(|f| &f.what).collect::<Vec<_>>()
+            );
         }
         async {
             let stream = js.get_stream(names.deliveries_stream()).await.ok()?;
@@ -265,7 +350,13 @@ async fn wait_for_consumers(js: &async_nats::jetstream::Context, names: &Names, 
 }
 
 /// Publishes `n` more events, each retried (same id: JetStream drops a repeat) until stored.
-async fn publish_batch(js: &async_nats::jetstream::Context, names: &Names, events: &mut Published, n: usize, started: Instant) {
+async fn publish_batch(
+    js: &async_nats::jetstream::Context,
+    names: &Names,
+    events: &mut Published,
+    n: usize,
+    started: Instant,
+) {
     for _ in 0..n {
         let event_id = format!("ev{:06}", events.len());
         let event = WebhookEvent {
@@ -297,7 +388,11 @@ async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> Str
 /// consumers are idle and the stream has not changed for [`SETTLE`]: what is left then is
 /// orphaned (see [`leftovers`]); the ledger tells whether any of it mattered. `Err` describes
 /// what was still moving at the deadline.
-async fn drain(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut Fleet) -> Result<Vec<String>, String> {
+async fn drain(
+    js: &async_nats::jetstream::Context,
+    names: &Names,
+    fleet: &mut Fleet,
+) -> Result<Vec<String>, String> {
     let what = "the pipeline drained or settled";
     let started = Instant::now();
     let last = std::sync::Mutex::new((Instant::now(), None::<(u64, Instant)>));
@@ -323,7 +418,11 @@ async fn drain(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut F
                     return Some(leftovers(js, names).await);
                 }
                 if last.0.elapsed() >= Duration::from_secs(10) {
-                    say(&format!("chaos: still draining after {:.0}s: {}", started.elapsed().as_secs_f64(), state.describe));
+                    say(&format!(
+                        "chaos: still draining after {:.0}s: {}",
+                        started.elapsed().as_secs_f64(),
+                        state.describe
+                    ));
                     last.0 = Instant::now();
                 }
                 None
@@ -365,7 +464,10 @@ async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> P
         Err(e) => left.push(format!("stream: {e}")),
     }
     let mut idle = true;
-    for (stream, consumer) in [(names.events_stream(), names.fanout_consumer()), (names.deliveries_stream(), names.deliver_consumer())] {
+    for (stream, consumer) in [
+        (names.events_stream(), names.fanout_consumer()),
+        (names.deliveries_stream(), names.deliver_consumer()),
+    ] {
         let info = match js.get_stream(&stream).await {
             Ok(s) => s.consumer_info(&consumer).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -374,7 +476,10 @@ async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> P
             Ok(c) if c.num_pending == 0 && c.num_ack_pending == 0 => {}
             Ok(c) => {
                 idle = false;
-                left.push(format!("{consumer}: {} pending, {} unacked", c.num_pending, c.num_ack_pending));
+                left.push(format!(
+                    "{consumer}: {} pending, {} unacked",
+                    c.num_pending, c.num_ack_pending
+                ));
             }
             Err(e) => {
                 idle = false;
@@ -382,13 +487,19 @@ async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> P
             }
         }
     }
-    PipelineState { messages, idle, describe: if left.is_empty() { "drained".into() } else { left.join("; ") } }
+    PipelineState {
+        messages,
+        idle,
+        describe: if left.is_empty() { "drained".into() } else { left.join("; ") },
+    }
 }
 
 /// Messages left in the deliveries stream that no consumer will deliver: subject, attempt and
 /// schedule headers (at most 10 subjects).
 async fn leftovers(js: &async_nats::jetstream::Context, names: &Names) -> Vec<String> {
-    let Ok(stream) = js.get_stream(names.deliveries_stream()).await else { return vec!["stream unavailable".into()] };
+    let Ok(stream) = js.get_stream(names.deliveries_stream()).await else {
+        return vec!["stream unavailable".into()];
+    };
     let mut subjects = Vec::new();
     if let Ok(mut list) = stream.info_with_subjects(">").await {
         while let Some(Ok((subject, n))) = futures::StreamExt::next(&mut list).await {
@@ -399,8 +510,14 @@ async fn leftovers(js: &async_nats::jetstream::Context, names: &Names) -> Vec<St
     for (subject, n) in subjects.into_iter().take(10) {
         let headers = match stream.direct_get_last_for_subject(&subject).await {
             Ok(msg) => {
-                let h = |name: &str| msg.headers.get(name).map(|v| v.to_string()).unwrap_or_default();
-                format!("attempt={} schedule={:?} stored={}", h("Hookline-Attempt"), h("Nats-Schedule"), msg.time)
+                let h =
+                    |name: &str| msg.headers.get(name).map(|v| v.to_string()).unwrap_or_default();
+                format!(
+                    "attempt={} schedule={:?} stored={}",
+                    h("Hookline-Attempt"),
+                    h("Nats-Schedule"),
+                    msg.time
+                )
             }
             Err(e) => format!("({e})"),
         };
@@ -427,7 +544,8 @@ impl Drop for LogKeeper {
 
 /// Copies the run's logs next to the target dir when something went wrong.
 fn keep_logs(dir: &Path, name: &str) {
-    let dest = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(format!("chaos-logs-{name}"));
+    let dest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(format!("chaos-logs-{name}"));
     let _ = std::fs::create_dir_all(&dest);
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {

@@ -7,7 +7,7 @@ use hookline::event::{Delivery, WebhookEvent};
 
 use crate::harness::eventually_true;
 use crate::harness::receiver::Reply;
-use crate::world::{World, WAIT, assert_signed};
+use crate::world::{WAIT, World, assert_signed};
 
 #[tokio::test]
 async fn event_is_fanned_out_to_every_matching_subscription_once_with_mixed_filters_and_tenants() {
@@ -29,16 +29,41 @@ async fn event_is_fanned_out_to_every_matching_subscription_once_with_mixed_filt
     // evt_1 (tenant a): all, exact, star, gt, tenant-a. evt_2 (no tenant, 3 segments): all,
     // gt, tenant-b.
     eventually_true(WAIT, "8 deliveries", || async { w.receiver.requests().len() >= 8 }).await;
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     let count = |path: &str| w.receiver.count(path);
     assert_eq!(
-        [count("/all"), count("/exact"), count("/star"), count("/gt"), count("/other"), count("/tenant-a"), count("/tenant-b"), count("/inactive")],
+        [
+            count("/all"),
+            count("/exact"),
+            count("/star"),
+            count("/gt"),
+            count("/other"),
+            count("/tenant-a"),
+            count("/tenant-b"),
+            count("/inactive")
+        ],
         [2, 1, 1, 2, 0, 1, 1, 0]
     );
-    let ids = |path: &str| w.receiver.requests_for(path).iter().map(|r| r.header("webhook-id").unwrap().to_string()).collect::<Vec<_>>();
+    let ids = |path: &str| {
+        w.receiver
+            .requests_for(path)
+            .iter()
+            .map(|r| r.header("webhook-id").unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids("/exact"), ["evt_1"]);
     assert_eq!(ids("/tenant-b"), ["evt_2"]);
-    for (path, sub) in [("/all", &all), ("/exact", &exact), ("/star", &star), ("/gt", &gt), ("/tenant-a", &tenant_a), ("/tenant-b", &tenant_b)] {
+    for (path, sub) in [
+        ("/all", &all),
+        ("/exact", &exact),
+        ("/star", &star),
+        ("/gt", &gt),
+        ("/tenant-a", &tenant_a),
+        ("/tenant-b", &tenant_b),
+    ] {
         for req in w.receiver.requests_for(path) {
             assert_signed(&req, sub);
         }
@@ -93,7 +118,10 @@ async fn failing_endpoint_is_retried_then_succeeds_with_the_same_body() {
         assert_signed(r, &sub);
     }
     // The success is final: the deliveries stream drains and nothing lands in the DLQ.
-    eventually_true(WAIT, "deliveries stream empty", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    eventually_true(WAIT, "deliveries stream empty", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     assert!(w.dlq(None).await.is_empty());
     assert_eq!(w.receiver.count("/flaky"), 4);
     app.stop().await;
@@ -108,12 +136,16 @@ async fn retry_after_on_429_is_honoured() {
     w.publish("order.created", "evt_429", None).await;
     let reqs = w.receiver.wait_for_requests("/busy", 2, WAIT).await;
     let gap = reqs[1].received_at - reqs[0].received_at;
-    assert!(gap >= Duration::from_millis(1900), "second attempt after Retry-After (2s), was {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "second attempt after Retry-After (2s), was {gap:?}"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
-async fn exhausted_retries_land_in_the_dlq_with_reason_headers_and_redeliver_reaches_the_endpoint() {
+async fn exhausted_retries_land_in_the_dlq_with_reason_headers_and_redeliver_reaches_the_endpoint()
+{
     let w = World::start().await;
     let sub = w.subscribe("/dead", &[], None).await;
     w.receiver.set_default("/dead", Reply::Status(503));
@@ -123,11 +155,21 @@ async fn exhausted_retries_land_in_the_dlq_with_reason_headers_and_redeliver_rea
     assert_eq!(w.receiver.count("/dead"), 3);
     let e = &entries[0];
     assert_eq!((e.reason.as_str(), e.attempts, e.last_status), ("retries_exhausted", 3, Some(503)));
-    assert_eq!((e.event_id.as_str(), e.event_type.as_str(), e.subscription_id.as_str()), ("evt_dead", "order.created", sub.id.as_str()));
+    assert_eq!(
+        (e.event_id.as_str(), e.event_type.as_str(), e.subscription_id.as_str()),
+        ("evt_dead", "order.created", sub.id.as_str())
+    );
     // The raw entry carries the documented headers and a replayable body.
     let stream = w.js().await.get_stream(w.names.dlq_stream()).await.unwrap();
     let raw = stream.direct_get(e.sequence).await.unwrap();
-    for h in ["Hookline-Reason", "Hookline-Attempts", "Hookline-Last-Status", "Hookline-Last-Error", "Hookline-First-Attempt-At", "Hookline-Last-Attempt-At"] {
+    for h in [
+        "Hookline-Reason",
+        "Hookline-Attempts",
+        "Hookline-Last-Status",
+        "Hookline-Last-Error",
+        "Hookline-First-Attempt-At",
+        "Hookline-Last-Attempt-At",
+    ] {
         assert!(raw.headers.get(h).is_some(), "dlq entry has header {h}");
     }
     assert!(raw.headers.get("Hookline-Last-Error").unwrap().as_str().contains("503"));
@@ -151,14 +193,32 @@ async fn each_kind_of_malformed_event_is_dead_lettered_with_its_reason() {
     let subject = w.names.event("order.created");
     w.publish_raw(&subject, b"{not json".to_vec()).await;
     w.publish_raw(&subject, br#"{"event_type":"order.created","payload":{}}"#.to_vec()).await;
-    w.publish_raw(&subject, br#"{"event_id":"e1","event_type":"order.updated","payload":{}}"#.to_vec()).await;
-    w.publish_raw(&subject, br#"{"event_id":"bad id!","event_type":"order.created","payload":{}}"#.to_vec()).await;
-    let big = format!(r#"{{"event_id":"e2","event_type":"order.created","payload":"{}"}}"#, "x".repeat(2000));
+    w.publish_raw(
+        &subject,
+        br#"{"event_id":"e1","event_type":"order.updated","payload":{}}"#.to_vec(),
+    )
+    .await;
+    w.publish_raw(
+        &subject,
+        br#"{"event_id":"bad id!","event_type":"order.created","payload":{}}"#.to_vec(),
+    )
+    .await;
+    let big = format!(
+        r#"{{"event_id":"e2","event_type":"order.created","payload":"{}"}}"#,
+        "x".repeat(2000)
+    );
     w.publish_raw(&subject, big.into_bytes()).await;
     // A malformed message on the deliveries path is dead-lettered too.
     w.publish_raw(&w.names.deliver("sub_nope"), b"[]".to_vec()).await;
     let valid_for_unknown = Delivery {
-        event: WebhookEvent { event_id: "e3".into(), event_type: "a".into(), payload: serde_json::json!(1), occurred_at: None, source: None, tenant_id: None },
+        event: WebhookEvent {
+            event_id: "e3".into(),
+            event_type: "a".into(),
+            payload: serde_json::json!(1),
+            occurred_at: None,
+            source: None,
+            tenant_id: None,
+        },
         subscription_id: "sub_unknown".into(),
     };
     w.publish_raw(&w.names.deliver("sub_unknown"), valid_for_unknown.to_bytes()).await;
@@ -168,13 +228,31 @@ async fn each_kind_of_malformed_event_is_dead_lettered_with_its_reason() {
     reasons.sort();
     assert_eq!(
         reasons,
-        ["event_type_mismatch", "invalid_event_id", "invalid_field", "invalid_json", "invalid_json", "payload_too_large", "unknown_subscription"]
+        [
+            "event_type_mismatch",
+            "invalid_event_id",
+            "invalid_field",
+            "invalid_json",
+            "invalid_json",
+            "payload_too_large",
+            "unknown_subscription"
+        ]
     );
     assert!(entries.iter().all(|e| !e.detail.is_empty()), "every entry says why");
     // Acked, not redelivered: both work streams drain and no request was made.
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
-    let info = w.js().await.get_stream(w.names.events_stream()).await.unwrap()
-        .consumer_info(w.names.fanout_consumer()).await.unwrap();
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
+    let info = w
+        .js()
+        .await
+        .get_stream(w.names.events_stream())
+        .await
+        .unwrap()
+        .consumer_info(w.names.fanout_consumer())
+        .await
+        .unwrap();
     assert_eq!((info.num_ack_pending, info.num_pending), (0, 0));
     assert_eq!(w.receiver.requests().len(), 0);
     app.stop().await;
@@ -189,23 +267,41 @@ async fn duplicate_event_id_inside_the_window_is_delivered_once() {
     w.publish("order.created", "evt_dup", None).await;
     w.publish("order.created", "evt_dup", None).await;
     // A publisher that forgot Nats-Msg-Id: the deliveries' ids still dedupe.
-    let body = serde_json::json!({"event_id": "evt_dup", "event_type": "order.created", "payload": {}});
+    let body =
+        serde_json::json!({"event_id": "evt_dup", "event_type": "order.created", "payload": {}});
     w.publish_raw(&w.names.event("order.created"), serde_json::to_vec(&body).unwrap()).await;
     w.publish("order.created", "evt_marker", None).await;
     eventually_true(WAIT, "marker delivered to both", || async {
-        let marker = |p: &str| w.receiver.requests_for(p).iter().any(|r| r.header("webhook-id") == Some("evt_marker"));
+        let marker = |p: &str| {
+            w.receiver.requests_for(p).iter().any(|r| r.header("webhook-id") == Some("evt_marker"))
+        };
         marker("/a") && marker("/b")
     })
     .await;
     eventually_true(WAIT, "events consumed", || async {
-        let info = w.js().await.get_stream(w.names.events_stream()).await.unwrap()
-            .consumer_info(w.names.fanout_consumer()).await.unwrap();
+        let info = w
+            .js()
+            .await
+            .get_stream(w.names.events_stream())
+            .await
+            .unwrap()
+            .consumer_info(w.names.fanout_consumer())
+            .await
+            .unwrap();
         info.num_pending == 0 && info.num_ack_pending == 0
     })
     .await;
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     for path in ["/a", "/b"] {
-        let dups = w.receiver.requests_for(path).iter().filter(|r| r.header("webhook-id") == Some("evt_dup")).count();
+        let dups = w
+            .receiver
+            .requests_for(path)
+            .iter()
+            .filter(|r| r.header("webhook-id") == Some("evt_dup"))
+            .count();
         assert_eq!(dups, 1, "{path} got evt_dup once");
     }
     app.stop().await;
@@ -221,18 +317,38 @@ async fn redelivered_copy_after_success_is_acked_without_a_second_post() {
     assert_eq!(reqs.len(), 1);
     // What JetStream would redeliver if the process had died before its ack: the same delivery.
     let delivery = Delivery {
-        event: WebhookEvent::parse(&serde_json::to_vec(&serde_json::json!({
-            "event_id": "evt_once", "event_type": "order.created", "payload": {"n": "evt_once"}
-        })).unwrap(), "order.created", 1 << 20).unwrap(),
+        event: WebhookEvent::parse(
+            &serde_json::to_vec(&serde_json::json!({
+                "event_id": "evt_once", "event_type": "order.created", "payload": {"n": "evt_once"}
+            }))
+            .unwrap(),
+            "order.created",
+            1 << 20,
+        )
+        .unwrap(),
         subscription_id: sub.id.clone(),
     };
     let mut h = HeaderMap::new();
     h.insert("Nats-Msg-Id", "copy-after-crash");
-    w.js().await.publish_with_headers(w.names.deliver(&sub.id), h, delivery.to_bytes().into()).await.unwrap().await.unwrap();
+    w.js()
+        .await
+        .publish_with_headers(w.names.deliver(&sub.id), h, delivery.to_bytes().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     w.publish("order.created", "evt_after", None).await;
     w.receiver.wait_for_requests("/once", 2, WAIT).await;
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
-    let ids: Vec<_> = w.receiver.requests_for("/once").iter().map(|r| r.header("webhook-id").unwrap().to_string()).collect();
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
+    let ids: Vec<_> = w
+        .receiver
+        .requests_for("/once")
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_string())
+        .collect();
     assert_eq!(ids, ["evt_once", "evt_after"], "the copy was acked without a POST");
     app.stop().await;
 }
@@ -252,9 +368,16 @@ async fn fan_out_has_no_cap_on_the_number_of_matching_subscriptions() {
     }
     let app = w.start_app(w.config("\"0s\"")).await;
     w.publish("bulk.created", "evt_bulk", None).await;
-    eventually_true(Duration::from_secs(60), "a delivery to every subscription", || async { w.receiver.requests().len() >= SUBS }).await;
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
-    let paths: std::collections::HashSet<String> = w.receiver.requests().into_iter().map(|r| r.path).collect();
+    eventually_true(Duration::from_secs(60), "a delivery to every subscription", || async {
+        w.receiver.requests().len() >= SUBS
+    })
+    .await;
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
+    let paths: std::collections::HashSet<String> =
+        w.receiver.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths.len(), SUBS);
     assert_eq!(w.receiver.requests().len(), SUBS, "exactly one each");
     app.stop().await;
@@ -290,7 +413,13 @@ async fn redis_outage_pauses_delivery_and_it_resumes_without_a_restart() {
     // While Redis is down the event waits in JetStream (fan-out cannot look up subscriptions).
     let js = w.js().await;
     eventually_true(WAIT, "fan-out retried the event at least once", || async {
-        let info = js.get_stream(w.names.events_stream()).await.unwrap().consumer_info(w.names.fanout_consumer()).await.unwrap();
+        let info = js
+            .get_stream(w.names.events_stream())
+            .await
+            .unwrap()
+            .consumer_info(w.names.fanout_consumer())
+            .await
+            .unwrap();
         info.num_redelivered > 0 || info.num_ack_pending > 0
     })
     .await;
@@ -331,7 +460,16 @@ async fn subscription_changes_made_elsewhere_are_seen_by_the_next_event_and_deli
     for req in &reqs {
         assert_signed(req, &rotated);
         assert!(
-            hookline::verify(sub.current_secret(), req.header("webhook-id").unwrap(), req.header("webhook-timestamp").unwrap(), req.header("webhook-signature").unwrap(), &req.body, time::OffsetDateTime::now_utc().unix_timestamp(), 300).is_err(),
+            hookline::verify(
+                sub.current_secret(),
+                req.header("webhook-id").unwrap(),
+                req.header("webhook-timestamp").unwrap(),
+                req.header("webhook-signature").unwrap(),
+                &req.body,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+                300
+            )
+            .is_err(),
             "the replaced secret no longer signs"
         );
     }
@@ -340,13 +478,23 @@ async fn subscription_changes_made_elsewhere_are_seen_by_the_next_event_and_deli
     // Deactivated, then deleted: a delivery already queued is dead-lettered with the reason
     // that is true now, not what the cache held.
     let queued = |id: &str| Delivery {
-        event: WebhookEvent { event_id: id.into(), event_type: "order.created".into(), payload: serde_json::json!(1), occurred_at: None, source: None, tenant_id: None },
+        event: WebhookEvent {
+            event_id: id.into(),
+            event_type: "order.created".into(),
+            payload: serde_json::json!(1),
+            occurred_at: None,
+            source: None,
+            tenant_id: None,
+        },
         subscription_id: sub.id.clone(),
     };
     store.set_active(&sub.id, false).await.unwrap();
     w.publish_raw(&w.names.deliver(&sub.id), queued("evt_c4").to_bytes()).await;
     let entries = w.wait_for_dlq(Some(&sub.id), 1).await;
-    assert_eq!((entries[0].event_id.as_str(), entries[0].reason.as_str()), ("evt_c4", "subscription_inactive"));
+    assert_eq!(
+        (entries[0].event_id.as_str(), entries[0].reason.as_str()),
+        ("evt_c4", "subscription_inactive")
+    );
     store.delete(&sub.id).await.unwrap();
     w.publish_raw(&w.names.deliver(&sub.id), queued("evt_c5").to_bytes()).await;
     let entries = w.wait_for_dlq(Some(&sub.id), 2).await;

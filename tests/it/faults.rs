@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use crate::harness::eventually_true;
 use crate::harness::nats::NatsServer;
 use crate::harness::receiver::Reply;
-use crate::world::{World, WAIT};
+use crate::world::{WAIT, World};
 
 #[tokio::test]
 async fn delivery_in_flight_while_nats_restarts_is_neither_lost_nor_posted_twice() {
@@ -64,7 +64,10 @@ async fn jetstream_forgets_consumed_work_queue_message_ids_across_a_restart() {
         .get_stream("WQ")
         .await
         .unwrap()
-        .create_consumer(jetstream::consumer::pull::Config { durable_name: Some("c".into()), ..Default::default() })
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("c".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let publish = |js: jetstream::Context, id: &'static str| async move {
@@ -76,12 +79,24 @@ async fn jetstream_forgets_consumed_work_queue_message_ids_across_a_restart() {
         assert!(!publish(js.clone(), id).await.duplicate);
         // `batch` waits (up to its expiry) for the message; `fetch` answers with what is available
         // at that instant and on a loaded machine could find the just-stored message not yet there.
-        let batch = consumer.batch().max_messages(1).expires(Duration::from_secs(10)).messages().await.unwrap();
+        let batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .unwrap();
         let msg = batch.take(1).next().await.expect("the message within 10 s").unwrap();
         msg.double_ack().await.unwrap();
     }
-    assert!(publish(js.clone(), "before").await.duplicate, "without a restart the id is remembered after consumption");
+    assert!(
+        publish(js.clone(), "before").await.duplicate,
+        "without a restart the id is remembered after consumption"
+    );
     server.restart().await;
     let js = server.jetstream().await;
-    assert!(!publish(js, "across").await.duplicate, "after a restart a consumed message's id is forgotten");
+    assert!(
+        !publish(js, "across").await.duplicate,
+        "after a restart a consumed message's id is forgotten"
+    );
 }

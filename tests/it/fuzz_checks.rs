@@ -21,7 +21,14 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("egress", egress),
 ];
 
-const REASONS: &[&str] = &["payload_too_large", "invalid_json", "invalid_field", "invalid_event_id", "invalid_event_type", "event_type_mismatch"];
+const REASONS: &[&str] = &[
+    "payload_too_large",
+    "invalid_json",
+    "invalid_field",
+    "invalid_event_id",
+    "invalid_event_type",
+    "event_type_mismatch",
+];
 
 /// Event and delivery parsing: never a panic; a rejection has a known reason; an accepted event
 /// is valid, matches its subject, yields a JSON body and survives a serialize/parse round trip.
@@ -35,9 +42,11 @@ pub fn event_parse(data: &[u8]) {
             assert_eq!(event.validate(), Ok(()));
             assert_eq!(event.event_type, subject);
             assert!(event.occurred_at.is_some(), "a receipt time is filled in");
-            serde_json::from_slice::<serde_json::Value>(&event.webhook_body()).expect("the webhook body is JSON");
+            serde_json::from_slice::<serde_json::Value>(&event.webhook_body())
+                .expect("the webhook body is JSON");
             let again = serde_json::to_vec(&event).expect("an event serializes");
-            let reparsed = WebhookEvent::parse(&again, subject, usize::MAX).expect("a serialized event parses again");
+            let reparsed = WebhookEvent::parse(&again, subject, usize::MAX)
+                .expect("a serialized event parses again");
             assert_eq!(reparsed, event);
         }
         Err(e) => {
@@ -46,7 +55,10 @@ pub fn event_parse(data: &[u8]) {
         }
     }
     if let Ok(delivery) = Delivery::parse(rest) {
-        assert_eq!(Delivery::parse(&delivery.to_bytes()).expect("a delivery round-trips"), delivery);
+        assert_eq!(
+            Delivery::parse(&delivery.to_bytes()).expect("a delivery round-trips"),
+            delivery
+        );
     }
 }
 
@@ -62,7 +74,8 @@ pub fn signature(data: &[u8]) {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         let canonical = canonical_json(&value);
         assert!(canonical.is_ascii(), "canonical JSON is ASCII");
-        let back: serde_json::Value = serde_json::from_slice(&canonical).expect("canonical JSON parses");
+        let back: serde_json::Value =
+            serde_json::from_slice(&canonical).expect("canonical JSON parses");
         assert_eq!(back, value);
         assert_eq!(canonical_json(&back), canonical, "canonical JSON is idempotent");
     }
@@ -76,21 +89,36 @@ pub fn signature(data: &[u8]) {
     let key: Vec<u8> = rest.iter().copied().cycle().take(key_len).collect();
     let (id, body) = rest.split_at(id_len.min(rest.len()));
     let id = String::from_utf8_lossy(id);
-    let secret = Secret::parse(&format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(&key))).expect("24-64 byte keys are secrets");
+    let secret =
+        Secret::parse(&format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(&key)))
+            .expect("24-64 byte keys are secrets");
     let signed = secret.sign(&id, ts, body);
     let ts_text = ts.to_string();
     assert_eq!(verify(&secret, &id, &ts_text, &signed, body, ts, 0), Ok(()));
-    assert_eq!(verify(&secret, &id, &ts_text, &format!("v1,AAAA v2,x {signed} v1,"), body, ts + 300, 300), Ok(()));
-    assert!(verify(&secret, &id, &ts_text, &signed, body, ts + 301, 300).is_err(), "outside the tolerance");
+    assert_eq!(
+        verify(&secret, &id, &ts_text, &format!("v1,AAAA v2,x {signed} v1,"), body, ts + 300, 300),
+        Ok(())
+    );
+    assert!(
+        verify(&secret, &id, &ts_text, &signed, body, ts + 301, 300).is_err(),
+        "outside the tolerance"
+    );
     let mut changed = body.to_vec();
     match changed.first_mut() {
         Some(b) => *b ^= 1,
         None => changed.push(b'x'),
     }
-    assert!(verify(&secret, &id, &ts_text, &signed, &changed, ts, 0).is_err(), "a changed body fails");
+    assert!(
+        verify(&secret, &id, &ts_text, &signed, &changed, ts, 0).is_err(),
+        "a changed body fails"
+    );
     let mut other_key = key.clone();
     other_key[0] ^= 1;
-    let other = Secret::parse(&format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(&other_key))).unwrap();
+    let other = Secret::parse(&format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(&other_key)
+    ))
+    .unwrap();
     assert!(verify(&other, &id, &ts_text, &signed, body, ts, 0).is_err(), "another secret fails");
 }
 
@@ -106,7 +134,11 @@ pub fn filter(data: &[u8]) {
     if valid_event_type(&event_type) {
         let pattern_segments: Vec<&str> = pattern.split('.').collect();
         let type_segments: Vec<&str> = event_type.split('.').collect();
-        assert_eq!(filter.matches(&event_type), reference_match(&pattern_segments, &type_segments), "{pattern:?} vs {event_type:?}");
+        assert_eq!(
+            filter.matches(&event_type),
+            reference_match(&pattern_segments, &type_segments),
+            "{pattern:?} vs {event_type:?}"
+        );
     }
 }
 
@@ -126,10 +158,18 @@ pub fn config(data: &[u8]) {
     let Ok(config) = hookline::config::Config::with_overrides(text) else { return };
     assert!(!config.retry.schedule.is_empty());
     assert!((0.0..1.0).contains(&config.retry.jitter));
-    assert!(config.delivery.ack_wait >= config.delivery.request_timeout + std::time::Duration::from_secs(1));
+    assert!(
+        config.delivery.ack_wait
+            >= config.delivery.request_timeout + std::time::Duration::from_secs(1)
+    );
     assert!(config.delivery.concurrency >= 1 && config.delivery.fanout_concurrency >= 1);
-    assert!(config.streams.prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
-    assert!(EgressPolicy::from_config(&config.egress).is_ok(), "a valid config has a valid egress policy");
+    assert!(
+        config.streams.prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    );
+    assert!(
+        EgressPolicy::from_config(&config.egress).is_ok(),
+        "a valid config has a valid egress policy"
+    );
     let _ = format!("{config:?}");
 }
 
@@ -151,7 +191,16 @@ pub fn egress(data: &[u8]) {
         let blocked = not_public(IpAddr::V4(v4)).is_some();
         assert_eq!(not_public(IpAddr::V6(v4.to_ipv6_mapped())).is_some(), blocked, "mapped {v4}");
         let [a, b, c, d] = v4.octets();
-        let nat64 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+        let nat64 = Ipv6Addr::new(
+            0x64,
+            0xff9b,
+            0,
+            0,
+            0,
+            0,
+            u16::from_be_bytes([a, b]),
+            u16::from_be_bytes([c, d]),
+        );
         assert_eq!(not_public(IpAddr::V6(nat64)).is_some(), blocked, "nat64 {v4}");
     }
     if let Ok(url) = url::Url::parse(&text)

@@ -15,18 +15,10 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn nats_server_starts_with_jetstream_enabled_and_a_supported_version() {
     let nats = NatsServer::start().await;
-    let account = nats
-        .jetstream()
-        .await
-        .query_account()
-        .await
-        .expect("jetstream account info");
+    let account = nats.jetstream().await.query_account().await.expect("jetstream account info");
     assert_eq!(account.streams, 0);
     let version = nats.version().await;
-    assert!(
-        version >= NatsVersion::new(2, 12, 0),
-        "nats-server {version} is older than 2.12"
-    );
+    assert!(version >= NatsVersion::new(2, 12, 0), "nats-server {version} is older than 2.12");
 }
 
 #[tokio::test]
@@ -70,14 +62,8 @@ async fn nats_client_sees_published_core_messages() {
     let nats = NatsServer::start().await;
     let client = nats.client().await;
     let subject = format!("{}.ping", unique_prefix());
-    let mut sub = client
-        .subscribe(subject.clone())
-        .await
-        .expect("subscribing");
-    client
-        .publish(subject, "hi".into())
-        .await
-        .expect("publishing");
+    let mut sub = client.subscribe(subject.clone()).await.expect("subscribing");
+    client.publish(subject, "hi".into()).await.expect("publishing");
     let message = eventually(WAIT, "the published message", || {
         let next = sub.next().now_or_never().flatten();
         async move { next }
@@ -91,17 +77,9 @@ async fn redis_starts_and_answers_set_and_get() {
     let redis = RedisServer::start().await;
     let mut conn = redis.connection().await;
     let key = format!("{}:greeting", unique_prefix());
-    let () = redis::cmd("SET")
-        .arg(&key)
-        .arg("hello")
-        .query_async(&mut conn)
-        .await
-        .expect("SET");
-    let value: Option<String> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("GET");
+    let () = redis::cmd("SET").arg(&key).arg("hello").query_async(&mut conn).await.expect("SET");
+    let value: Option<String> =
+        redis::cmd("GET").arg(&key).query_async(&mut conn).await.expect("GET");
     assert_eq!(value.as_deref(), Some("hello"));
 }
 
@@ -111,20 +89,12 @@ async fn persistent_redis_keeps_a_key_over_a_kill_and_restart() {
     let key = format!("{}:kept", unique_prefix());
     {
         let mut conn = redis.connection().await;
-        let () = redis::cmd("SET")
-            .arg(&key)
-            .arg("yes")
-            .query_async(&mut conn)
-            .await
-            .expect("SET");
+        let () = redis::cmd("SET").arg(&key).arg("yes").query_async(&mut conn).await.expect("SET");
     }
     redis.restart().await;
     let mut conn = redis.connection().await;
-    let value: Option<String> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("GET");
+    let value: Option<String> =
+        redis::cmd("GET").arg(&key).query_async(&mut conn).await.expect("GET");
     assert_eq!(value.as_deref(), Some("yes"));
 }
 
@@ -134,34 +104,20 @@ async fn ephemeral_redis_forgets_everything_on_restart() {
     let key = format!("{}:gone", unique_prefix());
     {
         let mut conn = redis.connection().await;
-        let () = redis::cmd("SET")
-            .arg(&key)
-            .arg("soon")
-            .query_async(&mut conn)
-            .await
-            .expect("SET");
+        let () = redis::cmd("SET").arg(&key).arg("soon").query_async(&mut conn).await.expect("SET");
     }
     redis.restart().await;
     let mut conn = redis.connection().await;
-    let value: Option<String> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("GET");
+    let value: Option<String> =
+        redis::cmd("GET").arg(&key).query_async(&mut conn).await.expect("GET");
     assert_eq!(value, None);
 }
 
 #[tokio::test]
 async fn receiver_returns_scripted_statuses_in_order_then_the_default_and_records_bodies() {
     let receiver = Receiver::start().await;
-    receiver.script(
-        "/hook",
-        vec![
-            Reply::Status(500),
-            Reply::retry_after(429, 3),
-            Reply::Status(204),
-        ],
-    );
+    receiver
+        .script("/hook", vec![Reply::Status(500), Reply::retry_after(429, 3), Reply::Status(204)]);
     let client = http_client();
 
     let mut seen = Vec::new();
@@ -173,30 +129,17 @@ async fn receiver_returns_scripted_statuses_in_order_then_the_default_and_record
             .send()
             .await
             .expect("posting to the receiver");
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let retry_after =
+            response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
         seen.push((response.status().as_u16(), retry_after));
     }
     assert_eq!(
         seen,
-        vec![
-            (500, None),
-            (429, Some("3".to_owned())),
-            (204, None),
-            (200, None),
-            (200, None),
-        ]
+        vec![(500, None), (429, Some("3".to_owned())), (204, None), (200, None), (200, None),]
     );
 
     receiver.set_default("/hook", Reply::Status(410));
-    let status = client
-        .post(receiver.url("/hook"))
-        .send()
-        .await
-        .expect("posting")
-        .status();
+    let status = client.post(receiver.url("/hook")).send().await.expect("posting").status();
     assert_eq!(status.as_u16(), 410);
 
     let recorded = receiver.requests_for("/hook");
@@ -206,11 +149,7 @@ async fn receiver_returns_scripted_statuses_in_order_then_the_default_and_record
     assert_eq!(recorded[1].method, "POST");
     assert_eq!(recorded[1].header("webhook-id"), Some("msg_1"));
     assert_eq!(recorded[1].body_json(), serde_json::json!({ "n": 1 }));
-    assert!(
-        recorded
-            .windows(2)
-            .all(|w| w[0].received_at <= w[1].received_at)
-    );
+    assert!(recorded.windows(2).all(|w| w[0].received_at <= w[1].received_at));
 }
 
 #[tokio::test]
@@ -224,25 +163,12 @@ async fn receiver_hang_outlasts_the_client_timeout_but_is_recorded() {
         .body("x")
         .send()
         .await;
-    assert!(
-        result
-            .expect_err("a hanging receiver must time the client out")
-            .is_timeout()
-    );
+    assert!(result.expect_err("a hanging receiver must time the client out").is_timeout());
     let recorded = receiver.wait_for_requests("/slow", 1, WAIT).await;
     assert_eq!(recorded[0].body_str(), "x");
 
-    let status = client
-        .post(receiver.url("slow"))
-        .send()
-        .await
-        .expect("posting")
-        .status();
-    assert_eq!(
-        status.as_u16(),
-        200,
-        "the script is used up, so the default applies"
-    );
+    let status = client.post(receiver.url("slow")).send().await.expect("posting").status();
+    assert_eq!(status.as_u16(), 200, "the script is used up, so the default applies");
 }
 
 #[tokio::test]
@@ -257,12 +183,8 @@ async fn eventually_true_returns_once_the_condition_holds() {
 #[tokio::test]
 #[should_panic(expected = "timed out after 200ms waiting for a condition that never holds")]
 async fn eventually_panics_naming_what_it_waited_for() {
-    eventually_true(
-        Duration::from_millis(200),
-        "a condition that never holds",
-        || async { false },
-    )
-    .await;
+    eventually_true(Duration::from_millis(200), "a condition that never holds", || async { false })
+        .await;
 }
 
 #[test]
@@ -273,24 +195,14 @@ fn unique_prefixes_are_distinct_and_subject_safe() {
     for p in [&a, &b] {
         assert_eq!(p.len(), 9);
         assert!(p.starts_with('t'));
-        assert!(
-            p.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
-            "{p}"
-        );
+        assert!(p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{p}");
     }
 }
 
 #[test]
 fn nats_version_parses_the_server_output() {
-    assert_eq!(
-        NatsVersion::parse("nats-server: v2.15.1").unwrap(),
-        NatsVersion::new(2, 15, 1)
-    );
-    assert_eq!(
-        NatsVersion::parse("v2.12.8-beta.1").unwrap(),
-        NatsVersion::new(2, 12, 8)
-    );
+    assert_eq!(NatsVersion::parse("nats-server: v2.15.1").unwrap(), NatsVersion::new(2, 15, 1));
+    assert_eq!(NatsVersion::parse("v2.12.8-beta.1").unwrap(), NatsVersion::new(2, 12, 8));
     assert!(NatsVersion::new(2, 9, 25) < NatsVersion::new(2, 12, 0));
     assert!(NatsVersion::parse("garbage").is_err());
 }

@@ -23,23 +23,38 @@ async fn failing_subscription_is_disabled_after_the_threshold_and_a_success_rese
     let sub = w.subscribe("/flappy", &[], None).await;
     w.receiver.script("/flappy", vec![Reply::Status(500), Reply::Status(500), Reply::Status(200)]);
     w.receiver.set_default("/flappy", Reply::Status(500));
-    let config = health_config(&w, "\"0s\", \"100ms\", \"100ms\", \"100ms\", \"100ms\"", |c| c.health.disable_after_failures = 3);
+    let config = health_config(&w, "\"0s\", \"100ms\", \"100ms\", \"100ms\", \"100ms\"", |c| {
+        c.health.disable_after_failures = 3
+    });
     let app = w.start_app(config).await;
     let client = w.nats.client().await;
     let mut lifecycle = client.subscribe(format!("{}.lifecycle.disabled", w.prefix)).await.unwrap();
     client.flush().await.unwrap();
     w.publish("order.created", "evt_ok_after_two", None).await;
     w.receiver.wait_for_requests("/flappy", 3, WAIT).await;
-    assert!(w.store().await.require(&sub.id).await.unwrap().active, "two failures then a success: still active");
+    assert!(
+        w.store().await.require(&sub.id).await.unwrap().active,
+        "two failures then a success: still active"
+    );
     w.publish("order.created", "evt_breaks_it", None).await;
     let entries = w.wait_for_dlq(Some(&sub.id), 1).await;
     assert_eq!(entries[0].reason, "subscription_disabled");
-    assert_eq!(w.receiver.count("/flappy"), 6, "the count restarted after the success: three more failures");
+    assert_eq!(
+        w.receiver.count("/flappy"),
+        6,
+        "the count restarted after the success: three more failures"
+    );
     let stored = w.store().await.require(&sub.id).await.unwrap();
     assert_eq!((stored.active, stored.disabled_reason.as_deref()), (false, Some("failing")));
-    let msg = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut lifecycle)).await.expect("disabled event").unwrap();
+    let msg = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut lifecycle))
+        .await
+        .expect("disabled event")
+        .unwrap();
     let event: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
-    assert_eq!((event["kind"].as_str(), event["subscription"]["id"].as_str()), (Some("disabled"), Some(sub.id.as_str())));
+    assert_eq!(
+        (event["kind"].as_str(), event["subscription"]["id"].as_str()),
+        (Some("disabled"), Some(sub.id.as_str()))
+    );
     // Disabled: new events no longer reach it; re-enabling starts from a clean record.
     w.publish("order.created", "evt_while_disabled", None).await;
     w.store().await.set_active(&sub.id, true).await.unwrap();
@@ -67,20 +82,30 @@ async fn http_410_disables_the_subscription_at_once() {
 async fn abort_message_header_stops_retries_and_is_recorded() {
     let w = World::start().await;
     let sub = w.subscribe("/abort", &[], None).await;
-    w.receiver.script("/abort", vec![Reply::StatusWithHeader(400, "webhook-delivery".into(), "abort-message".into())]);
+    w.receiver.script(
+        "/abort",
+        vec![Reply::StatusWithHeader(400, "webhook-delivery".into(), "abort-message".into())],
+    );
     let app = w.start_app(w.config("\"0s\", \"100ms\", \"100ms\"")).await;
     w.publish("order.created", "evt_abort", None).await;
     w.receiver.wait_for_requests("/abort", 1, WAIT).await;
     let js = w.js().await;
     let redis = hookline::store::connect(&w.config("\"0s\"").redis).await.unwrap();
-    let q = hookline::attempts::AttemptQuery { event_id: Some("evt_abort".into()), limit: 10, ..Default::default() };
+    let q = hookline::attempts::AttemptQuery {
+        event_id: Some("evt_abort".into()),
+        limit: 10,
+        ..Default::default()
+    };
     let page = eventually(WAIT, "aborted attempt recorded", || async {
         let page = hookline::attempts::query(&js, &redis, &w.names, &q).await.ok()?;
         (!page.items.is_empty()).then_some(page)
     })
     .await;
     assert_eq!(page.items[0].status, hookline::attempts::AttemptStatus::Aborted);
-    eventually_true(WAIT, "nothing left to deliver", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    eventually_true(WAIT, "nothing left to deliver", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     assert_eq!(w.receiver.count("/abort"), 1, "no retry");
     assert!(w.dlq(Some(&sub.id)).await.is_empty());
     app.stop().await;
@@ -99,11 +124,18 @@ async fn breaker_opens_defers_without_http_calls_then_one_probe_closes_it() {
     w.publish("order.created", "evt_br", None).await;
     let reqs = w.receiver.wait_for_requests("/breaker", 3, WAIT).await;
     let gap = reqs[2].received_at - reqs[1].received_at;
-    assert!(gap >= Duration::from_millis(1300), "no request while open; the probe came after {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(1300),
+        "no request while open; the probe came after {gap:?}"
+    );
     assert_eq!(reqs[2].header("webhook-id"), Some("evt_br"));
     // The successful probe closed it: the next event goes straight through.
-    let health = hookline::store::health::Health::new(hookline::store::connect(&w.config("\"0s\"").redis).await.unwrap(), w.names.clone());
-    eventually_true(WAIT, "breaker closed", || async { !health.is_open(&sub.id).await.unwrap() }).await;
+    let health = hookline::store::health::Health::new(
+        hookline::store::connect(&w.config("\"0s\"").redis).await.unwrap(),
+        w.names.clone(),
+    );
+    eventually_true(WAIT, "breaker closed", || async { !health.is_open(&sub.id).await.unwrap() })
+        .await;
     let before = Instant::now();
     w.publish("order.created", "evt_after_close", None).await;
     w.receiver.wait_for_requests("/breaker", 4, WAIT).await;
@@ -124,21 +156,41 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
     // The failed probe: the probe lock is what admission takes when the breaker half-opens.
     let probe_fails = || async {
         let mut c = conn.clone();
-        let _: () = redis::cmd("SET").arg(w.names.key("probe:sub_b")).arg(1).query_async(&mut c).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(w.names.key("probe:sub_b"))
+            .arg(1)
+            .query_async(&mut c)
+            .await
+            .unwrap();
         fail().await.unwrap().opened
     };
     assert_eq!(fail().await.unwrap().opened, None, "one failure is below the threshold");
-    assert_eq!(fail().await.unwrap().opened, Some(Duration::from_secs(30)), "the threshold opens it for open_for");
-    assert_eq!(fail().await.unwrap().opened, None, "a request admitted before the opening does not re-open it");
+    assert_eq!(
+        fail().await.unwrap().opened,
+        Some(Duration::from_secs(30)),
+        "the threshold opens it for open_for"
+    );
+    assert_eq!(
+        fail().await.unwrap().opened,
+        None,
+        "a request admitted before the opening does not re-open it"
+    );
     assert!(health.is_open("sub_b").await.unwrap());
     assert_eq!(probe_fails().await, Some(Duration::from_secs(60)));
     assert_eq!(probe_fails().await, Some(Duration::from_secs(100)), "capped at max_open_for");
     assert_eq!(probe_fails().await, Some(Duration::from_secs(100)));
     let mut c = conn.clone();
-    let pttl: i64 = redis::cmd("PTTL").arg(w.names.key("health:sub_b")).query_async(&mut c).await.unwrap();
-    assert!(pttl > (window + Duration::from_secs(90)).as_millis() as i64, "the state outlives the open period: {pttl} ms");
+    let pttl: i64 =
+        redis::cmd("PTTL").arg(w.names.key("health:sub_b")).query_async(&mut c).await.unwrap();
+    assert!(
+        pttl > (window + Duration::from_secs(90)).as_millis() as i64,
+        "the state outlives the open period: {pttl} ms"
+    );
     // A success closes it and the next opening starts again from open_for.
-    health.succeeded("sub_b", "no-lease", &w.names.key("inbox:x"), Duration::from_secs(60)).await.unwrap();
+    health
+        .succeeded("sub_b", "no-lease", &w.names.key("inbox:x"), Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(!health.is_open("sub_b").await.unwrap());
     assert_eq!(fail().await.unwrap().opened, None);
     assert_eq!(fail().await.unwrap().opened, Some(Duration::from_secs(30)));
@@ -146,17 +198,28 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
 
 /// Waits for the message schedule of `event`'s first attempt to `sub` in the deliveries stream
 /// and returns a lookup of its headers.
-async fn first_attempt_schedule(w: &World, sub: &str, event: &str) -> impl Fn(&str) -> Option<String> {
+async fn first_attempt_schedule(
+    w: &World,
+    sub: &str,
+    event: &str,
+) -> impl Fn(&str) -> Option<String> {
     let stream = w.js().await.get_stream(w.names.deliveries_stream()).await.unwrap();
     let subject = w.names.retry(sub, event, 1);
-    let scheduled = eventually(WAIT, "the schedule", || async { stream.get_last_raw_message_by_subject(&subject).await.ok() }).await;
+    let scheduled = eventually(WAIT, "the schedule", || async {
+        stream.get_last_raw_message_by_subject(&subject).await.ok()
+    })
+    .await;
     move |name: &str| scheduled.headers.get(name).map(|v| v.as_str().to_string())
 }
 
 #[tokio::test]
 async fn fan_out_schedules_a_delivery_to_a_busy_endpoint_instead_of_queueing_it() {
     let w = World::start().await;
-    let input = SubscriptionInput { url: Some(w.receiver.url("/stuck")), max_in_flight: Some(1), ..Default::default() };
+    let input = SubscriptionInput {
+        url: Some(w.receiver.url("/stuck")),
+        max_in_flight: Some(1),
+        ..Default::default()
+    };
     let sub = w.store().await.create(input).await.unwrap();
     // The first request takes 3 s, holding the endpoint's only permit: the endpoint is busy.
     w.receiver.script("/stuck", vec![Reply::Delay(Duration::from_secs(3))]);
@@ -169,7 +232,10 @@ async fn fan_out_schedules_a_delivery_to_a_busy_endpoint_instead_of_queueing_it(
     w.receiver.wait_for_requests("/stuck", 1, WAIT).await;
     // Busy once no permit has moved for BUSY_AFTER (500 ms).
     let idle_since = Instant::now();
-    eventually_true(WAIT, "busy for 600 ms", || async { idle_since.elapsed() > Duration::from_millis(600) }).await;
+    eventually_true(WAIT, "busy for 600 ms", || async {
+        idle_since.elapsed() > Duration::from_millis(600)
+    })
+    .await;
     let published = Instant::now();
     w.publish("order.created", "evt_second", None).await;
     // The fan-out itself published a schedule (its Nats-Msg-Id is the first publish's, not a
@@ -180,9 +246,19 @@ async fn fan_out_schedules_a_delivery_to_a_busy_endpoint_instead_of_queueing_it(
     assert_eq!(header("Hookline-Last-Error").as_deref(), Some("in_flight_limit"));
     // It arrives once, after the hold, with its first attempt.
     let reqs = w.receiver.wait_for_requests("/stuck", 2, Duration::from_secs(20)).await;
-    let second = reqs.iter().find(|r| r.header("webhook-id") == Some("evt_second")).expect("evt_second delivered");
-    assert!(second.received_at - published >= Duration::from_millis(1900), "held: {:?}", second.received_at - published);
-    eventually_true(WAIT, "nothing left to deliver", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    let second = reqs
+        .iter()
+        .find(|r| r.header("webhook-id") == Some("evt_second"))
+        .expect("evt_second delivered");
+    assert!(
+        second.received_at - published >= Duration::from_millis(1900),
+        "held: {:?}",
+        second.received_at - published
+    );
+    eventually_true(WAIT, "nothing left to deliver", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     assert_eq!(w.receiver.count("/stuck"), 2, "each event once");
     app.stop().await;
 }
@@ -201,18 +277,30 @@ async fn fan_out_schedules_a_delivery_to_an_endpoint_with_an_open_breaker_for_wh
     w.wait_for_dlq(Some(&sub.id), 1).await;
     // The open breaker is a gauge of /metrics (all breakers read in one round trip).
     let gauge = format!("hookline_breaker_open{{subscription=\"{}\"}} 1", sub.id);
-    let metrics = || async { reqwest::get(format!("{}/metrics", app.api)).await.unwrap().text().await.unwrap() };
+    let metrics = || async {
+        reqwest::get(format!("{}/metrics", app.api)).await.unwrap().text().await.unwrap()
+    };
     assert!(metrics().await.contains(&gauge), "{}", metrics().await);
     let published = Instant::now();
     w.publish("order.created", "evt_held", None).await;
     let header = first_attempt_schedule(&w, &sub.id, "evt_held").await;
-    assert_eq!(header("Nats-Msg-Id"), Some(format!("evt_held.{}", sub.id)), "published by the fan-out");
+    assert_eq!(
+        header("Nats-Msg-Id"),
+        Some(format!("evt_held.{}", sub.id)),
+        "published by the fan-out"
+    );
     assert_eq!(header("Hookline-Last-Error").as_deref(), Some("breaker_open"));
     // The half-open probe is this delivery; it succeeds and closes the breaker.
     let reqs = w.receiver.wait_for_requests("/tripped", 2, Duration::from_secs(20)).await;
     assert_eq!(reqs[1].header("webhook-id"), Some("evt_held"));
-    assert!(reqs[1].received_at - published >= Duration::from_millis(2000), "held until the breaker half-opened");
-    eventually_true(WAIT, "the gauge gone once the probe closed the breaker", || async { !metrics().await.contains(&gauge) }).await;
+    assert!(
+        reqs[1].received_at - published >= Duration::from_millis(2000),
+        "held until the breaker half-opened"
+    );
+    eventually_true(WAIT, "the gauge gone once the probe closed the breaker", || async {
+        !metrics().await.contains(&gauge)
+    })
+    .await;
     app.stop().await;
 }
 
@@ -226,13 +314,26 @@ async fn http_429_with_retry_after_does_not_use_an_attempt() {
     w.publish("order.created", "evt_429", None).await;
     let reqs = w.receiver.wait_for_requests("/busy", 3, WAIT).await;
     assert!(reqs[1].received_at - reqs[0].received_at >= Duration::from_millis(900));
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     assert!(w.dlq(Some(&sub.id)).await.is_empty());
     app.stop().await;
 }
 
-async fn subscribe_limited(w: &World, path: &str, in_flight: Option<u32>, rps: Option<u32>) -> String {
-    let input = SubscriptionInput { url: Some(w.receiver.url(path)), max_in_flight: in_flight, max_rps: rps, ..Default::default() };
+async fn subscribe_limited(
+    w: &World,
+    path: &str,
+    in_flight: Option<u32>,
+    rps: Option<u32>,
+) -> String {
+    let input = SubscriptionInput {
+        url: Some(w.receiver.url(path)),
+        max_in_flight: in_flight,
+        max_rps: rps,
+        ..Default::default()
+    };
     w.store().await.create(input).await.unwrap().id
 }
 
@@ -261,7 +362,8 @@ async fn most_in_flight_with_limit_3(processes: usize) -> usize {
         w.publish("order.created", &format!("evt_c{i}"), None).await;
     }
     let reqs = w.receiver.wait_for_requests("/narrow", 24, Duration::from_secs(60)).await;
-    let ids: std::collections::HashSet<&str> = reqs.iter().filter_map(|r| r.header("webhook-id")).collect();
+    let ids: std::collections::HashSet<&str> =
+        reqs.iter().filter_map(|r| r.header("webhook-id")).collect();
     assert_eq!((reqs.len(), ids.len()), (24, 24), "every event once");
     let mut times: Vec<Instant> = reqs.iter().map(|r| r.received_at).collect();
     times.sort();
@@ -299,14 +401,25 @@ async fn healthy_endpoints_at_their_in_flight_limit_are_not_deferred() {
     }
     let ids: Vec<String> = (0..EVENTS).map(|i| format!("evt_t{i}")).collect();
     for chunk in ids.chunks(100) {
-        futures::future::join_all(chunk.iter().map(|id| w.publish("order.created", id, None))).await;
+        futures::future::join_all(chunk.iter().map(|id| w.publish("order.created", id, None)))
+            .await;
     }
     for p in paths {
         w.receiver.wait_for_requests(p, EVENTS + 1, Duration::from_secs(60)).await;
     }
     // One stored message per delivery; a deferral would have added two (schedule, firing).
     let deliveries = ((EVENTS + 1) * paths.len()) as u64;
-    let stored = w.js().await.get_stream(w.names.deliveries_stream()).await.unwrap().info().await.unwrap().state.last_sequence;
+    let stored = w
+        .js()
+        .await
+        .get_stream(w.names.deliveries_stream())
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
     assert_eq!(stored, deliveries, "{} deferrals", stored.saturating_sub(deliveries) / 2);
     app.stop().await;
 }
@@ -370,7 +483,10 @@ async fn a_dead_endpoint_does_not_starve_healthy_ones() {
     tracing::info!(?baseline, ?with_dead, "isolation");
     // Generous bound (shared CI machine): the healthy rate keeps at least half its speed. The
     // benchmark's isolation scenario measures the real ratio.
-    assert!(with_dead <= baseline * 2 + Duration::from_secs(1), "healthy deliveries took {with_dead:?} beside a dead endpoint vs {baseline:?}");
+    assert!(
+        with_dead <= baseline * 2 + Duration::from_secs(1),
+        "healthy deliveries took {with_dead:?} beside a dead endpoint vs {baseline:?}"
+    );
 }
 
 #[tokio::test]
@@ -385,17 +501,32 @@ async fn fifo_subscription_keeps_publish_order_under_failures_and_blocks_only_it
     w.subscribe("/free", &[], None).await;
     // The head fails twice before it gets through; the rest must wait for it.
     w.receiver.script("/fifo", vec![Reply::Status(500), Reply::Status(503)]);
-    let app = w.start_app(health_config(&w, "\"0s\", \"300ms\", \"300ms\", \"300ms\"", |_| {})).await;
+    let app =
+        w.start_app(health_config(&w, "\"0s\", \"300ms\", \"300ms\", \"300ms\"", |_| {})).await;
     for i in 0..6 {
         w.publish("order.created", &format!("evt_f{i}"), None).await;
     }
     // The unordered subscription is not held up by the FIFO head's retries.
     let free = w.receiver.wait_for_requests("/free", 6, WAIT).await;
-    let fifo_seen_by_then = w.receiver.requests_for("/fifo").iter().filter(|r| r.received_at <= free[5].received_at).count();
-    assert!(fifo_seen_by_then <= 2, "the fifo head was still retrying ({fifo_seen_by_then} requests)");
+    let fifo_seen_by_then = w
+        .receiver
+        .requests_for("/fifo")
+        .iter()
+        .filter(|r| r.received_at <= free[5].received_at)
+        .count();
+    assert!(
+        fifo_seen_by_then <= 2,
+        "the fifo head was still retrying ({fifo_seen_by_then} requests)"
+    );
     let reqs = w.receiver.wait_for_requests("/fifo", 8, WAIT).await;
     let order: Vec<&str> = reqs.iter().map(|r| r.header("webhook-id").unwrap()).collect();
-    assert_eq!(order, ["evt_f0", "evt_f0", "evt_f0", "evt_f1", "evt_f2", "evt_f3", "evt_f4", "evt_f5"]);
-    assert!(reqs[1].received_at - reqs[0].received_at >= Duration::from_millis(250), "the head waited for its retry");
+    assert_eq!(
+        order,
+        ["evt_f0", "evt_f0", "evt_f0", "evt_f1", "evt_f2", "evt_f3", "evt_f4", "evt_f5"]
+    );
+    assert!(
+        reqs[1].received_at - reqs[0].received_at >= Duration::from_millis(250),
+        "the head waited for its retry"
+    );
     app.stop().await;
 }

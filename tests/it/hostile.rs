@@ -11,7 +11,7 @@ use hookline::attempts::AttemptRecord;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{eventually, eventually_true, http_client};
-use crate::world::{ADMIN, World, WAIT};
+use crate::world::{ADMIN, WAIT, World};
 
 /// How a hostile endpoint answers.
 #[derive(Clone, Copy)]
@@ -92,7 +92,12 @@ async fn serve(mut stream: tokio::net::TcpStream, how: Hostility, tally: Arc<Tal
 async fn attempts(api: &str, subscription: &str, n: usize) -> Vec<AttemptRecord> {
     let http = http_client();
     eventually(WAIT, &format!("{n} attempt records"), || async {
-        let resp = http.get(format!("{api}/v1/attempts?subscription_id={subscription}")).bearer_auth(ADMIN).send().await.ok()?;
+        let resp = http
+            .get(format!("{api}/v1/attempts?subscription_id={subscription}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .ok()?;
         let page: serde_json::Value = resp.json().await.ok()?;
         let mut items: Vec<AttemptRecord> = serde_json::from_value(page["items"].clone()).ok()?;
         items.reverse();
@@ -101,8 +106,15 @@ async fn attempts(api: &str, subscription: &str, n: usize) -> Vec<AttemptRecord>
     .await
 }
 
-async fn subscribe_to(w: &World, port: u16, path: &str) -> hookline::store::subscriptions::Subscription {
-    let input = hookline::store::subscriptions::SubscriptionInput { url: Some(format!("http://127.0.0.1:{port}{path}")), ..Default::default() };
+async fn subscribe_to(
+    w: &World,
+    port: u16,
+    path: &str,
+) -> hookline::store::subscriptions::Subscription {
+    let input = hookline::store::subscriptions::SubscriptionInput {
+        url: Some(format!("http://127.0.0.1:{port}{path}")),
+        ..Default::default()
+    };
     w.store().await.create(input).await.unwrap()
 }
 
@@ -118,7 +130,11 @@ async fn an_endless_response_body_is_read_up_to_the_cap_and_the_connection_dropp
 
     let record = &attempts(&app.api, &ok.id, 1).await[0];
     assert_eq!(record.http_status, Some(200));
-    assert_eq!(serde_json::to_value(record.status).unwrap(), "succeeded", "a 2xx counts even if the body never ends");
+    assert_eq!(
+        serde_json::to_value(record.status).unwrap(),
+        "succeeded",
+        "a 2xx counts even if the body never ends"
+    );
     assert!(record.duration_ms < 2000, "not held until the timeout: {} ms", record.duration_ms);
     assert!(record.response_body.as_deref().unwrap_or_default().len() <= 1024);
 
@@ -131,7 +147,10 @@ async fn an_endless_response_body_is_read_up_to_the_cap_and_the_connection_dropp
     let entries = w.wait_for_dlq(Some(&failing.id), 1).await;
     assert!(entries[0].detail.len() < 1200);
     for tally in [&ok_tally, &err_tally] {
-        eventually_true(WAIT, "hookline hung up on the endless body", || async { tally.cut_off.load(Ordering::SeqCst) }).await;
+        eventually_true(WAIT, "hookline hung up on the endless body", || async {
+            tally.cut_off.load(Ordering::SeqCst)
+        })
+        .await;
         // What was written went into socket buffers, not into hookline's memory; it stops there.
         let written = tally.bytes_written.load(Ordering::SeqCst);
         assert!(written < 64 << 20, "{written} bytes written before the hang-up");
@@ -155,10 +174,16 @@ async fn slowloris_endpoints_are_cut_by_the_request_timeout() {
             assert!(serde_json::to_value(r.status).unwrap() != "succeeded", "{r:?}");
             // request_timeout is 2 s; the endpoint would go on forever.
             assert!((1800..4000).contains(&r.duration_ms), "attempt cut at {} ms", r.duration_ms);
-            assert!(r.error.as_deref().unwrap_or_default().contains("timeout") || r.error.as_deref().unwrap_or_default().contains("timed out"), "{r:?}");
+            assert!(
+                r.error.as_deref().unwrap_or_default().contains("timeout")
+                    || r.error.as_deref().unwrap_or_default().contains("timed out"),
+                "{r:?}"
+            );
         }
         w.wait_for_dlq(Some(&sub.id), 1).await;
-        assert!(tally.cut_off.load(Ordering::SeqCst) || tally.connections.load(Ordering::SeqCst) >= 2);
+        assert!(
+            tally.cut_off.load(Ordering::SeqCst) || tally.connections.load(Ordering::SeqCst) >= 2
+        );
     }
     app.stop().await;
 }

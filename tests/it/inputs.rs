@@ -21,7 +21,21 @@ fn event_ids_are_1_to_128_characters_of_letters_digits_underscore_dash_colon() {
     }
     let too_long = "a".repeat(MAX_ID_LEN + 1);
     // Subject and key metacharacters, whitespace, control characters, non-ASCII.
-    for bad in ["", too_long.as_str(), "a.b", "a*", "a>", "a b", "a\tb", "a\nb", "a\0b", "é", "a/b", "a\\b", "\u{202e}x"] {
+    for bad in [
+        "",
+        too_long.as_str(),
+        "a.b",
+        "a*",
+        "a>",
+        "a b",
+        "a\tb",
+        "a\nb",
+        "a\0b",
+        "é",
+        "a/b",
+        "a\\b",
+        "\u{202e}x",
+    ] {
         assert_eq!(reason(&event(bad, "t"), "t", 1 << 20), Err("invalid_event_id"), "{bad:?}");
     }
 }
@@ -32,7 +46,10 @@ fn event_types_are_dot_separated_segments_and_must_match_the_subject() {
     for bad in ["", ".", "a.", ".a", "a..b", "a.*", "a.>", "a b", "ä", long_type.as_str()] {
         assert_eq!(reason(&event("e1", bad), bad, 1 << 20), Err("invalid_event_type"), "{bad:?}");
     }
-    assert_eq!(reason(&event("e1", "order.created"), "order.deleted", 1 << 20), Err("event_type_mismatch"));
+    assert_eq!(
+        reason(&event("e1", "order.created"), "order.deleted", 1 << 20),
+        Err("event_type_mismatch")
+    );
 }
 
 #[test]
@@ -46,14 +63,27 @@ fn json_nesting_is_limited_to_64_levels_counted_before_parsing() {
     assert_eq!(reason(&nested(MAX_JSON_DEPTH), "t", 1 << 20), Err("invalid_json"));
     // Far beyond any parser's stack: rejected by the pre-scan, no stack overflow.
     let hostile = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
-    assert_eq!(WebhookEvent::parse(hostile.as_bytes(), "t", 4 << 20).unwrap_err(), InvalidEvent::TooDeep);
+    assert_eq!(
+        WebhookEvent::parse(hostile.as_bytes(), "t", 4 << 20).unwrap_err(),
+        InvalidEvent::TooDeep
+    );
     let unclosed = "{\"a\":".repeat(100_000);
-    assert_eq!(WebhookEvent::parse(unclosed.as_bytes(), "t", 4 << 20).unwrap_err(), InvalidEvent::TooDeep);
+    assert_eq!(
+        WebhookEvent::parse(unclosed.as_bytes(), "t", 4 << 20).unwrap_err(),
+        InvalidEvent::TooDeep
+    );
     // Brackets inside strings (escaped quotes included) do not count.
-    let in_strings = format!(r#"{{"event_id":"e1","event_type":"t","payload":"{}\"{}"}}"#, "[".repeat(200), "{".repeat(200));
+    let in_strings = format!(
+        r#"{{"event_id":"e1","event_type":"t","payload":"{}\"{}"}}"#,
+        "[".repeat(200),
+        "{".repeat(200)
+    );
     assert_eq!(reason(&in_strings, "t", 1 << 20), Ok(()));
     // Deliveries read back from the stream get the same guard.
-    let deep_delivery = format!(r#"{{"subscription_id":"sub_1","event_id":"e","event_type":"t","payload":{}}}"#, "[".repeat(500));
+    let deep_delivery = format!(
+        r#"{{"subscription_id":"sub_1","event_id":"e","event_type":"t","payload":{}}}"#,
+        "[".repeat(500)
+    );
     assert_eq!(Delivery::parse(deep_delivery.as_bytes()).unwrap_err(), InvalidEvent::TooDeep);
 }
 
@@ -83,7 +113,11 @@ fn malformed_documents_are_rejected_with_a_reason_never_a_panic() {
     ];
     for bytes in cases {
         let err = WebhookEvent::parse(bytes, "t", 1 << 20).map(|_| ()).unwrap_err();
-        assert!(["invalid_json", "invalid_field"].contains(&err.reason()), "{:?} -> {err:?}", String::from_utf8_lossy(bytes));
+        assert!(
+            ["invalid_json", "invalid_field"].contains(&err.reason()),
+            "{:?} -> {err:?}",
+            String::from_utf8_lossy(bytes)
+        );
     }
     let long_source = serde_json::json!({"event_id": "e", "event_type": "t", "payload": 1, "source": "s".repeat(129)}).to_string();
     assert_eq!(reason(&long_source, "t", 1 << 20), Err("invalid_field"));
@@ -93,7 +127,14 @@ fn malformed_documents_are_rejected_with_a_reason_never_a_panic() {
 fn payload_numbers_are_delivered_with_the_digits_that_were_published() {
     // Found by the `signature` fuzz target (canonical JSON did not round-trip): without
     // serde_json's float_roundtrip, ~10 % of full-precision doubles came out one ulp off.
-    for number in ["0.9856906946328695", "914.0641164648499", "182633.65176568934", "1.0715660391465826e-75", "0.30000000000000004", "12345678012345901234567890"] {
+    for number in [
+        "0.9856906946328695",
+        "914.0641164648499",
+        "182633.65176568934",
+        "1.0715660391465826e-75",
+        "0.30000000000000004",
+        "12345678012345901234567890",
+    ] {
         let json = format!(r#"{{"event_id":"e1","event_type":"t","payload":{{"x":{number}}}}}"#);
         let event = WebhookEvent::parse(json.as_bytes(), "t", 1 << 20).unwrap();
         let published: f64 = number.parse().unwrap();

@@ -8,7 +8,7 @@ use tokio::io::AsyncBufReadExt;
 use crate::api::Api;
 use crate::harness::receiver::Reply;
 use crate::harness::{eventually, free_port, http_client};
-use crate::world::{ADMIN, ACME, WAIT, World};
+use crate::world::{ACME, ADMIN, WAIT, World};
 
 /// Scripted run: /ok always 200, /flaky one 500 then 200, /dead always 500 (2 attempts).
 /// Two events: 4 succeeded, 3 failed, 2 dead-lettered.
@@ -21,7 +21,18 @@ async fn scripted(w: &World) -> (String, String) {
     w.publish("order.created", "evt_o1", None).await;
     w.publish("order.created", "evt_o2", None).await;
     w.wait_for_dlq(Some(&dead.id), 2).await;
-    (dead.id, w.store().await.list().await.unwrap().into_iter().find(|s| s.tenant_id.is_some()).unwrap().id)
+    (
+        dead.id,
+        w.store()
+            .await
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.tenant_id.is_some())
+            .unwrap()
+            .id,
+    )
 }
 
 #[tokio::test]
@@ -39,16 +50,33 @@ async fn stats_count_a_scripted_run_exactly_and_percentiles_plausibly() {
     let w5 = &stats["windows"]["5m"];
     assert!((w5["success_rate"].as_f64().unwrap() - 4.0 / 9.0).abs() < 1e-9);
     assert_eq!(w5["failures_by_type"], serde_json::json!({"5xx": 5}));
-    let (p50, p99) = (w5["latency_p50_ms"].as_f64().unwrap(), w5["latency_p99_ms"].as_f64().unwrap());
+    let (p50, p99) =
+        (w5["latency_p50_ms"].as_f64().unwrap(), w5["latency_p99_ms"].as_f64().unwrap());
     assert!(p50 > 0.0 && p50 <= p99 && p99 <= 2500.0, "p50 {p50} p99 {p99}");
-    assert_eq!(stats["windows"]["24h"]["succeeded"], 4, "the longer windows include the same attempts");
+    assert_eq!(
+        stats["windows"]["24h"]["succeeded"], 4,
+        "the longer windows include the same attempts"
+    );
     assert_eq!((stats["dlq_messages"].as_u64(), stats["backlog"].as_u64()), (Some(2), Some(0)));
 
     let (_, one) = api.get(&format!("/v1/subscriptions/{dead}/stats"), ADMIN).await;
-    assert_eq!((one["windows"]["1h"]["success_rate"].as_f64(), one["windows"]["1h"]["dead_lettered"].as_u64()), (Some(0.0), Some(2)));
+    assert_eq!(
+        (
+            one["windows"]["1h"]["success_rate"].as_f64(),
+            one["windows"]["1h"]["dead_lettered"].as_u64()
+        ),
+        (Some(0.0), Some(2))
+    );
     assert_eq!(one["health"], "healthy");
     let (status, mine) = api.get(&format!("/v1/subscriptions/{flaky}/stats"), ACME).await;
-    assert_eq!((status, mine["windows"]["5m"]["succeeded"].as_u64(), mine["windows"]["5m"]["failed"].as_u64()), (200, Some(2), Some(1)));
+    assert_eq!(
+        (
+            status,
+            mine["windows"]["5m"]["succeeded"].as_u64(),
+            mine["windows"]["5m"]["failed"].as_u64()
+        ),
+        (200, Some(2), Some(1))
+    );
     let (status, _) = api.get(&format!("/v1/subscriptions/{dead}/stats"), ACME).await;
     assert_eq!(status, 404, "another tenant's stats are not revealed");
     let (status, _) = api.get("/v1/stats", ACME).await;
@@ -61,21 +89,39 @@ async fn prometheus_metrics_of_a_hookline_process_count_the_run() {
     let w = World::start().await;
     let port = free_port();
     let config = w.config_file("\"0s\", \"100ms\"");
-    let _child = w.spawn_hookline_with_env(&config, &[("HOOKLINE_API__LISTEN", format!("127.0.0.1:{port}"))]).await;
+    let _child = w
+        .spawn_hookline_with_env(&config, &[("HOOKLINE_API__LISTEN", format!("127.0.0.1:{port}"))])
+        .await;
     scripted(&w).await;
     let http = http_client();
     let text = eventually(WAIT, "metrics of the run", || async {
-        let text = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.ok()?.text().await.ok()?;
-        let dl = text.contains("hookline_deliveries_total{outcome=\"dead_lettered\",status_class=\"5xx\"} 2");
-        let ok = text.contains("hookline_deliveries_total{outcome=\"succeeded\",status_class=\"2xx\"} 4");
+        let text = http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let dl = text.contains(
+            "hookline_deliveries_total{outcome=\"dead_lettered\",status_class=\"5xx\"} 2",
+        );
+        let ok = text
+            .contains("hookline_deliveries_total{outcome=\"succeeded\",status_class=\"2xx\"} 4");
         (dl && ok).then_some(text)
     })
     .await;
-    assert!(text.contains("hookline_deliveries_total{outcome=\"failed\",status_class=\"5xx\"} 3"), "{text}");
+    assert!(
+        text.contains("hookline_deliveries_total{outcome=\"failed\",status_class=\"5xx\"} 3"),
+        "{text}"
+    );
     assert!(text.contains("hookline_attempt_duration_seconds_count 9"), "{text}");
     assert!(text.contains("hookline_dlq_messages 2"));
     assert!(text.contains("hookline_dead_letters_total{reason=\"retries_exhausted\"} 2"));
-    assert!(text.contains("hookline_subscriptions 3") && text.contains("hookline_subscriptions_disabled 0"));
+    assert!(
+        text.contains("hookline_subscriptions 3")
+            && text.contains("hookline_subscriptions_disabled 0")
+    );
     assert!(text.contains("hookline_fanout_lag 0") && text.contains("hookline_in_flight 0"));
 }
 
@@ -101,12 +147,24 @@ async fn tail_prints_failures_live() {
     let first = tokio::time::timeout(WAIT, err.next_line()).await.unwrap().unwrap().unwrap();
     assert!(first.contains("following"), "{first}");
     w.publish("order.created", "evt_tail", None).await;
-    let out = tokio::time::timeout(WAIT, tail.wait_with_output()).await.expect("tail stops after 2 lines").unwrap();
+    let out = tokio::time::timeout(WAIT, tail.wait_with_output())
+        .await
+        .expect("tail stops after 2 lines")
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].contains("failed") && lines[0].contains(&dead.id) && lines[0].contains("evt_tail") && lines[0].contains("503"), "{text}");
+    assert!(
+        lines[0].contains("failed")
+            && lines[0].contains(&dead.id)
+            && lines[0].contains("evt_tail")
+            && lines[0].contains("503"),
+        "{text}"
+    );
     assert!(lines[1].contains("dead_lettered"), "{text}");
-    assert!(!text.contains("/tail-ok") && !text.contains("succeeded"), "--failures hides successes: {text}");
+    assert!(
+        !text.contains("/tail-ok") && !text.contains("succeeded"),
+        "--failures hides successes: {text}"
+    );
     app.stop().await;
 }

@@ -10,11 +10,15 @@ use redis::AsyncCommands;
 
 use crate::harness::receiver::Reply;
 use crate::harness::{eventually, eventually_true, free_port};
-use crate::world::{World, WAIT};
+use crate::world::{WAIT, World};
 
 fn sigterm(child: &tokio::process::Child) {
     let pid = child.id().expect("child is running");
-    let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill runs");
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
     assert!(status.success());
 }
 
@@ -26,7 +30,11 @@ async fn hookline_killed_with_sigkill_mid_run_and_restarted_loses_nothing() {
     for p in paths {
         // Two requests in flight per endpoint at 50 ms each: ~120 pairs/s in all, so every
         // round below finds work left (450 pairs) however fast the rest of the pipeline is.
-        let input = SubscriptionInput { url: Some(w.receiver.url(p)), max_in_flight: Some(2), ..Default::default() };
+        let input = SubscriptionInput {
+            url: Some(w.receiver.url(p)),
+            max_in_flight: Some(2),
+            ..Default::default()
+        };
         subs.push(w.store().await.create(input).await.unwrap());
         w.receiver.set_default(p, Reply::Delay(Duration::from_millis(50)));
     }
@@ -39,30 +47,49 @@ async fn hookline_killed_with_sigkill_mid_run_and_restarted_loses_nothing() {
     // Kill in the middle of the work, twice, restarting each time.
     for round in 1..=2 {
         let seen = w.receiver.requests().len();
-        eventually_true(WAIT, "some progress before the kill", || async { w.receiver.requests().len() > seen + 20 }).await;
+        eventually_true(WAIT, "some progress before the kill", || async {
+            w.receiver.requests().len() > seen + 20
+        })
+        .await;
         child.kill().await.expect("sigkill");
         tracing::info!(round, delivered = w.receiver.requests().len(), "killed hookline");
         child = w.spawn_hookline(&config).await;
     }
     let delivered_by_last = w.receiver.requests().len();
     let expected = EVENTS * paths.len();
-    eventually_true(Duration::from_secs(60), "every (event, subscription) pair delivered", || async {
-        let mut pairs = std::collections::HashSet::new();
-        for r in w.receiver.requests() {
-            pairs.insert((r.path.clone(), r.header("webhook-id").unwrap_or_default().to_string()));
-        }
-        pairs.len() == expected
-    })
+    eventually_true(
+        Duration::from_secs(60),
+        "every (event, subscription) pair delivered",
+        || async {
+            let mut pairs = std::collections::HashSet::new();
+            for r in w.receiver.requests() {
+                pairs.insert((
+                    r.path.clone(),
+                    r.header("webhook-id").unwrap_or_default().to_string(),
+                ));
+            }
+            pairs.len() == expected
+        },
+    )
     .await;
     let mut counts: HashMap<(String, String), usize> = HashMap::new();
     for r in w.receiver.requests() {
-        *counts.entry((r.path.clone(), r.header("webhook-id").unwrap_or_default().to_string())).or_default() += 1;
+        *counts
+            .entry((r.path.clone(), r.header("webhook-id").unwrap_or_default().to_string()))
+            .or_default() += 1;
     }
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
-    tracing::info!(pairs = counts.len(), duplicates, "kill -9 test finished (duplicates are allowed only across a crash)");
+    tracing::info!(
+        pairs = counts.len(),
+        duplicates,
+        "kill -9 test finished (duplicates are allowed only across a crash)"
+    );
     assert_eq!(counts.len(), expected);
     assert!(w.dlq(None).await.is_empty(), "nothing dead-lettered");
-    assert!(delivered_by_last < expected, "the last process had work to do (so it was up before the SIGTERM)");
+    assert!(
+        delivered_by_last < expected,
+        "the last process had work to do (so it was up before the SIGTERM)"
+    );
     sigterm(&child);
     let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("wait");
     assert!(status.success(), "clean exit after SIGTERM: {status}");
@@ -91,7 +118,10 @@ async fn restart_during_a_backoff_still_retries_when_due() {
     let gap = reqs[1].received_at - reqs[0].received_at;
     assert!(gap >= Duration::from_millis(2500), "retry came when due, after {gap:?}");
     assert_eq!(reqs[1].header("webhook-id"), Some("evt_backoff"));
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     drop(child);
 }
 
@@ -105,7 +135,8 @@ async fn sigterm_lets_the_in_flight_delivery_finish_then_exits_zero() {
     w.publish("order.created", "evt_slow", None).await;
     w.receiver.wait_for_requests("/slow", 1, WAIT).await;
     sigterm(&child);
-    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits in time").expect("wait");
+    let status =
+        tokio::time::timeout(WAIT, child.wait()).await.expect("exits in time").expect("wait");
     assert!(status.success(), "exit status {status}");
     // The in-flight POST completed and was recorded and acked before the exit.
     let mut redis = w.redis.connection().await;
@@ -118,7 +149,10 @@ async fn sigterm_lets_the_in_flight_delivery_finish_then_exits_zero() {
 #[tokio::test]
 async fn nats_server_too_old_for_schedules_is_refused_with_a_clear_message() {
     let debian = std::path::Path::new("/usr/sbin/nats-server");
-    assert!(debian.exists(), "Debian's nats-server 2.9 is needed for this test: scripts/ensure-deps.sh installs it");
+    assert!(
+        debian.exists(),
+        "Debian's nats-server 2.9 is needed for this test: scripts/ensure-deps.sh installs it"
+    );
     let w = World::start().await;
     let port = free_port();
     let store = tempfile::tempdir().unwrap();
@@ -161,7 +195,8 @@ async fn stream_that_cannot_be_updated_in_place_is_a_clear_startup_error() {
         })
         .await
         .unwrap();
-    let err = hookline::app::App::build(w.config("\"0s\""), &[]).await.err().expect("start-up fails");
+    let err =
+        hookline::app::App::build(w.config("\"0s\""), &[]).await.err().expect("start-up fails");
     let message = format!("{err:#}");
     assert!(message.contains(&w.names.deliveries_stream()), "{message}");
 }
@@ -182,7 +217,10 @@ async fn topology_is_created_idempotently_with_schedules_on_the_deliveries_strea
     for name in [w.names.events_stream(), w.names.dlq_stream()] {
         assert!(js.get_stream(&name).await.is_ok(), "{name} exists");
     }
-    let consumers = [(w.names.events_stream(), w.names.fanout_consumer()), (w.names.deliveries_stream(), w.names.deliver_consumer())];
+    let consumers = [
+        (w.names.events_stream(), w.names.fanout_consumer()),
+        (w.names.deliveries_stream(), w.names.deliver_consumer()),
+    ];
     for (stream, consumer) in consumers {
         let s = js.get_stream(&stream).await.unwrap();
         assert!(s.consumer_info(&consumer).await.is_ok(), "{consumer} exists");

@@ -14,7 +14,8 @@ use crate::world::{WAIT, World};
 
 async fn subjects(w: &World, stream: &str, filter: &str) -> Vec<(String, usize)> {
     let s = w.js().await.get_stream(stream).await.unwrap();
-    let mut out: Vec<(String, usize)> = s.info_with_subjects(filter).await.unwrap().map(|r| r.unwrap()).collect().await;
+    let mut out: Vec<(String, usize)> =
+        s.info_with_subjects(filter).await.unwrap().map(|r| r.unwrap()).collect().await;
     out.sort();
     out
 }
@@ -25,7 +26,9 @@ async fn backlog_per_subscription_and_consumer_lag_are_visible_and_one_queue_can
     let slow = w.subscribe("/slow", &[], None).await;
     let fast = w.subscribe("/fast", &[], None).await;
     // hookline is not running: fan-out happens (roles split), delivery does not.
-    let app = hookline::app::App::build(w.config("\"0s\""), &[hookline::app::Role::Fanout]).await.unwrap();
+    let app = hookline::app::App::build(w.config("\"0s\""), &[hookline::app::Role::Fanout])
+        .await
+        .unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
     for i in 0..3 {
@@ -34,7 +37,10 @@ async fn backlog_per_subscription_and_consumer_lag_are_visible_and_one_queue_can
     // nats stream subjects WEBHOOKS_DELIVERIES 'webhooks.deliver.>'
     eventually_true(WAIT, "backlog of 3 per subscription", || async {
         subjects(&w, &w.names.deliveries_stream(), &w.names.deliver_wildcard()).await.len() == 2
-            && subjects(&w, &w.names.deliveries_stream(), &w.names.deliver_wildcard()).await.iter().all(|(_, n)| *n == 3)
+            && subjects(&w, &w.names.deliveries_stream(), &w.names.deliver_wildcard())
+                .await
+                .iter()
+                .all(|(_, n)| *n == 3)
     })
     .await;
     let backlog = subjects(&w, &w.names.deliveries_stream(), &w.names.deliver_wildcard()).await;
@@ -48,7 +54,10 @@ async fn backlog_per_subscription_and_consumer_lag_are_visible_and_one_queue_can
     // nats stream purge WEBHOOKS_DELIVERIES --subject 'webhooks.deliver.<slow>' -f
     let purged = deliveries.purge().filter(w.names.deliver(&slow.id)).await.unwrap();
     assert_eq!(purged.purged, 3);
-    assert_eq!(subjects(&w, &w.names.deliveries_stream(), &w.names.deliver_wildcard()).await, vec![(w.names.deliver(&fast.id), 3)]);
+    assert_eq!(
+        subjects(&w, &w.names.deliveries_stream(), &w.names.deliver_wildcard()).await,
+        vec![(w.names.deliver(&fast.id), 3)]
+    );
     shutdown.cancel();
     task.await.unwrap().unwrap();
     // Delivery starts: only the unpurged endpoint gets anything.
@@ -75,7 +84,11 @@ async fn dlq_entries_can_be_viewed_and_one_replayed_by_republishing_its_body() {
     // nats stream view WEBHOOKS_DLQ --subject 'webhooks.dlq.<sub>': an ordered consumer.
     let dlq = w.js().await.get_stream(w.names.dlq_stream()).await.unwrap();
     let viewer = dlq
-        .create_consumer(consumer::pull::OrderedConfig { filter_subject: w.names.dlq(&sub.id), deliver_policy: DeliverPolicy::All, ..Default::default() })
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: w.names.dlq(&sub.id),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut messages = viewer.messages().await.unwrap();
@@ -93,14 +106,27 @@ async fn dlq_entries_can_be_viewed_and_one_replayed_by_republishing_its_body() {
     w.receiver.set_default("/dlq-recipe", Reply::Status(200));
     let mut h = HeaderMap::new();
     h.insert("Nats-Msg-Id", format!("replay-{seq}").as_str());
-    w.js().await.publish_with_headers(w.names.deliver(&sub.id), h, entry.payload.clone()).await.unwrap().await.unwrap();
+    w.js()
+        .await
+        .publish_with_headers(w.names.deliver(&sub.id), h, entry.payload.clone())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert!(dlq.delete_message(seq).await.unwrap());
     eventually_true(WAIT, "replayed entry delivered", || async {
-        w.receiver.requests_for("/dlq-recipe").last().map(|r| r.header("webhook-id") == Some("evt_view")).unwrap_or(false)
+        w.receiver
+            .requests_for("/dlq-recipe")
+            .last()
+            .map(|r| r.header("webhook-id") == Some("evt_view"))
+            .unwrap_or(false)
             && w.receiver.count("/dlq-recipe") == 2
     })
     .await;
-    eventually_true(WAIT, "deliveries drained", || async { w.stream_messages(&w.names.deliveries_stream()).await == 0 }).await;
+    eventually_true(WAIT, "deliveries drained", || async {
+        w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
     assert!(w.dlq(None).await.is_empty());
     app.stop().await;
 }
@@ -122,13 +148,16 @@ async fn one_endpoints_pending_retries_are_listed_and_purged_by_wildcard() {
     // nats stream subjects WEBHOOKS_DELIVERIES 'webhooks.retry.<sub>.>'
     let pending = |sub: String| {
         let w = &w;
-        async move { subjects(w, &w.names.deliveries_stream(), &w.names.retry_of_subscription(&sub)).await }
+        async move {
+            subjects(w, &w.names.deliveries_stream(), &w.names.retry_of_subscription(&sub)).await
+        }
     };
     eventually_true(WAIT, "two pending retries per endpoint", || async {
         pending(dead.id.clone()).await.len() == 2 && pending(other.id.clone()).await.len() == 2
     })
     .await;
-    let mut want = vec![(w.names.retry(&dead.id, "evt_p0", 2), 1), (w.names.retry(&dead.id, "evt_p1", 2), 1)];
+    let mut want =
+        vec![(w.names.retry(&dead.id, "evt_p0", 2), 1), (w.names.retry(&dead.id, "evt_p1", 2), 1)];
     want.sort();
     assert_eq!(pending(dead.id.clone()).await, want);
     // nats stream purge WEBHOOKS_DELIVERIES --subject 'webhooks.retry.<sub>.>' -f

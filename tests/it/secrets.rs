@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use crate::harness::receiver::Reply;
 use crate::harness::{eventually, http_client};
-use crate::world::{ADMIN, World, WAIT, assert_signed};
+use crate::world::{ADMIN, WAIT, World, assert_signed};
 
 /// Every form a secret could leak in: the `whsec_...` text and its base64 key alone.
 fn forms(secret: &str) -> [String; 2] {
@@ -31,7 +31,8 @@ async fn no_secret_reaches_logs_errors_attempt_records_lifecycle_events_or_debug
     let log_path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
     let log = std::fs::File::create(&log_path).unwrap();
     let config = w.config_file("\"0s\", \"100ms\"");
-    let mut lifecycle = w.nats.client().await.subscribe(format!("{}.lifecycle.>", w.prefix)).await.unwrap();
+    let mut lifecycle =
+        w.nats.client().await.subscribe(format!("{}.lifecycle.>", w.prefix)).await.unwrap();
     let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
         .arg("--config")
         .arg(&config)
@@ -54,7 +55,16 @@ async fn no_secret_reaches_logs_errors_attempt_records_lifecycle_events_or_debug
         let http = http.clone();
         let (api, url) = (api.clone(), w.receiver.url(path));
         async move {
-            let body: serde_json::Value = http.post(format!("{api}/v1/subscriptions")).bearer_auth(ADMIN).json(&serde_json::json!({"url": url})).send().await.unwrap().json().await.unwrap();
+            let body: serde_json::Value = http
+                .post(format!("{api}/v1/subscriptions"))
+                .bearer_auth(ADMIN)
+                .json(&serde_json::json!({"url": url}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             (body["id"].as_str().unwrap().to_string(), body["secret"].as_str().unwrap().to_string())
         }
     };
@@ -63,7 +73,15 @@ async fn no_secret_reaches_logs_errors_attempt_records_lifecycle_events_or_debug
     w.receiver.set_default("/fails", Reply::Status(500));
     w.publish("order.created", "evt_s1", None).await;
     w.receiver.wait_for_requests("/ok", 1, WAIT).await;
-    let rotated: serde_json::Value = http.post(format!("{api}/v1/subscriptions/{ok_id}/rotate-secret")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    let rotated: serde_json::Value = http
+        .post(format!("{api}/v1/subscriptions/{ok_id}/rotate-secret"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let second = rotated["secret"].as_str().unwrap().to_string();
     w.publish("order.created", "evt_s2", None).await;
     let reqs = w.receiver.wait_for_requests("/ok", 2, WAIT).await;
@@ -82,7 +100,11 @@ async fn no_secret_reaches_logs_errors_attempt_records_lifecycle_events_or_debug
             cmd.output().await.unwrap()
         }
     };
-    let created = cli(&["subscriptions", "create", "--output", "json", "--url"], Some(w.receiver.url("/cli"))).await;
+    let created = cli(
+        &["subscriptions", "create", "--output", "json", "--url"],
+        Some(w.receiver.url("/cli")),
+    )
+    .await;
     let created_json: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
     let cli_secret = created_json["secret"].as_str().unwrap().to_string();
     let cli_id = created_json["id"].as_str().unwrap().to_string();
@@ -95,11 +117,19 @@ async fn no_secret_reaches_logs_errors_attempt_records_lifecycle_events_or_debug
         .await
         .unwrap();
     let rotated_cli_stdout = String::from_utf8_lossy(&rotated_cli.stdout).to_string();
-    let cli_rotated_secret = rotated_cli_stdout.split_whitespace().find(|w| w.starts_with("whsec_")).expect("rotate prints the new secret").to_string();
+    let cli_rotated_secret = rotated_cli_stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("whsec_"))
+        .expect("rotate prints the new secret")
+        .to_string();
 
     let secrets = vec![first, second, failing_secret, cli_secret, cli_rotated_secret];
     assert_clean("the CLI's stderr (create)", &String::from_utf8_lossy(&created.stderr), &secrets);
-    assert_clean("the CLI's stderr (rotate-secret)", &String::from_utf8_lossy(&rotated_cli.stderr), &secrets);
+    assert_clean(
+        "the CLI's stderr (rotate-secret)",
+        &String::from_utf8_lossy(&rotated_cli.stderr),
+        &secrets,
+    );
     let get = |path: String| {
         let http = http.clone();
         async move { http.get(path).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap() }
@@ -109,7 +139,9 @@ async fn no_secret_reaches_logs_errors_attempt_records_lifecycle_events_or_debug
     assert_clean("the subscription list", &get(format!("{api}/v1/subscriptions")).await, &secrets);
     assert_clean("a subscription", &get(format!("{api}/v1/subscriptions/{ok_id}")).await, &secrets);
     let mut events = Vec::new();
-    while let Ok(Some(msg)) = tokio::time::timeout(std::time::Duration::from_millis(300), lifecycle.next()).await {
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), lifecycle.next()).await
+    {
         events.push(String::from_utf8_lossy(&msg.payload).to_string());
     }
     assert!(events.len() >= 5, "created x3, secret_rotated x2: {events:?}");

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hookline::store::subscriptions::{BodyFormat, SignatureScheme, Subscription, SubscriptionInput};
+use hookline::store::subscriptions::{
+    BodyFormat, SignatureScheme, Subscription, SubscriptionInput,
+};
 use serde_json::Value;
 
 use crate::harness::{eventually, free_port};
@@ -28,7 +30,10 @@ impl PythonReceiver {
             cmd.args(["--scheme", s]);
         }
         let child = cmd.kill_on_drop(true).spawn().expect("python3 runs the seed receiver");
-        eventually(WAIT, "python receiver listening", || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok() }).await;
+        eventually(WAIT, "python receiver listening", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
+        })
+        .await;
         PythonReceiver { _child: child, port, log }
     }
 
@@ -53,8 +58,18 @@ impl PythonReceiver {
     }
 }
 
-async fn subscribe(w: &World, url: String, schemes: Vec<SignatureScheme>, format: BodyFormat) -> Subscription {
-    let input = SubscriptionInput { url: Some(url), signature_schemes: Some(schemes), body_format: Some(format), ..Default::default() };
+async fn subscribe(
+    w: &World,
+    url: String,
+    schemes: Vec<SignatureScheme>,
+    format: BodyFormat,
+) -> Subscription {
+    let input = SubscriptionInput {
+        url: Some(url),
+        signature_schemes: Some(schemes),
+        body_format: Some(format),
+        ..Default::default()
+    };
     w.store().await.create(input).await.unwrap()
 }
 
@@ -63,15 +78,47 @@ async fn seed_compatible_signatures_verify_with_a_python_receiver_using_their_al
     let w = World::start().await;
     let dir = tempfile::tempdir().unwrap();
     // Subscriptions first (the receivers need their secrets), pointing at ports chosen now.
-    let both = subscribe(&w, "http://placeholder/".into(), vec![SignatureScheme::WebhookSha256, SignatureScheme::XSignatureCanonical], BodyFormat::Envelope).await;
-    let bare = subscribe(&w, "http://placeholder/".into(), vec![SignatureScheme::XSignatureCanonical], BodyFormat::Payload).await;
-    let wrong = subscribe(&w, "http://placeholder/".into(), vec![SignatureScheme::WebhookSha256], BodyFormat::Envelope).await;
-    let r_both = PythonReceiver::start(dir.path(), &both.current_secret().expose(), &["webhook_sha256", "x_signature"]).await;
-    let r_bare = PythonReceiver::start(dir.path(), &bare.current_secret().expose(), &["x_signature"]).await;
-    let r_wrong = PythonReceiver::start(dir.path(), &hookline::Secret::generate().expose(), &["webhook_sha256"]).await;
+    let both = subscribe(
+        &w,
+        "http://placeholder/".into(),
+        vec![SignatureScheme::WebhookSha256, SignatureScheme::XSignatureCanonical],
+        BodyFormat::Envelope,
+    )
+    .await;
+    let bare = subscribe(
+        &w,
+        "http://placeholder/".into(),
+        vec![SignatureScheme::XSignatureCanonical],
+        BodyFormat::Payload,
+    )
+    .await;
+    let wrong = subscribe(
+        &w,
+        "http://placeholder/".into(),
+        vec![SignatureScheme::WebhookSha256],
+        BodyFormat::Envelope,
+    )
+    .await;
+    let r_both = PythonReceiver::start(
+        dir.path(),
+        &both.current_secret().expose(),
+        &["webhook_sha256", "x_signature"],
+    )
+    .await;
+    let r_bare =
+        PythonReceiver::start(dir.path(), &bare.current_secret().expose(), &["x_signature"]).await;
+    let r_wrong = PythonReceiver::start(
+        dir.path(),
+        &hookline::Secret::generate().expose(),
+        &["webhook_sha256"],
+    )
+    .await;
     let store = w.store().await;
     for (sub, r) in [(&both, &r_both), (&bare, &r_bare), (&wrong, &r_wrong)] {
-        store.update(&sub.id, SubscriptionInput { url: Some(r.url()), ..Default::default() }).await.unwrap();
+        store
+            .update(&sub.id, SubscriptionInput { url: Some(r.url()), ..Default::default() })
+            .await
+            .unwrap();
     }
     let app = w.start_app(w.config("\"0s\"")).await;
     let payload = serde_json::json!({"zeta": 1, "alpha": {"é": "naïve ☃", "b": [3, 1, {"y": true, "x": null}]}, "big": 12345678901234_i64});
@@ -108,7 +155,8 @@ async fn after_rotation_the_old_secret_verifies_during_the_grace_window_and_not_
     let mut config = w.config("\"0s\"");
     config.api.secret_rotation_grace_hours = 3.0 / 3600.0; // three seconds
     let app = w.start_app(config.clone()).await;
-    let rotated = w.store().await.rotate_secret(&sub.id, config.api.rotation_grace()).await.unwrap();
+    let rotated =
+        w.store().await.rotate_secret(&sub.id, config.api.rotation_grace()).await.unwrap();
     let new = rotated.current_secret().clone();
     assert_ne!(new, old);
     let verify = |req: &crate::harness::receiver::Recorded, secret: &hookline::Secret| {
@@ -124,11 +172,18 @@ async fn after_rotation_the_old_secret_verifies_during_the_grace_window_and_not_
     };
     w.publish("order.created", "evt_during", None).await;
     let during = w.receiver.wait_for_requests("/rotating", 1, WAIT).await;
-    assert_eq!(during[0].header("webhook-signature").unwrap().split(' ').count(), 2, "one signature per live secret");
+    assert_eq!(
+        during[0].header("webhook-signature").unwrap().split(' ').count(),
+        2,
+        "one signature per live secret"
+    );
     assert!(verify(&during[0], &old).is_ok() && verify(&during[0], &new).is_ok());
 
     let window_end = std::time::Instant::now() + Duration::from_secs(3);
-    eventually(Duration::from_secs(10), "grace window over", || async { (std::time::Instant::now() > window_end).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "grace window over", || async {
+        (std::time::Instant::now() > window_end).then_some(())
+    })
+    .await;
     w.publish("order.created", "evt_after", None).await;
     let after = w.receiver.wait_for_requests("/rotating", 2, WAIT).await;
     assert_eq!(after[1].header("webhook-id"), Some("evt_after"));

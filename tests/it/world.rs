@@ -48,7 +48,9 @@ impl RunningApp {
     /// Cancels and waits for a clean return.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let result = tokio::time::timeout(WAIT, self.task).await.expect("hookline stops within the deadline");
+        let result = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("hookline stops within the deadline");
         result.expect("hookline task joins").expect("hookline returns Ok");
     }
 }
@@ -98,11 +100,17 @@ impl World {
     pub async fn store(&self) -> SubscriptionStore {
         let config = self.config("\"0s\"");
         let conn = hookline::store::connect(&config.redis).await.expect("redis connects");
-        let egress = hookline::egress::EgressPolicy::from_config(&config.egress).expect("test egress config");
+        let egress = hookline::egress::EgressPolicy::from_config(&config.egress)
+            .expect("test egress config");
         SubscriptionStore::new(conn, self.names.clone()).with_egress(egress.into())
     }
 
-    pub async fn subscribe(&self, path: &str, types: &[&str], tenant: Option<&str>) -> Subscription {
+    pub async fn subscribe(
+        &self,
+        path: &str,
+        types: &[&str],
+        tenant: Option<&str>,
+    ) -> Subscription {
         let input = SubscriptionInput {
             url: Some(self.receiver.url(path)),
             event_types: Some(types.iter().map(|s| s.to_string()).collect()),
@@ -126,12 +134,20 @@ impl World {
             source: None,
             tenant_id: tenant.map(str::to_string),
         };
-        hookline::ingest::publish_event(&self.js().await, &self.names, &event, 1 << 20).await.expect("event published");
+        hookline::ingest::publish_event(&self.js().await, &self.names, &event, 1 << 20)
+            .await
+            .expect("event published");
     }
 
     /// Publishes raw bytes on a subject of this world (for malformed events).
     pub async fn publish_raw(&self, subject: &str, body: Vec<u8>) {
-        self.js().await.publish(subject.to_string(), body.into()).await.expect("publish").await.expect("ack");
+        self.js()
+            .await
+            .publish(subject.to_string(), body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
     }
 
     pub async fn dlq(&self, subscription: Option<&str>) -> Vec<DlqEntry> {
@@ -167,7 +183,11 @@ impl World {
     }
 
     /// Like `spawn_hookline`, with extra environment (e.g. `HOOKLINE_API__LISTEN`).
-    pub async fn spawn_hookline_with_env(&self, config_file: &PathBuf, env: &[(&str, String)]) -> tokio::process::Child {
+    pub async fn spawn_hookline_with_env(
+        &self,
+        config_file: &PathBuf,
+        env: &[(&str, String)],
+    ) -> tokio::process::Child {
         let child = self.spawn_hookline_unchecked(config_file, env);
         let js = self.js().await;
         eventually(WAIT, "hookline's consumers exist", || async {
@@ -178,7 +198,11 @@ impl World {
         child
     }
 
-    fn spawn_hookline_unchecked(&self, config_file: &PathBuf, env: &[(&str, String)]) -> tokio::process::Child {
+    fn spawn_hookline_unchecked(
+        &self,
+        config_file: &PathBuf,
+        env: &[(&str, String)],
+    ) -> tokio::process::Child {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("--config")

@@ -98,7 +98,9 @@ impl Env {
         dir.keep = opts.keep;
         let (nats, nats_url) = match &opts.nats_url {
             Some(url) => (None, url.clone()),
-            None => procs::start_nats(&opts.nats_server, dir.path()).await.map(|(p, u)| (Some(p), u))?,
+            None => {
+                procs::start_nats(&opts.nats_server, dir.path()).await.map(|(p, u)| (Some(p), u))?
+            }
         };
         let (redis, redis_url) = match &opts.redis_url {
             Some(url) => (None, url.clone()),
@@ -107,14 +109,31 @@ impl Env {
         let receiver_port = procs::free_port()?;
         let receiver = procs::start_receiver(receiver_port, dir.path()).await?;
         let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await?);
-        let run_id = format!("{:x}", std::process::id() ^ (Instant::now().elapsed().subsec_nanos()));
+        let run_id =
+            format!("{:x}", std::process::id() ^ (Instant::now().elapsed().subsec_nanos()));
         let control = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Env { opts, dir, nats, redis, nats_url, redis_url, receiver, receiver_port, control, js, run_id })
+        Ok(Env {
+            opts,
+            dir,
+            nats,
+            redis,
+            nats_url,
+            redis_url,
+            receiver,
+            receiver_port,
+            control,
+            js,
+            run_id,
+        })
     }
 
     /// `http://127.0.0.1:<receiver>/s/<name>` (or `/hang/<name>` when `hang`).
     pub fn endpoint(&self, name: &str, hang: bool) -> String {
-        format!("http://127.0.0.1:{}/{}/{name}", self.receiver_port, if hang { "hang" } else { "s" })
+        format!(
+            "http://127.0.0.1:{}/{}/{name}",
+            self.receiver_port,
+            if hang { "hang" } else { "s" }
+        )
     }
 
     pub async fn stats(&self, with_latency: bool) -> anyhow::Result<Stats> {
@@ -147,7 +166,11 @@ impl Env {
 
     /// Starts `hookline serve` for `scenario` with `extra` config on top of the options' and
     /// waits until its consumers exist.
-    pub async fn hookline(&self, scenario: &str, extra: &[(&str, &str)]) -> anyhow::Result<Hookline> {
+    pub async fn hookline(
+        &self,
+        scenario: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Hookline> {
         let prefix = format!("b{}_{}", self.run_id, scenario.replace('-', "_"));
         let mut env = vec![
             ("HOOKLINE_NATS__URL".to_string(), self.nats_url.clone()),
@@ -155,7 +178,10 @@ impl Env {
             ("HOOKLINE_STREAMS__PREFIX".to_string(), prefix.clone()),
         ];
         if self.opts.hookline_has_egress {
-            env.push(("HOOKLINE_EGRESS__ALLOW_CIDRS".to_string(), r#"["127.0.0.0/8"]"#.to_string()));
+            env.push((
+                "HOOKLINE_EGRESS__ALLOW_CIDRS".to_string(),
+                r#"["127.0.0.0/8"]"#.to_string(),
+            ));
         }
         env.extend(self.opts.hookline_env.iter().cloned());
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -182,18 +208,27 @@ impl Env {
         let mut config = hookline::config::Config::with_overrides(LOOPBACK_ALLOWED)?;
         config.redis.url = self.redis_url.clone();
         let conn = hookline::store::connect(&config.redis).await?;
-        let egress = std::sync::Arc::new(hookline::egress::EgressPolicy::from_config(&config.egress)?);
+        let egress =
+            std::sync::Arc::new(hookline::egress::EgressPolicy::from_config(&config.egress)?);
         let subs = SubscriptionStore::new(conn, names.clone()).with_egress(egress);
         Ok(Hookline { proc, prefix, subs, names })
     }
 
     /// Creates subscriptions (url, event-type filters), 64 at a time; returns their ids.
-    pub async fn subscribe(&self, hk: &Hookline, specs: Vec<(String, Vec<String>)>) -> anyhow::Result<Vec<String>> {
+    pub async fn subscribe(
+        &self,
+        hk: &Hookline,
+        specs: Vec<(String, Vec<String>)>,
+    ) -> anyhow::Result<Vec<String>> {
         let created: Vec<anyhow::Result<String>> = futures::stream::iter(specs)
             .map(|(url, types)| {
                 let store = hk.subs.clone();
                 async move {
-                    let input = SubscriptionInput { url: Some(url), event_types: Some(types), ..Default::default() };
+                    let input = SubscriptionInput {
+                        url: Some(url),
+                        event_types: Some(types),
+                        ..Default::default()
+                    };
                     Ok(store.create(input).await.context("creating a subscription")?.id)
                 }
             })
@@ -204,14 +239,26 @@ impl Env {
     }
 
     /// `n` subscriptions `/s/<scenario>-<i>` for the benchmark's event type.
-    pub async fn subscribe_n(&self, hk: &Hookline, scenario: &str, n: usize) -> anyhow::Result<Vec<String>> {
-        let specs = (0..n).map(|i| (self.endpoint(&format!("{scenario}-{i}"), false), vec![EVENT_TYPE.to_string()]));
+    pub async fn subscribe_n(
+        &self,
+        hk: &Hookline,
+        scenario: &str,
+        n: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let specs = (0..n).map(|i| {
+            (self.endpoint(&format!("{scenario}-{i}"), false), vec![EVENT_TYPE.to_string()])
+        });
         self.subscribe(hk, specs.collect()).await
     }
 
     /// Publishes `events` warm-up events (connection pools, caches), waits for their
     /// `events * subs` deliveries, then clears the receiver's statistics.
-    pub async fn warm_up(&self, publisher: &Publisher, events: u64, subs: u64) -> anyhow::Result<()> {
+    pub async fn warm_up(
+        &self,
+        publisher: &Publisher,
+        events: u64,
+        subs: u64,
+    ) -> anyhow::Result<()> {
         // Cleared first too: counts left by an earlier scenario must not end the wait early.
         self.reset_receiver().await?;
         publisher.burst("warm", 0..events).await?;
@@ -240,7 +287,8 @@ impl Env {
             if delivered != last_count {
                 (last_count, last_progress) = (delivered, Instant::now());
             }
-            let timed_out = !done && (last_progress.elapsed() > stall || cap.is_some_and(|c| started.elapsed() > c));
+            let timed_out = !done
+                && (last_progress.elapsed() > stall || cap.is_some_and(|c| started.elapsed() > c));
             if done || timed_out {
                 return Ok(Waited { delivered, first_ns, last_ns, timed_out, stats });
             }
@@ -270,7 +318,9 @@ impl Env {
     /// Clean-up failures are reported, never fatal: the scenario's numbers are already taken.
     pub async fn finish(&self, mut hk: Hookline) -> anyhow::Result<()> {
         hk.proc.kill().await;
-        for stream in [hk.names.events_stream(), hk.names.deliveries_stream(), hk.names.dlq_stream()] {
+        for stream in
+            [hk.names.events_stream(), hk.names.deliveries_stream(), hk.names.dlq_stream()]
+        {
             let _ = self.js.delete_stream(&stream).await;
         }
         if self.redis.is_some() {
@@ -290,7 +340,10 @@ impl Env {
 
     /// Checks that the servers and the receiver are still alive.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        for p in [self.nats.as_mut(), self.redis.as_mut(), Some(&mut self.receiver)].into_iter().flatten() {
+        for p in [self.nats.as_mut(), self.redis.as_mut(), Some(&mut self.receiver)]
+            .into_iter()
+            .flatten()
+        {
             p.check_alive()?;
         }
         Ok(())

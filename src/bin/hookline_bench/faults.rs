@@ -59,13 +59,21 @@ pub async fn latency(env: &Env, sizes: &Sizes, max_rate: f64) -> anyhow::Result<
 }
 
 /// Scenario 5: ten healthy subscriptions and one whose endpoint never answers.
-pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> anyhow::Result<Report> {
+pub async fn isolation(
+    env: &Env,
+    sizes: &Sizes,
+    fanout_rate: Option<f64>,
+) -> anyhow::Result<Report> {
     let hk = env.hookline("isolation", &[]).await?;
     let mut r = Report::new("isolation");
     let result = async {
         let healthy = sizes.fanout_subs as u64;
         env.subscribe_n(&hk, "isolation", sizes.fanout_subs).await?;
-        env.subscribe(&hk, vec![(env.endpoint("isolation-dead", true), vec![EVENT_TYPE.to_string()])]).await?;
+        env.subscribe(
+            &hk,
+            vec![(env.endpoint("isolation-dead", true), vec![EVENT_TYPE.to_string()])],
+        )
+        .await?;
         let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
         env.warm_up(&publisher, 50, healthy).await?;
         let events = sizes.fanout_events;
@@ -81,16 +89,22 @@ pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> an
         let after = env.cpu(&hk);
         if waited.timed_out {
             // The rate over the whole window up to the cap, not just up to the last receipt.
-            let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+            let now_ns = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
             waited.last_ns = waited.last_ns.max(now_ns);
         }
         delivery_metrics(&mut r, &waited, healthy);
         resource_metrics(&mut r, &hk, before.delta(&after));
-        r.set("events", events).set("healthy_subscriptions", healthy).set("dead_requests_parked", waited.stats.hanging);
+        r.set("events", events)
+            .set("healthy_subscriptions", healthy)
+            .set("dead_requests_parked", waited.stats.hanging);
         // Deferrals: what the dead endpoint cost the others.
         let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
         let deferrals = deferrals(stored, events * (healthy + 1));
-        r.set("deferrals", deferrals).set("deferrals_per_dead_delivery", deferrals as f64 / events.max(1) as f64);
+        r.set("deferrals", deferrals)
+            .set("deferrals_per_dead_delivery", deferrals as f64 / events.max(1) as f64);
         let rate = waited.rate();
         if let Some(base) = fanout_rate {
             r.set("ratio_to_fanout", rate / base);
@@ -105,7 +119,14 @@ pub async fn isolation(env: &Env, sizes: &Sizes, fanout_rate: Option<f64>) -> an
         }
         r.summary = format!(
             "{rate:.0} healthy deliveries/s{}; {} requests parked on the dead endpoint",
-            if waited.timed_out { format!(" (time cap {:?} hit, {undelivered} not yet delivered)", sizes.isolation_cap) } else { String::new() },
+            if waited.timed_out {
+                format!(
+                    " (time cap {:?} hit, {undelivered} not yet delivered)",
+                    sizes.isolation_cap
+                )
+            } else {
+                String::new()
+            },
             waited.stats.hanging
         );
         anyhow::Ok(())

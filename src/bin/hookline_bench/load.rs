@@ -54,7 +54,9 @@ pub struct Published {
 
 impl Publisher {
     pub async fn connect(nats_url: &str, prefix: &str) -> anyhow::Result<Publisher> {
-        let client = async_nats::connect(nats_url).await.with_context(|| format!("connecting to {nats_url}"))?;
+        let client = async_nats::connect(nats_url)
+            .await
+            .with_context(|| format!("connecting to {nats_url}"))?;
         let js = jetstream::ContextBuilder::new().max_ack_inflight(ACK_WINDOW * 2).build(client);
         Ok(Publisher { js, subject: format!("{prefix}.events.{EVENT_TYPE}") })
     }
@@ -71,7 +73,10 @@ impl Publisher {
         for n in range.clone() {
             acks.push_back(self.send(format!("{tag}-{n}")).await?);
             if acks.len() >= ACK_WINDOW {
-                acks.pop_front().expect("window is not empty").await.context("awaiting a publish ack")?;
+                acks.pop_front()
+                    .expect("window is not empty")
+                    .await
+                    .context("awaiting a publish ack")?;
             }
         }
         for ack in acks {
@@ -82,7 +87,12 @@ impl Publisher {
 
     /// Publishes events `<tag>-<n>` for n in `range` at `rate` per second (open loop: the
     /// schedule does not wait for acks, which are awaited on the side).
-    pub async fn paced(&self, tag: &str, range: std::ops::Range<u64>, rate: f64) -> anyhow::Result<Published> {
+    pub async fn paced(
+        &self,
+        tag: &str,
+        range: std::ops::Range<u64>,
+        rate: f64,
+    ) -> anyhow::Result<Published> {
         let started = Instant::now();
         let start = tokio::time::Instant::now();
         let mut pending = tokio::task::JoinSet::new();
@@ -111,7 +121,11 @@ pub struct BaselineResult {
 
 /// `concurrency` closed-loop workers POST a [`BODY_BYTES`] webhook to `url` for `duration`
 /// with hookline's own HTTP client (same builder, same settings) and the same headers.
-pub async fn baseline(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<BaselineResult> {
+pub async fn baseline(
+    url: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<BaselineResult> {
     let config = hookline::config::Config::with_overrides(crate::env::LOOPBACK_ALLOWED)?;
     let egress = hookline::egress::EgressPolicy::from_config(&config.egress)?;
     let client = hookline::pipeline::attempt::http_client(&config.delivery, egress.into())?;
@@ -127,7 +141,8 @@ pub async fn baseline(url: &str, concurrency: usize, duration: Duration) -> anyh
     let deadline = started + duration;
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, url, body, signature) = (client.clone(), url.to_string(), body.clone(), signature.clone());
+        let (client, url, body, signature) =
+            (client.clone(), url.to_string(), body.clone(), signature.clone());
         let (counter, errors) = (counter.clone(), errors.clone());
         workers.spawn(async move {
             let mut latencies = Vec::new();
@@ -176,7 +191,8 @@ mod tests {
     #[test]
     fn the_webhook_body_is_exactly_the_advertised_size() {
         let event = event_json("t-1");
-        let parsed = hookline::event::WebhookEvent::parse(event.as_bytes(), EVENT_TYPE, 1 << 20).unwrap();
+        let parsed =
+            hookline::event::WebhookEvent::parse(event.as_bytes(), EVENT_TYPE, 1 << 20).unwrap();
         assert_eq!(parsed.webhook_body().len(), BODY_BYTES);
     }
 }

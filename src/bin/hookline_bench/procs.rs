@@ -24,7 +24,8 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(tag: &str) -> anyhow::Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("hookline-bench-{}-{tag}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("hookline-bench-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(TempDir { path, keep: false })
     }
@@ -126,7 +127,8 @@ impl Usage {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
                 .unwrap_or(0)
         };
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0);
+        let fds =
+            std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0);
         Usage { cpu_s, hwm_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:"), fds }
     }
 }
@@ -139,7 +141,11 @@ fn log_tail(path: &Path, bytes: usize) -> String {
 }
 
 /// Polls `ready` every 50 ms until it is true, `proc` dies, or `timeout` passes.
-pub async fn wait_ready<F, Fut>(proc: &mut Proc, timeout: Duration, mut ready: F) -> anyhow::Result<()>
+pub async fn wait_ready<F, Fut>(
+    proc: &mut Proc,
+    timeout: Duration,
+    mut ready: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -164,7 +170,10 @@ async fn accepts(port: u16) -> bool {
 /// nats-server with JetStream on a free port, store in `dir`.
 pub async fn start_nats(binary: &Path, dir: &Path) -> anyhow::Result<(Proc, String)> {
     if !binary.is_file() {
-        bail!("{} is missing: run `bash scripts/ensure-deps.sh` or pass --nats-server", binary.display());
+        bail!(
+            "{} is missing: run `bash scripts/ensure-deps.sh` or pass --nats-server",
+            binary.display()
+        );
     }
     let port = free_port()?;
     let store = dir.join("nats");
@@ -183,9 +192,18 @@ pub async fn start_nats(binary: &Path, dir: &Path) -> anyhow::Result<(Proc, Stri
 pub async fn start_redis(dir: &Path) -> anyhow::Result<(Proc, String)> {
     let port = free_port()?;
     let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir);
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .arg("--dir")
+    .arg(dir);
     let mut proc = Proc::spawn("redis-server", cmd, dir.join("redis.log"))
         .context("redis-server must be on PATH (bash scripts/ensure-deps.sh installs it)")?;
     let url = format!("redis://127.0.0.1:{port}/");
@@ -214,7 +232,10 @@ pub struct HooklineSetup<'a> {
 /// `hookline serve` with only the given configuration (inherited `HOOKLINE_*` vars removed).
 pub fn spawn_hookline(setup: HooklineSetup<'_>) -> anyhow::Result<Proc> {
     if !setup.binary.is_file() {
-        bail!("{} is missing: build it with `cargo build --release --bin hookline`", setup.binary.display());
+        bail!(
+            "{} is missing: build it with `cargo build --release --bin hookline`",
+            setup.binary.display()
+        );
     }
     let mut cmd = Command::new(setup.binary);
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HOOKLINE_")) {

@@ -66,8 +66,15 @@ impl Percentiles {
             return Percentiles::default();
         }
         sample.sort_unstable();
-        let at = |q: f64| sample[((sample.len() as f64 * q).ceil() as usize).clamp(1, sample.len()) - 1];
-        Percentiles { count: sample.len() as u64, p50: at(0.50), p95: at(0.95), p99: at(0.99), max: at(1.0) }
+        let at =
+            |q: f64| sample[((sample.len() as f64 * q).ceil() as usize).clamp(1, sample.len()) - 1];
+        Percentiles {
+            count: sample.len() as u64,
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: at(1.0),
+        }
     }
 }
 
@@ -108,7 +115,10 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(state.clone(), req));
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -123,7 +133,10 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    state: Shared,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/_bench/stats") => {
@@ -145,7 +158,12 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
             Ok(reply(StatusCode::NO_CONTENT, Bytes::new()))
         }
         (&Method::POST, p) if p.starts_with("/s/") => {
-            let id = req.headers().get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let id = req
+                .headers()
+                .get("webhook-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let body = match req.into_body().collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, "body unreadable")),

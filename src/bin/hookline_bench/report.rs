@@ -24,7 +24,12 @@ pub struct Report {
 
 impl Report {
     pub fn new(scenario: &str) -> Report {
-        Report { scenario: scenario.into(), summary: String::new(), metrics: Map::new(), targets: Vec::new() }
+        Report {
+            scenario: scenario.into(),
+            summary: String::new(),
+            metrics: Map::new(),
+            targets: Vec::new(),
+        }
     }
 
     /// Records a metric (numbers rounded to 3 decimals for readability).
@@ -47,12 +52,22 @@ impl Report {
 
     /// Adds a target `value >= goal`.
     pub fn at_least(&mut self, name: &str, value: f64, goal: f64) {
-        self.targets.push(Target { name: name.into(), goal: format!(">= {goal}"), value, pass: value >= goal });
+        self.targets.push(Target {
+            name: name.into(),
+            goal: format!(">= {goal}"),
+            value,
+            pass: value >= goal,
+        });
     }
 
     /// Adds a target `value <= goal`.
     pub fn at_most(&mut self, name: &str, value: f64, goal: f64) {
-        self.targets.push(Target { name: name.into(), goal: format!("<= {goal}"), value, pass: value <= goal });
+        self.targets.push(Target {
+            name: name.into(),
+            goal: format!("<= {goal}"),
+            value,
+            pass: value <= goal,
+        });
     }
 
     /// Adds the "no delivery lost" target: `missing` must be 0.
@@ -85,7 +100,15 @@ impl Report {
         let targets: Vec<String> = self
             .targets
             .iter()
-            .map(|t| format!("{} {} {} ({})", if t.pass { "PASS" } else { "FAIL" }, t.name, t.goal, round(t.value)))
+            .map(|t| {
+                format!(
+                    "{} {} {} ({})",
+                    if t.pass { "PASS" } else { "FAIL" },
+                    t.name,
+                    t.goal,
+                    round(t.value)
+                )
+            })
             .collect();
         format!("{:<14} {}\n{:<14} {}", self.scenario, self.summary, "", targets.join("; "))
     }
@@ -114,7 +137,8 @@ pub fn median_of(runs: &[&Report]) -> Report {
         out.set(&key, median(&mut values));
     }
     for (i, t) in first.targets.iter().enumerate() {
-        let mut values: Vec<f64> = runs.iter().filter_map(|r| r.targets.get(i)).map(|t| t.value).collect();
+        let mut values: Vec<f64> =
+            runs.iter().filter_map(|r| r.targets.get(i)).map(|t| t.value).collect();
         let value = median(&mut values);
         let lower_is_better = t.goal.starts_with("<=");
         let goal: f64 = t.goal.trim_start_matches(['<', '>', '=', ' ']).parse().unwrap_or(0.0);

@@ -56,13 +56,18 @@ pub fn baseline_in_flight(env: &Env) -> Option<(&'static str, String)> {
 /// HTTP load. The default per-endpoint limit (16) is a protection for customers' endpoints,
 /// which caps one endpoint at 16 / latency; that rate is measured too, in a second run
 /// (`at_default_in_flight_limit`), unless `--set health.max_in_flight_per_endpoint` chose one.
-pub async fn throughput(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyhow::Result<Report> {
+pub async fn throughput(
+    env: &Env,
+    sizes: &Sizes,
+    baseline_rps: Option<f64>,
+) -> anyhow::Result<Report> {
     let in_flight = baseline_in_flight(env);
     let default_limit = if in_flight.is_none() {
         None
     } else {
         let limit = hookline::config::Config::with_overrides("")?.health.max_in_flight_per_endpoint;
-        let r = fan_out_run(env, "throughput-default-limit", 1, 0, sizes.throughput_events, &[]).await?;
+        let r = fan_out_run(env, "throughput-default-limit", 1, 0, sizes.throughput_events, &[])
+            .await?;
         Some((limit, r))
     };
     let extra: Vec<(&str, &str)> = in_flight.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -83,7 +88,10 @@ pub async fn throughput(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> 
             }),
         );
         r.at_most("lost deliveries at the default limit", d.get("missing").unwrap_or(0.0), 0.0);
-        r.summary = format!("{} at {} in flight; {rate:.0}/s at the default limit of {limit}", r.summary, env.opts.concurrency);
+        r.summary = format!(
+            "{} at {} in flight; {rate:.0}/s at the default limit of {limit}",
+            r.summary, env.opts.concurrency
+        );
     }
     r.at_most("hookline peak RSS MiB", r.get("hookline_peak_rss_mib").unwrap_or(0.0), 64.0);
     Ok(r)
@@ -97,9 +105,15 @@ pub async fn fanout(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyh
 }
 
 /// Scenario 7: many subscriptions in Redis, few matching.
-pub async fn many(env: &Env, sizes: &Sizes, fanout_events_per_s: Option<f64>) -> anyhow::Result<Report> {
+pub async fn many(
+    env: &Env,
+    sizes: &Sizes,
+    fanout_events_per_s: Option<f64>,
+) -> anyhow::Result<Report> {
     let unrelated = sizes.many_subs.saturating_sub(sizes.fanout_subs);
-    let mut r = fan_out_run(env, "many-subs", sizes.fanout_subs, unrelated, sizes.fanout_events, &[]).await?;
+    let mut r =
+        fan_out_run(env, "many-subs", sizes.fanout_subs, unrelated, sizes.fanout_events, &[])
+            .await?;
     let eps = r.get("events_per_s").unwrap_or(0.0);
     if let Some(base) = fanout_events_per_s {
         r.set("ratio_to_fanout", eps / base);
@@ -117,7 +131,14 @@ fn rate_targets(r: &mut Report, baseline_rps: Option<f64>) {
 }
 
 /// `matching` subscriptions get every event; `unrelated` ones filter on other types.
-async fn fan_out_run(env: &Env, scenario: &str, matching: usize, unrelated: usize, events: u64, extra: &[(&str, &str)]) -> anyhow::Result<Report> {
+async fn fan_out_run(
+    env: &Env,
+    scenario: &str,
+    matching: usize,
+    unrelated: usize,
+    events: u64,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Report> {
     let hk = env.hookline(scenario, extra).await?;
     let result = fan_out_measure(env, &hk, scenario, matching, unrelated, events).await;
     env.finish(hk).await?;
@@ -144,13 +165,17 @@ async fn fan_out_measure(
     let expected = events * matching as u64;
     let stored_before = env.stream_messages(&hk.names.deliveries_stream()).await?;
     let before = env.cpu(hk);
-    let (published, waited) =
-        tokio::join!(publisher.burst("ev", 0..events), env.wait_for(expected, |_| true, STALL, None));
+    let (published, waited) = tokio::join!(
+        publisher.burst("ev", 0..events),
+        env.wait_for(expected, |_| true, STALL, None)
+    );
     let (published, waited) = (published?, waited?);
     let after = env.cpu(hk);
     let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
     let mut r = Report::new(scenario);
-    r.set("subscriptions", (matching + unrelated) as u64).set("matching", matching as u64).set("events", events);
+    r.set("subscriptions", (matching + unrelated) as u64)
+        .set("matching", matching as u64)
+        .set("events", events);
     if unrelated > 0 {
         r.set("subscription_setup_s", setup_s);
     }
@@ -196,7 +221,10 @@ pub fn resource_metrics(r: &mut Report, hk: &Hookline, cpu: serde_json::Value) {
     let deliveries = r.get("deliveries").unwrap_or(0.0);
     if deliveries > 0.0 && cpu.is_object() {
         let hookline = cpu["hookline"].as_f64().unwrap_or(0.0);
-        let all: f64 = ["hookline", "nats", "redis", "receiver", "bench"].iter().map(|k| cpu[k].as_f64().unwrap_or(0.0)).sum();
+        let all: f64 = ["hookline", "nats", "redis", "receiver", "bench"]
+            .iter()
+            .map(|k| cpu[k].as_f64().unwrap_or(0.0))
+            .sum();
         r.set("hookline_cpu_us_per_delivery", hookline * 1e6 / deliveries);
         r.set("all_cpu_us_per_delivery", all * 1e6 / deliveries);
     }

@@ -15,8 +15,8 @@
 
 use std::collections::BTreeSet;
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -58,7 +58,10 @@ impl SubscriptionStore {
 
     /// The same store checking endpoint URLs against `egress` (the default is the strict policy:
     /// no allow-list).
-    pub fn with_egress(mut self, egress: std::sync::Arc<crate::egress::EgressPolicy>) -> SubscriptionStore {
+    pub fn with_egress(
+        mut self,
+        egress: std::sync::Arc<crate::egress::EgressPolicy>,
+    ) -> SubscriptionStore {
         self.egress = egress;
         self
     }
@@ -68,7 +71,10 @@ impl SubscriptionStore {
     }
 
     /// Creates a subscription with a fresh secret; validates everything before writing.
-    pub async fn create(&self, input: SubscriptionInput) -> Result<Subscription, SubscriptionError> {
+    pub async fn create(
+        &self,
+        input: SubscriptionInput,
+    ) -> Result<Subscription, SubscriptionError> {
         let url = input.url.unwrap_or_default();
         check_endpoint(&url, &self.egress).await?;
         let event_types = validate_filters(&input.event_types.unwrap_or_default())?;
@@ -111,7 +117,10 @@ impl SubscriptionStore {
 
     /// One subscription and the [`version_key`] token read just before it (for
     /// [`super::cache`]: the data is at least as new as the token).
-    pub async fn get_versioned(&self, id: &str) -> Result<(Option<Subscription>, String), SubscriptionError> {
+    pub async fn get_versioned(
+        &self,
+        id: &str,
+    ) -> Result<(Option<Subscription>, String), SubscriptionError> {
         if !valid_subscription_id(id) {
             return Err(SubscriptionError::BadId(id.to_string()));
         }
@@ -145,7 +154,11 @@ impl SubscriptionStore {
     }
 
     /// Changes url, filters, tenant or description; keeps the secret.
-    pub async fn update(&self, id: &str, input: SubscriptionInput) -> Result<Subscription, SubscriptionError> {
+    pub async fn update(
+        &self,
+        id: &str,
+        input: SubscriptionInput,
+    ) -> Result<Subscription, SubscriptionError> {
         let old = self.require(id).await?;
         let mut new = old.clone();
         if let Some(url) = input.url {
@@ -200,7 +213,11 @@ impl SubscriptionStore {
     }
 
     /// Activates or deactivates; an inactive subscription receives nothing new.
-    pub async fn set_active(&self, id: &str, active: bool) -> Result<Subscription, SubscriptionError> {
+    pub async fn set_active(
+        &self,
+        id: &str,
+        active: bool,
+    ) -> Result<Subscription, SubscriptionError> {
         let old = self.require(id).await?;
         let disabled_reason = if active { None } else { old.disabled_reason.clone() };
         let new = Subscription { active, disabled_reason, updated_at: now(), ..old.clone() };
@@ -210,26 +227,40 @@ impl SubscriptionStore {
 
     /// Deactivates on hookline's own decision (`failing`, `gone`); `None` when it was already
     /// inactive (another process got there first), so only one disable event is published.
-    pub async fn disable(&self, id: &str, reason: &str) -> Result<Option<Subscription>, SubscriptionError> {
+    pub async fn disable(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> Result<Option<Subscription>, SubscriptionError> {
         let old = self.require(id).await?;
         if !old.active {
             return Ok(None);
         }
-        let new = Subscription { active: false, disabled_reason: Some(reason.to_string()), updated_at: now(), ..old.clone() };
+        let new = Subscription {
+            active: false,
+            disabled_reason: Some(reason.to_string()),
+            updated_at: now(),
+            ..old.clone()
+        };
         self.write(Some(&old), &new).await?;
         Ok(Some(new))
     }
 
     /// Makes a new current secret; the previous current one keeps signing for `grace` (expired
     /// ones are dropped). Returns the subscription with the new secret first.
-    pub async fn rotate_secret(&self, id: &str, grace: std::time::Duration) -> Result<Subscription, SubscriptionError> {
+    pub async fn rotate_secret(
+        &self,
+        id: &str,
+        grace: std::time::Duration,
+    ) -> Result<Subscription, SubscriptionError> {
         let old = self.require(id).await?;
         let at = now();
         let mut secrets = vec![SigningSecret { secret: Secret::generate(), expires_at: None }];
         for s in &old.secrets {
             let expires_at = s.expires_at.unwrap_or(at + grace).min(at + grace);
             if expires_at > at {
-                secrets.push(SigningSecret { secret: s.secret.clone(), expires_at: Some(expires_at) });
+                secrets
+                    .push(SigningSecret { secret: s.secret.clone(), expires_at: Some(expires_at) });
             }
         }
         let new = Subscription { secrets, updated_at: at, ..old.clone() };
@@ -256,12 +287,19 @@ impl SubscriptionStore {
     /// Ids of the FIFO subscriptions (each needs its own consumer).
     pub async fn fifo_ids(&self) -> Result<Vec<String>, SubscriptionError> {
         let mut conn = self.conn.clone();
-        let ids: Vec<String> = conn.smembers(self.names.key("idx:fifo")).await.doing(|| "listing fifo subscriptions".into())?;
+        let ids: Vec<String> = conn
+            .smembers(self.names.key("idx:fifo"))
+            .await
+            .doing(|| "listing fifo subscriptions".into())?;
         Ok(ids)
     }
 
     /// Active subscriptions that should receive an event of this type and tenant.
-    pub async fn matching(&self, event_type: &str, tenant: Option<&str>) -> Result<Vec<Subscription>, SubscriptionError> {
+    pub async fn matching(
+        &self,
+        event_type: &str,
+        tenant: Option<&str>,
+    ) -> Result<Vec<Subscription>, SubscriptionError> {
         Ok(self.matching_versioned(event_type, tenant, None).await?.0)
     }
 
@@ -283,8 +321,12 @@ impl SubscriptionStore {
         if let Some(cmd) = also {
             pipe.add_command(cmd).ignore();
         }
-        let (version, mut ids, exact, patterns): (Option<String>, BTreeSet<String>, Vec<String>, Vec<String>) =
-            pipe.query_async(&mut conn).await.doing(doing)?;
+        let (version, mut ids, exact, patterns): (
+            Option<String>,
+            BTreeSet<String>,
+            Vec<String>,
+            Vec<String>,
+        ) = pipe.query_async(&mut conn).await.doing(doing)?;
         ids.extend(exact);
         let matching: Vec<String> = patterns
             .iter()
@@ -296,7 +338,10 @@ impl SubscriptionStore {
             ids.extend(from_patterns);
         }
         let subs = self.load_many(ids.into_iter().collect()).await?;
-        Ok((subs.into_iter().filter(|s| s.accepts(event_type, tenant)).collect(), version.unwrap_or_default()))
+        Ok((
+            subs.into_iter().filter(|s| s.accepts(event_type, tenant)).collect(),
+            version.unwrap_or_default(),
+        ))
     }
 
     async fn load_many(&self, ids: Vec<String>) -> Result<Vec<Subscription>, SubscriptionError> {
@@ -308,8 +353,10 @@ impl SubscriptionStore {
         for id in &ids {
             pipe.hgetall(self.hash_key(id));
         }
-        let rows: Vec<Vec<(String, String)>> =
-            pipe.query_async(&mut conn).await.doing(|| format!("reading {} subscriptions", ids.len()))?;
+        let rows: Vec<Vec<(String, String)>> = pipe
+            .query_async(&mut conn)
+            .await
+            .doing(|| format!("reading {} subscriptions", ids.len()))?;
         let mut subs = Vec::with_capacity(ids.len());
         for (id, fields) in ids.iter().zip(rows) {
             // An id still in an index whose hash is gone (deleted meanwhile) is skipped.
@@ -320,7 +367,11 @@ impl SubscriptionStore {
         Ok(subs)
     }
 
-    async fn write(&self, old: Option<&Subscription>, new: &Subscription) -> Result<(), SubscriptionError> {
+    async fn write(
+        &self,
+        old: Option<&Subscription>,
+        new: &Subscription,
+    ) -> Result<(), SubscriptionError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         if let Some(old) = old {
@@ -359,7 +410,9 @@ impl SubscriptionStore {
         }
         for filter in sub.filters() {
             match filter {
-                EventFilter::Exact(t) => pipe.sadd(self.names.key(&format!("idx:type:{t}")), &sub.id).ignore(),
+                EventFilter::Exact(t) => {
+                    pipe.sadd(self.names.key(&format!("idx:type:{t}")), &sub.id).ignore()
+                }
                 EventFilter::Pattern(p) => pipe
                     .sadd(self.names.key("idx:patterns"), &p)
                     .ignore()
@@ -402,7 +455,11 @@ impl SubscriptionStore {
         Ok(())
     }
 
-    async fn exec(&self, pipe: redis::Pipeline, doing: impl FnOnce() -> String) -> Result<(), SubscriptionError> {
+    async fn exec(
+        &self,
+        pipe: redis::Pipeline,
+        doing: impl FnOnce() -> String,
+    ) -> Result<(), SubscriptionError> {
         let mut conn = self.conn.clone();
         let () = pipe.query_async(&mut conn).await.doing(doing)?;
         Ok(())
@@ -419,13 +476,22 @@ fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
         ("description", sub.description.clone()),
         ("active", if sub.active { "1" } else { "0" }.to_string()),
         ("metadata", serde_json::to_string(&sub.metadata).unwrap_or_else(|_| "{}".into())),
-        ("signature_schemes", serde_json::to_string(&sub.signature_schemes).unwrap_or_else(|_| "[]".into())),
-        ("body_format", serde_json::to_string(&sub.body_format).unwrap_or_else(|_| "\"envelope\"".into())),
+        (
+            "signature_schemes",
+            serde_json::to_string(&sub.signature_schemes).unwrap_or_else(|_| "[]".into()),
+        ),
+        (
+            "body_format",
+            serde_json::to_string(&sub.body_format).unwrap_or_else(|_| "\"envelope\"".into()),
+        ),
         ("secrets", encode_secrets(&sub.secrets)),
         ("max_in_flight", sub.max_in_flight.map(|n| n.to_string()).unwrap_or_default()),
         ("max_rps", sub.max_rps.map(|n| n.to_string()).unwrap_or_default()),
         ("disabled_reason", sub.disabled_reason.clone().unwrap_or_default()),
-        ("ordering", serde_json::to_string(&sub.ordering).unwrap_or_else(|_| "\"unordered\"".into())),
+        (
+            "ordering",
+            serde_json::to_string(&sub.ordering).unwrap_or_else(|_| "\"unordered\"".into()),
+        ),
         ("created_at", ts(sub.created_at)),
         ("updated_at", ts(sub.updated_at)),
     ]
@@ -439,8 +505,10 @@ struct StoredSecret {
 }
 
 fn encode_secrets(secrets: &[SigningSecret]) -> String {
-    let stored: Vec<StoredSecret> =
-        secrets.iter().map(|s| StoredSecret { secret: s.secret.expose(), expires_at: s.expires_at }).collect();
+    let stored: Vec<StoredSecret> = secrets
+        .iter()
+        .map(|s| StoredSecret { secret: s.secret.expose(), expires_at: s.expires_at })
+        .collect();
     serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
 }
 
@@ -448,7 +516,11 @@ fn decode_secrets(text: &str) -> Option<Vec<SigningSecret>> {
     let stored: Vec<StoredSecret> = serde_json::from_str(text).ok()?;
     let secrets = stored
         .into_iter()
-        .map(|s| Secret::parse(&s.secret).ok().map(|secret| SigningSecret { secret, expires_at: s.expires_at }))
+        .map(|s| {
+            Secret::parse(&s.secret)
+                .ok()
+                .map(|secret| SigningSecret { secret, expires_at: s.expires_at })
+        })
         .collect::<Option<Vec<_>>>()?;
     (!secrets.is_empty()).then_some(secrets)
 }
@@ -460,8 +532,8 @@ fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, Store
     let time = |k: &str| -> Result<OffsetDateTime, StoreError> {
         OffsetDateTime::parse(&get(k)?, &Rfc3339).map_err(|e| corrupt(format!("field {k}: {e}")))
     };
-    let event_types: Vec<String> =
-        serde_json::from_str(&get("event_types")?).map_err(|e| corrupt(format!("field event_types: {e}")))?;
+    let event_types: Vec<String> = serde_json::from_str(&get("event_types")?)
+        .map_err(|e| corrupt(format!("field event_types: {e}")))?;
     let tenant = get("tenant_id")?;
     Ok(Subscription {
         id: id.to_string(),
@@ -469,17 +541,30 @@ fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, Store
         event_types,
         tenant_id: (!tenant.is_empty()).then_some(tenant),
         description: get("description")?,
-        metadata: map.get("metadata").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
+        metadata: map
+            .get("metadata")
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default(),
         active: get("active")? == "1",
-        signature_schemes: map.get("signature_schemes").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
-        body_format: map.get("body_format").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
+        signature_schemes: map
+            .get("signature_schemes")
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default(),
+        body_format: map
+            .get("body_format")
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default(),
         max_in_flight: map.get("max_in_flight").and_then(|v| v.parse().ok()),
         max_rps: map.get("max_rps").and_then(|v| v.parse().ok()),
         disabled_reason: map.get("disabled_reason").filter(|v| !v.is_empty()).cloned(),
-        ordering: map.get("ordering").and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default(),
+        ordering: map
+            .get("ordering")
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default(),
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
-        secrets: decode_secrets(&get("secrets")?).ok_or_else(|| corrupt("field secrets holds no valid whsec_ secret".into()))?,
+        secrets: decode_secrets(&get("secrets")?)
+            .ok_or_else(|| corrupt("field secrets holds no valid whsec_ secret".into()))?,
     })
 }
 
@@ -520,7 +605,10 @@ mod tests {
         assert!(sub(&[], Some("t1")).accepts("a", Some("t1")));
         assert!(!sub(&[], Some("t1")).accepts("a", Some("t2")));
         assert!(sub(&[], None).accepts("a", Some("t2")), "tenant-less subscriptions are global");
-        assert!(sub(&[], Some("t1")).accepts("a", None), "tenant-less events go to every matching subscription");
+        assert!(
+            sub(&[], Some("t1")).accepts("a", None),
+            "tenant-less events go to every matching subscription"
+        );
     }
 
     #[test]
@@ -536,8 +624,14 @@ mod tests {
         let mut s = sub(&[], None);
         let old = Secret::generate();
         let dead = Secret::generate();
-        s.secrets.push(SigningSecret { secret: old.clone(), expires_at: Some(now + time::Duration::hours(1)) });
-        s.secrets.push(SigningSecret { secret: dead, expires_at: Some(now - time::Duration::seconds(1)) });
+        s.secrets.push(SigningSecret {
+            secret: old.clone(),
+            expires_at: Some(now + time::Duration::hours(1)),
+        });
+        s.secrets.push(SigningSecret {
+            secret: dead,
+            expires_at: Some(now - time::Duration::seconds(1)),
+        });
         assert_eq!(s.live_secrets(now), vec![s.current_secret().clone(), old]);
     }
 

@@ -16,7 +16,19 @@ const MAX_URL_LEN: usize = 2048;
 /// Additional, non-standard signature schemes a subscription may ask for (for receivers built
 /// on libraries that do not speak Standard Webhooks); the Standard Webhooks headers are always
 /// sent as well.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureScheme {
     /// `X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret string, raw body)>` with
@@ -123,7 +135,8 @@ impl Subscription {
             (Some(event_tenant), Some(own)) => event_tenant == own,
             _ => true,
         };
-        let type_ok = self.event_types.is_empty() || self.filters().iter().any(|f| f.matches(event_type));
+        let type_ok =
+            self.event_types.is_empty() || self.filters().iter().any(|f| f.matches(event_type));
         self.active && tenant_ok && type_ok
     }
 }
@@ -159,7 +172,9 @@ pub enum SubscriptionError {
     BadTenant(String),
     #[error("description is longer than 1024 characters")]
     DescriptionTooLong,
-    #[error("metadata must have at most 32 entries, keys of 1-64 and values of at most 512 characters")]
+    #[error(
+        "metadata must have at most 32 entries, keys of 1-64 and values of at most 512 characters"
+    )]
     BadMetadata,
     #[error("subscription {0} not found")]
     NotFound(String),
@@ -186,8 +201,9 @@ impl SubscriptionError {
 
 /// `sub_` followed by 1-64 letters or digits.
 pub fn valid_subscription_id(id: &str) -> bool {
-    id.strip_prefix("sub_")
-        .is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    id.strip_prefix("sub_").is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// Checks an endpoint URL's syntax: http(s), a host, no fragment, bounded length. The address
@@ -211,9 +227,15 @@ pub fn validate_url(url: &str) -> Result<(), SubscriptionError> {
 }
 
 /// [`validate_url`], then the egress policy: scheme, IP literal, and the name's addresses.
-pub async fn check_endpoint(url: &str, egress: &crate::egress::EgressPolicy) -> Result<(), SubscriptionError> {
+pub async fn check_endpoint(
+    url: &str,
+    egress: &crate::egress::EgressPolicy,
+) -> Result<(), SubscriptionError> {
     validate_url(url)?;
-    egress.check_endpoint(url).await.map_err(|e| SubscriptionError::BadUrl { url: url.to_string(), why: e.to_string() })
+    egress
+        .check_endpoint(url)
+        .await
+        .map_err(|e| SubscriptionError::BadUrl { url: url.to_string(), why: e.to_string() })
 }
 
 pub(super) fn validate_filters(types: &[String]) -> Result<Vec<String>, SubscriptionError> {
@@ -225,7 +247,8 @@ pub(super) fn validate_filters(types: &[String]) -> Result<Vec<String>, Subscrip
 }
 
 pub(super) fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), SubscriptionError> {
-    let ok = m.len() <= 32 && m.iter().all(|(k, v)| !k.is_empty() && k.len() <= 64 && v.len() <= 512);
+    let ok =
+        m.len() <= 32 && m.iter().all(|(k, v)| !k.is_empty() && k.len() <= 64 && v.len() <= 512);
     if ok { Ok(()) } else { Err(SubscriptionError::BadMetadata) }
 }
 
@@ -243,6 +266,8 @@ pub fn valid_tenant(tenant: &str) -> bool {
 pub(super) fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
     let ok = !tenant.is_empty()
         && tenant.len() <= 128
-        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
     if ok { Ok(()) } else { Err(SubscriptionError::BadTenant(tenant.to_string())) }
 }

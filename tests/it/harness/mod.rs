@@ -36,10 +36,7 @@ pub fn init() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     });
 }
 
@@ -99,10 +96,7 @@ where
 pub fn free_port() -> u16 {
     let listener =
         TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 to find a free port");
-    listener
-        .local_addr()
-        .expect("reading the address of a freshly bound listener")
-        .port()
+    listener.local_addr().expect("reading the address of a freshly bound listener").port()
 }
 
 /// A fresh prefix such as `tk3v9x0qa`: `t` then 8 random lowercase alphanumerics, safe in NATS
@@ -113,10 +107,7 @@ pub fn unique_prefix() -> String {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     hasher.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default(),
     );
     hasher.write_u32(std::process::id());
     let mut bits = hasher.finish();

@@ -43,11 +43,7 @@ pub struct NatsVersion {
 impl NatsVersion {
     /// A version from its three parts, for comparisons in tests.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self {
-            major,
-            minor,
-            patch,
-        }
+        Self { major, minor, patch }
     }
 
     /// Parses `nats-server: v2.15.1` (or a bare `2.15.1`); pre-release suffixes are ignored.
@@ -108,12 +104,7 @@ impl NatsServer {
             .prefix("hookline-nats-")
             .tempdir()
             .expect("creating a temp dir for the nats-server store");
-        let mut server = NatsServer {
-            binary,
-            port: free_port(),
-            store,
-            child: None,
-        };
+        let mut server = NatsServer { binary, port: free_port(), store, child: None };
         server.spawn_and_wait().await;
         server
     }
@@ -164,9 +155,7 @@ impl NatsServer {
 
     /// The version reported by the binary's `--version`.
     pub async fn version(&self) -> NatsVersion {
-        version_of(&self.binary)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"))
+        version_of(&self.binary).await.unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The binary this server runs.
@@ -185,14 +174,7 @@ impl NatsServer {
             .open(self.log_path())
             .expect("opening nats.log in the store dir");
         let child = Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the nats.log handle"))
@@ -241,11 +223,7 @@ pub async fn version_of(binary: &Path) -> anyhow::Result<NatsVersion> {
         .await
         .with_context(|| format!("running {} --version", binary.display()))?;
     if !output.status.success() {
-        bail!(
-            "{} --version exited with {}",
-            binary.display(),
-            output.status
-        );
+        bail!("{} --version exited with {}", binary.display(), output.status);
     }
     let text = String::from_utf8_lossy(&output.stdout);
     NatsVersion::parse(text.trim())

@@ -65,9 +65,7 @@ pub struct Recorded {
 impl Recorded {
     /// A header value by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
     /// The body as UTF-8 (lossy).
@@ -78,11 +76,7 @@ impl Recorded {
     /// The body parsed as JSON; panics naming the path when it is not JSON.
     pub fn body_json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body of request to {} is not json ({e}): {}",
-                self.path,
-                self.body_str()
-            )
+            panic!("body of request to {} is not json ({e}): {}", self.path, self.body_str())
         })
     }
 }
@@ -115,26 +109,17 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the test receiver to 127.0.0.1:0");
-        let addr = listener
-            .local_addr()
-            .expect("reading the test receiver's address");
+        let addr = listener.local_addr().expect("reading the test receiver's address");
         let book = Arc::new(Mutex::new(Book::default()));
         let (stop, stopping) = watch::channel(false);
-        let app = Router::new().fallback(handle).with_state(Shared {
-            book: book.clone(),
-            stopping,
-        });
+        let app =
+            Router::new().fallback(handle).with_state(Shared { book: book.clone(), stopping });
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, %addr, "test receiver stopped serving");
             }
         });
-        Receiver {
-            addr,
-            book,
-            stop,
-            task,
-        }
+        Receiver { addr, book, stop, task }
     }
 
     /// The bound port.
@@ -165,22 +150,13 @@ impl Receiver {
     /// The requests to `path`, in arrival order.
     pub fn requests_for(&self, path: &str) -> Vec<Recorded> {
         let path = normalize(path);
-        self.lock()
-            .recorded
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
+        self.lock().recorded.iter().filter(|r| r.path == path).cloned().collect()
     }
 
     /// How many requests reached `path`.
     pub fn count(&self, path: &str) -> usize {
         let path = normalize(path);
-        self.lock()
-            .recorded
-            .iter()
-            .filter(|r| r.path == path)
-            .count()
+        self.lock().recorded.iter().filter(|r| r.path == path).count()
     }
 
     /// Waits (via [`eventually`]) until `path` has at least `n` requests, and returns them.
@@ -202,9 +178,7 @@ impl Receiver {
     pub fn stop(self) {}
 
     fn lock(&self) -> MutexGuard<'_, Book> {
-        self.book
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -216,11 +190,7 @@ impl Drop for Receiver {
 }
 
 fn normalize(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    }
+    if path.starts_with('/') { path.to_owned() } else { format!("/{path}") }
 }
 
 async fn handle(
@@ -232,10 +202,7 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_owned();
     let reply = {
-        let mut book = shared
-            .book
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut book = shared.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         book.recorded.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
@@ -245,9 +212,7 @@ async fn handle(
             received_at: Instant::now(),
         });
         let scripted = book.scripts.get_mut(&path).and_then(VecDeque::pop_front);
-        scripted
-            .or_else(|| book.defaults.get(&path).cloned())
-            .unwrap_or(Reply::Status(200))
+        scripted.or_else(|| book.defaults.get(&path).cloned()).unwrap_or(Reply::Status(200))
     };
     respond(reply, shared.stopping).await
 }

@@ -61,13 +61,7 @@ impl RedisServer {
             .prefix("hookline-redis-")
             .tempdir()
             .expect("creating a temp dir for redis-server");
-        let mut server = RedisServer {
-            binary,
-            port: free_port(),
-            dir,
-            persistence,
-            child: None,
-        };
+        let mut server = RedisServer { binary, port: free_port(), dir, persistence, child: None };
         server.spawn_and_wait().await;
         server
     }
@@ -130,14 +124,7 @@ impl RedisServer {
             .expect("opening redis.log in the data dir");
         let mut command = Command::new(&self.binary);
         command
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--daemonize", "no", "--logfile", ""])
             .arg("--dir")
             .arg(self.dir.path());
