@@ -23,7 +23,7 @@ pub struct Ctx {
     pub cache: Arc<SubscriptionCache>,
     pub http: reqwest::Client,
     /// The attempt log writer.
-    pub attempts: crate::attempts::Recorder,
+    pub attempts: crate::attempt_log::Recorder,
     /// In-process per-endpoint permits (in front of the Redis leases).
     pub limits: Arc<crate::pipeline::limiter::LocalLimits>,
 }
@@ -52,12 +52,16 @@ impl Ctx {
         let subscriptions =
             SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
         let cache = Arc::new(SubscriptionCache::new(subscriptions.clone(), redis.clone(), &names));
-        let http = crate::pipeline::attempt::http_client(&config.delivery, egress)?;
+        let http = crate::pipeline::http_post::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
         let retention =
             std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);
-        let attempts =
-            crate::attempts::Recorder::start(js.clone(), redis.clone(), names.clone(), retention);
+        let attempts = crate::attempt_log::Recorder::start(
+            js.clone(),
+            redis.clone(),
+            names.clone(),
+            retention,
+        );
         Ok(Ctx {
             config: Arc::new(config),
             names,

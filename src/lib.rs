@@ -4,7 +4,8 @@
 //! publisher --(WebhookEvent JSON)--> <p>.events.<type>          [<P>_EVENTS: the log]
 //!   pipeline::fanout   (durable consumer; store::subscriptions index lookup)
 //!   --> <p>.deliver.<subscription>                              [<P>_DELIVERIES: work queue]
-//!   pipeline::deliver  (store::inbox dedupe -> pipeline::attempt signed POST)
+//!   pipeline::deliver  (store::inbox dedupe -> pipeline::http_post signed POST)
+//!       every attempt -> attempt_log: <p>.attempts.<subscription> [<P>_ATTEMPTS]
 //!       2xx       -> inbox mark, ack
 //!       failure   -> pipeline::retry: <p>.retry.<sub>.<event>.<n> as a message schedule
 //!                    that the server fires back onto <p>.deliver.<sub> when due
@@ -13,12 +14,14 @@
 //!
 //! Modules in pipeline order: [`config`] and [`subjects`] name everything, [`topology`] creates
 //! the streams, [`ingest`] publishes events, [`event`] parses them, [`filter`] and [`store`]
-//! find subscriptions, [`pipeline`] moves messages, [`signing`] signs (and lets Rust receivers
-//! verify), [`app`] composes the roles, [`cli`] is the command line.
+//! find subscriptions, [`pipeline`] moves messages (its [`pipeline::http_post`] signs with
+//! [`signing`] and POSTs through [`egress`]), [`attempt_log`] records every attempt and
+//! [`stats`] counts them, [`app`] composes the roles, [`admin_api`] and [`cli`] are the front
+//! ends.
 
 pub mod admin_api;
 pub mod app;
-pub mod attempts;
+pub mod attempt_log;
 pub mod cli;
 pub mod cli_receive;
 pub mod commands;

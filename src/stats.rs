@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 
-use crate::attempts::{AttemptRecord, AttemptStatus};
+use crate::attempt_log::{AttemptRecord, AttemptStatus};
 use crate::metrics::LATENCY_BUCKETS;
-use crate::pipeline::attempt::FailureKind;
+use crate::pipeline::http_post::FailureKind;
 use crate::subjects::Names;
 
 const ALL: &str = "_all";

@@ -18,11 +18,11 @@ use async_nats::jetstream;
 use time::OffsetDateTime;
 
 use super::Transient;
-use super::attempt::{self, FailureKind, Outcome};
 use super::dlq::{self, Entry};
 use super::headers::AttemptState;
+use super::http_post::{self, FailureKind, Outcome};
 use super::retry::{self, Failure};
-use crate::attempts::{AttemptRecord, AttemptStatus};
+use crate::attempt_log::{AttemptRecord, AttemptStatus};
 use crate::context::Ctx;
 use crate::event::Delivery;
 use crate::lifecycle::{self, LifecycleKind};
@@ -265,7 +265,7 @@ impl Job<'_> {
             };
             let outcome = {
                 let _in_flight = metrics::InFlight::start();
-                attempt::post(&ctx.http, &ctx.config.delivery, &sub, &self.delivery).await
+                http_post::post(&ctx.http, &ctx.config.delivery, &sub, &self.delivery).await
             };
             drop(permit);
             let delivered = matches!(outcome, Outcome::Delivered { .. });

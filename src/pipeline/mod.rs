@@ -1,16 +1,16 @@
-//! The data path: consume events -> [`fanout`] -> deliveries -> [`deliver`] (one HTTP
-//! [`attempt`]) -> ack, or [`retry`] (a JetStream message schedule), or [`dlq`].
+//! The data path: consume events -> [`fanout`] -> deliveries -> [`deliver`] (one signed
+//! [`http_post`]) -> ack, or [`retry`] (a JetStream message schedule), or [`dlq`].
 //!
 //! Invariant shared by every step: a message is acked only after whatever replaces it (the
 //! fanned-out deliveries, the scheduled retry, the DLQ entry) has been acknowledged by
 //! JetStream. A crash at any instant therefore leaves the message or its replacement stored.
 
-pub mod attempt;
 pub mod deliver;
 pub mod dlq;
 pub mod fanout;
 pub mod fifo;
 pub mod headers;
+pub mod http_post;
 pub mod limiter;
 pub mod retry;
 pub mod worker;

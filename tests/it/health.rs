@@ -91,17 +91,17 @@ async fn abort_message_header_stops_retries_and_is_recorded() {
     w.receiver.wait_for_requests("/abort", 1, WAIT).await;
     let js = w.js().await;
     let redis = hookline::store::connect(&w.config("\"0s\"").redis).await.unwrap();
-    let q = hookline::attempts::AttemptQuery {
+    let q = hookline::attempt_log::AttemptQuery {
         event_id: Some("evt_abort".into()),
         limit: 10,
         ..Default::default()
     };
     let page = eventually(WAIT, "aborted attempt recorded", || async {
-        let page = hookline::attempts::query(&js, &redis, &w.names, &q).await.ok()?;
+        let page = hookline::attempt_log::query(&js, &redis, &w.names, &q).await.ok()?;
         (!page.items.is_empty()).then_some(page)
     })
     .await;
-    assert_eq!(page.items[0].status, hookline::attempts::AttemptStatus::Aborted);
+    assert_eq!(page.items[0].status, hookline::attempt_log::AttemptStatus::Aborted);
     eventually_true(WAIT, "nothing left to deliver", || async {
         w.stream_messages(&w.names.deliveries_stream()).await == 0
     })

@@ -1,6 +1,7 @@
-//! One delivery attempt: build the signed Standard Webhooks request, POST it, and classify the
-//! result into an [`Outcome`]. No retry logic here: the caller maps outcomes to ack, retry or
-//! dead-letter.
+//! The HTTP POST of one delivery attempt: build the signed Standard Webhooks request, POST it,
+//! and classify the result into an [`Outcome`]. No retry logic here: [`super::deliver`] maps
+//! outcomes to ack, retry or dead-letter, and writes the attempt log
+//! ([`crate::attempt_log`]).
 
 use std::time::{Duration, Instant};
 

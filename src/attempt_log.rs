@@ -75,7 +75,7 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// Class of the failure: timeout, connect, dns, tls, 3xx, 4xx, 5xx, other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<crate::pipeline::attempt::FailureKind>,
+    pub error_kind: Option<crate::pipeline::http_post::FailureKind>,
     /// First 1 KiB of the response body.
     pub response_body: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
