@@ -55,6 +55,19 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
+/// A URL with any password replaced, for messages and `Debug`.
+pub fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            u.to_string()
+        }
+        Err(_) => "[unparsable url]".into(),
+    }
+}
+
 /// `[nats]`: where and how to connect to NATS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +105,7 @@ pub struct RedisConfig {
 
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = crate::context::redacted_url(&self.url);
+        let url = redacted_url(&self.url);
         f.debug_struct("RedisConfig")
             .field("url", &url)
             .field("response_timeout", &self.response_timeout)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use redis::aio::ConnectionManager;
 
-use crate::config::Config;
+use crate::config::{Config, redacted_url};
 use crate::store::cache::SubscriptionCache;
 use crate::store::subscriptions::SubscriptionStore;
 use crate::subjects::Names;
@@ -28,19 +28,12 @@ pub struct Ctx {
     pub limits: Arc<crate::pipeline::limiter::LocalLimits>,
 }
 
-/// Installs ring as the process-wide rustls provider. async-nats uses ring and reqwest is built
-/// without a provider; with none installed (or two compiled in) rustls panics at the first TLS
-/// handshake. Idempotent.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl Ctx {
     /// Connects to NATS (checking the server version) and Redis, and builds the HTTP client.
     /// Does not create streams: see [`crate::topology::ensure`].
     pub async fn connect(config: Config) -> anyhow::Result<Ctx> {
         use anyhow::Context as _;
-        install_tls_provider();
+        crate::tls::install_provider();
         let names = Names::new(&config.streams.prefix);
         let nats = crate::topology::connect(&config.nats).await?;
         crate::topology::check_server_version(&nats)?;
@@ -74,18 +67,5 @@ impl Ctx {
             attempts,
             limits,
         })
-    }
-}
-
-/// A URL with any password replaced, for messages.
-pub fn redacted_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("redacted"));
-            }
-            u.to_string()
-        }
-        Err(_) => "[unparsable url]".into(),
     }
 }

@@ -41,6 +41,7 @@ pub mod stats;
 pub mod store;
 pub mod subjects;
 pub mod telemetry;
+pub mod tls;
 pub mod topology;
 
 pub use signing::{Secret, verify};

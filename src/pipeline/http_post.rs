@@ -24,7 +24,7 @@ pub fn http_client(
     config: &DeliveryConfig,
     egress: std::sync::Arc<crate::egress::EgressPolicy>,
 ) -> anyhow::Result<reqwest::Client> {
-    crate::context::install_tls_provider();
+    crate::tls::install_provider();
     let builder = crate::egress::client::guard(reqwest::Client::builder(), egress);
     let client = builder
         .timeout(config.request_timeout)
