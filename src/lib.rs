@@ -22,6 +22,7 @@
 pub mod admin_api;
 pub mod app;
 pub mod attempt_log;
+pub mod attempt_record;
 pub mod cli;
 pub mod cli_receive;
 pub mod commands;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 
+use crate::attempt_record::FailureKind;
 use crate::config::DeliveryConfig;
 use crate::event::Delivery;
 use crate::signing::{canonical_json, seed_hex_signature, signature_header};
@@ -59,64 +60,6 @@ pub enum Outcome {
         duration: Duration,
         response_body: String,
     },
-}
-
-/// The class of a failed attempt (for stats and metrics).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    Redirect,
-    #[serde(rename = "4xx")]
-    Client4xx,
-    #[serde(rename = "5xx")]
-    Server5xx,
-    /// Refused by the egress policy (SSRF protection): no connection was made.
-    Blocked,
-    Other,
-}
-
-impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "timeout",
-            FailureKind::Connect => "connect",
-            FailureKind::Dns => "dns",
-            FailureKind::Tls => "tls",
-            FailureKind::Redirect => "3xx",
-            FailureKind::Client4xx => "4xx",
-            FailureKind::Server5xx => "5xx",
-            FailureKind::Blocked => "blocked",
-            FailureKind::Other => "other",
-        }
-    }
-
-    /// Every kind, for stats.
-    pub const ALL: [FailureKind; 9] = [
-        FailureKind::Timeout,
-        FailureKind::Connect,
-        FailureKind::Dns,
-        FailureKind::Tls,
-        FailureKind::Redirect,
-        FailureKind::Client4xx,
-        FailureKind::Server5xx,
-        FailureKind::Blocked,
-        FailureKind::Other,
-    ];
-
-    fn of_status(status: u16) -> FailureKind {
-        match status {
-            300..=399 => FailureKind::Redirect,
-            400..=499 => FailureKind::Client4xx,
-            500..=599 => FailureKind::Server5xx,
-            _ => FailureKind::Other,
-        }
-    }
 }
 
 impl Outcome {
