@@ -12,6 +12,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+use crate::ip_ranges::{BadCidr, Cidr};
+
 /// The base layer, compiled in so the binary runs with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -320,6 +322,38 @@ pub struct EgressConfig {
     pub proxy: Redacted,
 }
 
+/// An `[egress]` value that cannot be used; names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EgressConfigError {
+    #[error("egress.allow_cidrs: {0}")]
+    Cidr(#[from] BadCidr),
+    #[error("egress.proxy: {0}")]
+    Proxy(String),
+}
+
+impl EgressConfig {
+    /// `allow_cidrs`, parsed.
+    pub fn allowed_networks(&self) -> Result<Vec<Cidr>, EgressConfigError> {
+        Ok(self.allow_cidrs.iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// `proxy`, parsed: `None` for direct connections.
+    pub fn proxy_url(&self) -> Result<Option<url::Url>, EgressConfigError> {
+        let raw = self.proxy.0.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let url = url::Url::parse(raw)
+            .map_err(|e| EgressConfigError::Proxy(format!("not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(EgressConfigError::Proxy(
+                "must be an http:// or https:// URL with a host".into(),
+            ));
+        }
+        Ok(Some(url))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -465,13 +499,12 @@ impl Config {
         if self.redis.response_timeout.is_zero() {
             return Err(invalid("redis.response_timeout", "must be greater than zero"));
         }
-        match crate::egress::EgressPolicy::from_config(&self.egress) {
-            Err(crate::egress::EgressConfigError::Cidr(e)) => {
+        let egress = self.egress.allowed_networks().and_then(|_| self.egress.proxy_url());
+        match egress {
+            Err(EgressConfigError::Cidr(e)) => {
                 return Err(invalid("egress.allow_cidrs", e.to_string()));
             }
-            Err(crate::egress::EgressConfigError::Proxy(e)) => {
-                return Err(invalid("egress.proxy", e));
-            }
+            Err(EgressConfigError::Proxy(e)) => return Err(invalid("egress.proxy", e)),
             Ok(_) => {}
         }
         Ok(())

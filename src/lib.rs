@@ -33,6 +33,7 @@ pub mod egress;
 pub mod event;
 pub mod filter;
 pub mod ingest;
+pub mod ip_ranges;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
