@@ -25,7 +25,7 @@ pub struct Ctx {
     /// The attempt log writer.
     pub attempts: crate::attempt_log::Recorder,
     /// In-process per-endpoint permits (in front of the Redis leases).
-    pub limits: Arc<crate::pipeline::limiter::LocalLimits>,
+    pub limits: Arc<crate::limiter::LocalLimits>,
 }
 
 impl Ctx {
@@ -45,7 +45,7 @@ impl Ctx {
         let subscriptions =
             SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
         let cache = Arc::new(SubscriptionCache::new(subscriptions.clone(), redis.clone(), &names));
-        let http = crate::pipeline::http_post::http_client(&config.delivery, egress)?;
+        let http = crate::egress::client::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
         let retention =
             std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);

@@ -35,6 +35,7 @@ pub mod filter;
 pub mod ingest;
 pub mod ip_ranges;
 pub mod lifecycle;
+pub mod limiter;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;

@@ -6,7 +6,7 @@
 //!   [`crate::ip_ranges`], a name resolved once and refused when any of its addresses is
 //!   blocked. The store turns a refusal into `invalid url` naming `url` (API 400, CLI exit 2).
 //! - **every delivery** ([`client::guard`], installed on the shared reqwest client by
-//!   `pipeline::http_post::http_client`): reqwest's resolver is replaced by one that resolves
+//!   [`client::http_client`]): reqwest's resolver is replaced by one that resolves
 //!   once, drops blocked addresses and hands only the checked ones to the connector, so the
 //!   address connected to is the address checked (no second lookup: no DNS-rebinding window).
 //!   IP-literal hosts, which reqwest connects to without asking a resolver, are checked per

@@ -147,7 +147,7 @@ async fn fifo_failures(ctx: &Ctx, seq: u64) -> Result<u64, Transient> {
         .arg(fifo_key(ctx, seq))
         .query_async(&mut redis)
         .await
-        .map_err(|e| Transient::new(format!("redis: {e}")))?;
+        .map_err(Transient::redis)?;
     Ok(n.unwrap_or(0))
 }
 
@@ -168,18 +168,20 @@ impl Job<'_> {
         // subscription changing on every read is a transient condition.
         for _ in 0..MAX_STALE_READS {
             let (sub, version) =
-                ctx.cache.subscription(sub_id, false).await.map_err(Transient::new)?;
+                ctx.cache.subscription(sub_id, false).await.map_err(Transient::redis)?;
             let sub = match sub {
                 Some(sub) if sub.active => sub,
                 // Dead-lettering must not rest on a cached copy: read it again first.
-                _ => match ctx.cache.subscription(sub_id, true).await.map_err(Transient::new)?.0 {
-                    Some(sub) if sub.active => continue,
-                    Some(sub) => return self.inactive(&sub).await,
-                    None => {
-                        let detail = format!("subscription {sub_id} does not exist");
-                        return self.dead_letter("unknown_subscription", &detail, None).await;
+                _ => {
+                    match ctx.cache.subscription(sub_id, true).await.map_err(Transient::redis)?.0 {
+                        Some(sub) if sub.active => continue,
+                        Some(sub) => return self.inactive(&sub).await,
+                        None => {
+                            let detail = format!("subscription {sub_id} does not exist");
+                            return self.dead_letter("unknown_subscription", &detail, None).await;
+                        }
                     }
-                },
+                }
             };
             let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
             // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then
@@ -208,7 +210,7 @@ impl Job<'_> {
                 breaker_maybe_open: ctx.limits.breaker_maybe_open(sub_id),
             };
             let mut admission =
-                self.health().admit(sub_id, &admit).await.map_err(Transient::new)?;
+                self.health().admit(sub_id, &admit).await.map_err(Transient::redis)?;
             // "Full" right after taking a local permit is mostly a lease of this process whose
             // return (sent after its permit was dropped, possibly queued behind other commands)
             // Redis has not seen yet: ask again a moment later rather than pay a deferral
@@ -219,7 +221,7 @@ impl Job<'_> {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-                admission = self.health().admit(sub_id, &admit).await.map_err(Transient::new)?;
+                admission = self.health().admit(sub_id, &admit).await.map_err(Transient::redis)?;
             }
             let token = match admission {
                 Admission::Admitted { token, .. } => token,
@@ -280,7 +282,8 @@ impl Job<'_> {
             }
             return self.conclude(&sub, outcome, &token, &inbox_key).await;
         }
-        Err(Transient::new(format!(
+        // The subscription keeps changing in Redis: a Redis-side condition, tried again later.
+        Err(Transient::redis(format!(
             "subscription {sub_id} changed {MAX_STALE_READS} times while being read"
         )))
     }
@@ -497,7 +500,7 @@ impl Job<'_> {
             .ignore()
             .query_async::<()>(&mut redis)
             .await
-            .map_err(|e| Transient::new(format!("redis: {e}")))?;
+            .map_err(Transient::redis)?;
         let due = self.now + delay;
         job_log!(info, self, retry_in = ?delay, "fifo head failed; holding it (later deliveries of this subscription wait)");
         self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;
@@ -516,7 +519,7 @@ impl Job<'_> {
                 Backoff { first: h.breaker_open_for, max: h.breaker_max_open_for },
             )
             .await
-            .map_err(Transient::new)?;
+            .map_err(Transient::redis)?;
         if let Some(open_for) = count.opened {
             self.ctx.limits.note_breaker_open(&sub.id, open_for);
             job_log!(warn, self, failures = count.consecutive, ?open_for, "circuit breaker opened");
@@ -534,7 +537,7 @@ impl Job<'_> {
     ) -> Result<(), Transient> {
         let ctx = self.ctx;
         if let Some(disabled) =
-            ctx.subscriptions.disable(&sub.id, reason).await.map_err(Transient::new)?
+            ctx.subscriptions.disable(&sub.id, reason).await.map_err(Transient::redis)?
         {
             tracing::warn!(subscription_id = %sub.id, url = %sub.url, reason, detail, "subscription disabled; its pending deliveries go to the dlq");
             metrics::inc("hookline_subscriptions_disabled_total", &[("reason", reason)]);

@@ -14,35 +14,6 @@ use crate::event::Delivery;
 use crate::signing::{canonical_json, seed_hex_signature, signature_header};
 use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription};
 
-/// `hookline/<version>`.
-pub const DEFAULT_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
-
-/// The shared HTTP client: rustls (ring), pooled keep-alive connections, HTTP/2 when offered,
-/// per-request timeout, redirects never followed (a 3xx is a failed attempt), and `egress`
-/// enforced on every connection (see [`crate::egress`]: checked DNS answers only, blocked IP
-/// literals refused before connecting, system proxy variables ignored).
-pub fn http_client(
-    config: &DeliveryConfig,
-    egress: std::sync::Arc<crate::egress::EgressPolicy>,
-) -> anyhow::Result<reqwest::Client> {
-    crate::tls::install_provider();
-    let builder = crate::egress::client::guard(reqwest::Client::builder(), egress);
-    let client = builder
-        .timeout(config.request_timeout)
-        .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(if config.user_agent.is_empty() {
-            DEFAULT_USER_AGENT.to_string()
-        } else {
-            config.user_agent.clone()
-        })
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()?;
-    Ok(client)
-}
-
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
