@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::ip_ranges::{BadCidr, Cidr};
 
 /// The base layer, compiled in so the binary runs with no file at all.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// A configuration that could not be loaded or is invalid; the message names the key.
 #[derive(Debug, thiserror::Error)]
