@@ -11,25 +11,26 @@
 //! attempts and never holds a consumer slot. After the POST: a success resets the endpoint's
 //! failure count; failures count towards the breaker and auto-disable; 410 disables the
 //! subscription at once; `webhook-delivery: abort-message` stops retries.
+//!
+//! Files: this one is the step's spine ([`handle`], then read, admit, POST, conclude);
+//! `admission` holds what is decided before the POST, `conclude` what follows it, and `settle`
+//! the deferrals, dead letters and attempt-log records both of them write.
 
 use std::time::Duration;
 
 use async_nats::jetstream;
 use time::OffsetDateTime;
 
+use self::admission::Read;
 use super::Transient;
-use super::dlq::{self, Entry};
+use super::dlq;
 use super::headers::AttemptState;
 use super::http_post::{self, Outcome};
-use super::retry::{self, Failure};
-use crate::attempt_record::{AttemptRecord, AttemptStatus, FailureKind};
 use crate::context::Ctx;
 use crate::event::Delivery;
-use crate::lifecycle::{self, LifecycleKind};
 use crate::metrics;
-use crate::store::health::{Admission, Admit, Backoff, Health};
+use crate::store::health::{Admission, Health};
 use crate::store::inbox;
-use crate::store::subscriptions::Subscription;
 
 /// A log line of one job, naming its event, subscription and attempt (the per-message span is
 /// debug-level: see [`handle`]).
@@ -43,6 +44,10 @@ macro_rules! job_log {
         )
     };
 }
+
+mod admission;
+mod conclude;
+mod settle;
 
 /// Reads of a subscription that changed before it could be used, at most per delivery.
 const MAX_STALE_READS: usize = 3;
@@ -63,16 +68,6 @@ struct Job<'a> {
     delivery: Delivery,
     /// Arrived on `<p>.fifo.<sub>`: failures hold the head instead of scheduling a retry.
     fifo: bool,
-}
-
-/// What the attempt log gets for one attempt.
-#[derive(Default)]
-struct Log {
-    http: Option<(u16, Duration)>,
-    error: Option<String>,
-    kind: Option<FailureKind>,
-    body: Option<String>,
-    next: Option<OffsetDateTime>,
 }
 
 /// How long a delivery to a busy endpoint (every permit of this process held by requests that
@@ -167,102 +162,28 @@ impl Job<'_> {
         // A copy that went stale between its read and the admission check is read again; a
         // subscription changing on every read is a transient condition.
         for _ in 0..MAX_STALE_READS {
-            let (sub, version) =
-                ctx.cache.subscription(sub_id, false).await.map_err(Transient::redis)?;
-            let sub = match sub {
-                Some(sub) if sub.active => sub,
-                // Dead-lettering must not rest on a cached copy: read it again first.
-                _ => {
-                    match ctx.cache.subscription(sub_id, true).await.map_err(Transient::redis)?.0 {
-                        Some(sub) if sub.active => continue,
-                        Some(sub) => return self.inactive(&sub).await,
-                        None => {
-                            let detail = format!("subscription {sub_id} does not exist");
-                            return self.dead_letter("unknown_subscription", &detail, None).await;
-                        }
-                    }
-                }
+            let (sub, version) = match self.read_subscription().await? {
+                Read::Active(sub, version) => (sub, version),
+                Read::Changed => continue,
+                Read::Settled => return Ok(()),
             };
             let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
             // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then
             // everything Redis decides, in one round trip.
             let Some(permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
-                // A hanging endpoint frees nothing before its requests time out: come back then
-                // (spread over the second half of the timeout) instead of every few moments —
-                // each return costs a deferral, and a deep backlog of such returns costs the
-                // healthy endpoints their CPU (the isolation benchmark).
-                let wait = if ctx.limits.is_busy(sub_id) {
-                    busy_endpoint_wait(ctx)
-                } else {
-                    Duration::from_millis(200 + rand::random::<u64>() % 800)
-                };
-                return self.defer(&sub, wait, "in_flight_limit", None).await;
+                return self.defer(&sub, self.no_permit_wait(), "in_flight_limit", None).await;
             };
-            let admit = Admit {
-                version: &version,
-                inbox_key: &inbox_key,
-                expired: self.now - self.state.first_attempt_at
-                    > ctx.config.health.max_delivery_age,
-                probe_timeout: ctx.config.delivery.request_timeout + Duration::from_secs(5),
-                rps: sub.max_rps.unwrap_or(ctx.config.health.max_rps_per_endpoint),
-                limit,
-                lease: ctx.config.delivery.request_timeout + Duration::from_secs(5),
-                breaker_maybe_open: ctx.limits.breaker_maybe_open(sub_id),
-            };
-            let mut admission =
-                self.health().admit(sub_id, &admit).await.map_err(Transient::redis)?;
-            // "Full" right after taking a local permit is mostly a lease of this process whose
-            // return (sent after its permit was dropped, possibly queued behind other commands)
-            // Redis has not seen yet: ask again a moment later rather than pay a deferral
-            // (~0.6 % of all deliveries were deferred so in the fan-out benchmark, none with
-            // this). Truly full across processes, it is deferred below.
-            for pause_ms in FULL_RETRIES_MS {
-                if admission != Admission::Full {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-                admission = self.health().admit(sub_id, &admit).await.map_err(Transient::redis)?;
-            }
-            let token = match admission {
+            let admit = self.admit_request(&sub, &version, &inbox_key, limit);
+            let token = match self.admit(&admit).await? {
                 Admission::Admitted { token, .. } => token,
+                Admission::Stale => {
+                    drop(permit);
+                    ctx.cache.stale(&version);
+                    continue;
+                }
                 other => {
                     drop(permit);
-                    match other {
-                        Admission::Stale => {
-                            ctx.cache.stale(&version);
-                            continue;
-                        }
-                        Admission::Duplicate => {
-                            job_log!(
-                                info,
-                                self,
-                                "already delivered; acking the duplicate without a request"
-                            );
-                            self.log(&sub, AttemptStatus::SkippedDuplicate, Log::default()).await;
-                            return Ok(());
-                        }
-                        Admission::Expired => {
-                            let age = self.now - self.state.first_attempt_at;
-                            return self
-                                .dead_letter(
-                                    "max_age_exceeded",
-                                    &format!("delivery is {age} old"),
-                                    Some(&sub),
-                                )
-                                .await;
-                        }
-                        Admission::BreakerOpen { retry_in } => {
-                            ctx.limits.note_breaker_open(sub_id, retry_in);
-                            return self.defer(&sub, retry_in, "breaker_open", None).await;
-                        }
-                        Admission::RateLimited { wait } => {
-                            return self.defer(&sub, wait, "rate_limited", None).await;
-                        }
-                        Admission::Full | Admission::Admitted { .. } => {
-                            let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
-                            return self.defer(&sub, wait, "in_flight_limit", None).await;
-                        }
-                    }
+                    return self.not_admitted(&sub, other).await;
                 }
             };
             let outcome = {
@@ -286,338 +207,5 @@ impl Job<'_> {
         Err(Transient::redis(format!(
             "subscription {sub_id} changed {MAX_STALE_READS} times while being read"
         )))
-    }
-
-    /// Dead-letters a delivery of a deactivated subscription.
-    async fn inactive(&self, sub: &Subscription) -> Result<(), Transient> {
-        match &sub.disabled_reason {
-            Some(why) => {
-                self.dead_letter(
-                    "subscription_disabled",
-                    &format!("subscription {} was disabled ({why})", sub.id),
-                    Some(sub),
-                )
-                .await
-            }
-            None => {
-                self.dead_letter(
-                    "subscription_inactive",
-                    &format!("subscription {} is inactive", sub.id),
-                    Some(sub),
-                )
-                .await
-            }
-        }
-    }
-
-    /// Reschedules this attempt unchanged (no attempt is used).
-    async fn defer(
-        &self,
-        sub: &Subscription,
-        wait: Duration,
-        reason: &'static str,
-        status: Option<u16>,
-    ) -> Result<(), Transient> {
-        metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
-        if self.fifo {
-            return Err(Transient::hold(wait, reason));
-        }
-        let failure = Failure { status, error: reason, at: self.now };
-        let due = retry::schedule(
-            self.ctx,
-            &self.delivery,
-            &self.state,
-            &failure,
-            wait,
-            self.seq,
-            self.state.attempt,
-        )
-        .await?;
-        tracing::debug!(reason, ?wait, subscription_id = %sub.id, "delivery deferred");
-        if status.is_some() {
-            self.log(
-                sub,
-                AttemptStatus::Deferred,
-                Log {
-                    http: status.map(|s| (s, Duration::ZERO)),
-                    error: Some(reason.into()),
-                    next: Some(due),
-                    ..Log::default()
-                },
-            )
-            .await;
-        }
-        Ok(())
-    }
-
-    async fn conclude(
-        &self,
-        sub: &Subscription,
-        outcome: Outcome,
-        lease: &str,
-        inbox_key: &str,
-    ) -> Result<(), Transient> {
-        let ctx = self.ctx;
-        match outcome {
-            Outcome::Delivered { status, duration, response_body } => {
-                // Debug, not info: a line per delivery costs ~15 % CPU; metrics count them.
-                tracing::debug!(status, ms = duration.as_millis() as u64, "delivered");
-                metrics::attempt("succeeded", Some(status), duration);
-                // The endpoint has it: a Redis failure here must not cause a retry (that would
-                // be a duplicate); the worst case is a duplicate if JetStream also redelivers.
-                let sub_id = &self.delivery.subscription_id;
-                if let Err(e) = self
-                    .health()
-                    .succeeded(sub_id, lease, inbox_key, ctx.config.delivery.dedupe_ttl)
-                    .await
-                {
-                    job_log!(error, self, error = %e, "could not record the delivery for dedupe");
-                }
-                self.log(
-                    sub,
-                    AttemptStatus::Succeeded,
-                    Log {
-                        http: Some((status, duration)),
-                        body: Some(response_body),
-                        ..Log::default()
-                    },
-                )
-                .await;
-                Ok(())
-            }
-            Outcome::Failed { status: Some(429), retry_after, duration, .. } => {
-                metrics::attempt("deferred", Some(429), duration);
-                let wait = retry_after
-                    .map(|r| r.min(ctx.config.retry.max_retry_after))
-                    .unwrap_or_else(|| {
-                        retry::delay_before(
-                            &ctx.config.retry,
-                            self.state.attempt + 1,
-                            None,
-                            rand::random::<f64>(),
-                        )
-                    });
-                self.defer(sub, wait, "http_429", Some(429)).await
-            }
-            Outcome::Failed {
-                status,
-                kind,
-                abort,
-                error,
-                retry_after,
-                duration,
-                response_body,
-            } => {
-                let log = Log {
-                    http: Some((status.unwrap_or(0), duration)),
-                    error: Some(error.clone()),
-                    kind: Some(kind),
-                    body: Some(response_body),
-                    next: None,
-                };
-                if abort {
-                    metrics::attempt("aborted", status, duration);
-                    job_log!(
-                        info,
-                        self,
-                        status = status.map(i64::from).unwrap_or(-1),
-                        "receiver asked to abort this message; no more retries"
-                    );
-                    self.log(sub, AttemptStatus::Aborted, log).await;
-                    return Ok(());
-                }
-                if kind == FailureKind::Blocked {
-                    // The egress policy refuses this endpoint: retrying cannot help, and it says
-                    // nothing about the endpoint's health.
-                    metrics::attempt("dead_lettered", status, duration);
-                    return self
-                        .dead_letter_failed(crate::egress::BLOCKED_REASON, sub, &error, status, log)
-                        .await;
-                }
-                if status == Some(410) {
-                    metrics::attempt("dead_lettered", status, duration);
-                    self.disable(sub, "gone", "endpoint answered 410 Gone").await?;
-                    return self
-                        .dead_letter_failed("endpoint_gone", sub, &error, status, log)
-                        .await;
-                }
-                let count = self.count_failure(sub).await?;
-                let limit = ctx.config.health.disable_after_failures;
-                if limit > 0 && count >= limit {
-                    metrics::attempt("dead_lettered", status, duration);
-                    self.disable(sub, "failing", &format!("{count} consecutive failed attempts"))
-                        .await?;
-                    return self
-                        .dead_letter_failed("subscription_disabled", sub, &error, status, log)
-                        .await;
-                }
-                if retry::has_attempts_left(&ctx.config.retry, self.state.attempt) {
-                    metrics::attempt("failed", status, duration);
-                    let delay = retry::delay_before(
-                        &ctx.config.retry,
-                        self.state.attempt + 1,
-                        retry_after,
-                        rand::random::<f64>(),
-                    );
-                    if self.fifo {
-                        return self.hold_head(sub, delay, log).await;
-                    }
-                    let failure = Failure { status, error: &error, at: self.now };
-                    let due = retry::schedule(
-                        ctx,
-                        &self.delivery,
-                        &self.state,
-                        &failure,
-                        delay,
-                        self.seq,
-                        self.state.attempt + 1,
-                    )
-                    .await?;
-                    job_log!(info, self, status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
-                    self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;
-                    Ok(())
-                } else {
-                    metrics::attempt("dead_lettered", status, duration);
-                    self.dead_letter_failed("retries_exhausted", sub, &error, status, log).await
-                }
-            }
-        }
-    }
-
-    /// FIFO: counts the failed attempt and keeps the message at the head for `delay`.
-    async fn hold_head(
-        &self,
-        sub: &Subscription,
-        delay: Duration,
-        log: Log,
-    ) -> Result<(), Transient> {
-        let mut redis = self.ctx.redis.clone();
-        let key = fifo_key(self.ctx, self.seq);
-        redis::pipe()
-            .incr(&key, 1)
-            .ignore()
-            .expire(&key, 7 * 86_400)
-            .ignore()
-            .query_async::<()>(&mut redis)
-            .await
-            .map_err(Transient::redis)?;
-        let due = self.now + delay;
-        job_log!(info, self, retry_in = ?delay, "fifo head failed; holding it (later deliveries of this subscription wait)");
-        self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;
-        Err(Transient::hold(delay, "fifo head waiting for its retry"))
-    }
-
-    /// Counts the failure for the breaker and auto-disable; returns the consecutive count.
-    async fn count_failure(&self, sub: &Subscription) -> Result<u64, Transient> {
-        let h = &self.ctx.config.health;
-        let count = self
-            .health()
-            .record_failure(
-                &sub.id,
-                h.disable_window,
-                h.breaker_failure_threshold,
-                Backoff { first: h.breaker_open_for, max: h.breaker_max_open_for },
-            )
-            .await
-            .map_err(Transient::redis)?;
-        if let Some(open_for) = count.opened {
-            self.ctx.limits.note_breaker_open(&sub.id, open_for);
-            job_log!(warn, self, failures = count.consecutive, ?open_for, "circuit breaker opened");
-            metrics::inc("hookline_breaker_opened_total", &[]);
-        }
-        Ok(count.consecutive)
-    }
-
-    /// Deactivates the subscription (once across processes) and tells the world.
-    async fn disable(
-        &self,
-        sub: &Subscription,
-        reason: &str,
-        detail: &str,
-    ) -> Result<(), Transient> {
-        let ctx = self.ctx;
-        if let Some(disabled) =
-            ctx.subscriptions.disable(&sub.id, reason).await.map_err(Transient::redis)?
-        {
-            tracing::warn!(subscription_id = %sub.id, url = %sub.url, reason, detail, "subscription disabled; its pending deliveries go to the dlq");
-            metrics::inc("hookline_subscriptions_disabled_total", &[("reason", reason)]);
-            lifecycle::publish(&ctx.nats, &ctx.names, LifecycleKind::Disabled, &disabled).await;
-        }
-        Ok(())
-    }
-
-    async fn dead_letter_failed(
-        &self,
-        reason: &'static str,
-        sub: &Subscription,
-        error: &str,
-        status: Option<u16>,
-        log: Log,
-    ) -> Result<(), Transient> {
-        let entry = Entry {
-            reason,
-            detail: error,
-            state: Some(&self.state),
-            last_status: status,
-            last_attempt_at: Some(self.now),
-        };
-        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq)
-            .await?;
-        metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
-        self.log(sub, AttemptStatus::DeadLettered, log).await;
-        Ok(())
-    }
-
-    async fn dead_letter(
-        &self,
-        reason: &'static str,
-        detail: &str,
-        sub: Option<&Subscription>,
-    ) -> Result<(), Transient> {
-        let entry = Entry {
-            reason,
-            detail,
-            state: Some(&self.state),
-            last_status: None,
-            last_attempt_at: None,
-        };
-        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq)
-            .await?;
-        metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
-        let tenant =
-            sub.and_then(|s| s.tenant_id.clone()).or_else(|| self.delivery.event.tenant_id.clone());
-        self.write_log(
-            tenant,
-            AttemptStatus::DeadLettered,
-            Log { error: Some(format!("{reason}: {detail}")), ..Log::default() },
-        )
-        .await;
-        Ok(())
-    }
-
-    async fn log(&self, sub: &Subscription, status: AttemptStatus, log: Log) {
-        self.write_log(sub.tenant_id.clone(), status, log).await;
-    }
-
-    /// Queues the attempt record (written with its stats in the background, in batches).
-    async fn write_log(&self, tenant_id: Option<String>, status: AttemptStatus, log: Log) {
-        let ctx = self.ctx;
-        let record = AttemptRecord {
-            attempt_id: format!("att_{}", uuid::Uuid::now_v7().simple()),
-            subscription_id: self.delivery.subscription_id.clone(),
-            event_id: self.delivery.event.event_id.clone(),
-            event_type: self.delivery.event.event_type.clone(),
-            tenant_id,
-            attempt: self.state.attempt,
-            status,
-            http_status: log.http.map(|(s, _)| s).filter(|s| *s != 0),
-            duration_ms: log.http.map(|(_, d)| d.as_millis() as u64).unwrap_or(0),
-            error: log.error,
-            error_kind: log.kind,
-            response_body: log.body.filter(|b| !b.is_empty()),
-            next_retry_at: log.next,
-            at: self.now,
-        };
-        ctx.attempts.record(record).await;
     }
 }
