@@ -18,6 +18,20 @@
 //! [`signing`] and POSTs through [`egress`]), [`attempt_log`] records every attempt and
 //! [`stats`] counts them, [`app`] composes the roles, [`admin_api`] and [`cli`] are the front
 //! ends.
+//!
+//! Layers: a module imports only from its own layer or the ones above it in this list, so the
+//! module graph has no cycle.
+//!
+//! ```text
+//! models      subjects, signing, event, filter, attempt_record, ip_ranges, metrics, limiter, tls
+//! config      config (one file per section)
+//! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
+//!             ingest, telemetry
+//! context     context: the shared handles (Ctx), built from config and the adapters
+//! pipeline    pipeline: fanout -> deliver (http_post) -> retry | dlq
+//! operations  replay
+//! front ends  admin_api, cli (and app, which runs the roles)
+//! ```
 
 pub mod admin_api;
 pub mod app;

@@ -168,9 +168,9 @@ pub struct Gauges {
     pub subscriptions_total: u64,
 }
 
-/// The whole exposition.
-pub fn render(g: &Gauges) -> String {
-    let mut out = String::new();
+/// Every counter series by name and labels: the known ones (at 0 until counted), the labelled
+/// list, and the lock-free delivery counts that are not 0.
+fn counters() -> BTreeMap<(&'static str, Labels), u64> {
     let mut counters: BTreeMap<(&str, Labels), u64> = BTreeMap::new();
     for (name, label_sets) in KNOWN {
         for set in *label_sets {
@@ -193,8 +193,14 @@ pub fn render(g: &Gauges) -> String {
             }
         }
     }
+    counters
+}
+
+/// The whole exposition.
+pub fn render(g: &Gauges) -> String {
+    let mut out = String::new();
     let mut last = "";
-    for ((name, pairs), value) in &counters {
+    for ((name, pairs), value) in &counters() {
         if *name != last {
             let _ = writeln!(out, "# TYPE {name} counter");
             last = name;
