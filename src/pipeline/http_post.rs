@@ -105,37 +105,42 @@ pub async fn post(
     for (name, value) in signed.headers {
         request = request.header(name, value);
     }
-    let response = match request.body(signed.body).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let (kind, error) = match crate::egress::blocked_detail(&e) {
-                Some(detail) => (FailureKind::Blocked, detail),
-                None => describe(&e),
-            };
-            let duration = started.elapsed();
-            return Outcome::Failed {
-                status: None,
-                kind,
-                abort: false,
-                error,
-                retry_after: None,
-                duration,
-                response_body: String::new(),
-            };
-        }
+    match request.body(signed.body).send().await {
+        Ok(response) => outcome_of(response, config, started).await,
+        Err(e) => not_sent(&e, started),
+    }
+}
+
+/// A request that got no response: refused by egress control, or a transport failure.
+fn not_sent(e: &reqwest::Error, started: Instant) -> Outcome {
+    let (kind, error) = match crate::egress::blocked_detail(e) {
+        Some(detail) => (FailureKind::Blocked, detail),
+        None => describe(e),
     };
+    Outcome::Failed {
+        status: None,
+        kind,
+        abort: false,
+        error,
+        retry_after: None,
+        duration: started.elapsed(),
+        response_body: String::new(),
+    }
+}
+
+/// Classifies a response: 2xx delivered, anything else failed (with the receiver's abort
+/// request and `Retry-After` on 429/503).
+async fn outcome_of(
+    response: reqwest::Response,
+    config: &DeliveryConfig,
+    started: Instant,
+) -> Outcome {
     let status = response.status().as_u16();
-    let abort = response
-        .headers()
-        .get("webhook-delivery")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("abort-message"));
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+    let abort =
+        header("webhook-delivery").is_some_and(|v| v.trim().eq_ignore_ascii_case("abort-message"));
     let retry_after = if matches!(status, 429 | 503) {
-        response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after)
+        header("retry-after").and_then(parse_retry_after)
     } else {
         None
     };

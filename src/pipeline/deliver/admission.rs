@@ -1,6 +1,6 @@
 //! Before the POST: the subscription read from the exact cache, then one Redis script
-//! ([`Health::admit`]) for the dedupe, the age bound and the endpoint's health gates; what is
-//! not admitted is acked as a duplicate, dead-lettered or deferred here.
+//! ([`crate::store::health::Health::admit`]) for the dedupe, the age bound and the endpoint's
+//! health gates; what is not admitted is acked as a duplicate, dead-lettered or deferred here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +77,7 @@ impl Job<'_> {
         }
     }
 
-    /// What [`Health::admit`] is asked for this delivery.
+    /// What [`crate::store::health::Health::admit`] is asked for this delivery.
     pub(super) fn admit_request<'a>(
         &self,
         sub: &Subscription,

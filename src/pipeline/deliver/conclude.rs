@@ -16,7 +16,7 @@ use crate::pipeline::retry::{self, Failure};
 use crate::store::health::Backoff;
 use crate::store::subscriptions::Subscription;
 
-/// A failed attempt, as [`Job::failed`] needs it.
+/// A failed attempt, as `Job::failed` needs it.
 struct Failed {
     status: Option<u16>,
     kind: FailureKind,
