@@ -394,7 +394,7 @@ async fn healthy_endpoints_at_their_in_flight_limit_are_not_deferred() {
         subscribe_limited(&w, p, Some(2), None).await;
     }
     let app = w.start_app(w.config("\"0s\"")).await;
-    // A new endpoint earns waiting for a permit by answering once (see pipeline::limiter).
+    // A new endpoint earns waiting for a permit by answering once (see hookline::limiter).
     w.publish("order.created", "evt_warm", None).await;
     for p in paths {
         w.receiver.wait_for_requests(p, 1, WAIT).await;
