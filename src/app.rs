@@ -68,7 +68,10 @@ impl App {
         if let Some(listener) = self.api {
             let router = crate::admin_api::router(self.ctx.clone());
             let shutdown = shutdown.clone();
-            tracing::info!(addr = ?listener.local_addr().ok(), "admin api listening");
+            match listener.local_addr() {
+                Ok(addr) => tracing::info!(%addr, "admin api listening"),
+                Err(e) => tracing::warn!(error = %e, "admin api listening; its address is unknown"),
+            }
             tasks.spawn(async move {
                 crate::admin_api::serve(listener, router, shutdown)
                     .await

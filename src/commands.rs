@@ -129,7 +129,7 @@ async fn wait_for_signal(signals: Signals) {
 
 /// NATS only, with the streams ensured (so `publish` and `dlq` work before `serve` ran).
 async fn jetstream(config: &Config) -> anyhow::Result<(async_nats::jetstream::Context, Names)> {
-    crate::context::install_tls_provider();
+    crate::tls::install_provider();
     let names = Names::new(&config.streams.prefix);
     let client = crate::topology::connect(&config.nats).await?;
     let js = crate::topology::jetstream(client.clone(), config);
@@ -139,7 +139,7 @@ async fn jetstream(config: &Config) -> anyhow::Result<(async_nats::jetstream::Co
 
 async fn store(config: &Config) -> anyhow::Result<SubscriptionStore> {
     let conn = crate::store::connect(&config.redis).await.with_context(|| {
-        format!("connecting to redis at {}", crate::context::redacted_url(&config.redis.url))
+        format!("connecting to redis at {}", crate::config::redacted_url(&config.redis.url))
     })?;
     let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
     Ok(SubscriptionStore::new(conn, Names::new(&config.streams.prefix)).with_egress(egress))

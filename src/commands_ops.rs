@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::attempts::{AttemptQuery, AttemptStatus};
+use crate::attempt_log::{AttemptQuery, AttemptStatus};
 use crate::cli::{AttemptsCommand, Output};
 use crate::commands::InputError;
 use crate::config::Config;
@@ -40,7 +40,7 @@ pub async fn attempts(cmd: AttemptsCommand, config: Config) -> anyhow::Result<()
         limit,
         before,
     };
-    let page = crate::attempts::query(&ctx.js, &ctx.redis, &ctx.names, &query)
+    let page = crate::attempt_log::query(&ctx.js, &ctx.redis, &ctx.names, &query)
         .await
         .context("querying the attempt log")?;
     match output {
@@ -91,7 +91,7 @@ pub async fn stats(config: Config, subscription: Option<String>) -> anyhow::Resu
 }
 
 /// One human-readable line for an attempt record.
-pub fn tail_line(r: &crate::attempts::AttemptRecord) -> String {
+pub fn tail_line(r: &crate::attempt_log::AttemptRecord) -> String {
     let http = r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "---".into());
     let mut line = format!(
         "{} {:<17} {} {} #{} {} {}ms",
@@ -133,7 +133,8 @@ pub async fn tail(
     eprintln!("following {subject} (ctrl-c to stop)");
     let mut printed = 0;
     while let Some(msg) = sub.next().await {
-        let Ok(r) = serde_json::from_slice::<crate::attempts::AttemptRecord>(&msg.payload) else {
+        let Ok(r) = serde_json::from_slice::<crate::attempt_log::AttemptRecord>(&msg.payload)
+        else {
             continue;
         };
         if failures

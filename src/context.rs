@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use redis::aio::ConnectionManager;
 
-use crate::config::Config;
+use crate::config::{Config, redacted_url};
 use crate::store::cache::SubscriptionCache;
 use crate::store::subscriptions::SubscriptionStore;
 use crate::subjects::Names;
@@ -23,16 +23,9 @@ pub struct Ctx {
     pub cache: Arc<SubscriptionCache>,
     pub http: reqwest::Client,
     /// The attempt log writer.
-    pub attempts: crate::attempts::Recorder,
+    pub attempts: crate::attempt_log::Recorder,
     /// In-process per-endpoint permits (in front of the Redis leases).
-    pub limits: Arc<crate::pipeline::limiter::LocalLimits>,
-}
-
-/// Installs ring as the process-wide rustls provider. async-nats uses ring and reqwest is built
-/// without a provider; with none installed (or two compiled in) rustls panics at the first TLS
-/// handshake. Idempotent.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    pub limits: Arc<crate::limiter::LocalLimits>,
 }
 
 impl Ctx {
@@ -40,7 +33,7 @@ impl Ctx {
     /// Does not create streams: see [`crate::topology::ensure`].
     pub async fn connect(config: Config) -> anyhow::Result<Ctx> {
         use anyhow::Context as _;
-        install_tls_provider();
+        crate::tls::install_provider();
         let names = Names::new(&config.streams.prefix);
         let nats = crate::topology::connect(&config.nats).await?;
         crate::topology::check_server_version(&nats)?;
@@ -52,12 +45,16 @@ impl Ctx {
         let subscriptions =
             SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
         let cache = Arc::new(SubscriptionCache::new(subscriptions.clone(), redis.clone(), &names));
-        let http = crate::pipeline::attempt::http_client(&config.delivery, egress)?;
+        let http = crate::egress::client::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
         let retention =
             std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);
-        let attempts =
-            crate::attempts::Recorder::start(js.clone(), redis.clone(), names.clone(), retention);
+        let attempts = crate::attempt_log::Recorder::start(
+            js.clone(),
+            redis.clone(),
+            names.clone(),
+            retention,
+        );
         Ok(Ctx {
             config: Arc::new(config),
             names,
@@ -70,18 +67,5 @@ impl Ctx {
             attempts,
             limits,
         })
-    }
-}
-
-/// A URL with any password replaced, for messages.
-pub fn redacted_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("redacted"));
-            }
-            u.to_string()
-        }
-        Err(_) => "[unparsable url]".into(),
     }
 }

@@ -4,7 +4,8 @@
 //! publisher --(WebhookEvent JSON)--> <p>.events.<type>          [<P>_EVENTS: the log]
 //!   pipeline::fanout   (durable consumer; store::subscriptions index lookup)
 //!   --> <p>.deliver.<subscription>                              [<P>_DELIVERIES: work queue]
-//!   pipeline::deliver  (store::inbox dedupe -> pipeline::attempt signed POST)
+//!   pipeline::deliver  (store::inbox dedupe -> pipeline::http_post signed POST)
+//!       every attempt -> attempt_log: <p>.attempts.<subscription> [<P>_ATTEMPTS]
 //!       2xx       -> inbox mark, ack
 //!       failure   -> pipeline::retry: <p>.retry.<sub>.<event>.<n> as a message schedule
 //!                    that the server fires back onto <p>.deliver.<sub> when due
@@ -13,12 +14,29 @@
 //!
 //! Modules in pipeline order: [`config`] and [`subjects`] name everything, [`topology`] creates
 //! the streams, [`ingest`] publishes events, [`event`] parses them, [`filter`] and [`store`]
-//! find subscriptions, [`pipeline`] moves messages, [`signing`] signs (and lets Rust receivers
-//! verify), [`app`] composes the roles, [`cli`] is the command line.
+//! find subscriptions, [`pipeline`] moves messages (its [`pipeline::http_post`] signs with
+//! [`signing`] and POSTs through [`egress`]), [`attempt_log`] records every attempt and
+//! [`stats`] counts them, [`app`] composes the roles, [`admin_api`] and [`cli`] are the front
+//! ends.
+//!
+//! Layers: a module imports only from its own layer or the ones above it in this list, so the
+//! module graph has no cycle.
+//!
+//! ```text
+//! models      subjects, signing, event, filter, attempt_record, ip_ranges, metrics, limiter, tls
+//! config      config (one file per section)
+//! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
+//!             ingest, telemetry
+//! context     context: the shared handles (Ctx), built from config and the adapters
+//! pipeline    pipeline: fanout -> deliver (http_post) -> retry | dlq
+//! operations  replay
+//! front ends  admin_api, cli (and app, which runs the roles)
+//! ```
 
 pub mod admin_api;
 pub mod app;
-pub mod attempts;
+pub mod attempt_log;
+pub mod attempt_record;
 pub mod cli;
 pub mod cli_receive;
 pub mod commands;
@@ -29,7 +47,9 @@ pub mod egress;
 pub mod event;
 pub mod filter;
 pub mod ingest;
+pub mod ip_ranges;
 pub mod lifecycle;
+pub mod limiter;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
@@ -38,6 +58,7 @@ pub mod stats;
 pub mod store;
 pub mod subjects;
 pub mod telemetry;
+pub mod tls;
 pub mod topology;
 
 pub use signing::{Secret, verify};

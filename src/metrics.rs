@@ -1,8 +1,8 @@
 //! Process metrics in Prometheus text format: counters and a latency histogram updated on the
-//! delivery path (atomics for the per-delivery ones, a short locked list for the rest), plus
-//! gauges read at scrape time from JetStream and Redis (backlog per subscription, DLQ size,
-//! fan-out lag, breaker states, disabled subscriptions). Hand-rolled: a few dozen lines beat a
-//! registry dependency here.
+//! delivery path (atomics for the per-delivery ones, a short locked list for the rest, whose
+//! known series are exposed at 0 from the start), plus gauges read at scrape time from
+//! JetStream and Redis (backlog per subscription, DLQ size, fan-out lag, breaker states,
+//! disabled subscriptions). Hand-rolled: a few dozen lines beat a registry dependency here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -42,6 +42,48 @@ type Labels = Vec<(&'static str, String)>;
 type Series = (&'static str, Labels, u64);
 
 static COUNTERS: LazyLock<Mutex<Vec<Series>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// The labels of one known series.
+type KnownLabels = &'static [(&'static str, &'static str)];
+
+/// Labelled counters exposed at 0 before their first increment, with every label set they are
+/// incremented with (by the fan-out, the delivery step and the consume loop), so `rate()` and
+/// alerts see each series from the start of a process instead of from its first event.
+const KNOWN: &[(&str, &[KnownLabels])] = &[
+    ("hookline_breaker_opened_total", &[&[]]),
+    (
+        "hookline_dead_letters_total",
+        &[
+            &[("reason", "endpoint_gone")],
+            &[("reason", "max_age_exceeded")],
+            &[("reason", "retries_exhausted")],
+            &[("reason", "ssrf_blocked")],
+            &[("reason", "subscription_disabled")],
+            &[("reason", "subscription_inactive")],
+            &[("reason", "subscription_mismatch")],
+            &[("reason", "unknown_subscription")],
+        ],
+    ),
+    (
+        "hookline_deferrals_total",
+        &[
+            &[("reason", "breaker_open")],
+            &[("reason", "http_429")],
+            &[("reason", "in_flight_limit")],
+            &[("reason", "rate_limited")],
+        ],
+    ),
+    ("hookline_subscriptions_disabled_total", &[&[("reason", "failing")], &[("reason", "gone")]]),
+    (
+        "hookline_transient_errors_total",
+        &[
+            &[("role", "deliver"), ("backend", "nats")],
+            &[("role", "deliver"), ("backend", "redis")],
+            &[("role", "fanout"), ("backend", "nats")],
+            &[("role", "fanout"), ("backend", "redis")],
+        ],
+    ),
+];
 
 /// Adds 1 to a labelled counter.
 pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
@@ -126,10 +168,16 @@ pub struct Gauges {
     pub subscriptions_total: u64,
 }
 
-/// The whole exposition.
-pub fn render(g: &Gauges) -> String {
-    let mut out = String::new();
+/// Every counter series by name and labels: the known ones (at 0 until counted), the labelled
+/// list, and the lock-free delivery counts that are not 0.
+fn counters() -> BTreeMap<(&'static str, Labels), u64> {
     let mut counters: BTreeMap<(&str, Labels), u64> = BTreeMap::new();
+    for (name, label_sets) in KNOWN {
+        for set in *label_sets {
+            let labels = set.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            counters.insert((*name, labels), 0);
+        }
+    }
     for (name, labels, value) in
         COUNTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter()
     {
@@ -145,8 +193,14 @@ pub fn render(g: &Gauges) -> String {
             }
         }
     }
+    counters
+}
+
+/// The whole exposition.
+pub fn render(g: &Gauges) -> String {
+    let mut out = String::new();
     let mut last = "";
-    for ((name, pairs), value) in &counters {
+    for ((name, pairs), value) in &counters() {
         if *name != last {
             let _ = writeln!(out, "# TYPE {name} counter");
             last = name;
@@ -230,5 +284,22 @@ mod tests {
         assert!(text.contains("hookline_attempt_duration_seconds_bucket{le=\"0.05\"}"));
         assert!(text.contains("hookline_backlog{subscription=\"sub_1\"} 3"));
         assert!(text.contains("hookline_dlq_messages 2"));
+    }
+
+    #[test]
+    fn every_known_counter_is_exposed_before_its_first_increment() {
+        let text = render(&Gauges::default());
+        for line in [
+            "hookline_breaker_opened_total ",
+            "hookline_deferrals_total{reason=\"breaker_open\"} ",
+            "hookline_deferrals_total{reason=\"http_429\"} ",
+            "hookline_subscriptions_disabled_total{reason=\"failing\"} ",
+            "hookline_transient_errors_total{role=\"fanout\",backend=\"redis\"} ",
+            "hookline_transient_errors_total{role=\"deliver\",backend=\"nats\"} ",
+            "hookline_dead_letters_total{reason=\"retries_exhausted\"} ",
+        ] {
+            assert_eq!(text.lines().filter(|l| l.starts_with(line)).count(), 1, "{line}\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE hookline_deferrals_total counter").count(), 1, "{text}");
     }
 }

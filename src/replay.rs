@@ -5,7 +5,8 @@
 //! A replay publishes fresh deliveries carrying `Hookline-Replay-Id`, which gives them their own
 //! inbox dedupe key: the point of a replay is to reach endpoints that already had the event,
 //! while a redelivered copy of the replay itself is still not POSTed twice. Finding an event by
-//! id uses the index `<p>:event:<event_id>` -> events-stream sequence written at fan-out.
+//! id uses the index `<p>:event:<event_id>` -> events-stream sequence written at fan-out
+//! ([`crate::store::event_index`]).
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream::DirectGetErrorKind};
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 use crate::context::Ctx;
 use crate::event::{Delivery, WebhookEvent};
 use crate::pipeline::headers;
+use crate::store::event_index;
 use crate::store::subscriptions::Subscription;
 
 /// What to replay.
@@ -42,20 +44,6 @@ pub enum ReplayError {
 
 fn failed(doing: &str) -> impl Fn(&dyn std::fmt::Display) -> ReplayError + '_ {
     move |e| ReplayError::Failed(format!("{doing}: {e}"))
-}
-
-/// `<p>:event:<event_id>`: the events-stream sequence of an event.
-pub fn event_index_key(ctx: &Ctx, event_id: &str) -> String {
-    ctx.names.key(&format!("event:{event_id}"))
-}
-
-/// The command recording where an event is in the log (fan-out sends it along with its
-/// subscription lookup).
-pub fn index_event_cmd(ctx: &Ctx, event_id: &str, seq: u64) -> redis::Cmd {
-    let ttl = ctx.config.streams.events_max_age.as_secs().max(1);
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(event_index_key(ctx, event_id)).arg(seq).arg("EX").arg(ttl);
-    cmd
 }
 
 /// Replays the selection to every matching subscription, or to `only` (which must exist; its
@@ -146,7 +134,7 @@ async fn load_event(
 ) -> Result<WebhookEvent, ReplayError> {
     let mut redis = ctx.redis.clone();
     let seq: Option<u64> = redis
-        .get(event_index_key(ctx, id))
+        .get(event_index::key(&ctx.names, id))
         .await
         .map_err(|e| failed("reading the event index")(&e))?;
     let seq = seq.ok_or_else(|| ReplayError::EventNotFound(id.to_string()))?;

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 
-use crate::attempts::{AttemptRecord, AttemptStatus};
+use crate::attempt_record::{AttemptRecord, AttemptStatus, FailureKind};
 use crate::metrics::LATENCY_BUCKETS;
-use crate::pipeline::attempt::FailureKind;
 use crate::subjects::Names;
 
 const ALL: &str = "_all";

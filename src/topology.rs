@@ -26,6 +26,17 @@ pub enum TopologyError {
     ServerTooOld { found: String },
     #[error("JetStream is not enabled on the NATS server at {url} (start nats-server with -js)")]
     NoJetStream { url: String },
+    #[error(
+        "JetStream is not enabled for hookline's account on the NATS server at {url} (enable it \
+         in the account's configuration)"
+    )]
+    NoJetStreamForAccount { url: String },
+    /// JetStream is enabled but did not answer, e.g. a cluster whose nodes are not up (yet).
+    #[error(
+        "JetStream at {url} is not available: {source} (a clustered JetStream needs a quorum of \
+         its nodes up)"
+    )]
+    JetStreamUnavailable { url: String, source: jetstream::context::AccountError },
     #[error("creating or updating stream {stream}: {source}")]
     Stream { stream: String, source: jetstream::context::CreateStreamError },
     #[error(
@@ -163,8 +174,8 @@ pub async fn ensure(
     names: &Names,
 ) -> Result<(), TopologyError> {
     check_server_version(client)?;
-    if js.query_account().await.is_err() {
-        return Err(TopologyError::NoJetStream { url: config.nats.url.clone() });
+    if let Err(e) = js.query_account().await {
+        return Err(account_error(e, &config.nats.url));
     }
     for stream_config in stream_configs(config, names) {
         let name = stream_config.name.clone();
@@ -179,6 +190,26 @@ pub async fn ensure(
     ensure_consumer(js, &names.events_stream(), fanout_consumer_config(config, names)).await?;
     ensure_consumer(js, &names.deliveries_stream(), deliver_consumer_config(config, names)).await?;
     Ok(())
+}
+
+/// Tells "JetStream is off" (no responders to its API, or the server's not-enabled codes) from
+/// "JetStream is on but did not answer" (timeouts, a cluster without a leader, ...).
+fn account_error(error: jetstream::context::AccountError, url: &str) -> TopologyError {
+    use jetstream::ErrorCode;
+    use jetstream::context::AccountErrorKind;
+    let url = url.to_string();
+    match error.kind() {
+        AccountErrorKind::JetStreamUnavailable => TopologyError::NoJetStream { url },
+        AccountErrorKind::JetStream(e) if e.error_code() == ErrorCode::JETSTREAM_NOT_ENABLED => {
+            TopologyError::NoJetStream { url }
+        }
+        AccountErrorKind::JetStream(e)
+            if e.error_code() == ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
+        {
+            TopologyError::NoJetStreamForAccount { url }
+        }
+        _ => TopologyError::JetStreamUnavailable { url, source: error },
+    }
 }
 
 /// Create-or-update, tried again when the request times out: on a cluster, processes that

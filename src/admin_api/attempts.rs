@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller};
-use crate::attempts::{AttemptPage, AttemptQuery, AttemptStatus};
+use crate::attempt_log::{AttemptPage, AttemptQuery, AttemptStatus};
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/attempts", get(list))
@@ -61,7 +61,7 @@ async fn list(
         before: q.before,
     };
     let ctx = &state.ctx;
-    let page = crate::attempts::query(&ctx.js, &ctx.redis, &ctx.names, &query)
+    let page = crate::attempt_log::query(&ctx.js, &ctx.redis, &ctx.names, &query)
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(page))

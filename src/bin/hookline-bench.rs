@@ -155,7 +155,7 @@ impl Sizes {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    hookline::context::install_tls_provider();
+    hookline::tls::install_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Some(Command::Receiver { port }) => runtime.block_on(receiver::run(port)),

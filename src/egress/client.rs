@@ -1,5 +1,5 @@
-//! The delivery-time half of egress control: what [`guard`] installs on the shared reqwest
-//! client.
+//! The delivery-time half of egress control: the shared HTTP client of every delivery
+//! ([`http_client`]) and what [`guard`] installs on it.
 //!
 //! - A resolver ([`GuardedResolver`]) that resolves each name once per new connection through
 //!   [`EgressPolicy::resolve`] and gives the connector only the addresses that passed, so the
@@ -13,13 +13,44 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::EgressPolicy;
+use crate::config::DeliveryConfig;
 
 /// Suffix of the sentinel host a blocked IP literal is routed to.
 const SENTINEL_SUFFIX: &str = ".ssrf-blocked.invalid";
+
+/// `hookline/<version>`.
+pub const DEFAULT_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
+
+/// The shared HTTP client: rustls (ring), pooled keep-alive connections, HTTP/2 when offered,
+/// per-request timeout, redirects never followed (a 3xx is a failed attempt), and `egress`
+/// enforced on every connection ([`guard`]: checked DNS answers only, blocked IP literals
+/// refused before connecting, system proxy variables ignored).
+pub fn http_client(
+    config: &DeliveryConfig,
+    egress: Arc<EgressPolicy>,
+) -> anyhow::Result<reqwest::Client> {
+    crate::tls::install_provider();
+    let builder = guard(reqwest::Client::builder(), egress);
+    let client = builder
+        .timeout(config.request_timeout)
+        .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(if config.user_agent.is_empty() {
+            DEFAULT_USER_AGENT.to_string()
+        } else {
+            config.user_agent.clone()
+        })
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()?;
+    Ok(client)
+}
 
 /// Installs the policy's resolver, routing hook, proxy and https-only rule on `builder`.
 pub fn guard(builder: reqwest::ClientBuilder, policy: Arc<EgressPolicy>) -> reqwest::ClientBuilder {

@@ -3,10 +3,10 @@
 //! One policy ([`EgressPolicy`], from `[egress]`), two checkpoints:
 //! - **subscription create/update** ([`EgressPolicy::check_endpoint`]): the scheme (http or
 //!   https; https only when `egress.https_only`), an IP-literal host against the classifier in
-//!   [`ranges`], a name resolved once and refused when any of its addresses is blocked. The
-//!   store turns a refusal into `invalid url` naming `url` (API 400, CLI exit 2).
+//!   [`crate::ip_ranges`], a name resolved once and refused when any of its addresses is
+//!   blocked. The store turns a refusal into `invalid url` naming `url` (API 400, CLI exit 2).
 //! - **every delivery** ([`client::guard`], installed on the shared reqwest client by
-//!   `pipeline::attempt::http_client`): reqwest's resolver is replaced by one that resolves
+//!   [`client::http_client`]): reqwest's resolver is replaced by one that resolves
 //!   once, drops blocked addresses and hands only the checked ones to the connector, so the
 //!   address connected to is the address checked (no second lookup: no DNS-rebinding window).
 //!   IP-literal hosts, which reqwest connects to without asking a resolver, are checked per
@@ -21,7 +21,6 @@
 //! are ignored, since they would bypass the checks.
 
 pub mod client;
-pub mod ranges;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -29,9 +28,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use ranges::{Cidr, not_public};
-
 use crate::config::EgressConfig;
+pub use crate::config::EgressConfigError;
+pub use crate::ip_ranges::{Cidr, not_public};
 
 /// The DLQ / attempt-log reason of a delivery refused by egress control.
 pub const BLOCKED_REASON: &str = "ssrf_blocked";
@@ -114,40 +113,15 @@ impl std::fmt::Debug for EgressPolicy {
     }
 }
 
-/// An `[egress]` value that cannot be used; names the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EgressConfigError {
-    #[error("egress.allow_cidrs: {0}")]
-    Cidr(#[from] ranges::BadCidr),
-    #[error("egress.proxy: {0}")]
-    Proxy(String),
-}
-
 impl EgressPolicy {
-    /// The policy `[egress]` describes.
+    /// The policy `[egress]` describes (its values are parsed by [`EgressConfig`], which
+    /// configuration loading has already checked).
     pub fn from_config(config: &EgressConfig) -> Result<EgressPolicy, EgressConfigError> {
-        let allow =
-            config.allow_cidrs.iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>()?;
-        let proxy = match config.proxy.0.trim() {
-            "" => None,
-            raw => {
-                let url = url::Url::parse(raw)
-                    .map_err(|e| EgressConfigError::Proxy(format!("not a URL: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https")
-                    || url.host_str().is_none_or(str::is_empty)
-                {
-                    return Err(EgressConfigError::Proxy(
-                        "must be an http:// or https:// URL with a host".into(),
-                    ));
-                }
-                Some(url)
-            }
-        };
         Ok(EgressPolicy {
             protect: config.ssrf_protection,
             https_only: config.https_only,
-            allow,
-            proxy,
+            allow: config.allowed_networks()?,
+            proxy: config.proxy_url()?,
             ..Default::default()
         })
     }

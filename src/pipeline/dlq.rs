@@ -71,9 +71,8 @@ pub async fn publish(
         .js
         .publish_with_headers(subject.clone(), h, bytes::Bytes::copy_from_slice(body))
         .await
-        .map_err(|e| Transient::new(format!("publishing to dlq {subject}: {e}")))?;
-    ack.await
-        .map_err(|e| Transient::new(format!("awaiting ack of dlq entry on {subject}: {e}")))?;
+        .map_err(|e| Transient::nats(format!("publishing to dlq {subject}"), e))?;
+    ack.await.map_err(|e| Transient::nats(format!("awaiting ack of dlq entry on {subject}"), e))?;
     Ok(())
 }
 

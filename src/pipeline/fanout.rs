@@ -22,6 +22,7 @@ use super::{Transient, dlq};
 use crate::context::Ctx;
 use crate::event::{Delivery, WebhookEvent};
 use crate::metrics;
+use crate::store::event_index;
 use crate::store::health::Health;
 use crate::store::subscriptions::{Ordering, Subscription};
 
@@ -56,7 +57,7 @@ async fn holds(
     if !maybe_open.is_empty() {
         let ids: Vec<&str> = maybe_open.iter().map(|i| subs[*i].id.as_str()).collect();
         let health = Health::new(ctx.redis.clone(), ctx.names.clone());
-        let open = health.open_for(&ids).await.map_err(Transient::new)?;
+        let open = health.open_for(&ids).await.map_err(Transient::redis)?;
         for (i, open_for) in maybe_open.into_iter().zip(open) {
             holds[i] = open_for.map(|d| (d, "breaker_open"));
         }
@@ -102,12 +103,13 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     tracing::Span::current().record("event_id", event.event_id.as_str());
     // The replay index (event id -> stream sequence) rides along with the lookup's round trip;
     // it only serves replay-by-id and is idempotent, so writing it before the publishes is fine.
-    let index = crate::replay::index_event_cmd(ctx, &event.event_id, seq);
+    let retention = ctx.config.streams.events_max_age;
+    let index = event_index::set_cmd(&ctx.names, &event.event_id, seq, retention);
     let subscriptions = ctx
         .cache
         .matching(&event.event_type, event.tenant_id.as_deref(), Some(index))
         .await
-        .map_err(Transient::new)?;
+        .map_err(Transient::redis)?;
     tracing::Span::current().record("matched", subscriptions.len());
     for chunk in subscriptions.chunks(PUBLISH_CHUNK) {
         let holds = holds(ctx, chunk).await?;
@@ -140,14 +142,14 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
                 .js
                 .publish_with_headers(subject, headers, Delivery::bytes_for(&event, &sub.id).into())
                 .await
-                .map_err(|e| Transient::new(format!("publishing delivery for {}: {e}", sub.id)))?;
+                .map_err(|e| Transient::nats(format!("publishing delivery for {}", sub.id), e))?;
             acks.push(ack);
         }
         for ack in
             futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
                 .await
         {
-            ack.map_err(|e| Transient::new(format!("awaiting delivery publish ack: {e}")))?;
+            ack.map_err(|e| Transient::nats("awaiting delivery publish ack", e))?;
         }
     }
     tracing::debug!(matched = subscriptions.len(), "event fanned out");

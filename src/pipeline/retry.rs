@@ -104,8 +104,8 @@ pub async fn schedule(
         .js
         .publish_with_headers(subject.clone(), h, delivery.to_bytes().into())
         .await
-        .map_err(|e| Transient::new(format!("publishing retry to {subject}: {e}")))?;
-    ack.await.map_err(|e| Transient::new(format!("awaiting ack of retry {subject}: {e}")))?;
+        .map_err(|e| Transient::nats(format!("publishing retry to {subject}"), e))?;
+    ack.await.map_err(|e| Transient::nats(format!("awaiting ack of retry {subject}"), e))?;
     Ok(due)
 }
 

@@ -82,16 +82,15 @@ where
             }
         }
         Err(e) => {
-            let delay = match e.hold {
-                Some(delay) => {
+            let delay = match &e {
+                Transient::Hold { delay, .. } => {
                     tracing::debug!(role, reason = %e, ?delay, "message held");
-                    delay
+                    *delay
                 }
-                None => {
-                    let backend = if e.message.contains("redis") { "redis" } else { "nats" };
+                Transient::Backend(backend) => {
                     crate::metrics::inc(
                         "hookline_transient_errors_total",
-                        &[("role", role), ("backend", backend)],
+                        &[("role", role), ("backend", backend.label())],
                     );
                     tracing::warn!(role, error = %e, "transient failure; message stays in JetStream");
                     TRANSIENT_RETRY_DELAY

@@ -1,10 +1,12 @@
-//! Redis: subscriptions with their lookup indexes, and the inbox dedupe.
+//! Redis: subscriptions with their lookup indexes, endpoint health, the inbox dedupe, and the
+//! event index of replay-by-id.
 //!
 //! One [`redis::aio::ConnectionManager`] is shared by the whole process; it reconnects by itself,
 //! so a Redis outage shows up as command errors (the caller leaves the message in JetStream and
 //! tries again later) and never as a skipped delivery.
 
 pub mod cache;
+pub mod event_index;
 pub mod health;
 pub mod inbox;
 pub mod subscriptions;

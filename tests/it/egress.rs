@@ -97,7 +97,7 @@ fn strict_config(w: &World) -> Config {
 fn client(policy: EgressPolicy) -> reqwest::Client {
     let config = Config::with_overrides("[delivery]\nrequest_timeout = \"3s\"\nack_wait = \"10s\"")
         .expect("config");
-    hookline::pipeline::attempt::http_client(&config.delivery, Arc::new(policy))
+    hookline::egress::client::http_client(&config.delivery, Arc::new(policy))
         .expect("client builds")
 }
 

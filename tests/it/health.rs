@@ -91,17 +91,17 @@ async fn abort_message_header_stops_retries_and_is_recorded() {
     w.receiver.wait_for_requests("/abort", 1, WAIT).await;
     let js = w.js().await;
     let redis = hookline::store::connect(&w.config("\"0s\"").redis).await.unwrap();
-    let q = hookline::attempts::AttemptQuery {
+    let q = hookline::attempt_log::AttemptQuery {
         event_id: Some("evt_abort".into()),
         limit: 10,
         ..Default::default()
     };
     let page = eventually(WAIT, "aborted attempt recorded", || async {
-        let page = hookline::attempts::query(&js, &redis, &w.names, &q).await.ok()?;
+        let page = hookline::attempt_log::query(&js, &redis, &w.names, &q).await.ok()?;
         (!page.items.is_empty()).then_some(page)
     })
     .await;
-    assert_eq!(page.items[0].status, hookline::attempts::AttemptStatus::Aborted);
+    assert_eq!(page.items[0].status, hookline::attempt_log::AttemptStatus::Aborted);
     eventually_true(WAIT, "nothing left to deliver", || async {
         w.stream_messages(&w.names.deliveries_stream()).await == 0
     })
@@ -394,7 +394,7 @@ async fn healthy_endpoints_at_their_in_flight_limit_are_not_deferred() {
         subscribe_limited(&w, p, Some(2), None).await;
     }
     let app = w.start_app(w.config("\"0s\"")).await;
-    // A new endpoint earns waiting for a permit by answering once (see pipeline::limiter).
+    // A new endpoint earns waiting for a permit by answering once (see hookline::limiter).
     w.publish("order.created", "evt_warm", None).await;
     for p in paths {
         w.receiver.wait_for_requests(p, 1, WAIT).await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use hookline::attempts::AttemptRecord;
+use hookline::attempt_log::AttemptRecord;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{eventually, eventually_true, http_client};

@@ -168,3 +168,36 @@ async fn tail_prints_failures_live() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_fresh_process_exposes_every_known_counter_at_zero() {
+    let w = World::start().await;
+    let port = free_port();
+    let config = w.config_file("\"0s\"");
+    let _child = w
+        .spawn_hookline_with_env(&config, &[("HOOKLINE_API__LISTEN", format!("127.0.0.1:{port}"))])
+        .await;
+    let http = http_client();
+    let text = eventually(WAIT, "metrics of a fresh process", || async {
+        let response = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.ok()?;
+        response.status().is_success().then_some(())?;
+        response.text().await.ok()
+    })
+    .await;
+    for series in [
+        "hookline_deferrals_total{reason=\"breaker_open\"} 0",
+        "hookline_deferrals_total{reason=\"in_flight_limit\"} 0",
+        "hookline_deferrals_total{reason=\"rate_limited\"} 0",
+        "hookline_deferrals_total{reason=\"http_429\"} 0",
+        "hookline_breaker_opened_total 0",
+        "hookline_transient_errors_total{role=\"deliver\",backend=\"nats\"} 0",
+        "hookline_transient_errors_total{role=\"deliver\",backend=\"redis\"} 0",
+        "hookline_transient_errors_total{role=\"fanout\",backend=\"nats\"} 0",
+        "hookline_transient_errors_total{role=\"fanout\",backend=\"redis\"} 0",
+        "hookline_subscriptions_disabled_total{reason=\"failing\"} 0",
+        "hookline_subscriptions_disabled_total{reason=\"gone\"} 0",
+        "hookline_dead_letters_total{reason=\"retries_exhausted\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == series), "{series} missing from\n{text}");
+    }
+}

@@ -226,3 +226,65 @@ async fn topology_is_created_idempotently_with_schedules_on_the_deliveries_strea
         assert!(s.consumer_info(&consumer).await.is_ok(), "{consumer} exists");
     }
 }
+
+/// Starts a nats-server on a free port with `args`, and waits until it accepts connections.
+async fn spawn_nats_server(
+    args: &[String],
+    store: &std::path::Path,
+) -> (tokio::process::Child, u16) {
+    let port = free_port();
+    let child = tokio::process::Command::new(crate::harness::nats::nats_server_binary())
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nats-server starts");
+    eventually_true(WAIT, "nats-server listening", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+    })
+    .await;
+    (child, port)
+}
+
+#[tokio::test]
+async fn cluster_nodes_down_at_start_up_are_not_reported_as_jetstream_disabled() {
+    let w = World::start().await;
+    let store = tempfile::tempdir().unwrap();
+    // One node of a 3-node cluster whose two peers are down: JetStream is enabled but has no
+    // quorum, so it cannot answer.
+    let (route, peers) = (free_port(), [free_port(), free_port()]);
+    let node_args: Vec<String> = [
+        "-js",
+        "--server_name",
+        "n0",
+        "--cluster_name",
+        "hookline-no-quorum",
+        "--cluster",
+        &format!("nats://127.0.0.1:{route}"),
+        "--routes",
+        &format!("nats://127.0.0.1:{},nats://127.0.0.1:{}", peers[0], peers[1]),
+    ]
+    .map(String::from)
+    .to_vec();
+    let (_node, port) = spawn_nats_server(&node_args, &store.path().join("n0")).await;
+    let mut config = w.config("\"0s\"");
+    config.nats.url = format!("nats://127.0.0.1:{port}");
+    config.nats.request_timeout = Duration::from_secs(2);
+    let err = hookline::app::App::build(config.clone(), &[]).await.err().expect("start-up fails");
+    let message = format!("{err:#}");
+    assert!(!message.contains("not enabled"), "{message}");
+    assert!(
+        message.contains(&format!("JetStream at nats://127.0.0.1:{port} is not available")),
+        "{message}"
+    );
+
+    // A server without JetStream is still told so.
+    let (_plain, port) = spawn_nats_server(&[], &store.path().join("plain")).await;
+    config.nats.url = format!("nats://127.0.0.1:{port}");
+    let err = hookline::app::App::build(config, &[]).await.err().expect("start-up fails");
+    let message = format!("{err:#}");
+    assert!(message.contains("JetStream is not enabled") && message.contains("-js"), "{message}");
+}

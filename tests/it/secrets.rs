@@ -46,7 +46,7 @@ async fn no_secret_reaches_logs_errors_attempt_records_lifecycle_events_or_debug
     let api = eventually(WAIT, "the child's admin api address in its log", || async {
         let text = std::fs::read_to_string(&log_path).ok()?;
         let line = text.lines().find(|l| l.contains("admin api listening"))?;
-        let addr = line.split("Some(").nth(1)?.split(')').next()?;
+        let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
         Some(format!("http://{addr}"))
     })
     .await;

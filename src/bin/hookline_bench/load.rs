@@ -128,7 +128,7 @@ pub async fn baseline(
 ) -> anyhow::Result<BaselineResult> {
     let config = hookline::config::Config::with_overrides(crate::env::LOOPBACK_ALLOWED)?;
     let egress = hookline::egress::EgressPolicy::from_config(&config.egress)?;
-    let client = hookline::pipeline::attempt::http_client(&config.delivery, egress.into())?;
+    let client = hookline::egress::client::http_client(&config.delivery, egress.into())?;
     let body = bytes::Bytes::from(format!(
         r#"{{"type":"{EVENT_TYPE}","timestamp":"2026-01-01T00:00:00Z","data":{{"pad":"{}","sent_ns":{}}}}}"#,
         "x".repeat(PAD),

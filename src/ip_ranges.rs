@@ -1,5 +1,6 @@
 //! Which IP addresses are public: the pure classifier behind SSRF protection, and [`Cidr`] for
-//! the allow-list. No I/O.
+//! the allow-list. No I/O, no crate imports: configuration parses `egress.allow_cidrs` with it,
+//! [`crate::egress`] applies it (and re-exports it).
 //!
 //! An address is blocked when it is not a public unicast address: loopback, private (RFC 1918),
 //! CGNAT, link-local (cloud metadata at 169.254.169.254 included), multicast, broadcast,

@@ -13,78 +13,10 @@ use std::collections::BTreeMap;
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use serde::Serialize;
 
+pub use crate::attempt_record::{AttemptRecord, AttemptStatus};
 use crate::subjects::Names;
-
-/// What an attempt came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptStatus {
-    Succeeded,
-    Failed,
-    DeadLettered,
-    SkippedDuplicate,
-    /// Backpressure (429): rescheduled without using an attempt.
-    Deferred,
-    /// The receiver answered `webhook-delivery: abort-message`: no more retries.
-    Aborted,
-}
-
-impl AttemptStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptStatus::Succeeded => "succeeded",
-            AttemptStatus::Failed => "failed",
-            AttemptStatus::DeadLettered => "dead_lettered",
-            AttemptStatus::SkippedDuplicate => "skipped_duplicate",
-            AttemptStatus::Deferred => "deferred",
-            AttemptStatus::Aborted => "aborted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AttemptStatus> {
-        [
-            Self::Succeeded,
-            Self::Failed,
-            Self::DeadLettered,
-            Self::SkippedDuplicate,
-            Self::Deferred,
-            Self::Aborted,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-    }
-}
-
-/// One attempt, as stored and as published to subscribers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AttemptRecord {
-    pub attempt_id: String,
-    pub subscription_id: String,
-    pub event_id: String,
-    pub event_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
-    /// 1-based attempt number.
-    pub attempt: u32,
-    pub status: AttemptStatus,
-    pub http_status: Option<u16>,
-    pub duration_ms: u64,
-    pub error: Option<String>,
-    /// Class of the failure: timeout, connect, dns, tls, 3xx, 4xx, 5xx, other.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<crate::pipeline::attempt::FailureKind>,
-    /// First 1 KiB of the response body.
-    pub response_body: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub next_retry_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: OffsetDateTime,
-}
 
 /// Records kept per query index (per subscription, tenant, status, and overall).
 pub const MAX_INDEXED: usize = 100_000;
@@ -398,20 +330,6 @@ async fn scan(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_round_trip_through_their_names() {
-        for s in [
-            AttemptStatus::Succeeded,
-            AttemptStatus::Failed,
-            AttemptStatus::DeadLettered,
-            AttemptStatus::SkippedDuplicate,
-        ] {
-            assert_eq!(AttemptStatus::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
-        }
-        assert_eq!(AttemptStatus::parse("nope"), None);
-    }
 
     #[test]
     fn response_bodies_are_cut_on_a_char_boundary() {

@@ -1,45 +1,18 @@
-//! One delivery attempt: build the signed Standard Webhooks request, POST it, and classify the
-//! result into an [`Outcome`]. No retry logic here: the caller maps outcomes to ack, retry or
-//! dead-letter.
+//! The HTTP POST of one delivery attempt: build the signed Standard Webhooks request, POST it,
+//! and classify the result into an [`Outcome`]. No retry logic here: [`super::deliver`] maps
+//! outcomes to ack, retry or dead-letter, and writes the attempt log
+//! ([`crate::attempt_log`]).
 
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 
+use crate::attempt_record::FailureKind;
 use crate::config::DeliveryConfig;
 use crate::event::Delivery;
 use crate::signing::{canonical_json, seed_hex_signature, signature_header};
 use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription};
-
-/// `hookline/<version>`.
-pub const DEFAULT_USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
-
-/// The shared HTTP client: rustls (ring), pooled keep-alive connections, HTTP/2 when offered,
-/// per-request timeout, redirects never followed (a 3xx is a failed attempt), and `egress`
-/// enforced on every connection (see [`crate::egress`]: checked DNS answers only, blocked IP
-/// literals refused before connecting, system proxy variables ignored).
-pub fn http_client(
-    config: &DeliveryConfig,
-    egress: std::sync::Arc<crate::egress::EgressPolicy>,
-) -> anyhow::Result<reqwest::Client> {
-    crate::context::install_tls_provider();
-    let builder = crate::egress::client::guard(reqwest::Client::builder(), egress);
-    let client = builder
-        .timeout(config.request_timeout)
-        .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(if config.user_agent.is_empty() {
-            DEFAULT_USER_AGENT.to_string()
-        } else {
-            config.user_agent.clone()
-        })
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()?;
-    Ok(client)
-}
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,64 +31,6 @@ pub enum Outcome {
         duration: Duration,
         response_body: String,
     },
-}
-
-/// The class of a failed attempt (for stats and metrics).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    Redirect,
-    #[serde(rename = "4xx")]
-    Client4xx,
-    #[serde(rename = "5xx")]
-    Server5xx,
-    /// Refused by the egress policy (SSRF protection): no connection was made.
-    Blocked,
-    Other,
-}
-
-impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "timeout",
-            FailureKind::Connect => "connect",
-            FailureKind::Dns => "dns",
-            FailureKind::Tls => "tls",
-            FailureKind::Redirect => "3xx",
-            FailureKind::Client4xx => "4xx",
-            FailureKind::Server5xx => "5xx",
-            FailureKind::Blocked => "blocked",
-            FailureKind::Other => "other",
-        }
-    }
-
-    /// Every kind, for stats.
-    pub const ALL: [FailureKind; 9] = [
-        FailureKind::Timeout,
-        FailureKind::Connect,
-        FailureKind::Dns,
-        FailureKind::Tls,
-        FailureKind::Redirect,
-        FailureKind::Client4xx,
-        FailureKind::Server5xx,
-        FailureKind::Blocked,
-        FailureKind::Other,
-    ];
-
-    fn of_status(status: u16) -> FailureKind {
-        match status {
-            300..=399 => FailureKind::Redirect,
-            400..=499 => FailureKind::Client4xx,
-            500..=599 => FailureKind::Server5xx,
-            _ => FailureKind::Other,
-        }
-    }
 }
 
 impl Outcome {
@@ -190,37 +105,42 @@ pub async fn post(
     for (name, value) in signed.headers {
         request = request.header(name, value);
     }
-    let response = match request.body(signed.body).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let (kind, error) = match crate::egress::blocked_detail(&e) {
-                Some(detail) => (FailureKind::Blocked, detail),
-                None => describe(&e),
-            };
-            let duration = started.elapsed();
-            return Outcome::Failed {
-                status: None,
-                kind,
-                abort: false,
-                error,
-                retry_after: None,
-                duration,
-                response_body: String::new(),
-            };
-        }
+    match request.body(signed.body).send().await {
+        Ok(response) => outcome_of(response, config, started).await,
+        Err(e) => not_sent(&e, started),
+    }
+}
+
+/// A request that got no response: refused by egress control, or a transport failure.
+fn not_sent(e: &reqwest::Error, started: Instant) -> Outcome {
+    let (kind, error) = match crate::egress::blocked_detail(e) {
+        Some(detail) => (FailureKind::Blocked, detail),
+        None => describe(e),
     };
+    Outcome::Failed {
+        status: None,
+        kind,
+        abort: false,
+        error,
+        retry_after: None,
+        duration: started.elapsed(),
+        response_body: String::new(),
+    }
+}
+
+/// Classifies a response: 2xx delivered, anything else failed (with the receiver's abort
+/// request and `Retry-After` on 429/503).
+async fn outcome_of(
+    response: reqwest::Response,
+    config: &DeliveryConfig,
+    started: Instant,
+) -> Outcome {
     let status = response.status().as_u16();
-    let abort = response
-        .headers()
-        .get("webhook-delivery")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("abort-message"));
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+    let abort =
+        header("webhook-delivery").is_some_and(|v| v.trim().eq_ignore_ascii_case("abort-message"));
     let retry_after = if matches!(status, 429 | 503) {
-        response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after)
+        header("retry-after").and_then(parse_retry_after)
     } else {
         None
     };

@@ -1,0 +1,57 @@
+//! `[delivery]`: limits and behaviour of fan-out and HTTP delivery.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+/// `[delivery]`: limits and behaviour of fan-out and HTTP delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Largest accepted event, bytes.
+    pub max_payload_bytes: usize,
+    /// Per-request HTTP timeout.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Deliveries in flight per process.
+    pub concurrency: usize,
+    /// Events fanned out at once per process.
+    pub fanout_concurrency: usize,
+    /// Redelivery delay of unacked messages (crash recovery).
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// How long a 2xx is remembered by the inbox dedupe.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_ttl: Duration,
+    /// Response body bytes kept.
+    pub response_body_limit: usize,
+    /// User-Agent header.
+    pub user_agent: String,
+}
+
+impl DeliveryConfig {
+    /// Checks the section's values; the error names the key.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.concurrency == 0 {
+            return Err(invalid("delivery.concurrency", "must be at least 1"));
+        }
+        if self.fanout_concurrency == 0 {
+            return Err(invalid("delivery.fanout_concurrency", "must be at least 1"));
+        }
+        if self.max_payload_bytes < 64 || self.max_payload_bytes > 1024 * 1024 {
+            return Err(invalid("delivery.max_payload_bytes", "must be between 64 and 1048576"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("delivery.request_timeout", "must be greater than zero"));
+        }
+        if self.ack_wait < self.request_timeout + Duration::from_secs(1) {
+            return Err(invalid(
+                "delivery.ack_wait",
+                "must exceed delivery.request_timeout by at least 1s",
+            ));
+        }
+        Ok(())
+    }
+}

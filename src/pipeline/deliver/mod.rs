@@ -1,0 +1,211 @@
+//! Delivery: one due delivery in; a signed POST; then ack (2xx), a scheduled retry, or a DLQ
+//! entry — each replacement acknowledged by JetStream before the message is acked. Every
+//! attempt (and every skip) is written to the attempt log.
+//!
+//! Before the POST: the subscription (from the process's exact cache, [`crate::store::cache`]),
+//! a local per-endpoint permit, then one Redis script ([`Health::admit`]) that checks the cached
+//! copy is current, the inbox dedupe (a delivery an endpoint already accepted is acked without
+//! a request), the delivery's age bound, and the endpoint's health gates — circuit breaker,
+//! rate limit, in-flight limit — shared by all processes. A gate that says "not now" defers the
+//! delivery (a message schedule with the same attempt number), so backpressure never uses up
+//! attempts and never holds a consumer slot. After the POST: a success resets the endpoint's
+//! failure count; failures count towards the breaker and auto-disable; 410 disables the
+//! subscription at once; `webhook-delivery: abort-message` stops retries.
+//!
+//! Files: this one is the step's spine ([`handle`], then read, admit, POST, conclude);
+//! `admission` holds what is decided before the POST, `conclude` what follows it, and `settle`
+//! the deferrals, dead letters and attempt-log records both of them write.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use time::OffsetDateTime;
+
+use self::admission::Read;
+use super::Transient;
+use super::dlq;
+use super::headers::AttemptState;
+use super::http_post::{self, Outcome};
+use crate::context::Ctx;
+use crate::event::Delivery;
+use crate::metrics;
+use crate::store::health::{Admission, Health};
+use crate::store::inbox;
+
+/// A log line of one job, naming its event, subscription and attempt (the per-message span is
+/// debug-level: see [`handle`]).
+macro_rules! job_log {
+    ($level:ident, $job:expr, $($rest:tt)+) => {
+        tracing::$level!(
+            event_id = %$job.delivery.event.event_id,
+            subscription_id = %$job.delivery.subscription_id,
+            attempt = $job.state.attempt,
+            $($rest)+
+        )
+    };
+}
+
+mod admission;
+mod conclude;
+mod settle;
+
+/// Reads of a subscription that changed before it could be used, at most per delivery.
+const MAX_STALE_READS: usize = 3;
+
+/// How long a delivery waits for a local in-flight permit before it is deferred instead.
+const LOCAL_PERMIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Pauses before asking Redis again when it said every in-flight lease is taken.
+const FULL_RETRIES_MS: [u64; 3] = [1, 4, 16];
+
+/// One message being delivered, with what the later steps need.
+struct Job<'a> {
+    ctx: &'a Ctx,
+    msg: &'a jetstream::Message,
+    seq: u64,
+    now: OffsetDateTime,
+    state: AttemptState,
+    delivery: Delivery,
+    /// Arrived on `<p>.fifo.<sub>`: failures hold the head instead of scheduling a retry.
+    fifo: bool,
+}
+
+/// How long a delivery to a busy endpoint (every permit of this process held by requests that
+/// have not answered) is deferred: spread over the second half of the request timeout, when
+/// the first of those requests must have ended.
+pub(super) fn busy_endpoint_wait(ctx: &Ctx) -> Duration {
+    let timeout = ctx.config.delivery.request_timeout.max(Duration::from_secs(1));
+    timeout / 2 + timeout.mul_f64(rand::random::<f64>() / 2.0)
+}
+
+/// Handles one message of `<p>.deliver.<subscription_id>`.
+// A debug span: at the default `info` level an enabled span (its fields formatted on every
+// record) cost ~10 % of the CPU of a delivery; the lines below name the ids themselves.
+#[tracing::instrument(level = "debug", skip_all, fields(subject = %msg.subject, event_id, subscription_id, attempt))]
+pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient> {
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let now = OffsetDateTime::now_utc();
+    let state = AttemptState::from_headers(msg.headers.as_ref(), now);
+    let delivery = match Delivery::parse(&msg.payload) {
+        Ok(d) => d,
+        Err(invalid) => {
+            let detail = invalid.to_string();
+            return dlq::publish_invalid(
+                ctx,
+                &msg.payload,
+                invalid.reason(),
+                &detail,
+                &msg.subject,
+                seq,
+            )
+            .await;
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("event_id", delivery.event.event_id.as_str());
+    span.record("subscription_id", delivery.subscription_id.as_str());
+    span.record("attempt", state.attempt);
+    let fifo = ctx.names.is_subject_of(&msg.subject, "fifo", &delivery.subscription_id);
+    let mut state = state;
+    if fifo {
+        // A FIFO head keeps its place in the stream; its attempt count lives in Redis.
+        state.attempt = fifo_failures(ctx, seq).await? as u32 + 1;
+        if let Ok(info) = msg.info() {
+            state.first_attempt_at = info.published;
+        }
+        span.record("attempt", state.attempt);
+    }
+    let job = Job { ctx, msg, seq, now, state, delivery, fifo };
+    if !fifo && !ctx.names.is_subject_of(&msg.subject, "deliver", &job.delivery.subscription_id) {
+        let detail = format!(
+            "body names subscription {} but the subject is {}",
+            job.delivery.subscription_id, msg.subject
+        );
+        return job.dead_letter("subscription_mismatch", &detail, None).await;
+    }
+    let result = job.run().await;
+    if fifo && result.is_ok() {
+        let mut redis = ctx.redis.clone();
+        let _: Result<(), _> =
+            redis::cmd("DEL").arg(fifo_key(ctx, seq)).query_async(&mut redis).await;
+    }
+    result
+}
+
+fn fifo_key(ctx: &Ctx, seq: u64) -> String {
+    ctx.names.key(&format!("fifo_failures:{seq}"))
+}
+
+async fn fifo_failures(ctx: &Ctx, seq: u64) -> Result<u64, Transient> {
+    let mut redis = ctx.redis.clone();
+    let n: Option<u64> = redis::cmd("GET")
+        .arg(fifo_key(ctx, seq))
+        .query_async(&mut redis)
+        .await
+        .map_err(Transient::redis)?;
+    Ok(n.unwrap_or(0))
+}
+
+impl Job<'_> {
+    fn replay(&self) -> Option<&str> {
+        self.state.replay_id.as_deref()
+    }
+
+    fn health(&self) -> Health {
+        Health::new(self.ctx.redis.clone(), self.ctx.names.clone())
+    }
+
+    async fn run(&self) -> Result<(), Transient> {
+        let (ctx, sub_id) = (self.ctx, &self.delivery.subscription_id);
+        let inbox_key =
+            inbox::delivered_key(&ctx.names, &self.delivery.event.event_id, sub_id, self.replay());
+        // A copy that went stale between its read and the admission check is read again; a
+        // subscription changing on every read is a transient condition.
+        for _ in 0..MAX_STALE_READS {
+            let (sub, version) = match self.read_subscription().await? {
+                Read::Active(sub, version) => (sub, version),
+                Read::Changed => continue,
+                Read::Settled => return Ok(()),
+            };
+            let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
+            // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then
+            // everything Redis decides, in one round trip.
+            let Some(permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
+                return self.defer(&sub, self.no_permit_wait(), "in_flight_limit", None).await;
+            };
+            let admit = self.admit_request(&sub, &version, &inbox_key, limit);
+            let token = match self.admit(&admit).await? {
+                Admission::Admitted { token, .. } => token,
+                Admission::Stale => {
+                    drop(permit);
+                    ctx.cache.stale(&version);
+                    continue;
+                }
+                other => {
+                    drop(permit);
+                    return self.not_admitted(&sub, other).await;
+                }
+            };
+            let outcome = {
+                let _in_flight = metrics::InFlight::start();
+                http_post::post(&ctx.http, &ctx.config.delivery, &sub, &self.delivery).await
+            };
+            drop(permit);
+            let delivered = matches!(outcome, Outcome::Delivered { .. });
+            if admit.breaker_maybe_open && delivered {
+                // The success closes the breaker (in Redis, below): the next deliveries and the
+                // fan-out need not check it, nor take the script path, until it opens again.
+                ctx.limits.note_breaker_closed(sub_id);
+            }
+            // After a success the lease is returned together with the inbox and health writes.
+            if !delivered && let Err(e) = self.health().release(sub_id, &token).await {
+                job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
+            }
+            return self.conclude(&sub, outcome, &token, &inbox_key).await;
+        }
+        // The subscription keeps changing in Redis: a Redis-side condition, tried again later.
+        Err(Transient::redis(format!(
+            "subscription {sub_id} changed {MAX_STALE_READS} times while being read"
+        )))
+    }
+}
