@@ -446,6 +446,20 @@ impl Config {
         if self.api.admin_tokens.iter().any(|t| t.0.len() < 16) {
             return Err(invalid("api.admin_tokens", "tokens must be at least 16 characters"));
         }
+        if self.api.admin_tokens.iter().any(|t| is_placeholder_token(&t.0)) {
+            return Err(invalid(
+                "api.admin_tokens",
+                "holds a placeholder token (`change-me...`) that anyone can read in the \
+                 sources: set a secret of your own (env HOOKLINE_API__ADMIN_TOKENS, or \
+                 HOOKLINE_ADMIN_TOKEN with compose/)",
+            ));
+        }
+        if self.api.tenant_tokens.iter().any(|t| is_placeholder_token(&t.token)) {
+            return Err(invalid(
+                "api.tenant_tokens",
+                "holds a placeholder token (`change-me...`): set a secret of your own",
+            ));
+        }
         if self.nats.request_timeout.is_zero() {
             return Err(invalid("nats.request_timeout", "must be greater than zero"));
         }
@@ -463,6 +477,13 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A token from an example or a template (`change-me-0123456789` was compose/'s built-in
+/// default): published, so it protects nothing.
+fn is_placeholder_token(token: &str) -> bool {
+    let lower = token.to_ascii_lowercase();
+    ["change-me", "changeme", "change_me"].iter().any(|p| lower.starts_with(p))
 }
 
 fn validate_retry(raw: RawRetry) -> Result<RetryConfig, ConfigError> {
@@ -530,6 +551,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.health.breaker_max_open_for, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_placeholder_admin_or_tenant_token_is_refused_naming_the_key_and_variable() {
+        let err =
+            Config::with_overrides("[api]\nadmin_tokens = [\"change-me-0123456789\"]").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("api.admin_tokens"), "{text}");
+        assert!(text.contains("HOOKLINE_ADMIN_TOKEN"), "{text}");
+        assert!(!text.contains("change-me-0123456789"), "the token itself is not echoed: {text}");
+        let err = Config::with_overrides(
+            "[api]\ntenant_tokens = [{ tenant = \"acme\", token = \"CHANGEME-acme-0123456\" }]",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("api.tenant_tokens"), "{err}");
+        let ok =
+            Config::with_overrides("[api]\nadmin_tokens = [\"a-real-secret-0123456789\"]").unwrap();
+        assert_eq!(ok.api.admin_tokens.len(), 1);
     }
 
     #[test]
