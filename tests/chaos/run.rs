@@ -91,7 +91,8 @@ pub type Published = Vec<(String, Duration)>;
 /// The outcome: the report and the faults, already printed.
 pub struct Outcome {
     pub report: Report,
-    pub kills: usize,
+    /// Messages left in the deliveries stream after the drain, that no consumer delivers.
+    pub orphans: Vec<String>,
 }
 
 fn config_toml(nats: &str, redis: &str, prefix: &str, replicas: usize) -> String {
@@ -264,11 +265,11 @@ pub async fn run(plan: Plan) -> Outcome {
     }
     let dlq = hookline::pipeline::dlq::list(&js, &names, None, 1_000_000).await.expect("dlq lists");
     let report = ledger::account(&events, &subs, &receiver.hits(), &dlq, &fleet.faults, started_at);
-    let kills = fleet.faults.iter().filter(|f| f.kind == Kind::Kill).count();
     say(&format!(
-        "chaos[{}]: {} kills={kills} elapsed={:.1}s",
+        "chaos[{}]: {} kills={} elapsed={:.1}s",
         plan.name,
         report.summary(),
+        report.kills,
         started.elapsed().as_secs_f64()
     ));
     say(&format!(
@@ -278,7 +279,8 @@ pub async fn run(plan: Plan) -> Outcome {
         fleet.log_count("ack failed")
     ));
     say(&report.details(&fleet.faults));
-    if !report.lost.is_empty() || drained.is_err() {
+    let orphaned = drained.as_ref().is_ok_and(|left| !left.is_empty());
+    if !report.lost.is_empty() || drained.is_err() || orphaned || !report.unexplained().is_empty() {
         say(&format!("chaos[{}]: hookline logs mention: {:?}", plan.name, fleet.grep("ERROR", 20)));
         keep_logs(dir.path(), plan.name);
         if let Nats::Cluster(cluster) = &nats {
@@ -303,7 +305,7 @@ pub async fn run(plan: Plan) -> Outcome {
         }
     }
     drop(fleet);
-    Outcome { report, kills }
+    Outcome { report, orphans: leftovers }
 }
 
 async fn create_subscriptions(
