@@ -256,6 +256,19 @@ impl Job<'_> {
                         Admission::RateLimited { wait } => {
                             return self.defer(&sub, wait, "rate_limited", None).await;
                         }
+                        Admission::InFlight => {
+                            // Held, not deferred: a redelivery of this very message must not
+                            // schedule a copy of it, and the other copy answers within a request
+                            // timeout; then this one finds the pair in the inbox (or sends it,
+                            // if that attempt failed).
+                            job_log!(
+                                info,
+                                self,
+                                "another copy of this delivery is being sent; holding this one"
+                            );
+                            let wait = Duration::from_millis(500 + rand::random::<u64>() % 1000);
+                            return Err(Transient::hold(wait, "another copy is being sent"));
+                        }
                         Admission::Full | Admission::Admitted { .. } => {
                             let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);
                             return self.defer(&sub, wait, "in_flight_limit", None).await;
@@ -275,7 +288,7 @@ impl Job<'_> {
                 ctx.limits.note_breaker_closed(sub_id);
             }
             // After a success the lease is returned together with the inbox and health writes.
-            if !delivered && let Err(e) = self.health().release(sub_id, &token).await {
+            if !delivered && let Err(e) = self.health().release(sub_id, &token, &inbox_key).await {
                 job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
             }
             return self.conclude(&sub, outcome, &token, &inbox_key).await;
