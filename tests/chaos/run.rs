@@ -273,9 +273,11 @@ pub async fn run(plan: Plan) -> Outcome {
         started.elapsed().as_secs_f64()
     ));
     say(&format!(
-        "chaos[{}]: redeliveries caught by the inbox dedupe (no POST)={} acks lost={}",
+        "chaos[{}]: redeliveries caught by the inbox dedupe (no POST)={} copies held while \
+         another was being sent={} acks lost={}",
         plan.name,
         fleet.log_count("already delivered; acking the duplicate without a request"),
+        fleet.log_count("another copy of this delivery is being sent"),
         fleet.log_count("ack failed")
     ));
     say(&report.details(&fleet.faults));
