@@ -9,10 +9,11 @@
 //!   (the crash fell between the endpoint's answer and the inbox-dedupe write, or Redis lost
 //!   that write). Nothing else: two copies of a delivery never POST at once (the pair is
 //!   claimed in Redis before its POST), and a later copy finds the pair in the inbox;
-//! - a second DLQ entry, or a DLQ entry besides a 2xx (two copies of the delivery, each with
-//!   its own attempts): NATS went down after the event was published and within
-//!   [`EXPLAIN_WINDOW`] of one of the pair's requests — when the fan-out or a retry publish
-//!   whose ack the outage lost was made — and before the repeat. JetStream rebuilds its
+//! - a DLQ entry besides a 2xx (two copies of the delivery, each with its own attempts), or a
+//!   second DLQ entry more than [`DUPLICATE_WINDOW`] after the first (closer, the DLQ stream
+//!   drops it: the entry's id is the pair's): NATS went down after the event was published and
+//!   within [`EXPLAIN_WINDOW`] of one of the pair's requests — when the fan-out or a retry
+//!   publish whose ack the outage lost was made — and before the repeat. JetStream rebuilds its
 //!   duplicate window from the messages it still stores, so that step, repeated after the
 //!   restart, makes a second copy.
 //!
@@ -29,6 +30,9 @@ use crate::fleet::{Fault, Kind};
 
 /// How close to a 2xx a fault must be to explain a duplicate of it.
 pub const EXPLAIN_WINDOW: Duration = Duration::from_secs(2);
+
+/// The streams' duplicate window (`streams.duplicate_window`, not set by the chaos config).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// One subscription of the run.
 pub struct Sub {
@@ -268,7 +272,9 @@ impl Pair<'_> {
             out.push(self.repeat(Repeat::DeadLetteredAfterDelivery, first_at, again_at, cause));
         }
         for pair in dead.windows(2) {
-            let cause = self.second_copy(pair[1], faults);
+            let cause = (pair[1] - pair[0] > DUPLICATE_WINDOW)
+                .then(|| self.second_copy(pair[1], faults))
+                .flatten();
             out.push(self.repeat(Repeat::DeadLetteredTwice, pair[0], pair[1], cause));
         }
         out
@@ -406,7 +412,7 @@ mod tests {
     }
 
     #[test]
-    fn a_second_dlq_entry_is_explained_only_by_a_nats_outage_near_the_pairs_requests() {
+    fn a_second_dlq_entry_is_explained_only_by_a_nats_outage_near_the_pairs_requests_and_late() {
         let fails = [hit(Answer::Error, "chaos-p0g0", 2.0), hit(Answer::Error, "chaos-p0g0", 9.0)];
         let dlq = [10.0, 12.0];
         let none = report(&fails, &dlq, &[]);
@@ -416,8 +422,14 @@ mod tests {
         assert_eq!(causes(&crash), [(Repeat::DeadLetteredTwice, false)]);
         let outage_far = report(&fails, &dlq, &[fault(Kind::Nats, None, 5.5)]);
         assert_eq!(causes(&outage_far), [(Repeat::DeadLetteredTwice, false)]);
+        // Within the duplicate window the DLQ stream drops the second entry: nothing explains it.
         let outage_near = report(&fails, &dlq, &[fault(Kind::Nats, None, 2.5)]);
-        assert_eq!(causes(&outage_near), [(Repeat::DeadLetteredTwice, true)]);
+        assert_eq!(causes(&outage_near), [(Repeat::DeadLetteredTwice, false)]);
+        let late = [10.0, 10.0 + DUPLICATE_WINDOW.as_secs_f64() + 1.0];
+        let outage_then_late = report(&fails, &late, &[fault(Kind::Nats, None, 2.5)]);
+        assert_eq!(causes(&outage_then_late), [(Repeat::DeadLetteredTwice, true)]);
+        let late_far = report(&fails, &late, &[fault(Kind::Nats, None, 5.5)]);
+        assert_eq!(causes(&late_far), [(Repeat::DeadLetteredTwice, false)]);
     }
 
     #[test]

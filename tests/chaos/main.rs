@@ -5,8 +5,8 @@
 //! fault that explains it, and an unexplained one fails the run, as does a message left behind
 //! in the deliveries stream or a kill count short of the plan's (kills of instances at work).
 //!
-//! - `hookline_survives_kills_and_server_restarts`: 3 processes; >= 12 SIGKILLs of a random
-//!   process (restarted at once), one redis-server restart (AOF kept) and one nats-server
+//! - `hookline_survives_kills_and_server_restarts`: 3 processes; 12 SIGKILLs of a random
+//!   running process (restarted at once), one redis-server restart (AOF kept) and one nats-server
 //!   restart (same store dir), each mid-run.
 //! - `hookline_survives_losing_a_node_of_a_3_node_cluster`: R3 streams (`streams.replicas = 3`)
 //!   on a 3-node cluster; the leader of the deliveries stream is SIGKILLed mid-run and stays
@@ -59,15 +59,26 @@ fn steps(kills: usize, specials: &[Step]) -> Vec<Step> {
 /// auto-disable, no 410), none expires (`health.max_delivery_age` is days), every message is valid.
 const DLQ_REASONS: &[&str] = &["retries_exhausted"];
 
-/// The verdict; `min_working_kills`: SIGKILLs that must hit an instance already at work (one
-/// still starting up tests only start-up).
-fn check(outcome: &run::Outcome, min_working_kills: usize) {
+/// Whether messages may be left in the deliveries stream after the drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Orphans {
+    /// None may be.
+    Never,
+    /// Only copies of pairs delivered or dead-lettered all the same: nats-server 2.12 can leave
+    /// some behind after losing the deliveries stream's leader (seen on 2.12.8: first attempts
+    /// and fired retries stored on `deliver.>` around the leader change that the consumer never
+    /// delivers, their pairs settled by other copies; not seen on 2.15.1).
+    StaleCopies,
+}
+
+/// The verdict; `planned_kills`: the plan's SIGKILLs, each of which must have hit an instance
+/// at work by the endpoint's record (one still starting up tests only start-up).
+fn check(outcome: &run::Outcome, planned_kills: usize, orphans: Orphans) {
     let report = &outcome.report;
-    assert!(
-        report.kills_of_working_instances >= min_working_kills,
-        "only {} of {} hookline kills hit an instance that had sent requests (want {min_working_kills})",
-        report.kills_of_working_instances,
-        report.kills
+    assert_eq!(
+        (report.kills, report.kills_of_working_instances),
+        (planned_kills, planned_kills),
+        "(kills, kills of an instance that had sent requests) against the plan"
     );
     assert!(report.lost.is_empty(), "{} pairs lost: {}", report.lost.len(), report.summary());
     assert_eq!(report.dlq_without_reason, 0, "every DLQ entry has a reason");
@@ -81,10 +92,16 @@ fn check(outcome: &run::Outcome, min_working_kills: usize) {
         "outcomes repeated in normal operation (no fault explains them; second 2xx, DLQ entries \
          besides a 2xx, second DLQ entries): {unexplained:#?}"
     );
+    let unexpected: Vec<_> = outcome
+        .orphans
+        .iter()
+        .filter(|o| orphans == Orphans::Never || !o.resolved)
+        .map(|o| &o.describe)
+        .collect();
     assert!(
-        outcome.orphans.is_empty(),
-        "messages left in the deliveries stream that nothing delivers: {:?}",
-        outcome.orphans
+        unexpected.is_empty(),
+        "messages left in the deliveries stream that nothing delivers ({orphans:?} allowed): \
+         {unexpected:#?}"
     );
     assert!(
         report.delivered > 0 && report.dead_lettered > 0,
@@ -111,7 +128,7 @@ async fn hookline_survives_kills_and_server_restarts() {
         seed: seed(),
     };
     let outcome = run::run(plan).await;
-    check(&outcome, 10 * n);
+    check(&outcome, 12 * n, Orphans::Never);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,5 +145,12 @@ async fn hookline_survives_losing_a_node_of_a_3_node_cluster() {
         seed: seed(),
     };
     let outcome = run::run(plan).await;
-    check(&outcome, 3 * n);
+    let binary = harness::nats::nats_server_binary();
+    let version = harness::nats::version_of(&binary).await.expect("nats-server version");
+    let orphans = if version < harness::nats::NatsVersion::new(2, 15, 0) {
+        Orphans::StaleCopies
+    } else {
+        Orphans::Never
+    };
+    check(&outcome, 4 * n, orphans);
 }
