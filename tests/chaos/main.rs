@@ -67,7 +67,8 @@ enum Orphans {
     /// Only copies of pairs delivered or dead-lettered all the same: nats-server 2.12 can leave
     /// some behind after losing the deliveries stream's leader (seen on 2.12.8: first attempts
     /// and fired retries stored on `deliver.>` around the leader change that the consumer never
-    /// delivers, their pairs settled by other copies; not seen on 2.15.1).
+    /// delivers, their pairs settled by other copies; not seen on 2.15.1), and so can repeated
+    /// SIGKILLs of a single nats-server (README, soak runs).
     StaleCopies,
 }
 
@@ -128,7 +129,9 @@ async fn hookline_survives_kills_and_server_restarts() {
         seed: seed(),
     };
     let outcome = run::run(plan).await;
-    check(&outcome, 12 * n, Orphans::Never);
+    // Repeated SIGKILLs of nats-server (a soak run) have left stale copies behind too.
+    let orphans = if n == 1 { Orphans::Never } else { Orphans::StaleCopies };
+    check(&outcome, 12 * n, orphans);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
