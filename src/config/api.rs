@@ -61,6 +61,27 @@ impl ApiConfig {
         if self.admin_tokens.iter().any(|t| t.0.len() < 16) {
             return Err(invalid("api.admin_tokens", "tokens must be at least 16 characters"));
         }
+        if self.admin_tokens.iter().any(|t| is_placeholder_token(&t.0)) {
+            return Err(invalid(
+                "api.admin_tokens",
+                "holds a placeholder token (`change-me...`) that anyone can read in the \
+                 sources: set a secret of your own (env HOOKLINE_API__ADMIN_TOKENS, or \
+                 HOOKLINE_ADMIN_TOKEN with compose/)",
+            ));
+        }
+        if self.tenant_tokens.iter().any(|t| is_placeholder_token(&t.token)) {
+            return Err(invalid(
+                "api.tenant_tokens",
+                "holds a placeholder token (`change-me...`): set a secret of your own",
+            ));
+        }
         Ok(())
     }
+}
+
+/// A token from an example or a template (`change-me-0123456789` was compose/'s built-in
+/// default): published, so it protects nothing.
+fn is_placeholder_token(token: &str) -> bool {
+    let lower = token.to_ascii_lowercase();
+    ["change-me", "changeme", "change_me"].iter().any(|p| lower.starts_with(p))
 }

@@ -211,6 +211,24 @@ mod tests {
     }
 
     #[test]
+    fn a_placeholder_admin_or_tenant_token_is_refused_naming_the_key_and_variable() {
+        let err =
+            Config::with_overrides("[api]\nadmin_tokens = [\"change-me-0123456789\"]").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("api.admin_tokens"), "{text}");
+        assert!(text.contains("HOOKLINE_ADMIN_TOKEN"), "{text}");
+        assert!(!text.contains("change-me-0123456789"), "the token itself is not echoed: {text}");
+        let err = Config::with_overrides(
+            "[api]\ntenant_tokens = [{ tenant = \"acme\", token = \"CHANGEME-acme-0123456\" }]",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("api.tenant_tokens"), "{err}");
+        let ok =
+            Config::with_overrides("[api]\nadmin_tokens = [\"a-real-secret-0123456789\"]").unwrap();
+        assert_eq!(ok.api.admin_tokens.len(), 1);
+    }
+
+    #[test]
     fn unknown_key_is_rejected_with_its_name() {
         let err = Config::with_overrides("[delivery]\nconcurency = 3").unwrap_err();
         assert!(err.to_string().contains("concurency"), "{err}");

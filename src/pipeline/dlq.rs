@@ -99,6 +99,17 @@ pub async fn publish_invalid(
     .await
 }
 
+/// The `Nats-Msg-Id` of a delivery's DLQ entry: one per (event, subscription, replay, DLQ entry
+/// it was re-queued from). Keyed by the pair, not by the message's stream sequence: across a NATS
+/// restart a delivery can exist twice (a retry republished after its schedule had fired: the
+/// rebuilt duplicate window no longer knows its id), and both copies exhaust their attempts;
+/// their two entries are one within the duplicate window.
+fn delivery_msg_id(delivery: &Delivery, state: Option<&AttemptState>) -> String {
+    let replay = state.and_then(|s| s.replay_id.as_deref()).unwrap_or("-");
+    let from = state.and_then(|s| s.redelivered_from).map_or("-".to_string(), |n| n.to_string());
+    format!("dlq.{}.{}.{replay}.{from}", delivery.event.event_id, delivery.subscription_id)
+}
+
 /// Dead-letters a delivery (attempts exhausted, unknown or inactive subscription).
 pub async fn publish_delivery(
     ctx: &Ctx,
@@ -110,12 +121,13 @@ pub async fn publish_delivery(
     tracing::warn!(
         event_id = %delivery.event.event_id,
         subscription_id = %delivery.subscription_id,
+        seq,
         reason = entry.reason,
         detail = entry.detail,
         "dead-lettering delivery"
     );
     let event = (delivery.event.event_id.as_str(), delivery.event.event_type.as_str());
-    let msg_id = format!("dlq.{}.{seq}", ctx.names.deliveries_stream());
+    let msg_id = delivery_msg_id(delivery, entry.state);
     publish(
         ctx,
         &delivery.subscription_id,

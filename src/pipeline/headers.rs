@@ -28,7 +28,8 @@ pub const ORIGINAL_SUBJECT: &str = "Hookline-Original-Subject";
 /// DLQ: event id and type, for listing without parsing bodies.
 pub const EVENT_ID: &str = "Hookline-Event-Id";
 pub const EVENT_TYPE: &str = "Hookline-Event-Type";
-/// Set on a delivery re-queued from the DLQ: the DLQ sequence it came from.
+/// Set on a delivery re-queued from the DLQ: the DLQ sequence it came from (carried on by its
+/// retries, so its own DLQ entry is told apart from the one it came from).
 pub const REDELIVERED_FROM: &str = "Hookline-Redelivered-From";
 /// Set on a replayed delivery: the replay's id, which gives it its own inbox dedupe key (a
 /// replay is meant to reach an endpoint that already has the event).
@@ -48,6 +49,8 @@ pub struct AttemptState {
     pub first_attempt_at: OffsetDateTime,
     /// Replay this delivery belongs to, if any.
     pub replay_id: Option<String>,
+    /// The DLQ entry this delivery was re-queued from, if any.
+    pub redelivered_from: Option<u64>,
 }
 
 impl AttemptState {
@@ -59,7 +62,8 @@ impl AttemptState {
             .and_then(|v| OffsetDateTime::parse(&v, &Rfc3339).ok())
             .unwrap_or(now);
         let replay_id = get(REPLAY_ID).filter(|v| crate::event::valid_event_id(v));
-        AttemptState { attempt, first_attempt_at, replay_id }
+        let redelivered_from = get(REDELIVERED_FROM).and_then(|v| v.parse().ok());
+        AttemptState { attempt, first_attempt_at, replay_id, redelivered_from }
     }
 }
 
@@ -85,7 +89,12 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         assert_eq!(
             AttemptState::from_headers(None, now),
-            AttemptState { attempt: 1, first_attempt_at: now, replay_id: None }
+            AttemptState {
+                attempt: 1,
+                first_attempt_at: now,
+                replay_id: None,
+                redelivered_from: None
+            }
         );
     }
 
@@ -94,9 +103,11 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(ATTEMPT, "3");
         h.insert(FIRST_ATTEMPT_AT, "2024-01-02T03:04:05Z");
+        h.insert(REDELIVERED_FROM, "17");
         let s = AttemptState::from_headers(Some(&h), OffsetDateTime::now_utc());
         assert_eq!(s.attempt, 3);
         assert_eq!(rfc3339(s.first_attempt_at), "2024-01-02T03:04:05Z");
+        assert_eq!(s.redelivered_from, Some(17));
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub async fn schedule(
     if let Some(replay) = &state.replay_id {
         h.insert(headers::REPLAY_ID, replay.as_str());
     }
+    if let Some(from) = state.redelivered_from {
+        h.insert(headers::REDELIVERED_FROM, from.to_string().as_str());
+    }
     let subject = ctx.names.retry(sub_id, &delivery.event.event_id, next);
     let ack = ctx
         .js

@@ -8,7 +8,8 @@
 //!
 //! Keys (under `<p>:`): `health:<sub>` hash {failures, first_failure_ms, opens, open_until_ms},
 //! `probe:<sub>` (the half-open probe lock), `inflight:<sub>` zset of leases, `rate:<sub>` (GCRA
-//! theoretical arrival time).
+//! theoretical arrival time), and the pair's claim ([`super::inbox::claim_key`]) taken with a
+//! lease so two copies of one delivery are never sent at once.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -86,19 +87,24 @@ return {n, opened_for}
 /// expires (at least 1 s): asking every moment would cost a deferral per pending delivery each
 /// time, for nothing.
 ///
-/// KEYS: version, inbox, health, probe, rate, inflight. ARGV: cached version, now ms, expired
-/// (0/1), probe timeout ms, (unused), rate interval ms (0: none), in-flight limit, lease ms,
-/// lease token.
+/// KEYS: version, inbox, health, probe, rate, inflight, claim. ARGV: cached version, now ms,
+/// expired (0/1), probe timeout ms, (unused), rate interval ms (0: none), in-flight limit, lease
+/// ms, lease token.
 const ADMIT: &str = r#"
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return {0, 0} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {1, 0} end
 if ARGV[3] == '1' then return {2, 0} end
+if not redis.call('SET', KEYS[7], ARGV[9], 'NX', 'PX', ARGV[8]) then return {7, 0} end
+local function no(verdict, n)
+  redis.call('DEL', KEYS[7])
+  return {verdict, n}
+end
 local now = tonumber(ARGV[2])
 local probe = 0
 local open_until = tonumber(redis.call('HGET', KEYS[3], 'open_until_ms') or '0')
 if open_until ~= 0 then
-  if now < open_until then return {3, open_until - now} end
-  if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then return {3, math.max(redis.call('PTTL', KEYS[4]), 1000)} end
+  if now < open_until then return no(3, open_until - now) end
+  if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then return no(3, math.max(redis.call('PTTL', KEYS[4]), 1000)) end
   probe = 1
 end
 local interval = tonumber(ARGV[6])
@@ -106,17 +112,26 @@ if interval > 0 then
   local tat = tonumber(redis.call('GET', KEYS[5]) or '0')
   if tat < now then tat = now end
   local new_tat = tat + interval
-  if new_tat - now > interval then return {4, new_tat - now - interval} end
+  if new_tat - now > interval then return no(4, new_tat - now - interval) end
   redis.call('SET', KEYS[5], string.format('%.0f', new_tat), 'PX', interval + interval)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
-if redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[7]) then return {5, 0} end
+if redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[7]) then return no(5, 0) end
 redis.call('ZADD', KEYS[6], now + tonumber(ARGV[8]), ARGV[9])
 redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[8]))
 return {6, probe}
 "#;
 
+/// Returns a lease and, if this lease still holds it, the pair's claim.
+///
+/// KEYS: inflight, claim. ARGV: lease token.
+const RELEASE: &str = r#"
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+"#;
+
 static ADMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADMIT));
+static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
 static FAILURE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(FAILURE));
 
 /// What a delivery asks [`Health::admit`].
@@ -155,7 +170,11 @@ pub enum Admission {
     RateLimited { wait: Duration },
     /// Every in-flight lease is taken.
     Full,
-    /// Send; return `token` with [`Health::succeeded`] or [`Health::release`].
+    /// Another copy of this delivery is being sent (the pair is claimed): offer it again once
+    /// that one has answered.
+    InFlight,
+    /// Send; return `token` (the lease, and the pair's claim) with [`Health::succeeded`] or
+    /// [`Health::release`].
     Admitted { token: String, probe: bool },
 }
 
@@ -197,30 +216,43 @@ impl Health {
         let inflight = self.key("inflight", sub);
         let lease_ms = a.lease.as_millis() as i64;
         let mut conn = self.conn.clone();
-        let (version, in_inbox, open_until, count): (Option<String>, bool, Option<i64>, u64) =
-            redis::pipe()
-                .get(super::subscriptions::version_key(&self.names))
-                .exists(a.inbox_key)
-                .hget(self.key("health", sub), "open_until_ms")
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&inflight)
-                .arg("-inf")
-                .arg(now)
-                .ignore()
-                .zadd(&inflight, token, now + lease_ms)
-                .ignore()
-                .zcard(&inflight)
-                .pexpire(&inflight, lease_ms)
-                .ignore()
-                .query_async(&mut conn)
-                .await
-                .doing(|| format!("admitting a delivery to {sub}"))?;
+        let (version, in_inbox, claimed, open_until, count): (
+            Option<String>,
+            bool,
+            Option<String>,
+            Option<i64>,
+            u64,
+        ) = redis::pipe()
+            .get(super::subscriptions::version_key(&self.names))
+            .exists(a.inbox_key)
+            .cmd("SET")
+            .arg(super::inbox::claim_key(a.inbox_key))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(lease_ms)
+            .hget(self.key("health", sub), "open_until_ms")
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&inflight)
+            .arg("-inf")
+            .arg(now)
+            .ignore()
+            .zadd(&inflight, token, now + lease_ms)
+            .ignore()
+            .zcard(&inflight)
+            .pexpire(&inflight, lease_ms)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .doing(|| format!("admitting a delivery to {sub}"))?;
         let verdict = if version.as_deref().unwrap_or_default() != a.version {
             Some(Admission::Stale)
         } else if in_inbox {
             Some(Admission::Duplicate)
         } else if a.expired {
             Some(Admission::Expired)
+        } else if claimed.is_none() {
+            Some(Admission::InFlight)
         } else if open_until.unwrap_or(0) != 0 {
             None
         } else if count > u64::from(a.limit) {
@@ -228,7 +260,7 @@ impl Health {
         } else {
             return Ok(Some(Admission::Admitted { token: token.to_string(), probe: false }));
         };
-        self.release(sub, token).await?;
+        self.release(sub, token, a.inbox_key).await?;
         Ok(verdict)
     }
 
@@ -249,6 +281,7 @@ impl Health {
             .key(self.key("probe", sub))
             .key(self.key("rate", sub))
             .key(self.key("inflight", sub))
+            .key(super::inbox::claim_key(a.inbox_key))
             .arg(a.version)
             .arg(now_ms())
             .arg(u8::from(a.expired))
@@ -272,6 +305,7 @@ impl Health {
             },
             4 => Admission::RateLimited { wait: ms(n) },
             5 => Admission::Full,
+            7 => Admission::InFlight,
             _ => Admission::Admitted { token, probe: n == 1 },
         })
     }
@@ -303,8 +337,8 @@ impl Health {
     }
 
     /// A success, in one round trip: records the pair in the inbox (`SET NX EX`, see
-    /// [`super::inbox`]), returns the in-flight lease, resets the failure count and closes the
-    /// breaker.
+    /// [`super::inbox`]), drops its claim, returns the in-flight lease, resets the failure count
+    /// and closes the breaker.
     pub async fn succeeded(
         &self,
         sub: &str,
@@ -326,6 +360,7 @@ impl Health {
             .arg(lease)
             .ignore()
             .cmd("DEL")
+            .arg(super::inbox::claim_key(inbox_key))
             .arg(self.key("health", sub))
             .arg(self.key("probe", sub))
             .ignore()
@@ -361,13 +396,14 @@ impl Health {
             .collect())
     }
 
-    /// Returns a lease.
-    pub async fn release(&self, sub: &str, token: &str) -> Result<(), StoreError> {
+    /// Returns a lease, and the claim on the pair of `inbox_key` if the lease still holds it.
+    pub async fn release(&self, sub: &str, token: &str, inbox_key: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        redis::cmd("ZREM")
-            .arg(self.key("inflight", sub))
+        RELEASE_SCRIPT
+            .key(self.key("inflight", sub))
+            .key(super::inbox::claim_key(inbox_key))
             .arg(token)
-            .query_async::<()>(&mut conn)
+            .invoke_async::<()>(&mut conn)
             .await
             .doing(|| format!("returning an in-flight lease of {sub}"))
     }

@@ -3,6 +3,12 @@
 //! event outside the stream's window) is acked without a second POST. The key is written with
 //! `SET NX EX` after a 2xx, in the same round trip as the health updates
 //! ([`super::health::Health::succeeded`]).
+//!
+//! Before its POST a copy also claims the pair ([`claim_key`], taken with the in-flight lease by
+//! [`super::health::Health::admit`]): a second copy of the same delivery that arrives while the
+//! first is being sent (JetStream redelivered it when `ack_wait` ran out, or a second copy made
+//! across a NATS restart) is held back until the first has answered, then finds the pair in the
+//! inbox. Without the claim both passed the inbox check and both POSTed.
 
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -22,6 +28,12 @@ pub fn delivered_key(
         None => names.key(&format!("delivered:{event_id}:{subscription_id}")),
         Some(r) => names.key(&format!("delivered:{event_id}:{subscription_id}:{r}")),
     }
+}
+
+/// The claim on a pair while one copy of its delivery is being sent: holds that copy's lease
+/// token and expires with the lease.
+pub fn claim_key(inbox_key: &str) -> String {
+    format!("{inbox_key}:sending")
 }
 
 /// Whether the pair was already delivered.

@@ -85,6 +85,11 @@ impl Fleet {
         self.procs.len()
     }
 
+    /// The user-agent of instance `index`'s current generation.
+    pub fn agent_of(&self, index: usize) -> String {
+        agent(index, self.procs[index].generation)
+    }
+
     fn log_path(&self, index: usize) -> PathBuf {
         self.dir.join(format!("hookline-{index}.log"))
     }

@@ -1,17 +1,25 @@
 //! The verdict of a chaos run: for every (event, subscription) pair, was it delivered (the
-//! endpoint answered 2xx at least once) or dead-lettered with a reason — or lost? And every
-//! duplicate 2xx, with when it happened and the fault that explains it.
+//! endpoint answered 2xx at least once) or dead-lettered with a reason — or lost? And every pair
+//! that ended more than once (a second 2xx, a DLQ entry besides a 2xx, a second DLQ entry), with
+//! when it happened and the fault that explains it.
 //!
-//! A duplicate is explained by a crash:
-//! - the hookline instance that got the first 2xx was SIGKILLed (or Redis went down) within
-//!   [`EXPLAIN_WINDOW`] of it: the crash fell between the endpoint's answer and the
-//!   inbox-dedupe write (or the ack);
-//! - NATS went down between the event's publication and the repeated 2xx: JetStream rebuilds
-//!   its duplicate window from the messages it still stores, so a step repeated across the
-//!   restart (a fan-out or retry whose ack was lost) can make a second copy of a delivery.
-//! Anything else is a duplicate in normal operation, which hookline promises never happens.
+//! What can explain a repeat, each rule bounded in time like a crash must be:
+//! - a second 2xx, or a DLQ entry after a 2xx: the hookline instance that got the 2xx was
+//!   SIGKILLed, or Redis went down, within [`EXPLAIN_WINDOW`] of that 2xx and before the repeat
+//!   (the crash fell between the endpoint's answer and the inbox-dedupe write, or Redis lost
+//!   that write). Nothing else: two copies of a delivery never POST at once (the pair is
+//!   claimed in Redis before its POST), and a later copy finds the pair in the inbox;
+//! - a DLQ entry besides a 2xx (two copies of the delivery, each with its own attempts), or a
+//!   second DLQ entry more than [`DUPLICATE_WINDOW`] after the first (closer, the DLQ stream
+//!   drops it: the entry's id is the pair's): NATS went down after the event was published and
+//!   within [`EXPLAIN_WINDOW`] of one of the pair's requests — when the fan-out or a retry
+//!   publish whose ack the outage lost was made — and before the repeat. JetStream rebuilds its
+//!   duplicate window from the messages it still stores, so that step, repeated after the
+//!   restart, makes a second copy.
+//!
+//! Anything else is a repeat in normal operation, which hookline promises never happens.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -23,15 +31,30 @@ use crate::fleet::{Fault, Kind};
 /// How close to a 2xx a fault must be to explain a duplicate of it.
 pub const EXPLAIN_WINDOW: Duration = Duration::from_secs(2);
 
+/// The streams' duplicate window (`streams.duplicate_window`, not set by the chaos config).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
 /// One subscription of the run.
 pub struct Sub {
     pub name: String,
     pub id: String,
 }
 
-/// A second (or later) 2xx for one pair.
+/// What a pair got more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// A second (or later) 2xx.
+    Delivered,
+    /// A DLQ entry besides a 2xx.
+    DeadLetteredAfterDelivery,
+    /// A second (or later) DLQ entry.
+    DeadLetteredTwice,
+}
+
+/// A pair that got an outcome again: `first_at` the earlier outcome, `again_at` the repeat.
 #[derive(Debug)]
 pub struct Duplicate {
+    pub repeat: Repeat,
     pub name: String,
     pub event_id: String,
     pub first_at: Duration,
@@ -50,29 +73,46 @@ pub struct Report {
     /// Delivered, and also in the DLQ (a 2xx lost in a crash, then the retries ran out).
     pub delivered_and_dead_lettered: usize,
     pub lost: Vec<(String, String)>,
+    /// Every repeated outcome: second 2xx, DLQ entries besides a 2xx, second DLQ entries.
     pub duplicates: Vec<Duplicate>,
     pub dlq_reasons: BTreeMap<String, usize>,
     pub dlq_without_reason: usize,
     /// Pairs with more than one DLQ entry: (name, event, times since the run started).
     pub dlq_repeats: Vec<(String, String, Vec<f64>)>,
+    /// DLQ entries of subscriptions or events the run does not know.
+    pub dlq_strangers: usize,
     pub requests: usize,
+    /// hookline SIGKILLs in all.
+    pub kills: usize,
+    /// Kills of an instance that had already sent requests (not one still starting).
+    pub kills_of_working_instances: usize,
 }
 
 impl Report {
+    /// Repeats no fault explains.
     pub fn unexplained(&self) -> Vec<&Duplicate> {
         self.duplicates.iter().filter(|d| d.cause.is_none()).collect()
     }
 
-    /// `events=N pairs=N delivered=N dead_lettered=N lost=N duplicates=N`.
+    /// Repeats of one kind.
+    pub fn repeats(&self, repeat: Repeat) -> impl Iterator<Item = &Duplicate> {
+        self.duplicates.iter().filter(move |d| d.repeat == repeat)
+    }
+
+    /// `events=N pairs=N delivered=N dead_lettered=N lost=N duplicates=N` and the repeats by
+    /// kind.
     pub fn summary(&self) -> String {
         format!(
-            "events={} pairs={} delivered={} dead_lettered={} lost={} duplicates={}",
+            "events={} pairs={} delivered={} dead_lettered={} lost={} duplicates={} \
+             dlq_after_2xx={} dlq_twice={}",
             self.events,
             self.pairs,
             self.delivered,
             self.dead_lettered,
             self.lost.len(),
-            self.duplicates.len()
+            self.repeats(Repeat::Delivered).count(),
+            self.repeats(Repeat::DeadLetteredAfterDelivery).count(),
+            self.repeats(Repeat::DeadLetteredTwice).count()
         )
     }
 
@@ -81,8 +121,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "requests={} delivered_and_dead_lettered={} dlq_reasons={:?}",
-            self.requests, self.delivered_and_dead_lettered, self.dlq_reasons
+            "requests={} delivered_and_dead_lettered={} dlq_reasons={:?} dlq_strangers={} \
+             kills={} of working instances={}",
+            self.requests,
+            self.delivered_and_dead_lettered,
+            self.dlq_reasons,
+            self.dlq_strangers,
+            self.kills,
+            self.kills_of_working_instances
         );
         let _ = writeln!(out, "faults ({}):", faults.len());
         for f in faults {
@@ -95,15 +141,15 @@ impl Report {
             self.unexplained().len()
         );
         for d in &self.duplicates {
-            let cause = d.cause.as_deref().unwrap_or("UNEXPLAINED: no crash near the first 2xx");
-            let _ = writeln!(
-                out,
-                "  {} {}: 2xx at t={:.2}s and again at t={:.2}s — {cause}",
-                d.name,
-                d.event_id,
-                d.first_at.as_secs_f64(),
-                d.again_at.as_secs_f64()
-            );
+            let cause = d.cause.as_deref().unwrap_or("UNEXPLAINED: no fault near it");
+            let what = match d.repeat {
+                Repeat::Delivered => "2xx at t={first} and again at t={again}",
+                Repeat::DeadLetteredAfterDelivery => "2xx at t={first}, dead-lettered at t={again}",
+                Repeat::DeadLetteredTwice => "dead-lettered at t={first} and again at t={again}",
+            }
+            .replace("{first}", &format!("{:.2}s", d.first_at.as_secs_f64()))
+            .replace("{again}", &format!("{:.2}s", d.again_at.as_secs_f64()));
+            let _ = writeln!(out, "  {} {}: {what} — {cause}", d.name, d.event_id);
         }
         let _ = writeln!(out, "pairs dead-lettered more than once ({}):", self.dlq_repeats.len());
         for (name, event, times) in &self.dlq_repeats {
@@ -127,9 +173,11 @@ pub fn account(
 ) -> Report {
     let name_of: HashMap<&str, &str> =
         subs.iter().map(|s| (s.id.as_str(), s.name.as_str())).collect();
-    let mut oks: HashMap<(&str, &str), Vec<&Hit>> = HashMap::new();
-    for hit in hits.iter().filter(|h| h.answer == Answer::Ok) {
-        oks.entry((hit.name.as_str(), hit.event_id.as_str())).or_default().push(hit);
+    let published: HashMap<&str, Duration> =
+        events.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    let mut all: HashMap<(&str, &str), Vec<&Hit>> = HashMap::new();
+    for hit in hits {
+        all.entry((hit.name.as_str(), hit.event_id.as_str())).or_default().push(hit);
     }
     let mut report = Report {
         events: events.len(),
@@ -137,13 +185,17 @@ pub fn account(
         requests: hits.len(),
         ..Default::default()
     };
-    let mut in_dlq: HashSet<(&str, &str)> = HashSet::new();
-    let mut dlq_times: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
+    let mut dlq_times: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
     for entry in dlq {
-        if let Some(name) = name_of.get(entry.subscription_id.as_str()) {
-            in_dlq.insert((name, entry.event_id.as_str()));
-            let at = (entry.dead_lettered_at - run_started_at).as_seconds_f64();
-            dlq_times.entry((name, entry.event_id.as_str())).or_default().push(at);
+        match name_of.get(entry.subscription_id.as_str()) {
+            Some(name) if published.contains_key(entry.event_id.as_str()) => {
+                let at = (entry.dead_lettered_at - run_started_at).as_seconds_f64().max(0.0);
+                dlq_times
+                    .entry((name, entry.event_id.as_str()))
+                    .or_default()
+                    .push(Duration::from_secs_f64(at));
+            }
+            _ => report.dlq_strangers += 1,
         }
         if entry.reason.is_empty() {
             report.dlq_without_reason += 1;
@@ -153,66 +205,254 @@ pub fn account(
     for sub in subs {
         for (event, published) in events {
             let key = (sub.name.as_str(), event.as_str());
-            match (oks.get(&key), in_dlq.contains(&key)) {
-                (Some(list), dead) => {
+            let mut requests = all.get(&key).cloned().unwrap_or_default();
+            requests.sort_by_key(|h| h.at);
+            let oks: Vec<&Hit> =
+                requests.iter().copied().filter(|h| h.answer == Answer::Ok).collect();
+            let mut dead = dlq_times.get(&key).cloned().unwrap_or_default();
+            dead.sort();
+            let pair = Pair { name: &sub.name, event, published: *published, requests: &requests };
+            match (oks.is_empty(), dead.is_empty()) {
+                (false, _) => {
                     report.delivered += 1;
-                    report.delivered_and_dead_lettered += usize::from(dead);
-                    report.duplicates.extend(duplicates(list, *published, faults));
+                    report.delivered_and_dead_lettered += usize::from(!dead.is_empty());
                 }
-                (None, true) => report.dead_lettered += 1,
-                (None, false) => report.lost.push((sub.name.clone(), event.clone())),
+                (true, false) => report.dead_lettered += 1,
+                (true, true) => report.lost.push((sub.name.clone(), event.clone())),
             }
+            report.duplicates.extend(pair.repeats(&oks, &dead, faults));
         }
     }
     report.duplicates.sort_by_key(|d| d.again_at);
     report.dlq_repeats = dlq_times
         .into_iter()
         .filter(|(_, times)| times.len() > 1)
-        .map(|((name, event), times)| (name.to_string(), event.to_string(), times))
+        .map(|((name, event), times)| {
+            (name.to_string(), event.to_string(), times.iter().map(Duration::as_secs_f64).collect())
+        })
         .collect();
     report.dlq_repeats.sort_by(|a, b| a.2[0].total_cmp(&b.2[0]));
+    let kills: Vec<&Fault> = faults.iter().filter(|f| f.kind == Kind::Kill).collect();
+    report.kills = kills.len();
+    report.kills_of_working_instances = kills
+        .iter()
+        .filter(|f| {
+            hits.iter().any(|h| Some(h.agent.as_str()) == f.agent.as_deref() && h.at <= f.at)
+        })
+        .count();
     report
 }
 
-fn duplicates(oks: &[&Hit], published: Duration, faults: &[Fault]) -> Vec<Duplicate> {
-    let mut sorted = oks.to_vec();
-    sorted.sort_by_key(|h| h.at);
-    sorted
-        .windows(2)
-        .map(|pair| {
-            let (first, again) = (pair[0], pair[1]);
-            Duplicate {
-                name: first.name.clone(),
-                event_id: first.event_id.clone(),
-                first_at: first.at,
-                again_at: again.at,
-                cause: explain(first, again, published, faults),
-            }
-        })
-        .collect()
+/// One pair's record at the endpoint, for explaining its repeats.
+struct Pair<'a> {
+    name: &'a str,
+    event: &'a str,
+    published: Duration,
+    /// Every request of the pair, oldest first.
+    requests: &'a [&'a Hit],
 }
 
-fn explain(first: &Hit, again: &Hit, published: Duration, faults: &[Fault]) -> Option<String> {
-    let crash = faults
-        .iter()
-        .filter(|f| {
-            f.at + Duration::from_millis(200) >= first.at && f.at <= first.at + EXPLAIN_WINDOW
-        })
-        .find(|f| f.kind == Kind::Redis || f.agent.as_deref() == Some(first.agent.as_str()))
-        .map(|f| {
-            let delta = f.at.as_secs_f64() - first.at.as_secs_f64();
-            format!("across {} ({delta:+.2}s after the first 2xx from {})", f.what, first.agent)
-        });
-    crash.or_else(|| {
-        faults.iter().find(|f| f.kind == Kind::Nats && f.at > published && f.at < again.at).map(
-            |f| {
+impl Pair<'_> {
+    /// Every repeated outcome of the pair, each with its explanation if there is one.
+    fn repeats(&self, oks: &[&Hit], dead: &[Duration], faults: &[Fault]) -> Vec<Duplicate> {
+        let mut out = Vec::new();
+        for pair in oks.windows(2) {
+            let (first, again) = (pair[0], pair[1]);
+            let cause = crash_after(first, again.at, faults);
+            out.push(self.repeat(Repeat::Delivered, first.at, again.at, cause));
+        }
+        if let (Some(first), Some(&dead_at)) = (oks.first(), dead.first()) {
+            let cause = oks
+                .iter()
+                .filter(|ok| ok.at <= dead_at)
+                .find_map(|ok| crash_after(ok, dead_at, faults))
+                .or_else(|| self.second_copy(dead_at.max(first.at), faults));
+            let first_at = if first.at <= dead_at { first.at } else { dead_at };
+            let again_at = if first.at <= dead_at { dead_at } else { first.at };
+            out.push(self.repeat(Repeat::DeadLetteredAfterDelivery, first_at, again_at, cause));
+        }
+        for pair in dead.windows(2) {
+            let cause = (pair[1] - pair[0] > DUPLICATE_WINDOW)
+                .then(|| self.second_copy(pair[1], faults))
+                .flatten();
+            out.push(self.repeat(Repeat::DeadLetteredTwice, pair[0], pair[1], cause));
+        }
+        out
+    }
+
+    fn repeat(
+        &self,
+        repeat: Repeat,
+        first_at: Duration,
+        again_at: Duration,
+        cause: Option<String>,
+    ) -> Duplicate {
+        Duplicate {
+            repeat,
+            name: self.name.to_string(),
+            event_id: self.event.to_string(),
+            first_at,
+            again_at,
+            cause,
+        }
+    }
+
+    /// A NATS outage that can have made a second copy of this delivery before `again_at`:
+    /// after the event was published, within [`EXPLAIN_WINDOW`] of one of the pair's requests
+    /// (or before its first: the fan-out).
+    fn second_copy(&self, again_at: Duration, faults: &[Fault]) -> Option<String> {
+        let first_request = self.requests.first().map_or(again_at, |h| h.at);
+        faults
+            .iter()
+            .filter(|f| f.kind == Kind::Nats && f.at >= self.published && f.at <= again_at)
+            .find(|f| {
+                f.at <= first_request + EXPLAIN_WINDOW
+                    || self.requests.iter().any(|h| near(f.at, h.at) && h.at <= again_at)
+            })
+            .map(|f| {
                 format!(
                     "a second copy across {} at t={:.2}s (event published at t={:.2}s)",
                     f.what,
                     f.at.as_secs_f64(),
-                    published.as_secs_f64()
+                    self.published.as_secs_f64()
                 )
-            },
-        )
-    })
+            })
+    }
+}
+
+/// Whether a fault at `fault_at` is close enough after something at `at` to have cut it short.
+fn near(fault_at: Duration, at: Duration) -> bool {
+    fault_at + Duration::from_millis(200) >= at && fault_at <= at + EXPLAIN_WINDOW
+}
+
+/// A crash that can have lost the inbox write of the 2xx `ok` before `again_at`: the instance
+/// that got it SIGKILLed, or Redis killed, within [`EXPLAIN_WINDOW`] after it.
+fn crash_after(ok: &Hit, again_at: Duration, faults: &[Fault]) -> Option<String> {
+    faults
+        .iter()
+        .filter(|f| near(f.at, ok.at) && f.at <= again_at)
+        .find(|f| f.kind == Kind::Redis || f.agent.as_deref() == Some(ok.agent.as_str()))
+        .map(|f| {
+            let delta = f.at.as_secs_f64() - ok.at.as_secs_f64();
+            format!("across {} ({delta:+.2}s after the 2xx from {})", f.what, ok.agent)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn hit(answer: Answer, agent: &str, at: f64) -> Hit {
+        Hit {
+            name: "f0".into(),
+            event_id: "ev000001".into(),
+            agent: agent.into(),
+            answer,
+            at: secs(at),
+        }
+    }
+
+    fn fault(kind: Kind, agent: Option<&str>, at: f64) -> Fault {
+        Fault {
+            kind,
+            what: format!("{kind:?} at {at}"),
+            agent: agent.map(String::from),
+            at: secs(at),
+        }
+    }
+
+    fn dlq_at(start: time::OffsetDateTime, at: f64) -> DlqEntry {
+        DlqEntry {
+            sequence: 1,
+            subscription_id: "sub_f0".into(),
+            event_id: "ev000001".into(),
+            event_type: "chaos.tick".into(),
+            reason: "retries_exhausted".into(),
+            detail: "http status 500".into(),
+            attempts: 6,
+            last_status: Some(500),
+            dead_lettered_at: start + secs(at),
+        }
+    }
+
+    /// The ledger of one event and one subscription; `dead_lettered` in seconds since the start.
+    fn report(hits: &[Hit], dead_lettered: &[f64], faults: &[Fault]) -> Report {
+        let start = time::OffsetDateTime::UNIX_EPOCH + secs(1_000_000.0);
+        let dlq: Vec<DlqEntry> = dead_lettered.iter().map(|at| dlq_at(start, *at)).collect();
+        let subs = [Sub { name: "f0".into(), id: "sub_f0".into() }];
+        account(&[("ev000001".into(), secs(1.0))], &subs, hits, &dlq, faults, start)
+    }
+
+    fn causes(r: &Report) -> Vec<(Repeat, bool)> {
+        r.duplicates.iter().map(|d| (d.repeat, d.cause.is_some())).collect()
+    }
+
+    #[test]
+    fn a_second_2xx_is_explained_only_by_a_crash_after_the_first_and_before_the_second() {
+        let oks = [hit(Answer::Ok, "chaos-p0g0", 14.16), hit(Answer::Ok, "chaos-p1g0", 14.19)];
+        // The 2.12.8 report: a Redis kill after both 2xx explains nothing.
+        let late = report(&oks, &[], &[fault(Kind::Redis, None, 15.37)]);
+        assert_eq!(causes(&late), [(Repeat::Delivered, false)]);
+        // Neither does a NATS restart near them, nor a kill of another instance.
+        let nats = report(&oks, &[], &[fault(Kind::Nats, None, 14.17)]);
+        assert_eq!(causes(&nats), [(Repeat::Delivered, false)]);
+        let other = report(&oks, &[], &[fault(Kind::Kill, Some("chaos-p2g0"), 14.17)]);
+        assert_eq!(causes(&other), [(Repeat::Delivered, false)]);
+        // The instance that got the first 2xx killed right after it: explained.
+        let kill = report(&oks, &[], &[fault(Kind::Kill, Some("chaos-p0g0"), 14.17)]);
+        assert_eq!(causes(&kill), [(Repeat::Delivered, true)]);
+        // ... but not when the kill came long after the 2xx.
+        let far = [hit(Answer::Ok, "chaos-p0g0", 4.0), hit(Answer::Ok, "chaos-p1g0", 20.0)];
+        let long_after = report(&far, &[], &[fault(Kind::Kill, Some("chaos-p0g0"), 10.0)]);
+        assert_eq!(causes(&long_after), [(Repeat::Delivered, false)]);
+    }
+
+    #[test]
+    fn a_second_dlq_entry_is_explained_only_by_a_nats_outage_near_the_pairs_requests_and_late() {
+        let fails = [hit(Answer::Error, "chaos-p0g0", 2.0), hit(Answer::Error, "chaos-p0g0", 9.0)];
+        let dlq = [10.0, 12.0];
+        let none = report(&fails, &dlq, &[]);
+        assert_eq!(causes(&none), [(Repeat::DeadLetteredTwice, false)]);
+        assert_eq!(none.dlq_repeats.len(), 1);
+        let crash = report(&fails, &dlq, &[fault(Kind::Kill, Some("chaos-p0g0"), 2.1)]);
+        assert_eq!(causes(&crash), [(Repeat::DeadLetteredTwice, false)]);
+        let outage_far = report(&fails, &dlq, &[fault(Kind::Nats, None, 5.5)]);
+        assert_eq!(causes(&outage_far), [(Repeat::DeadLetteredTwice, false)]);
+        // Within the duplicate window the DLQ stream drops the second entry: nothing explains it.
+        let outage_near = report(&fails, &dlq, &[fault(Kind::Nats, None, 2.5)]);
+        assert_eq!(causes(&outage_near), [(Repeat::DeadLetteredTwice, false)]);
+        let late = [10.0, 10.0 + DUPLICATE_WINDOW.as_secs_f64() + 1.0];
+        let outage_then_late = report(&fails, &late, &[fault(Kind::Nats, None, 2.5)]);
+        assert_eq!(causes(&outage_then_late), [(Repeat::DeadLetteredTwice, true)]);
+        let late_far = report(&fails, &late, &[fault(Kind::Nats, None, 5.5)]);
+        assert_eq!(causes(&late_far), [(Repeat::DeadLetteredTwice, false)]);
+    }
+
+    #[test]
+    fn a_dlq_entry_besides_a_2xx_needs_a_crash_after_the_2xx_or_a_second_copy() {
+        let hits = [hit(Answer::Ok, "chaos-p0g0", 2.0), hit(Answer::Error, "chaos-p1g0", 6.0)];
+        let dlq = [8.0];
+        let none = report(&hits, &dlq, &[]);
+        assert_eq!((none.delivered, none.delivered_and_dead_lettered), (1, 1));
+        assert_eq!(causes(&none), [(Repeat::DeadLetteredAfterDelivery, false)]);
+        let crash = report(&hits, &dlq, &[fault(Kind::Kill, Some("chaos-p0g0"), 2.05)]);
+        assert_eq!(causes(&crash), [(Repeat::DeadLetteredAfterDelivery, true)]);
+    }
+
+    #[test]
+    fn kills_count_as_working_only_when_the_instance_had_sent_requests() {
+        let hits = [hit(Answer::Ok, "chaos-p0g0", 2.0)];
+        let faults = [
+            fault(Kind::Kill, Some("chaos-p0g0"), 3.0),
+            fault(Kind::Kill, Some("chaos-p1g0"), 3.5),
+            fault(Kind::Kill, Some("chaos-p0g1"), 4.0),
+        ];
+        let r = report(&hits, &[], &faults);
+        assert_eq!((r.kills, r.kills_of_working_instances), (3, 1));
+        assert!(r.lost.is_empty() && r.delivered == 1);
+    }
 }

@@ -1,10 +1,12 @@
 //! The chaos suite: hookline as several child processes against real servers, a flapping
 //! endpoint, and faults while events flow — then every (event, subscription) pair must be
-//! delivered at least once or dead-lettered with a reason, never lost; duplicates are reported
-//! with the crash that explains each, and an unexplained one fails the run.
+//! delivered at least once or dead-lettered with a reason (an expected one), never lost; every
+//! repeated outcome (second 2xx, DLQ entry besides a 2xx, second DLQ entry) is reported with the
+//! fault that explains it, and an unexplained one fails the run, as does a message left behind
+//! in the deliveries stream or a kill count short of the plan's (kills of instances at work).
 //!
-//! - `hookline_survives_kills_and_server_restarts`: 3 processes; >= 12 SIGKILLs of a random
-//!   process (restarted at once), one redis-server restart (AOF kept) and one nats-server
+//! - `hookline_survives_kills_and_server_restarts`: 3 processes; 12 SIGKILLs of a random
+//!   running process (restarted at once), one redis-server restart (AOF kept) and one nats-server
 //!   restart (same store dir), each mid-run.
 //! - `hookline_survives_losing_a_node_of_a_3_node_cluster`: R3 streams (`streams.replicas = 3`)
 //!   on a 3-node cluster; the leader of the deliveries stream is SIGKILLed mid-run and stays
@@ -53,15 +55,54 @@ fn steps(kills: usize, specials: &[Step]) -> Vec<Step> {
     steps
 }
 
-fn check(outcome: &run::Outcome, min_kills: usize) {
+/// The only reason a DLQ entry of a chaos run may give: no subscription is disabled (no
+/// auto-disable, no 410), none expires (`health.max_delivery_age` is days), every message is valid.
+const DLQ_REASONS: &[&str] = &["retries_exhausted"];
+
+/// Whether messages may be left in the deliveries stream after the drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Orphans {
+    /// None may be.
+    Never,
+    /// Only copies of pairs delivered or dead-lettered all the same: nats-server 2.12 can leave
+    /// some behind after losing the deliveries stream's leader (seen on 2.12.8: first attempts
+    /// and fired retries stored on `deliver.>` around the leader change that the consumer never
+    /// delivers, their pairs settled by other copies; not seen on 2.15.1), and so can repeated
+    /// SIGKILLs of a single nats-server (README, soak runs).
+    StaleCopies,
+}
+
+/// The verdict; `planned_kills`: the plan's SIGKILLs, each of which must have hit an instance
+/// at work by the endpoint's record (one still starting up tests only start-up).
+fn check(outcome: &run::Outcome, planned_kills: usize, orphans: Orphans) {
     let report = &outcome.report;
-    assert!(outcome.kills >= min_kills, "only {} hookline kills happened", outcome.kills);
+    assert_eq!(
+        (report.kills, report.kills_of_working_instances),
+        (planned_kills, planned_kills),
+        "(kills, kills of an instance that had sent requests) against the plan"
+    );
     assert!(report.lost.is_empty(), "{} pairs lost: {}", report.lost.len(), report.summary());
     assert_eq!(report.dlq_without_reason, 0, "every DLQ entry has a reason");
+    let odd: Vec<_> =
+        report.dlq_reasons.keys().filter(|r| !DLQ_REASONS.contains(&r.as_str())).collect();
+    assert!(odd.is_empty(), "DLQ reasons other than {DLQ_REASONS:?}: {:?}", report.dlq_reasons);
+    assert_eq!(report.dlq_strangers, 0, "DLQ entries of pairs the run never published");
     let unexplained = report.unexplained();
     assert!(
         unexplained.is_empty(),
-        "duplicates in normal operation (no crash near them): {unexplained:?}"
+        "outcomes repeated in normal operation (no fault explains them; second 2xx, DLQ entries \
+         besides a 2xx, second DLQ entries): {unexplained:#?}"
+    );
+    let unexpected: Vec<_> = outcome
+        .orphans
+        .iter()
+        .filter(|o| orphans == Orphans::Never || !o.resolved)
+        .map(|o| &o.describe)
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "messages left in the deliveries stream that nothing delivers ({orphans:?} allowed): \
+         {unexpected:#?}"
     );
     assert!(
         report.delivered > 0 && report.dead_lettered > 0,
@@ -88,7 +129,9 @@ async fn hookline_survives_kills_and_server_restarts() {
         seed: seed(),
     };
     let outcome = run::run(plan).await;
-    check(&outcome, 10 * n);
+    // Repeated SIGKILLs of nats-server (a soak run) have left stale copies behind too.
+    let orphans = if n == 1 { Orphans::Never } else { Orphans::StaleCopies };
+    check(&outcome, 12 * n, orphans);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,5 +148,12 @@ async fn hookline_survives_losing_a_node_of_a_3_node_cluster() {
         seed: seed(),
     };
     let outcome = run::run(plan).await;
-    check(&outcome, 4 * n);
+    let binary = harness::nats::nats_server_binary();
+    let version = harness::nats::version_of(&binary).await.expect("nats-server version");
+    let orphans = if version < harness::nats::NatsVersion::new(2, 15, 0) {
+        Orphans::StaleCopies
+    } else {
+        Orphans::Never
+    };
+    check(&outcome, 4 * n, orphans);
 }

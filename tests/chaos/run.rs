@@ -91,7 +91,8 @@ pub type Published = Vec<(String, Duration)>;
 /// The outcome: the report and the faults, already printed.
 pub struct Outcome {
     pub report: Report,
-    pub kills: usize,
+    /// Messages left in the deliveries stream after the drain, that no consumer delivers.
+    pub orphans: Vec<Orphan>,
 }
 
 fn config_toml(nats: &str, redis: &str, prefix: &str, replicas: usize) -> String {
@@ -182,13 +183,22 @@ pub async fn run(plan: Plan) -> Outcome {
         if let Err(crash) = fleet.supervise() {
             panic!("{crash}");
         }
-        if *step != Step::KillHookline {
-            // A server outage while an instance is still starting would only test start-up.
-            wait_all_running(&mut fleet).await;
-        }
+        // A fault while an instance is still starting would only test start-up (a kill of an
+        // instance restarted a moment ago, or a server outage under it).
+        wait_all_running(&mut fleet).await;
         match step {
             Step::KillHookline => {
-                let index = rng.random_range(0..fleet.len());
+                // A random instance among those at work (it has sent requests), so the kill
+                // lands on deliveries in flight rather than on an idle newcomer.
+                let working = eventually(STEP_WAIT, "an instance at work", || {
+                    let agents: std::collections::HashSet<String> =
+                        receiver.hits().into_iter().map(|h| h.agent).collect();
+                    let working: Vec<usize> =
+                        (0..fleet.len()).filter(|i| agents.contains(&fleet.agent_of(*i))).collect();
+                    async move { (!working.is_empty()).then_some(working) }
+                })
+                .await;
+                let index = working[rng.random_range(0..working.len())];
                 fleet.kill_and_restart(index).await;
             }
             Step::RestartRedis => {
@@ -264,28 +274,31 @@ pub async fn run(plan: Plan) -> Outcome {
     }
     let dlq = hookline::pipeline::dlq::list(&js, &names, None, 1_000_000).await.expect("dlq lists");
     let report = ledger::account(&events, &subs, &receiver.hits(), &dlq, &fleet.faults, started_at);
-    let kills = fleet.faults.iter().filter(|f| f.kind == Kind::Kill).count();
     say(&format!(
-        "chaos[{}]: {} kills={kills} elapsed={:.1}s",
+        "chaos[{}]: {} kills={} elapsed={:.1}s",
         plan.name,
         report.summary(),
+        report.kills,
         started.elapsed().as_secs_f64()
     ));
     say(&format!(
-        "chaos[{}]: redeliveries caught by the inbox dedupe (no POST)={} acks lost={}",
+        "chaos[{}]: redeliveries caught by the inbox dedupe (no POST)={} copies held while \
+         another was being sent={} acks lost={}",
         plan.name,
         fleet.log_count("already delivered; acking the duplicate without a request"),
+        fleet.log_count("another copy of this delivery is being sent"),
         fleet.log_count("ack failed")
     ));
     say(&report.details(&fleet.faults));
-    if !report.lost.is_empty() || drained.is_err() {
+    let orphaned = drained.as_ref().is_ok_and(|left| !left.is_empty());
+    if !report.lost.is_empty() || drained.is_err() || orphaned || !report.unexplained().is_empty() {
         say(&format!("chaos[{}]: hookline logs mention: {:?}", plan.name, fleet.grep("ERROR", 20)));
         keep_logs(dir.path(), plan.name);
         if let Nats::Cluster(cluster) = &nats {
             keep_logs(cluster.log_dir(), plan.name);
         }
     }
-    let leftovers = match drained {
+    let mut leftovers = match drained {
         Ok(leftovers) => leftovers,
         Err(left) => panic!(
             "chaos[{}]: not drained after {DRAIN_WAIT:?}: {left}; {}",
@@ -298,12 +311,20 @@ pub async fn run(plan: Plan) -> Outcome {
             "chaos[{}]: orphaned messages left in the deliveries stream (no consumer delivers them):",
             plan.name
         ));
-        for l in &leftovers {
-            say(&format!("  {l}"));
+        for l in &mut leftovers {
+            let name = l.pair.as_ref().and_then(|(sub, _)| subs.iter().find(|s| &s.id == sub));
+            l.resolved = match (name, &l.pair) {
+                (Some(sub), Some((_, event))) => {
+                    events.iter().any(|(e, _)| e == event)
+                        && !report.lost.contains(&(sub.name.clone(), event.clone()))
+                }
+                _ => false,
+            };
+            say(&format!("  {} (pair resolved: {})", l.describe, l.resolved));
         }
     }
     drop(fleet);
-    Outcome { report, kills }
+    Outcome { report, orphans: leftovers }
 }
 
 async fn create_subscriptions(
@@ -392,7 +413,7 @@ async fn drain(
     js: &async_nats::jetstream::Context,
     names: &Names,
     fleet: &mut Fleet,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<Orphan>, String> {
     let what = "the pipeline drained or settled";
     let started = Instant::now();
     let last = std::sync::Mutex::new((Instant::now(), None::<(u64, Instant)>));
@@ -494,34 +515,43 @@ async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> P
     }
 }
 
-/// Messages left in the deliveries stream that no consumer will deliver: subject, attempt and
-/// schedule headers (at most 10 subjects).
-async fn leftovers(js: &async_nats::jetstream::Context, names: &Names) -> Vec<String> {
+/// A message left in the deliveries stream after the drain, that no consumer delivers.
+#[derive(Debug)]
+pub struct Orphan {
+    /// Subject, attempt and schedule headers, when it was stored.
+    pub describe: String,
+    /// (subscription id, event id) from its body, if it is a delivery.
+    pub pair: Option<(String, String)>,
+    /// Its pair is one of the run's and was delivered or dead-lettered all the same.
+    pub resolved: bool,
+}
+
+/// Messages left in the deliveries stream that no consumer will deliver (at most 1000).
+async fn leftovers(js: &async_nats::jetstream::Context, names: &Names) -> Vec<Orphan> {
     let Ok(stream) = js.get_stream(names.deliveries_stream()).await else {
-        return vec!["stream unavailable".into()];
+        return vec![Orphan { describe: "stream unavailable".into(), pair: None, resolved: false }];
     };
-    let mut subjects = Vec::new();
-    if let Ok(mut list) = stream.info_with_subjects(">").await {
-        while let Some(Ok((subject, n))) = futures::StreamExt::next(&mut list).await {
-            subjects.push((subject, n));
-        }
-    }
     let mut out = Vec::new();
-    for (subject, n) in subjects.into_iter().take(10) {
-        let headers = match stream.direct_get_last_for_subject(&subject).await {
-            Ok(msg) => {
-                let h =
-                    |name: &str| msg.headers.get(name).map(|v| v.to_string()).unwrap_or_default();
-                format!(
-                    "attempt={} schedule={:?} stored={}",
-                    h("Hookline-Attempt"),
-                    h("Nats-Schedule"),
-                    msg.time
-                )
-            }
-            Err(e) => format!("({e})"),
-        };
-        out.push(format!("{subject} x{n}: {headers}"));
+    let mut next = 1;
+    while out.len() < 1000 {
+        let Ok(msg) = stream.direct_get_next_for_subject(">", Some(next)).await else { break };
+        next = msg.sequence + 1;
+        let h = |name: &str| msg.headers.get(name).map(|v| v.to_string()).unwrap_or_default();
+        let pair = hookline::event::Delivery::parse(&msg.payload)
+            .ok()
+            .map(|d| (d.subscription_id, d.event.event_id));
+        out.push(Orphan {
+            describe: format!(
+                "{} seq={}: attempt={} schedule={:?} stored={}",
+                msg.subject,
+                msg.sequence,
+                h("Hookline-Attempt"),
+                h("Nats-Schedule"),
+                msg.time
+            ),
+            pair,
+            resolved: false,
+        });
     }
     out
 }

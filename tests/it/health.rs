@@ -55,11 +55,32 @@ async fn failing_subscription_is_disabled_after_the_threshold_and_a_success_rese
         (event["kind"].as_str(), event["subscription"]["id"].as_str()),
         (Some("disabled"), Some(sub.id.as_str()))
     );
-    // Disabled: new events no longer reach it; re-enabling starts from a clean record.
+    // Disabled: new events no longer reach it. The event is handled (fanned out, any delivery
+    // of it settled) before re-enabling, so a delivery it produced could not wait for that.
     w.publish("order.created", "evt_while_disabled", None).await;
+    let events = w.js().await.get_stream(w.names.events_stream()).await.unwrap();
+    eventually_true(WAIT, "the event published while disabled handled", || async {
+        let info = events.clone().consumer_info(w.names.fanout_consumer()).await.unwrap();
+        info.num_pending == 0
+            && info.num_ack_pending == 0
+            && w.stream_messages(&w.names.deliveries_stream()).await == 0
+    })
+    .await;
+    // Re-enabling starts from a clean record, and new events reach it again: a marker published
+    // after the event shows that anything it could have caused would have arrived by now.
     w.store().await.set_active(&sub.id, true).await.unwrap();
     assert_eq!(w.store().await.require(&sub.id).await.unwrap().disabled_reason, None);
-    assert_eq!(w.receiver.count("/flappy"), 6);
+    w.receiver.script("/flappy", vec![Reply::Status(200)]);
+    w.publish("order.created", "evt_after_enabling", None).await;
+    let seen = |id: &str| {
+        w.receiver.requests_for("/flappy").iter().any(|r| r.header("webhook-id") == Some(id))
+    };
+    eventually_true(WAIT, "the marker delivered after re-enabling", || async {
+        seen("evt_after_enabling")
+    })
+    .await;
+    assert!(!seen("evt_while_disabled"), "an event published while disabled was delivered");
+    assert_eq!(w.receiver.count("/flappy"), 7, "six attempts before, the marker after");
     app.stop().await;
 }
 

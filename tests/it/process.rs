@@ -1,5 +1,5 @@
 //! hookline as a child process: kill -9 mid-run, restart during a backoff, graceful SIGTERM,
-//! start-up refusals (server too old, stream that cannot be updated).
+//! start-up refusals (server too old, stream that cannot be updated, a placeholder admin token).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -287,4 +287,24 @@ async fn cluster_nodes_down_at_start_up_are_not_reported_as_jetstream_disabled()
     let err = hookline::app::App::build(config, &[]).await.err().expect("start-up fails");
     let message = format!("{err:#}");
     assert!(message.contains("JetStream is not enabled") && message.contains("-js"), "{message}");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_the_placeholder_admin_token_of_compose() {
+    // What compose/ used to pass when HOOKLINE_ADMIN_TOKEN was unset.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("serve")
+        .env("HOOKLINE_API__ADMIN_TOKENS", r#"["change-me-0123456789"]"#)
+        // Nothing listens there: were the token accepted, start-up would fail otherwise (exit 1).
+        .env("HOOKLINE_NATS__URL", format!("nats://127.0.0.1:{}", free_port()))
+        .env("HOOKLINE_REDIS__URL", format!("redis://127.0.0.1:{}/", free_port()))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "an invalid configuration: {stderr}");
+    assert!(
+        stderr.contains("api.admin_tokens") && stderr.contains("HOOKLINE_ADMIN_TOKEN"),
+        "names the key and the variable: {stderr}"
+    );
 }

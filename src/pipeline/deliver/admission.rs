@@ -139,6 +139,18 @@ impl Job<'_> {
                 self.defer(sub, retry_in, "breaker_open", None).await
             }
             Admission::RateLimited { wait } => self.defer(sub, wait, "rate_limited", None).await,
+            Admission::InFlight => {
+                // Held, not deferred: a redelivery of this very message must not schedule a copy
+                // of it, and the other copy answers within a request timeout; then this one
+                // finds the pair in the inbox (or sends it, if that attempt failed).
+                job_log!(
+                    info,
+                    self,
+                    "another copy of this delivery is being sent; holding this one"
+                );
+                let wait = Duration::from_millis(500 + rand::random::<u64>() % 1000);
+                Err(Transient::hold(wait, "another copy is being sent"))
+            }
             // Full across processes (Stale and Admitted are the caller's).
             Admission::Full | Admission::Admitted { .. } | Admission::Stale => {
                 let wait = Duration::from_millis(200 + rand::random::<u64>() % 800);

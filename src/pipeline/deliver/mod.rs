@@ -198,7 +198,7 @@ impl Job<'_> {
                 ctx.limits.note_breaker_closed(sub_id);
             }
             // After a success the lease is returned together with the inbox and health writes.
-            if !delivered && let Err(e) = self.health().release(sub_id, &token).await {
+            if !delivered && let Err(e) = self.health().release(sub_id, &token, &inbox_key).await {
                 job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
             }
             return self.conclude(&sub, outcome, &token, &inbox_key).await;
