@@ -433,7 +433,7 @@ impl Config {
             return Err(invalid("streams.delivery_log_retention_days", "must be at least 1"));
         }
         for t in &self.api.tenant_tokens {
-            if t.token.len() < 16 || !crate::store::subscriptions::valid_tenant(&t.tenant) {
+            if t.token.len() < 16 || !crate::ids::TenantId::is_valid(&t.tenant) {
                 return Err(invalid(
                     "api.tenant_tokens",
                     "each entry needs a valid tenant and a token of at least 16 characters",

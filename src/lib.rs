@@ -28,6 +28,7 @@ pub mod context;
 pub mod egress;
 pub mod event;
 pub mod filter;
+pub mod ids;
 pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::filter::{EventFilter, InvalidFilter};
+use crate::ids::TenantId;
 use crate::signing::Secret;
 use crate::store::StoreError;
 
@@ -168,7 +169,7 @@ pub enum SubscriptionError {
     BadUrl { url: String, why: String },
     #[error(transparent)]
     BadFilter(#[from] InvalidFilter),
-    #[error("invalid tenant_id {0:?}: 1-128 characters of letters, digits, '_', '-', '.' or ':'")]
+    #[error("invalid tenant_id {0:?}: {rule}", rule = TenantId::RULE)]
     BadTenant(String),
     #[error("description is longer than 1024 characters")]
     DescriptionTooLong,
@@ -178,7 +179,7 @@ pub enum SubscriptionError {
     BadMetadata,
     #[error("subscription {0} not found")]
     NotFound(String),
-    #[error("invalid subscription id {0:?}")]
+    #[error("invalid subscription id {0:?}: {rule}", rule = crate::ids::SubscriptionId::RULE)]
     BadId(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -197,13 +198,6 @@ impl SubscriptionError {
             _ => None,
         }
     }
-}
-
-/// `sub_` followed by 1-64 letters or digits.
-pub fn valid_subscription_id(id: &str) -> bool {
-    id.strip_prefix("sub_").is_some_and(|rest| {
-        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
 }
 
 /// Checks an endpoint URL's syntax: http(s), a host, no fragment, bounded length. The address
@@ -258,16 +252,10 @@ pub(super) fn dedup_schemes(mut schemes: Vec<SignatureScheme>) -> Vec<SignatureS
     schemes
 }
 
-/// `true` for a tenant id hookline accepts.
-pub fn valid_tenant(tenant: &str) -> bool {
-    validate_tenant(tenant).is_ok()
-}
-
 pub(super) fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
-    let ok = !tenant.is_empty()
-        && tenant.len() <= 128
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
-    if ok { Ok(()) } else { Err(SubscriptionError::BadTenant(tenant.to_string())) }
+    if TenantId::is_valid(tenant) {
+        Ok(())
+    } else {
+        Err(SubscriptionError::BadTenant(tenant.to_string()))
+    }
 }
