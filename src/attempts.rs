@@ -33,6 +33,16 @@ pub enum AttemptStatus {
 }
 
 impl AttemptStatus {
+    /// Every status, in the order messages list them.
+    pub const ALL: [AttemptStatus; 6] = [
+        Self::Succeeded,
+        Self::Failed,
+        Self::DeadLettered,
+        Self::SkippedDuplicate,
+        Self::Deferred,
+        Self::Aborted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AttemptStatus::Succeeded => "succeeded",
@@ -45,16 +55,7 @@ impl AttemptStatus {
     }
 
     pub fn parse(s: &str) -> Option<AttemptStatus> {
-        [
-            Self::Succeeded,
-            Self::Failed,
-            Self::DeadLettered,
-            Self::SkippedDuplicate,
-            Self::Deferred,
-            Self::Aborted,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 

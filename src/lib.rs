@@ -32,6 +32,7 @@ pub mod ids;
 pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod replay;
 pub mod signing;
