@@ -11,18 +11,17 @@
 //!       exhausted -> pipeline::dlq: <p>.dlq.<subscription>       [<P>_DLQ: replayable]
 //! ```
 //!
-//! Modules in pipeline order: [`config`] and [`subjects`] name everything, [`topology`] creates
-//! the streams, [`ingest`] publishes events, [`event`] parses them, [`filter`] and [`store`]
-//! find subscriptions, [`pipeline`] moves messages, [`signing`] signs (and lets Rust receivers
-//! verify), [`app`] composes the roles, [`cli`] is the command line.
+//! Modules in pipeline order: [`ids`] holds the typed ids and their grammar, [`config`] and
+//! [`subjects`] name everything, [`topology`] creates the streams, [`ingest`] publishes events,
+//! [`event`] parses them, [`filter`] and [`store`] find subscriptions, [`pipeline`] moves
+//! messages, [`signing`] signs (and lets Rust receivers verify), [`app`] composes the roles,
+//! [`ops`] implements every operator action once, and its two front ends are [`admin_api`]
+//! (HTTP) and [`cli`] (the command line).
 
 pub mod admin_api;
 pub mod app;
 pub mod attempts;
 pub mod cli;
-pub mod cli_receive;
-pub mod commands;
-pub mod commands_ops;
 pub mod config;
 pub mod context;
 pub mod egress;
