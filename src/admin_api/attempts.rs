@@ -17,6 +17,7 @@ pub fn routes() -> Router<ApiState> {
 
 /// Query of `GET /v1/attempts`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptsQuery {
     /// Only attempts to this subscription.
@@ -36,7 +37,7 @@ pub struct AttemptsQuery {
 }
 
 /// Attempts, newest first.
-#[utoipa::path(get, path = "/v1/attempts", tag = "attempts", params(AttemptsQuery),
+#[utoipa::path(get, path = "/v1/attempts", tag = "attempts", operation_id = "list_attempts", params(AttemptsQuery),
     responses((status = 200, body = AttemptPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn list(

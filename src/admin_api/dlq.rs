@@ -21,6 +21,7 @@ pub fn routes() -> Router<ApiState> {
 
 /// Query of `GET /v1/dlq` and `DELETE /v1/dlq`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DlqQuery {
     /// Only entries of this subscription.
@@ -51,7 +52,7 @@ pub struct PurgeResult {
 }
 
 /// Dead-lettered deliveries, oldest first.
-#[utoipa::path(get, path = "/v1/dlq", tag = "dlq", params(DlqQuery),
+#[utoipa::path(get, path = "/v1/dlq", tag = "dlq", operation_id = "list_dlq", params(DlqQuery),
     responses((status = 200, body = Vec<DlqEntry>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn list(
@@ -65,7 +66,7 @@ async fn list(
 }
 
 /// One entry.
-#[utoipa::path(get, path = "/v1/dlq/{seq}", tag = "dlq", params(("seq" = u64, Path, minimum = 1, description = "DLQ stream sequence")),
+#[utoipa::path(get, path = "/v1/dlq/{seq}", tag = "dlq", operation_id = "get_dlq_entry", params(("seq" = u64, Path, minimum = 1, description = "DLQ stream sequence")),
     responses((status = 200, body = DlqEntry), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn get_one(
@@ -88,7 +89,7 @@ fn path_seq(raw: &str) -> ApiResult<u64> {
 }
 
 /// Put one entry back on the delivery path with a fresh attempt budget.
-#[utoipa::path(post, path = "/v1/dlq/{seq}/redeliver", tag = "dlq", params(("seq" = u64, Path, minimum = 1, description = "DLQ stream sequence")),
+#[utoipa::path(post, path = "/v1/dlq/{seq}/redeliver", tag = "dlq", operation_id = "redeliver_dlq_entry", params(("seq" = u64, Path, minimum = 1, description = "DLQ stream sequence")),
     responses((status = 200, body = DlqEntry), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn redeliver_one(
@@ -100,7 +101,7 @@ async fn redeliver_one(
 }
 
 /// Redeliver several entries, or all (of a subscription).
-#[utoipa::path(post, path = "/v1/dlq/redeliver", tag = "dlq", request_body = RedeliverRequest,
+#[utoipa::path(post, path = "/v1/dlq/redeliver", tag = "dlq", operation_id = "redeliver_dlq_entries", request_body = RedeliverRequest,
     responses((status = 200, body = RedeliverResult), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn redeliver_many(
@@ -122,7 +123,7 @@ async fn redeliver_many(
 }
 
 /// Delete every entry (admin), or those of one subscription.
-#[utoipa::path(delete, path = "/v1/dlq", tag = "dlq", params(DlqQuery),
+#[utoipa::path(delete, path = "/v1/dlq", tag = "dlq", operation_id = "purge_dlq", params(DlqQuery),
     responses((status = 200, body = PurgeResult), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn purge(

@@ -37,7 +37,7 @@ pub struct PublishEvent {
 }
 
 /// Publish an event.
-#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishEvent,
+#[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "publish_event", request_body = PublishEvent,
     responses((status = 202, body = Published), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
         (status = 413, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]

@@ -26,7 +26,7 @@ async fn metrics(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> 
 }
 
 /// Statistics over every subscription (admin only).
-#[utoipa::path(get, path = "/v1/stats", tag = "stats",
+#[utoipa::path(get, path = "/v1/stats", tag = "stats", operation_id = "overall_stats",
     responses((status = 200, body = OverallStats), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn overall(State(state): State<ApiState>, caller: Caller) -> ApiResult<Json<OverallStats>> {
@@ -34,7 +34,7 @@ async fn overall(State(state): State<ApiState>, caller: Caller) -> ApiResult<Jso
 }
 
 /// Statistics and health of one subscription.
-#[utoipa::path(get, path = "/v1/subscriptions/{id}/stats", tag = "stats", params(("id" = SubscriptionId, Path, description = "Subscription id")),
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/stats", tag = "stats", operation_id = "subscription_stats", params(("id" = SubscriptionId, Path, description = "Subscription id")),
     responses((status = 200, body = SubscriptionStats), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn one(

@@ -72,6 +72,7 @@ pub struct SubscriptionWithSecret {
 
 /// Query of `GET /v1/subscriptions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this tenant's subscriptions.
@@ -109,14 +110,14 @@ fn with_secret(sub: Subscription) -> SubscriptionWithSecret {
 }
 
 /// Create a subscription; the response carries its secret, shown only this once.
-#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = CreateSubscription,
+#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", operation_id = "create_subscription", request_body = CreateSubscription,
     responses((status = 201, body = SubscriptionWithSecret, links(
-            ("GetSubscription" = (operation_id = "get_one", parameters(("id" = "$response.body#/id")))),
-            ("UpdateSubscription" = (operation_id = "update", parameters(("id" = "$response.body#/id")))),
-            ("DeleteSubscription" = (operation_id = "delete", parameters(("id" = "$response.body#/id")))),
-            ("ActivateSubscription" = (operation_id = "activate", parameters(("id" = "$response.body#/id")))),
-            ("DeactivateSubscription" = (operation_id = "deactivate", parameters(("id" = "$response.body#/id")))),
-            ("RotateSecret" = (operation_id = "rotate_secret", parameters(("id" = "$response.body#/id")))),
+            ("GetSubscription" = (operation_id = "get_subscription", parameters(("id" = "$response.body#/id")))),
+            ("UpdateSubscription" = (operation_id = "update_subscription", parameters(("id" = "$response.body#/id")))),
+            ("DeleteSubscription" = (operation_id = "delete_subscription", parameters(("id" = "$response.body#/id")))),
+            ("ActivateSubscription" = (operation_id = "activate_subscription", parameters(("id" = "$response.body#/id")))),
+            ("DeactivateSubscription" = (operation_id = "deactivate_subscription", parameters(("id" = "$response.body#/id")))),
+            ("RotateSecret" = (operation_id = "rotate_subscription_secret", parameters(("id" = "$response.body#/id")))),
         )),
         (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -143,7 +144,7 @@ async fn create(
 }
 
 /// List subscriptions (a tenant token lists only its own).
-#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", params(ListQuery),
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", operation_id = "list_subscriptions", params(ListQuery),
     responses((status = 200, body = SubscriptionPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn list(
@@ -168,7 +169,7 @@ async fn list(
 }
 
 /// One subscription (without its secret).
-#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "get_one",
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "get_subscription",
     params(("id" = SubscriptionId, Path, description = "Subscription id")),
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -181,7 +182,7 @@ async fn get_one(
 }
 
 /// Change url, event types, description, metadata, active, signature schemes or body format.
-#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "update",
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "update_subscription",
     params(("id" = SubscriptionId, Path, description = "Subscription id")), request_body = SubscriptionInput,
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -195,7 +196,7 @@ async fn update(
 }
 
 /// Delete a subscription.
-#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "delete",
+#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "delete_subscription",
     params(("id" = SubscriptionId, Path, description = "Subscription id")),
     responses((status = 204), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -209,7 +210,7 @@ async fn delete(
 }
 
 /// Resume deliveries (409 if already active).
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/activate", tag = "subscriptions", operation_id = "activate",
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/activate", tag = "subscriptions", operation_id = "activate_subscription",
     params(("id" = SubscriptionId, Path, description = "Subscription id")),
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -222,7 +223,7 @@ async fn activate(
 }
 
 /// Stop deliveries (409 if already inactive).
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/deactivate", tag = "subscriptions", operation_id = "deactivate",
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/deactivate", tag = "subscriptions", operation_id = "deactivate_subscription",
     params(("id" = SubscriptionId, Path, description = "Subscription id")),
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -235,7 +236,7 @@ async fn deactivate(
 }
 
 /// New secret; the previous one keeps signing for `api.secret_rotation_grace_hours`.
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions", operation_id = "rotate_secret",
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions", operation_id = "rotate_subscription_secret",
     params(("id" = SubscriptionId, Path, description = "Subscription id")),
     responses((status = 200, body = SubscriptionWithSecret), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]

@@ -147,10 +147,22 @@ impl Subscription {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionInput {
+    /// http(s) endpoint with a host and no fragment; its addresses must pass the egress policy.
+    #[schema(
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+[^#]*$",
+        min_length = 8,
+        max_length = 2048
+    )]
     pub url: Option<String>,
+    /// Exact types or NATS wildcards; empty = every event.
+    #[schema(value_type = Option<Vec<crate::ids::EventTypeFilter>>)]
     pub event_types: Option<Vec<String>>,
+    /// A tenant id, or "" to remove the tenant (admin tokens only).
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{0,128}$", max_length = 128)]
     pub tenant_id: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
+    /// At most 32 entries; keys of 1-64, values of at most 512 characters.
     pub metadata: Option<BTreeMap<String, String>>,
     pub active: Option<bool>,
     pub signature_schemes: Option<Vec<SignatureScheme>>,
