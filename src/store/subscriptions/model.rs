@@ -271,3 +271,80 @@ pub(super) fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
         Err(SubscriptionError::BadTenant(tenant.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn sub(types: &[&str], tenant: Option<&str>) -> Subscription {
+        Subscription {
+            id: "sub_1".into(),
+            url: "http://x".into(),
+            event_types: types.iter().map(|s| s.to_string()).collect(),
+            tenant_id: tenant.map(str::to_string),
+            description: String::new(),
+            metadata: BTreeMap::new(),
+            active: true,
+            signature_schemes: vec![],
+            body_format: BodyFormat::Envelope,
+            max_in_flight: None,
+            max_rps: None,
+            disabled_reason: None,
+            ordering: Ordering::Unordered,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
+        }
+    }
+
+    #[test]
+    fn no_filter_accepts_every_type() {
+        assert!(sub(&[], None).accepts("anything.here", None));
+    }
+
+    #[test]
+    fn tenant_must_match_when_both_have_one() {
+        assert!(sub(&[], Some("t1")).accepts("a", Some("t1")));
+        assert!(!sub(&[], Some("t1")).accepts("a", Some("t2")));
+        assert!(sub(&[], None).accepts("a", Some("t2")), "tenant-less subscriptions are global");
+        assert!(
+            sub(&[], Some("t1")).accepts("a", None),
+            "tenant-less events go to every matching subscription"
+        );
+    }
+
+    #[test]
+    fn inactive_accepts_nothing() {
+        let mut s = sub(&[], None);
+        s.active = false;
+        assert!(!s.accepts("a", None));
+    }
+
+    #[test]
+    fn only_unexpired_secrets_are_live() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = sub(&[], None);
+        let old = Secret::generate();
+        let dead = Secret::generate();
+        s.secrets.push(SigningSecret {
+            secret: old.clone(),
+            expires_at: Some(now + time::Duration::hours(1)),
+        });
+        s.secrets.push(SigningSecret {
+            secret: dead,
+            expires_at: Some(now - time::Duration::seconds(1)),
+        });
+        assert_eq!(s.live_secrets(now), vec![s.current_secret().clone(), old]);
+    }
+
+    #[test]
+    fn urls_are_validated() {
+        assert!(validate_url("https://example.com/hook").is_ok());
+        assert!(validate_url("http://127.0.0.1:8080/").is_ok());
+        for bad in ["ftp://x/", "not a url", "http://", "https://x/#frag", "mailto:a@b"] {
+            assert!(validate_url(bad).is_err(), "{bad} accepted");
+        }
+    }
+}
