@@ -122,55 +122,54 @@ impl Ops {
 
     /// Connects what `need` asks for (for a one-shot command).
     pub async fn connect(config: Config, need: Need) -> anyhow::Result<Ops> {
-        use anyhow::Context as _;
         crate::context::install_tls_provider();
-        let names = Names::new(&config.streams.prefix);
         match need {
-            Need::Subscriptions => {
-                let redis = crate::store::connect(&config.redis).await.with_context(|| {
-                    let url = crate::context::redacted_url(&config.redis.url);
-                    format!("connecting to redis at {url}")
-                })?;
-                let egress = Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
-                let store =
-                    SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress);
-                let nats = match crate::topology::connect(&config.nats).await {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "lifecycle events not published: NATS unreachable");
-                        None
-                    }
-                };
-                Ok(Ops {
-                    config: Arc::new(config),
-                    names,
-                    redis: Some(redis),
-                    store: Some(store),
-                    nats,
-                    js: None,
-                    ctx: None,
-                })
-            }
-            Need::Streams => {
-                let client = crate::topology::connect(&config.nats).await?;
-                let js = crate::topology::jetstream(client.clone(), &config);
-                crate::topology::ensure(&client, &js, &config, &names).await?;
-                Ok(Ops {
-                    config: Arc::new(config),
-                    names,
-                    redis: None,
-                    store: None,
-                    nats: Some(client),
-                    js: Some(js),
-                    ctx: None,
-                })
-            }
+            Need::Subscriptions => Ops::connect_subscriptions(config).await,
+            Need::Streams => Ops::connect_streams(config).await,
             Need::Everything => {
                 let ctx = Ctx::connect(config).await?;
                 crate::topology::ensure(&ctx.nats, &ctx.js, &ctx.config, &ctx.names).await?;
                 Ok(Ops::new(ctx))
             }
         }
+    }
+
+    /// Redis, and NATS only if reachable: a subscription change is stored either way.
+    async fn connect_subscriptions(config: Config) -> anyhow::Result<Ops> {
+        use anyhow::Context as _;
+        let names = Names::new(&config.streams.prefix);
+        let redis = crate::store::connect(&config.redis).await.with_context(|| {
+            format!("connecting to redis at {}", crate::context::redacted_url(&config.redis.url))
+        })?;
+        let egress = Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
+        let store = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress);
+        let nats = match crate::topology::connect(&config.nats).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "lifecycle events not published: NATS unreachable");
+                None
+            }
+        };
+        let config = Arc::new(config);
+        Ok(Ops { config, names, redis: Some(redis), store: Some(store), nats, js: None, ctx: None })
+    }
+
+    /// NATS with the streams ensured (so `publish` and `dlq` work before `serve` ran).
+    async fn connect_streams(config: Config) -> anyhow::Result<Ops> {
+        let names = Names::new(&config.streams.prefix);
+        let client = crate::topology::connect(&config.nats).await?;
+        let js = crate::topology::jetstream(client.clone(), &config);
+        crate::topology::ensure(&client, &js, &config, &names).await?;
+        let config = Arc::new(config);
+        Ok(Ops {
+            config,
+            names,
+            redis: None,
+            store: None,
+            nats: Some(client),
+            js: Some(js),
+            ctx: None,
+        })
     }
 
     /// The configuration.
@@ -207,5 +206,34 @@ impl Ops {
                 let _ = nats.flush().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(t: &str) -> TenantId {
+        t.parse().unwrap()
+    }
+
+    #[test]
+    fn a_tenant_scope_sees_only_its_tenant_and_an_admin_everything() {
+        let acme = Scope::Tenant(tenant("acme"));
+        assert!(acme.sees(Some("acme")));
+        assert!(!acme.sees(Some("globex")));
+        assert!(!acme.sees(None), "tenant-less resources are the admin's");
+        assert!(Scope::Admin.sees(None) && Scope::Admin.sees(Some("globex")));
+    }
+
+    #[test]
+    fn new_resources_get_the_scopes_tenant_and_asking_for_another_names_tenant_id() {
+        let acme = Scope::Tenant(tenant("acme"));
+        assert_eq!(acme.scope_tenant(None, "x").unwrap(), Some(tenant("acme")));
+        assert_eq!(acme.scope_tenant(Some(tenant("acme")), "x").unwrap(), Some(tenant("acme")));
+        let err = acme.scope_tenant(Some(tenant("globex")), "publish events").unwrap_err();
+        assert_eq!(err.field(), Some("tenant_id"));
+        assert_eq!(Scope::Admin.scope_tenant(None, "x").unwrap(), None);
+        assert_eq!(Scope::Admin.scope_tenant(Some(tenant("g")), "x").unwrap(), Some(tenant("g")));
     }
 }

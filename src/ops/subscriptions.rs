@@ -153,3 +153,52 @@ impl Ops {
         Ok(sub)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::subscriptions::{BodyFormat, Ordering, SigningSecret};
+
+    fn sub(types: &[&str], tenant: Option<&str>, active: bool) -> Subscription {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        Subscription {
+            id: "sub_1".into(),
+            url: "https://example.com/".into(),
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            tenant_id: tenant.map(str::to_string),
+            description: String::new(),
+            metadata: Default::default(),
+            active,
+            signature_schemes: vec![],
+            body_format: BodyFormat::Envelope,
+            max_in_flight: None,
+            max_rps: None,
+            disabled_reason: None,
+            ordering: Ordering::Unordered,
+            created_at: at,
+            updated_at: at,
+            secrets: vec![SigningSecret {
+                secret: crate::signing::Secret::generate(),
+                expires_at: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn list_filters_combine_tenant_activity_and_event_type() {
+        let by_type =
+            ListFilter { event_type: Some("order.created".parse().unwrap()), ..Default::default() };
+        assert!(by_type.keeps(&sub(&["order.*"], None, true)));
+        assert!(by_type.keeps(&sub(&[], None, true)), "no filter receives every type");
+        assert!(!by_type.keeps(&sub(&["invoice.paid"], None, true)));
+        let acme_inactive = ListFilter {
+            tenant_id: Some("acme".parse().unwrap()),
+            active: Some(false),
+            ..Default::default()
+        };
+        assert!(acme_inactive.keeps(&sub(&[], Some("acme"), false)));
+        assert!(!acme_inactive.keeps(&sub(&[], Some("acme"), true)));
+        assert!(!acme_inactive.keeps(&sub(&[], None, false)));
+        assert!(ListFilter::default().keeps(&sub(&["x"], Some("t"), false)));
+    }
+}
