@@ -67,6 +67,7 @@ pub struct SubscriptionWithSecret {
     #[serde(flatten)]
     pub subscription: Subscription,
     /// `whsec_...`: shown once.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
     pub secret: String,
 }
 

@@ -73,11 +73,14 @@ pub struct SigningSecret {
 /// A stored subscription (secrets are kept apart from what is displayed).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
+    #[schema(value_type = crate::ids::SubscriptionId)]
     pub id: String,
     pub url: String,
     /// Empty means every event type.
+    #[schema(value_type = Vec<crate::ids::EventTypeFilter>)]
     pub event_types: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TenantId>)]
     pub tenant_id: Option<String>,
     pub description: String,
     /// Free key/value pairs for the owner's use.
