@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{ApiQuery, ApiResult, ApiState, Caller, parse_opt};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller, parse_opt};
 use crate::attempts::{AttemptPage, AttemptStatus};
 use crate::ids::{EventId, SubscriptionId};
 use crate::ops::AttemptFilter;
@@ -32,8 +32,9 @@ pub struct AttemptsQuery {
     /// Page size, 1-500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
-    /// Cursor from a previous page's `next_cursor`.
-    pub before: Option<u64>,
+    /// Cursor from a previous page's `next_cursor` (a stream sequence).
+    #[param(minimum = 0)]
+    pub before: Option<i64>,
 }
 
 /// Attempts, newest first.
@@ -49,12 +50,18 @@ async fn list(
         Some(s) => Some(crate::ops::parse_status("status", s)?),
         None => None,
     };
+    let before = match q.before {
+        Some(b) if b < 0 => {
+            return Err(ApiError::bad_field("before", "before must not be negative"));
+        }
+        b => b.map(|b| b as u64),
+    };
     let filter = AttemptFilter {
         subscription_id: parse_opt("subscription_id", q.subscription_id.as_deref())?,
         event_id: parse_opt("event_id", q.event_id.as_deref())?,
         status,
         limit: q.limit.unwrap_or(50),
-        before: q.before,
+        before,
     };
     Ok(Json(state.ops.attempts(&caller, filter).await?))
 }

@@ -19,7 +19,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/dlq/{seq}/redeliver", post(redeliver_one))
 }
 
-/// Query of `GET /v1/dlq` and `DELETE /v1/dlq`.
+/// Query of `GET /v1/dlq`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,16 @@ pub struct DlqQuery {
     /// Page size, 1-1000 (default 100), oldest first.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+}
+
+/// Query of `DELETE /v1/dlq`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeQuery {
+    /// Only entries of this subscription (required for tenant tokens).
+    #[param(value_type = Option<SubscriptionId>)]
+    pub subscription_id: Option<String>,
 }
 
 /// Body of `POST /v1/dlq/redeliver`: explicit sequences, or `all` (of `subscription_id`).
@@ -123,13 +133,13 @@ async fn redeliver_many(
 }
 
 /// Delete every entry (admin), or those of one subscription.
-#[utoipa::path(delete, path = "/v1/dlq", tag = "dlq", operation_id = "purge_dlq", params(DlqQuery),
+#[utoipa::path(delete, path = "/v1/dlq", tag = "dlq", operation_id = "purge_dlq", params(PurgeQuery),
     responses((status = 200, body = PurgeResult), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn purge(
     State(state): State<ApiState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<DlqQuery>,
+    ApiQuery(q): ApiQuery<PurgeQuery>,
 ) -> ApiResult<Json<PurgeResult>> {
     let sub: Option<SubscriptionId> = parse_opt("subscription_id", q.subscription_id.as_deref())?;
     Ok(Json(PurgeResult { purged: state.ops.dlq_purge(&caller, sub.as_ref()).await? }))

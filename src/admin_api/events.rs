@@ -25,7 +25,6 @@ pub struct PublishEvent {
     pub event_type: EventType,
     /// Any JSON; delivered as `data` (the whole event is limited to
     /// `delivery.max_payload_bytes`, 413 over it).
-    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]

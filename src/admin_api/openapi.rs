@@ -55,11 +55,66 @@ async fn openapi_json(_caller: Caller) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(document()))
 }
 
-/// The document as served: utoipa's, with link fields named as OpenAPI names them.
+/// The document as served: utoipa's, with link fields named as OpenAPI names them, the rules
+/// that tie several fields together, and the answers every JSON body can get.
 pub fn document() -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     fix_links(&mut doc);
+    add_cross_field_rules(&mut doc);
+    add_body_rejections(&mut doc);
     doc
+}
+
+/// Rules over several fields that derive macros cannot say: a redeliver names a non-empty
+/// `sequences` list or `all: true` (not both); a replay names `event_id` or `since` (not both).
+fn add_cross_field_rules(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let schemas = &mut doc["components"]["schemas"];
+    if let Some(redeliver) = schemas.get_mut("RedeliverRequest").and_then(|s| s.as_object_mut()) {
+        redeliver.insert(
+            "oneOf".into(),
+            json!([
+                {"required": ["sequences"],
+                 "properties": {"sequences": {"minItems": 1}, "all": {"const": false}}},
+                {"required": ["all"],
+                 "properties": {"all": {"const": true}, "sequences": {"maxItems": 0}}}
+            ]),
+        );
+    }
+    if let Some(replay) = schemas.get_mut("ReplayRequest").and_then(|s| s.as_object_mut()) {
+        replay.insert(
+            "oneOf".into(),
+            json!([
+                {"required": ["event_id"], "properties": {"event_id": {"type": "string"}}},
+                {"required": ["since"], "properties": {"since": {"type": "string"}}}
+            ]),
+        );
+    }
+}
+
+/// Every operation with a JSON body also answers 413 (over `api.body_limit_bytes`) and 415
+/// (no JSON content type), with the JSON error.
+fn add_body_rejections(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for op in item.values_mut() {
+            if op.get("requestBody").is_none() {
+                continue;
+            }
+            let Some(responses) = op["responses"].as_object_mut() else { continue };
+            for (status, what) in [
+                ("413", "The request body is over the limit"),
+                ("415", "The request has no JSON content type"),
+            ] {
+                responses.entry(status).or_insert_with(|| {
+                    json!({"description": what, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+                });
+            }
+        }
+    }
 }
 
 /// Renames `operation_id`, `operation_ref` and `request_body` inside every `links` object.
@@ -182,5 +237,22 @@ mod tests {
         assert_eq!(id["$ref"], "#/components/schemas/SubscriptionId");
         let tenant = &schemas["CreateSubscription"]["properties"]["tenant_id"].to_string();
         assert!(tenant.contains("TenantId"), "{tenant}");
+    }
+
+    #[test]
+    fn bodies_state_their_cross_field_rules_and_their_413_and_415() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["RedeliverRequest"]["oneOf"].as_array().map(Vec::len), Some(2));
+        assert_eq!(schemas["ReplayRequest"]["oneOf"].as_array().map(Vec::len), Some(2));
+        for (method, path, op) in operations(&doc) {
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413", "415"] {
+                    assert!(op["responses"].get(status).is_some(), "{method} {path}: no {status}");
+                }
+            }
+        }
+        let purge = &doc["paths"]["/v1/dlq"]["delete"]["parameters"];
+        assert!(purge.as_array().unwrap().iter().all(|p| p["name"] != "limit"), "{purge}");
     }
 }
