@@ -36,7 +36,8 @@ fn segment_ok(seg: &str) -> bool {
 /// Defines a string newtype with its check, conversions, serde and OpenAPI schema.
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, kind = $kind:literal, rule = $rule:literal,
-     pattern = $pattern:literal, min = $min:expr, max = $max:expr, check = $check:expr) => {
+     pattern = $pattern:literal, example = $example:literal, min = $min:expr, max = $max:expr,
+     check = $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -131,6 +132,7 @@ macro_rules! name_type {
                     .pattern(Some($pattern))
                     .min_length(Some($min))
                     .max_length(Some($max))
+                    .examples([serde_json::Value::from($example)])
                     .into()
             }
         }
@@ -145,6 +147,7 @@ name_type!(
     kind = "subscription id",
     rule = "sub_ followed by 1-64 letters or digits",
     pattern = "^sub_[A-Za-z0-9]{1,64}$",
+    example = "sub_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b",
     min = 5,
     max = 68,
     check = |s| s.strip_prefix("sub_").is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -156,6 +159,7 @@ name_type!(
     kind = "event_id",
     rule = "1-128 characters of letters, digits, '_', '-' or ':'",
     pattern = "^[A-Za-z0-9_:-]{1,128}$",
+    example = "evt_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b",
     min = 1,
     max = MAX_NAME_LEN,
     check = |s| s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'))
@@ -167,6 +171,7 @@ name_type!(
     kind = "event_type",
     rule = "dot-separated segments of letters, digits, '_' or '-'",
     pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$",
+    example = "order.created",
     min = 1,
     max = MAX_NAME_LEN,
     check = |s| s.split('.').all(segment_ok)
@@ -179,6 +184,7 @@ name_type!(
     kind = "event type filter",
     rule = "segments are letters, digits, '_', '-', or a whole '*' or '>' ('>' last only)",
     pattern = "^(([A-Za-z0-9_-]+|\\*)\\.)*([A-Za-z0-9_-]+|\\*|>)$",
+    example = "order.*",
     min = 1,
     max = MAX_NAME_LEN,
     check = |s| filter_problem(s).is_none()
@@ -190,6 +196,7 @@ name_type!(
     kind = "tenant_id",
     rule = "1-128 characters of letters, digits, '_', '-', '.' or ':'",
     pattern = "^[A-Za-z0-9_.:-]{1,128}$",
+    example = "acme",
     min = 1,
     max = MAX_NAME_LEN,
     check = |s| s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))

@@ -119,6 +119,9 @@ async fn redeliver_many(
     caller: Caller,
     ApiJson(body): ApiJson<RedeliverRequest>,
 ) -> ApiResult<Json<RedeliverResult>> {
+    if body.sequences.iter().any(|s| *s > i64::MAX as u64) {
+        return Err(ApiError::bad_field("sequences", "a stream sequence is at most 2^63 - 1"));
+    }
     let target = match (body.all, body.sequences.is_empty()) {
         (true, true) => RedeliverTarget::All(body.subscription_id),
         (false, _) => RedeliverTarget::Sequences(body.sequences),

@@ -34,7 +34,8 @@ pub struct CreateSubscription {
     #[schema(
         pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+[^#]*$",
         min_length = 8,
-        max_length = 2048
+        max_length = 2048,
+        example = "http://127.0.0.1:9000/hook"
     )]
     pub url: String,
     /// Exact types or NATS wildcards; empty = every event.
@@ -54,8 +55,10 @@ pub struct CreateSubscription {
     #[serde(default)]
     pub body_format: BodyFormat,
     /// Override of `health.max_in_flight_per_endpoint`.
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_in_flight: Option<u32>,
     /// Override of `health.max_rps_per_endpoint` (0: unlimited).
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_rps: Option<u32>,
     /// `unordered` (default) or `fifo`.
     pub ordering: Option<Ordering>,
@@ -88,7 +91,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Items to skip (from a previous page's `next_offset`).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9223372036854775807_u64)]
     pub offset: Option<usize>,
 }
 
@@ -164,6 +167,9 @@ async fn list(
     };
     let matching = state.ops.list_subscriptions(&caller, &filter).await?;
     let offset = q.offset.unwrap_or(0);
+    if offset > i64::MAX as usize {
+        return Err(ApiError::bad_field("offset", "offset must be at most 2^63 - 1"));
+    }
     let items: Vec<Subscription> = matching.iter().skip(offset).take(limit).cloned().collect();
     let next_offset = (offset + items.len() < matching.len()).then_some(offset + items.len());
     Ok(Json(SubscriptionPage { items, next_offset }))

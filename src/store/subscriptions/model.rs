@@ -171,8 +171,10 @@ pub struct SubscriptionInput {
     pub signature_schemes: Option<Vec<SignatureScheme>>,
     pub body_format: Option<BodyFormat>,
     /// `Some(0)` clears the override.
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_in_flight: Option<u32>,
     /// `Some(0)` means unlimited.
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_rps: Option<u32>,
     pub ordering: Option<Ordering>,
 }
