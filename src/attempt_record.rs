@@ -22,6 +22,16 @@ pub enum AttemptStatus {
 }
 
 impl AttemptStatus {
+    /// Every status, in the order messages list them.
+    pub const ALL: [AttemptStatus; 6] = [
+        Self::Succeeded,
+        Self::Failed,
+        Self::DeadLettered,
+        Self::SkippedDuplicate,
+        Self::Deferred,
+        Self::Aborted,
+    ];
+
     /// The name used in records, queries and stats.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,16 +46,7 @@ impl AttemptStatus {
 
     /// The status named `s`, if any.
     pub fn parse(s: &str) -> Option<AttemptStatus> {
-        [
-            Self::Succeeded,
-            Self::Failed,
-            Self::DeadLettered,
-            Self::SkippedDuplicate,
-            Self::Deferred,
-            Self::Aborted,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 

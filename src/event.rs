@@ -7,8 +7,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::ids::{EventId, EventType, SubscriptionId};
+
 /// Longest accepted event id, type, source or tenant id.
-pub const MAX_ID_LEN: usize = 128;
+pub const MAX_ID_LEN: usize = crate::ids::MAX_NAME_LEN;
 /// Deepest accepted JSON nesting of an event.
 pub const MAX_JSON_DEPTH: usize = 64;
 
@@ -153,21 +155,14 @@ impl InvalidEvent {
     }
 }
 
-/// True when `id` is usable as event id: it becomes a subject token and a Redis key part.
+/// True when `id` is usable as event id (the rule is [`EventId`]'s).
 pub fn valid_event_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'))
+    EventId::is_valid(id)
 }
 
-/// True when `t` is dot-separated non-empty segments of `[A-Za-z0-9_-]`.
+/// True when `t` is an event type (the rule is [`EventType`]'s).
 pub fn valid_event_type(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= MAX_ID_LEN
-        && t.split('.').all(|seg| {
-            !seg.is_empty()
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-        })
+    EventType::is_valid(t)
 }
 
 /// Deepest nesting of `{`/`[` in JSON text, ignoring brackets inside strings. Checked before
@@ -285,7 +280,7 @@ impl Delivery {
         let delivery: Delivery =
             serde_json::from_slice(bytes).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
         delivery.event.validate()?;
-        if !crate::store::subscriptions::valid_subscription_id(&delivery.subscription_id) {
+        if !SubscriptionId::is_valid(&delivery.subscription_id) {
             return Err(InvalidEvent::BadField(format!(
                 "subscription_id {:?} is not a subscription id",
                 delivery.subscription_id

@@ -62,5 +62,5 @@ pub async fn publish_event(
 
 /// A fresh event id: `evt_` + a time-ordered UUID.
 pub fn new_event_id() -> String {
-    format!("evt_{}", uuid::Uuid::now_v7().simple())
+    crate::ids::EventId::generate().into_string()
 }

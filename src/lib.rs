@@ -12,24 +12,25 @@
 //!       exhausted -> pipeline::dlq: <p>.dlq.<subscription>       [<P>_DLQ: replayable]
 //! ```
 //!
-//! Modules in pipeline order: [`config`] and [`subjects`] name everything, [`topology`] creates
-//! the streams, [`ingest`] publishes events, [`event`] parses them, [`filter`] and [`store`]
-//! find subscriptions, [`pipeline`] moves messages (its [`pipeline::http_post`] signs with
-//! [`signing`] and POSTs through [`egress`]), [`attempt_log`] records every attempt and
-//! [`stats`] counts them, [`app`] composes the roles, [`admin_api`] and [`cli`] are the front
-//! ends.
+//! Modules in pipeline order: [`ids`] holds the typed ids and their grammar, [`config`] and
+//! [`subjects`] name everything, [`topology`] creates the streams, [`ingest`] publishes events,
+//! [`event`] parses them, [`filter`] and [`store`] find subscriptions, [`pipeline`] moves
+//! messages, [`signing`] signs (and lets Rust receivers verify), [`app`] composes the roles,
+//! [`ops`] implements every operator action once, and its two front ends are [`admin_api`]
+//! (HTTP) and [`cli`] (the command line).
 //!
 //! Layers: a module imports only from its own layer or the ones above it in this list, so the
 //! module graph has no cycle.
 //!
 //! ```text
+//! ids         ids (typed ids and names, their one grammar)
 //! models      subjects, signing, event, filter, attempt_record, ip_ranges, metrics, limiter, tls
 //! config      config (one file per section)
 //! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
 //!             ingest, telemetry
 //! context     context: the shared handles (Ctx), built from config and the adapters
 //! pipeline    pipeline: fanout -> deliver (http_post) -> retry | dlq
-//! operations  replay
+//! operations  ops (every operator action, once), replay
 //! front ends  admin_api, cli (and app, which runs the roles)
 //! ```
 
@@ -38,19 +39,18 @@ pub mod app;
 pub mod attempt_log;
 pub mod attempt_record;
 pub mod cli;
-pub mod cli_receive;
-pub mod commands;
-pub mod commands_ops;
 pub mod config;
 pub mod context;
 pub mod egress;
 pub mod event;
 pub mod filter;
+pub mod ids;
 pub mod ingest;
 pub mod ip_ranges;
 pub mod lifecycle;
 pub mod limiter;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod replay;
 pub mod signing;

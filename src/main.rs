@@ -1,12 +1,12 @@
 //! The `hookline` binary: parse the command line, load configuration, start logging, run the
-//! subcommand, map errors to exit codes (2: invalid input or configuration, 1: anything else).
+//! subcommand, map errors to exit codes ([`hookline::cli::exit_code`]: 1 failure, 2 invalid
+//! input or configuration, 3 not found, 4 conflict).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use hookline::cli::Cli;
-use hookline::commands::InputError;
-use hookline::config::{Config, ConfigError};
+use hookline::config::Config;
 
 /// mimalloc instead of glibc's malloc: allocation and free were ~17 % of hookline's CPU per
 /// delivery under load with glibc (BENCHMARKS.md).
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(hookline::cli::EXIT_INVALID);
         }
     };
     // One thread: Tokio's current-thread scheduler (no work-stealing bookkeeping, no wake-ups
@@ -43,20 +43,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, config: Config) -> ExitCode {
-    let level =
-        if matches!(cli.command, hookline::cli::Command::Serve { .. }) { "info" } else { "warn" };
+    let level = if cli.command.is_serve() { "info" } else { "warn" };
     hookline::telemetry::init(config.log.format, level);
-    match hookline::commands::run(cli.command, config).await {
+    match hookline::cli::run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            // A failed `verify` is exit 1 like any other failure; only bad input is 2.
-            if e.downcast_ref::<InputError>().is_some() || e.downcast_ref::<ConfigError>().is_some()
-            {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(hookline::cli::exit_code(&e))
         }
     }
 }

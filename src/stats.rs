@@ -83,7 +83,7 @@ pub struct WindowStats {
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
-    /// Failed attempts by type: timeout, connect, dns, tls, 3xx, 4xx, 5xx, other.
+    /// Failed attempts by type: timeout, connect, dns, tls, blocked, 3xx, 4xx, 5xx, other.
     pub failures_by_type: BTreeMap<String, u64>,
 }
 

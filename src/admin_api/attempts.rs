@@ -6,8 +6,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller};
-use crate::attempt_log::{AttemptPage, AttemptQuery, AttemptStatus};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller, parse_opt};
+use crate::attempt_log::{AttemptPage, AttemptStatus};
+use crate::ids::{EventId, SubscriptionId};
+use crate::ops::AttemptFilter;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/attempts", get(list))
@@ -15,21 +17,29 @@ pub fn routes() -> Router<ApiState> {
 
 /// Query of `GET /v1/attempts`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptsQuery {
+    /// Only attempts to this subscription.
+    #[param(value_type = Option<SubscriptionId>)]
     pub subscription_id: Option<String>,
+    /// Only attempts of this event.
+    #[param(value_type = Option<EventId>)]
     pub event_id: Option<String>,
-    /// succeeded, failed, dead_lettered or skipped_duplicate.
+    /// Only attempts with this outcome.
+    #[param(value_type = Option<AttemptStatus>)]
     pub status: Option<String>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
-    /// Cursor from a previous page's `next_cursor`.
-    pub before: Option<u64>,
+    /// Cursor from a previous page's `next_cursor` (a stream sequence).
+    #[param(minimum = 0)]
+    pub before: Option<i64>,
 }
 
 /// Attempts, newest first.
-#[utoipa::path(get, path = "/v1/attempts", tag = "attempts", params(AttemptsQuery),
-    responses((status = 200, body = AttemptPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+#[utoipa::path(get, path = "/v1/attempts", tag = "attempts", operation_id = "list_attempts", params(AttemptsQuery),
+    responses((status = 200, body = AttemptPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn list(
     State(state): State<ApiState>,
@@ -37,32 +47,21 @@ async fn list(
     ApiQuery(q): ApiQuery<AttemptsQuery>,
 ) -> ApiResult<Json<AttemptPage>> {
     let status = match q.status.as_deref() {
-        Some(s) => Some(AttemptStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_field(
-                "status",
-                format!("{s:?} is not one of succeeded, failed, dead_lettered, skipped_duplicate"),
-            )
-        })?),
+        Some(s) => Some(crate::ops::parse_status("status", s)?),
         None => None,
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_field("limit", "must be between 1 and 500"));
-    }
-    if let Some(sub) = &q.subscription_id {
-        super::subscriptions::visible(&state, &caller, sub).await?;
-    }
-    let query = AttemptQuery {
-        subscription_id: q.subscription_id,
-        event_id: q.event_id,
-        status,
-        tenant_id: caller.tenant().map(str::to_string),
-        limit,
-        before: q.before,
+    let before = match q.before {
+        Some(b) if b < 0 => {
+            return Err(ApiError::bad_field("before", "before must not be negative"));
+        }
+        b => b.map(|b| b as u64),
     };
-    let ctx = &state.ctx;
-    let page = crate::attempt_log::query(&ctx.js, &ctx.redis, &ctx.names, &query)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(page))
+    let filter = AttemptFilter {
+        subscription_id: parse_opt("subscription_id", q.subscription_id.as_deref())?,
+        event_id: parse_opt("event_id", q.event_id.as_deref())?,
+        status,
+        limit: q.limit.unwrap_or(50),
+        before,
+    };
+    Ok(Json(state.ops.attempts(&caller, filter).await?))
 }

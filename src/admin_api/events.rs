@@ -9,8 +9,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{ApiError, ApiJson, ApiResult, ApiState, Caller};
-use crate::event::{InvalidEvent, WebhookEvent};
-use crate::ingest::{PublishError, Published};
+use crate::ids::{EventId, EventType, TenantId};
+use crate::ingest::Published;
+use crate::ops::NewEvent;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/events", post(publish))
@@ -20,33 +21,22 @@ pub fn routes() -> Router<ApiState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishEvent {
-    pub event_id: Option<String>,
-    pub event_type: String,
-    #[schema(value_type = Object)]
+    pub event_id: Option<EventId>,
+    pub event_type: EventType,
+    /// Any JSON; delivered as `data` (the whole event is limited to
+    /// `delivery.max_payload_bytes`, 413 over it).
     pub payload: serde_json::Value,
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub occurred_at: Option<time::OffsetDateTime>,
+    #[schema(max_length = 128)]
     pub source: Option<String>,
     /// Forced to the caller's tenant for tenant tokens.
-    pub tenant_id: Option<String>,
-}
-
-fn invalid(e: InvalidEvent) -> ApiError {
-    let field = match &e {
-        InvalidEvent::BadEventId(_) => "event_id",
-        InvalidEvent::BadEventType(_) => "event_type",
-        InvalidEvent::TooLong { field } => field,
-        InvalidEvent::TooLarge { .. } => {
-            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "event_too_large", e.to_string());
-        }
-        _ => "payload",
-    };
-    ApiError::bad_field(field, e.to_string())
+    pub tenant_id: Option<TenantId>,
 }
 
 /// Publish an event.
-#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishEvent,
+#[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "publish_event", request_body = PublishEvent,
     responses((status = 202, body = Published), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
         (status = 413, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -55,27 +45,15 @@ async fn publish(
     caller: Caller,
     ApiJson(body): ApiJson<PublishEvent>,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
-    let tenant_id = caller.scope_tenant(body.tenant_id, "publish events")?;
-    let event = WebhookEvent {
-        event_id: body.event_id.unwrap_or_else(crate::ingest::new_event_id),
+    let event = NewEvent {
+        event_id: body.event_id,
         event_type: body.event_type,
         payload: body.payload,
-        occurred_at: Some(body.occurred_at.unwrap_or_else(time::OffsetDateTime::now_utc)),
+        occurred_at: body.occurred_at,
         source: body.source,
-        tenant_id,
+        tenant_id: body.tenant_id,
     };
-    let ctx = &state.ctx;
-    let published = crate::ingest::publish_event(
-        &ctx.js,
-        &ctx.names,
-        &event,
-        ctx.config.delivery.max_payload_bytes,
-    )
-    .await
-    .map_err(|e| match e {
-        PublishError::Invalid(i) => invalid(i),
-        other => ApiError::internal(other),
-    })?;
+    let published = state.ops.publish(&caller, event).await?;
     if published.duplicate {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -2,6 +2,9 @@
 //! the OpenAPI document. One file per resource; this one owns the router, authentication, the
 //! JSON error shape and the extractors that turn bad input into 4xx naming the field.
 //!
+//! A front end of [`crate::ops`]: handlers parse the request into typed ids, call one operation
+//! with the caller's scope, and render its result; [`OpsError`] maps to status and JSON here.
+//!
 //! Auth: `Authorization: Bearer <token>` on every route but `/healthz`, `/readyz` and `/metrics`. An admin token sees everything; a tenant token sees
 //! and changes only its tenant's resources, and another tenant's resource answers 404 (its
 //! existence is not revealed). Tokens are compared in constant time. Errors are
@@ -26,17 +29,23 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::context::Ctx;
+use crate::ids::InvalidId;
+use crate::ops::{Ops, OpsError};
+
+/// Who is calling: the operations layer's scope, decided by the bearer token.
+pub use crate::ops::Scope as Caller;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct ApiState {
     pub ctx: Ctx,
+    pub ops: Ops,
 }
 
 /// Builds the router with every route, the body limit and the JSON 404 fallback.
 pub fn router(ctx: Ctx) -> Router {
     let limit = ctx.config.api.body_limit_bytes;
-    let state = ApiState { ctx };
+    let state = ApiState { ops: Ops::new(ctx.clone()), ctx };
     Router::new()
         .merge(health::routes())
         .merge(openapi::routes())
@@ -101,6 +110,38 @@ impl ApiError {
     }
 }
 
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> ApiError {
+        match e {
+            OpsError::NotFound(m) => ApiError::not_found(m),
+            OpsError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            OpsError::Invalid { field, message } => ApiError::bad_field(&field, message),
+            OpsError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "event_too_large", m)
+            }
+            OpsError::Unprocessable { code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            OpsError::Backend(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Parses a path or query value into its typed id; bad text is a 400 naming `field`.
+pub fn parse_field<T: std::str::FromStr<Err = InvalidId>>(field: &str, raw: &str) -> ApiResult<T> {
+    raw.parse().map_err(|e: InvalidId| ApiError::bad_field(field, e.to_string()))
+}
+
+/// [`parse_field`] of an optional value.
+pub fn parse_opt<T: std::str::FromStr<Err = InvalidId>>(
+    field: &str,
+    raw: Option<&str>,
+) -> ApiResult<Option<T>> {
+    raw.map(|r| parse_field(field, r)).transpose()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -112,44 +153,6 @@ impl IntoResponse for ApiError {
 
 /// Handler result.
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    Admin,
-    Tenant(String),
-}
-
-impl Caller {
-    /// The tenant the caller is limited to, if any.
-    pub fn tenant(&self) -> Option<&str> {
-        match self {
-            Caller::Admin => None,
-            Caller::Tenant(t) => Some(t),
-        }
-    }
-
-    /// The tenant a new resource gets: a tenant token's own (asking for another is a 400 on
-    /// `tenant_id`), or whatever an admin asked for.
-    pub fn scope_tenant(&self, asked: Option<String>, what: &str) -> ApiResult<Option<String>> {
-        match (self.tenant(), asked) {
-            (Some(own), Some(asked)) if own != asked => Err(ApiError::bad_field(
-                "tenant_id",
-                format!("a tenant token can only {what} of its own tenant"),
-            )),
-            (Some(own), _) => Ok(Some(own.to_string())),
-            (None, asked) => Ok(asked),
-        }
-    }
-
-    /// Whether a resource of `tenant` is visible to the caller.
-    pub fn sees(&self, tenant: Option<&str>) -> bool {
-        match self {
-            Caller::Admin => true,
-            Caller::Tenant(own) => tenant == Some(own.as_str()),
-        }
-    }
-}
 
 fn eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
@@ -172,8 +175,12 @@ impl FromRequestParts<ApiState> for Caller {
             }
         }
         for t in &api.tenant_tokens {
-            if eq(&t.token, token) && caller.is_none() {
-                caller = Some(Caller::Tenant(t.tenant.clone()));
+            // The configuration checked every tenant; one that does not parse matches nothing.
+            if let Ok(tenant) = crate::ids::TenantId::parse(&t.tenant)
+                && eq(&t.token, token)
+                && caller.is_none()
+            {
+                caller = Some(Caller::Tenant(tenant));
             }
         }
         caller.ok_or_else(ApiError::unauthorized)
@@ -292,7 +299,7 @@ mod tests {
 
     #[test]
     fn tenant_callers_see_only_their_tenant() {
-        let t = Caller::Tenant("acme".into());
+        let t = Caller::Tenant("acme".parse().unwrap());
         assert!(t.sees(Some("acme")));
         assert!(!t.sees(Some("other")));
         assert!(!t.sees(None));

@@ -6,8 +6,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, ApiResult, ApiState, Caller};
-use crate::replay::{ReplayError, ReplaySelection};
+use super::{ApiJson, ApiResult, ApiState, Caller};
+use crate::ids::{EventId, EventType, SubscriptionId};
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/replay", post(replay))
@@ -17,7 +17,7 @@ pub fn routes() -> Router<ApiState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
-    pub event_id: Option<String>,
+    pub event_id: Option<EventId>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub since: Option<time::OffsetDateTime>,
@@ -26,9 +26,9 @@ pub struct ReplayRequest {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub until: Option<time::OffsetDateTime>,
     #[serde(default)]
-    pub event_types: Vec<String>,
+    pub event_types: Vec<EventType>,
     /// Only to this subscription (default: every matching one).
-    pub subscription_id: Option<String>,
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 /// How many deliveries were queued.
@@ -46,43 +46,13 @@ async fn replay(
     caller: Caller,
     ApiJson(body): ApiJson<ReplayRequest>,
 ) -> ApiResult<(axum::http::StatusCode, Json<ReplayResult>)> {
-    let selection = match (body.event_id, body.since) {
-        (Some(id), None) => ReplaySelection::Event(id),
-        (None, Some(since)) => {
-            for t in &body.event_types {
-                if !crate::event::valid_event_type(t) {
-                    return Err(ApiError::bad_field(
-                        "event_types",
-                        format!("{t:?} is not an event type"),
-                    ));
-                }
-            }
-            let until = body.until.unwrap_or_else(time::OffsetDateTime::now_utc);
-            if since >= until {
-                return Err(ApiError::bad_field("since", "must be before until"));
-            }
-            ReplaySelection::Range { since, until, event_types: body.event_types }
-        }
-        _ => {
-            return Err(ApiError::bad_field(
-                "event_id",
-                "give either `event_id` or `since` (with optional `until`)",
-            ));
-        }
+    let request = crate::ops::ReplayRequest {
+        event_id: body.event_id,
+        since: body.since,
+        until: body.until,
+        event_types: body.event_types,
+        subscription_id: body.subscription_id,
     };
-    let queued = crate::replay::replay(
-        &state.ctx,
-        &selection,
-        body.subscription_id.as_deref(),
-        caller.tenant(),
-    )
-    .await
-    .map_err(|e| match e {
-        ReplayError::EventNotFound(_) | ReplayError::SubscriptionNotFound(_) => {
-            ApiError::not_found(e.to_string())
-        }
-        ReplayError::Invalid(m) => ApiError::bad_field("subscription_id", m),
-        ReplayError::Failed(m) => ApiError::internal(m),
-    })?;
+    let queued = state.ops.replay(&caller, request).await?;
     Ok((axum::http::StatusCode::ACCEPTED, Json(ReplayResult { queued })))
 }

@@ -10,11 +10,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, ApiQuery, ApiResult, ApiState, Caller};
-use crate::filter::EventFilter;
-use crate::lifecycle::{self, LifecycleKind};
+use super::{ApiError, ApiJson, ApiQuery, ApiResult, ApiState, Caller, parse_field, parse_opt};
+use crate::ids::{EventTypeFilter, SubscriptionId, TenantId};
+use crate::ops::ListFilter;
 use crate::store::subscriptions::{
-    BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionError, SubscriptionInput,
+    BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionInput,
 };
 
 pub fn routes() -> Router<ApiState> {
@@ -30,13 +30,23 @@ pub fn routes() -> Router<ApiState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
+    /// http(s) endpoint with a host and no fragment; its addresses must pass the egress policy.
+    #[schema(
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+[^#]*$",
+        min_length = 8,
+        max_length = 2048,
+        example = "http://127.0.0.1:9000/hook"
+    )]
     pub url: String,
     /// Exact types or NATS wildcards; empty = every event.
     #[serde(default)]
-    pub event_types: Vec<String>,
+    #[schema(max_items = 1000)]
+    pub event_types: Vec<EventTypeFilter>,
     /// Tenant (forced to the caller's tenant for tenant tokens).
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
+    /// At most 32 entries; keys of 1-64, values of at most 512 characters.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     pub active: Option<bool>,
@@ -45,8 +55,10 @@ pub struct CreateSubscription {
     #[serde(default)]
     pub body_format: BodyFormat,
     /// Override of `health.max_in_flight_per_endpoint`.
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_in_flight: Option<u32>,
     /// Override of `health.max_rps_per_endpoint` (0: unlimited).
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_rps: Option<u32>,
     /// `unordered` (default) or `fifo`.
     pub ordering: Option<Ordering>,
@@ -58,22 +70,28 @@ pub struct SubscriptionWithSecret {
     #[serde(flatten)]
     pub subscription: Subscription,
     /// `whsec_...`: shown once.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
     pub secret: String,
 }
 
 /// Query of `GET /v1/subscriptions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this tenant's subscriptions.
+    #[param(value_type = Option<TenantId>)]
     pub tenant_id: Option<String>,
     /// Only subscriptions that receive this event type.
+    #[param(value_type = Option<crate::ids::EventType>)]
     pub event_type: Option<String>,
     /// Only active (true) or inactive (false) ones.
     pub active: Option<bool>,
     /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Items to skip (from a previous page's `next_offset`).
+    #[param(minimum = 0, maximum = 9223372036854775807_u64)]
     pub offset: Option<usize>,
 }
 
@@ -85,31 +103,9 @@ pub struct SubscriptionPage {
     pub next_offset: Option<usize>,
 }
 
-pub(super) fn store_error(e: SubscriptionError) -> ApiError {
-    match e {
-        SubscriptionError::NotFound(id) | SubscriptionError::BadId(id) => {
-            ApiError::not_found(format!("subscription {id} not found"))
-        }
-        SubscriptionError::Store(e) => ApiError::internal(e),
-        other => {
-            let field = other.field().unwrap_or("body");
-            ApiError::bad_field(field, other.to_string())
-        }
-    }
-}
-
-/// Loads a subscription the caller may see (others are 404).
-pub(super) async fn visible(
-    state: &ApiState,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<Subscription> {
-    let sub = state.ctx.subscriptions.require(id).await.map_err(store_error)?;
-    if caller.sees(sub.tenant_id.as_deref()) {
-        Ok(sub)
-    } else {
-        Err(ApiError::not_found(format!("subscription {id} not found")))
-    }
+/// The `{id}` of a subscription route: a 400 naming `id` unless it is a subscription id.
+pub(super) fn path_id(raw: &str) -> ApiResult<SubscriptionId> {
+    parse_field("id", raw)
 }
 
 fn with_secret(sub: Subscription) -> SubscriptionWithSecret {
@@ -117,24 +113,27 @@ fn with_secret(sub: Subscription) -> SubscriptionWithSecret {
     SubscriptionWithSecret { subscription: sub, secret }
 }
 
-async fn notify(state: &ApiState, kind: LifecycleKind, sub: &Subscription) {
-    lifecycle::publish(&state.ctx.nats, &state.ctx.names, kind, sub).await;
-}
-
 /// Create a subscription; the response carries its secret, shown only this once.
-#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = CreateSubscription,
-    responses((status = 201, body = SubscriptionWithSecret), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", operation_id = "create_subscription", request_body = CreateSubscription,
+    responses((status = 201, body = SubscriptionWithSecret, links(
+            ("GetSubscription" = (operation_id = "get_subscription", parameters(("id" = "$response.body#/id")))),
+            ("UpdateSubscription" = (operation_id = "update_subscription", parameters(("id" = "$response.body#/id")))),
+            ("DeleteSubscription" = (operation_id = "delete_subscription", parameters(("id" = "$response.body#/id")))),
+            ("ActivateSubscription" = (operation_id = "activate_subscription", parameters(("id" = "$response.body#/id")))),
+            ("DeactivateSubscription" = (operation_id = "deactivate_subscription", parameters(("id" = "$response.body#/id")))),
+            ("RotateSecret" = (operation_id = "rotate_subscription_secret", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateSubscription>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionWithSecret>)> {
-    let tenant = caller.scope_tenant(body.tenant_id, "create subscriptions")?;
     let input = SubscriptionInput {
         url: Some(body.url),
-        event_types: Some(body.event_types),
-        tenant_id: tenant,
+        event_types: Some(body.event_types.into_iter().map(EventTypeFilter::into_string).collect()),
+        tenant_id: body.tenant_id.map(TenantId::into_string),
         description: body.description,
         metadata: Some(body.metadata),
         active: body.active,
@@ -144,13 +143,12 @@ async fn create(
         max_rps: body.max_rps,
         ordering: body.ordering,
     };
-    let sub = state.ctx.subscriptions.create(input).await.map_err(store_error)?;
-    notify(&state, LifecycleKind::Created, &sub).await;
+    let sub = state.ops.create_subscription(&caller, input).await?;
     Ok((StatusCode::CREATED, Json(with_secret(sub))))
 }
 
 /// List subscriptions (a tenant token lists only its own).
-#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", params(ListQuery),
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", operation_id = "list_subscriptions", params(ListQuery),
     responses((status = 200, body = SubscriptionPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn list(
@@ -162,45 +160,37 @@ async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_field("limit", "must be between 1 and 1000"));
     }
-    let filter = match &q.event_type {
-        Some(t) if crate::event::valid_event_type(t) => Some(t.clone()),
-        Some(t) => {
-            return Err(ApiError::bad_field("event_type", format!("{t:?} is not an event type")));
-        }
-        None => None,
+    let filter = ListFilter {
+        tenant_id: parse_opt("tenant_id", q.tenant_id.as_deref())?,
+        event_type: parse_opt("event_type", q.event_type.as_deref())?,
+        active: q.active,
     };
-    let all = state.ctx.subscriptions.list().await.map_err(store_error)?;
-    let matching: Vec<Subscription> = all
-        .into_iter()
-        .filter(|s| caller.sees(s.tenant_id.as_deref()))
-        .filter(|s| q.tenant_id.as_ref().is_none_or(|t| s.tenant_id.as_ref() == Some(t)))
-        .filter(|s| q.active.is_none_or(|a| s.active == a))
-        .filter(|s| {
-            filter.as_ref().is_none_or(|t| {
-                s.event_types.is_empty() || s.filters().iter().any(|f: &EventFilter| f.matches(t))
-            })
-        })
-        .collect();
+    let matching = state.ops.list_subscriptions(&caller, &filter).await?;
     let offset = q.offset.unwrap_or(0);
+    if offset > i64::MAX as usize {
+        return Err(ApiError::bad_field("offset", "offset must be at most 2^63 - 1"));
+    }
     let items: Vec<Subscription> = matching.iter().skip(offset).take(limit).cloned().collect();
     let next_offset = (offset + items.len() < matching.len()).then_some(offset + items.len());
     Ok(Json(SubscriptionPage { items, next_offset }))
 }
 
 /// One subscription (without its secret).
-#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = Subscription), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "get_subscription",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")),
+    responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn get_one(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Subscription>> {
-    Ok(Json(visible(&state, &caller, &id).await?))
+    Ok(Json(state.ops.get_subscription(&caller, &path_id(&id)?).await?))
 }
 
 /// Change url, event types, description, metadata, active, signature schemes or body format.
-#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)), request_body = SubscriptionInput,
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "update_subscription",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")), request_body = SubscriptionInput,
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn update(
@@ -209,102 +199,58 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<SubscriptionInput>,
 ) -> ApiResult<Json<Subscription>> {
-    let before = visible(&state, &caller, &id).await?;
-    if input.tenant_id.is_some() && caller != Caller::Admin {
-        return Err(ApiError::bad_field(
-            "tenant_id",
-            "only an admin token can move a subscription to another tenant",
-        ));
-    }
-    let sub = state.ctx.subscriptions.update(&id, input).await.map_err(store_error)?;
-    notify(&state, LifecycleKind::Updated, &sub).await;
-    if before.active != sub.active {
-        notify(
-            &state,
-            if sub.active { LifecycleKind::Activated } else { LifecycleKind::Deactivated },
-            &sub,
-        )
-        .await;
-    }
-    Ok(Json(sub))
+    Ok(Json(state.ops.update_subscription(&caller, &path_id(&id)?, input).await?))
 }
 
 /// Delete a subscription.
-#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "delete_subscription",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")),
+    responses((status = 204), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    visible(&state, &caller, &id).await?;
-    let sub = state.ctx.subscriptions.delete(&id).await.map_err(store_error)?;
-    notify(&state, LifecycleKind::Deleted, &sub).await;
+    state.ops.delete_subscription(&caller, &path_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_active(
-    state: ApiState,
-    caller: Caller,
-    id: String,
-    active: bool,
-) -> ApiResult<Json<Subscription>> {
-    let before = visible(&state, &caller, &id).await?;
-    if before.active == active {
-        let verb = if active { "active" } else { "inactive" };
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("subscription {id} is already {verb}"),
-        ));
-    }
-    let sub = state.ctx.subscriptions.set_active(&id, active).await.map_err(store_error)?;
-    notify(
-        &state,
-        if active { LifecycleKind::Activated } else { LifecycleKind::Deactivated },
-        &sub,
-    )
-    .await;
-    Ok(Json(sub))
-}
-
 /// Resume deliveries (409 if already active).
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/activate", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = Subscription), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/activate", tag = "subscriptions", operation_id = "activate_subscription",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")),
+    responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn activate(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Subscription>> {
-    set_active(state, caller, id, true).await
+    Ok(Json(state.ops.set_active(&caller, &path_id(&id)?, true).await?))
 }
 
 /// Stop deliveries (409 if already inactive).
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/deactivate", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = Subscription), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/deactivate", tag = "subscriptions", operation_id = "deactivate_subscription",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")),
+    responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn deactivate(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Subscription>> {
-    set_active(state, caller, id, false).await
+    Ok(Json(state.ops.set_active(&caller, &path_id(&id)?, false).await?))
 }
 
 /// New secret; the previous one keeps signing for `api.secret_rotation_grace_hours`.
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = SubscriptionWithSecret), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions", operation_id = "rotate_subscription_secret",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")),
+    responses((status = 200, body = SubscriptionWithSecret), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn rotate_secret(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SubscriptionWithSecret>> {
-    visible(&state, &caller, &id).await?;
-    let grace = state.ctx.config.api.rotation_grace();
-    let sub = state.ctx.subscriptions.rotate_secret(&id, grace).await.map_err(store_error)?;
-    notify(&state, LifecycleKind::SecretRotated, &sub).await;
-    Ok(Json(with_secret(sub)))
+    Ok(Json(with_secret(state.ops.rotate_secret(&caller, &path_id(&id)?).await?)))
 }

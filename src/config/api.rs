@@ -48,7 +48,7 @@ impl ApiConfig {
     /// Checks the section's values; the error names the key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for t in &self.tenant_tokens {
-            if t.token.len() < 16 || !crate::store::subscriptions::valid_tenant(&t.tenant) {
+            if t.token.len() < 16 || !crate::ids::TenantId::is_valid(&t.tenant) {
                 return Err(invalid(
                     "api.tenant_tokens",
                     "each entry needs a valid tenant and a token of at least 16 characters",

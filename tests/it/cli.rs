@@ -424,12 +424,12 @@ async fn subscription_list_filters_and_stats_command_work_from_the_cli() {
     w.publish("order.created", "evt_stats", None).await;
     w.receiver.wait_for_requests("/f-acme", 1, WAIT).await;
     let stats = crate::harness::eventually(WAIT, "stats count the delivery", || async {
-        let v = json(&w.cli(&["stats", "--subscription", &acme.id]).await);
+        let v = json(&w.cli(&["stats", "--subscription", &acme.id, "--output", "json"]).await);
         (v["windows"]["5m"]["succeeded"] == 1).then_some(v)
     })
     .await;
     assert_eq!(stats["windows"]["5m"]["success_rate"], 1.0);
     let missing = w.cli(&["stats", "--subscription", "sub_nope"]).await;
-    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(missing.status.code(), Some(3), "not found: {}", stderr(&missing));
     app.stop().await;
 }

@@ -18,6 +18,7 @@ mod health;
 mod hostile;
 mod inputs;
 mod observability;
+mod parity;
 mod process;
 mod recipes;
 mod secrets;

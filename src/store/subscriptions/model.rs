@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::filter::{EventFilter, InvalidFilter};
+use crate::ids::TenantId;
 use crate::signing::Secret;
 use crate::store::StoreError;
 
@@ -72,11 +73,14 @@ pub struct SigningSecret {
 /// A stored subscription (secrets are kept apart from what is displayed).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
+    #[schema(value_type = crate::ids::SubscriptionId)]
     pub id: String,
     pub url: String,
     /// Empty means every event type.
+    #[schema(value_type = Vec<crate::ids::EventTypeFilter>)]
     pub event_types: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TenantId>)]
     pub tenant_id: Option<String>,
     pub description: String,
     /// Free key/value pairs for the owner's use.
@@ -146,17 +150,31 @@ impl Subscription {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionInput {
+    /// http(s) endpoint with a host and no fragment; its addresses must pass the egress policy.
+    #[schema(
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+[^#]*$",
+        min_length = 8,
+        max_length = 2048
+    )]
     pub url: Option<String>,
+    /// Exact types or NATS wildcards; empty = every event.
+    #[schema(value_type = Option<Vec<crate::ids::EventTypeFilter>>)]
     pub event_types: Option<Vec<String>>,
+    /// A tenant id, or "" to remove the tenant (admin tokens only).
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{0,128}$", max_length = 128)]
     pub tenant_id: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
+    /// At most 32 entries; keys of 1-64, values of at most 512 characters.
     pub metadata: Option<BTreeMap<String, String>>,
     pub active: Option<bool>,
     pub signature_schemes: Option<Vec<SignatureScheme>>,
     pub body_format: Option<BodyFormat>,
     /// `Some(0)` clears the override.
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_in_flight: Option<u32>,
     /// `Some(0)` means unlimited.
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_rps: Option<u32>,
     pub ordering: Option<Ordering>,
 }
@@ -168,7 +186,7 @@ pub enum SubscriptionError {
     BadUrl { url: String, why: String },
     #[error(transparent)]
     BadFilter(#[from] InvalidFilter),
-    #[error("invalid tenant_id {0:?}: 1-128 characters of letters, digits, '_', '-', '.' or ':'")]
+    #[error("invalid tenant_id {0:?}: {rule}", rule = TenantId::RULE)]
     BadTenant(String),
     #[error("description is longer than 1024 characters")]
     DescriptionTooLong,
@@ -178,7 +196,7 @@ pub enum SubscriptionError {
     BadMetadata,
     #[error("subscription {0} not found")]
     NotFound(String),
-    #[error("invalid subscription id {0:?}")]
+    #[error("invalid subscription id {0:?}: {rule}", rule = crate::ids::SubscriptionId::RULE)]
     BadId(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -197,13 +215,6 @@ impl SubscriptionError {
             _ => None,
         }
     }
-}
-
-/// `sub_` followed by 1-64 letters or digits.
-pub fn valid_subscription_id(id: &str) -> bool {
-    id.strip_prefix("sub_").is_some_and(|rest| {
-        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
 }
 
 /// Checks an endpoint URL's syntax: http(s), a host, no fragment, bounded length. The address
@@ -258,16 +269,87 @@ pub(super) fn dedup_schemes(mut schemes: Vec<SignatureScheme>) -> Vec<SignatureS
     schemes
 }
 
-/// `true` for a tenant id hookline accepts.
-pub fn valid_tenant(tenant: &str) -> bool {
-    validate_tenant(tenant).is_ok()
+pub(super) fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
+    if TenantId::is_valid(tenant) {
+        Ok(())
+    } else {
+        Err(SubscriptionError::BadTenant(tenant.to_string()))
+    }
 }
 
-pub(super) fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
-    let ok = !tenant.is_empty()
-        && tenant.len() <= 128
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
-    if ok { Ok(()) } else { Err(SubscriptionError::BadTenant(tenant.to_string())) }
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn sub(types: &[&str], tenant: Option<&str>) -> Subscription {
+        Subscription {
+            id: "sub_1".into(),
+            url: "http://x".into(),
+            event_types: types.iter().map(|s| s.to_string()).collect(),
+            tenant_id: tenant.map(str::to_string),
+            description: String::new(),
+            metadata: BTreeMap::new(),
+            active: true,
+            signature_schemes: vec![],
+            body_format: BodyFormat::Envelope,
+            max_in_flight: None,
+            max_rps: None,
+            disabled_reason: None,
+            ordering: Ordering::Unordered,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
+        }
+    }
+
+    #[test]
+    fn no_filter_accepts_every_type() {
+        assert!(sub(&[], None).accepts("anything.here", None));
+    }
+
+    #[test]
+    fn tenant_must_match_when_both_have_one() {
+        assert!(sub(&[], Some("t1")).accepts("a", Some("t1")));
+        assert!(!sub(&[], Some("t1")).accepts("a", Some("t2")));
+        assert!(sub(&[], None).accepts("a", Some("t2")), "tenant-less subscriptions are global");
+        assert!(
+            sub(&[], Some("t1")).accepts("a", None),
+            "tenant-less events go to every matching subscription"
+        );
+    }
+
+    #[test]
+    fn inactive_accepts_nothing() {
+        let mut s = sub(&[], None);
+        s.active = false;
+        assert!(!s.accepts("a", None));
+    }
+
+    #[test]
+    fn only_unexpired_secrets_are_live() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = sub(&[], None);
+        let old = Secret::generate();
+        let dead = Secret::generate();
+        s.secrets.push(SigningSecret {
+            secret: old.clone(),
+            expires_at: Some(now + time::Duration::hours(1)),
+        });
+        s.secrets.push(SigningSecret {
+            secret: dead,
+            expires_at: Some(now - time::Duration::seconds(1)),
+        });
+        assert_eq!(s.live_secrets(now), vec![s.current_secret().clone(), old]);
+    }
+
+    #[test]
+    fn urls_are_validated() {
+        assert!(validate_url("https://example.com/hook").is_ok());
+        assert!(validate_url("http://127.0.0.1:8080/").is_ok());
+        for bad in ["ftp://x/", "not a url", "http://", "https://x/#frag", "mailto:a@b"] {
+            assert!(validate_url(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

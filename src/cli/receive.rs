@@ -15,7 +15,21 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 
 use crate::signing::{Secret, verify};
 
+const RECEIVE_HELP: &str = "\
+Paths choose the answer:
+  /fail...   always 500 (deliveries retry, then go to the DLQ)
+  /flaky...  500 to the first attempt of each webhook id, 200 after (one retry)
+  anything else  200
+A delivery whose signature verifies with none of the --secret values gets 401; the accepted
+clock difference is fixed at 300 s. Point subscriptions at http://<listen>/<path> and pass each
+one's whsec_ secret (printed once by `subscriptions create`).
+
+The receiver is on a loopback or private address, which SSRF protection refuses: both
+`hookline serve` and `hookline subscriptions create` need egress.allow_cidrs to cover it. At
+start-up the receiver prints the exact setting (e.g. HOOKLINE_EGRESS__ALLOW_CIDRS='[\"127.0.0.0/8\"]').";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = RECEIVE_HELP)]
 pub struct ReceiveArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
@@ -35,9 +49,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let secrets = args
         .secrets
         .iter()
-        .map(|s| {
-            Secret::parse(s).map_err(|e| crate::commands::InputError(format!("--secret: {e}")))
-        })
+        .map(|s| Secret::parse(s).map_err(|e| super::InputError(format!("--secret: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let state = Arc::new(State { secrets, seen: Mutex::new(HashSet::new()) });
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -45,7 +57,13 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         async move { receive(&state, uri, headers, body) }
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!("receiver listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    println!("receiver listening on http://{addr}");
+    println!(
+        "deliveries to it need egress.allow_cidrs to cover it, for `serve` and `subscriptions create`: \
+         HOOKLINE_EGRESS__ALLOW_CIDRS='[\"{}\"]'",
+        allow_cidr(addr.ip())
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -68,15 +86,36 @@ fn receive(state: &State, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCo
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
         .unwrap_or_default();
-    let status = if path.starts_with("/fail") {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else if path.starts_with("/flaky")
-        && state.seen.lock().map(|mut s| s.insert(id.clone())).unwrap_or(false)
-    {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::OK
-    };
+    // `/flaky` fails the first attempt of each webhook id: the id is new to `seen`.
+    let fails = path.starts_with("/fail")
+        || (path.starts_with("/flaky")
+            && state.seen.lock().map(|mut s| s.insert(id.clone())).unwrap_or(false));
+    let status = if fails { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
     println!("[{path}] signature verified: {id} {kind} -> answering {}", status.as_u16());
     status
+}
+
+/// The `egress.allow_cidrs` entry that lets hookline deliver to a receiver bound to `ip` (an
+/// unspecified bind address is reached over loopback).
+pub fn allow_cidr(ip: std::net::IpAddr) -> String {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() || v4.is_unspecified() => "127.0.0.0/8".into(),
+        IpAddr::V6(v6) if v6.is_loopback() || v6.is_unspecified() => "::1/128".into(),
+        IpAddr::V4(v4) => format!("{v4}/32"),
+        IpAddr::V6(v6) => format!("{v6}/128"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_cidr_covers_the_listen_address() {
+        assert_eq!(allow_cidr("127.0.0.1".parse().unwrap()), "127.0.0.0/8");
+        assert_eq!(allow_cidr("0.0.0.0".parse().unwrap()), "127.0.0.0/8");
+        assert_eq!(allow_cidr("::1".parse().unwrap()), "::1/128");
+        assert_eq!(allow_cidr("10.1.2.3".parse().unwrap()), "10.1.2.3/32");
+    }
 }

@@ -1,0 +1,52 @@
+//! `hookline publish`: publish one event (the same validation and dedupe as the API).
+
+use super::{InputError, OutputArg};
+use crate::config::Config;
+use crate::ids::{EventId, EventType, TenantId};
+use crate::ops::{Need, NewEvent, Ops, Scope};
+
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// Dot-separated event type, e.g. order.created.
+    pub event_type: EventType,
+    /// The payload as JSON text.
+    pub payload: String,
+    /// Event id (default: a fresh evt_<uuid>); also the JetStream dedupe id.
+    #[arg(long)]
+    pub event_id: Option<EventId>,
+    /// Tenant of the event.
+    #[arg(long)]
+    pub tenant: Option<TenantId>,
+    /// Free-form source of the event.
+    #[arg(long)]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Publishes and prints where the event went (a duplicate id is reported, not an error).
+pub async fn run(args: PublishArgs, config: Config) -> anyhow::Result<()> {
+    let payload: serde_json::Value = serde_json::from_str(&args.payload)
+        .map_err(|e| InputError(format!("payload is not valid JSON: {e}")))?;
+    let event = NewEvent {
+        event_id: args.event_id,
+        event_type: args.event_type,
+        payload,
+        occurred_at: None,
+        source: args.source,
+        tenant_id: args.tenant,
+    };
+    let ops = Ops::connect(config, Need::Streams).await?;
+    let published = ops.publish(&Scope::Admin, event).await?;
+    match args.output.output {
+        super::Output::Json => println!("{}", serde_json::to_string(&published)?),
+        super::Output::Text => println!(
+            "published {} to {} (stream sequence {}{})",
+            published.event_id,
+            published.subject,
+            published.stream_sequence,
+            if published.duplicate { ", duplicate: already stored" } else { "" }
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Publishing an event (the NATS path's validation and dedupe, for callers without a NATS
+//! client): `<p>.events.<type>` with `Nats-Msg-Id = event_id`, done once JetStream stored it.
+
+use super::{Ops, OpsError, Scope};
+use crate::event::{InvalidEvent, WebhookEvent};
+use crate::ids::{EventId, EventType, TenantId};
+use crate::ingest::{PublishError, Published};
+
+/// An event to publish, as a front end parsed it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Default: a fresh `evt_<uuid>`.
+    pub event_id: Option<EventId>,
+    pub event_type: EventType,
+    pub payload: serde_json::Value,
+    /// Default: now.
+    pub occurred_at: Option<time::OffsetDateTime>,
+    pub source: Option<String>,
+    /// Forced to the scope's tenant for a tenant scope.
+    pub tenant_id: Option<TenantId>,
+}
+
+fn invalid(e: InvalidEvent) -> OpsError {
+    let field = match &e {
+        InvalidEvent::BadEventId(_) => "event_id",
+        InvalidEvent::BadEventType(_) => "event_type",
+        InvalidEvent::TooLong { field } => field,
+        InvalidEvent::TooLarge { .. } => return OpsError::TooLarge(e.to_string()),
+        _ => "payload",
+    };
+    OpsError::invalid(field, e.to_string())
+}
+
+impl Ops {
+    /// Publishes `event`; `duplicate` in the result says JetStream already held its id.
+    pub async fn publish(&self, scope: &Scope, event: NewEvent) -> Result<Published, OpsError> {
+        let tenant_id = scope.scope_tenant(event.tenant_id, "publish events")?;
+        let event = WebhookEvent {
+            event_id: event.event_id.unwrap_or_else(EventId::generate).into_string(),
+            event_type: event.event_type.into_string(),
+            payload: event.payload,
+            occurred_at: Some(event.occurred_at.unwrap_or_else(time::OffsetDateTime::now_utc)),
+            source: event.source,
+            tenant_id: tenant_id.map(TenantId::into_string),
+        };
+        event.validate().map_err(invalid)?;
+        let limit = self.config.delivery.max_payload_bytes;
+        crate::ingest::publish_event(self.js()?, &self.names, &event, limit).await.map_err(|e| {
+            match e {
+                PublishError::Invalid(i) => invalid(i),
+                other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
+            }
+        })
+    }
+}

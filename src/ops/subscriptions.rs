@@ -1,0 +1,204 @@
+//! Subscriptions: create (with a fresh secret), get, list with filters, update, delete,
+//! activate, deactivate, rotate secret. Each change publishes its lifecycle event; a change that
+//! would change nothing is a conflict and publishes none.
+
+use super::{Ops, OpsError, Scope};
+use crate::ids::{EventType, SubscriptionId, TenantId};
+use crate::lifecycle::LifecycleKind;
+use crate::store::subscriptions::{Subscription, SubscriptionInput};
+
+/// Filters of a subscription list; `None` keeps everything.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this tenant's subscriptions.
+    pub tenant_id: Option<TenantId>,
+    /// Only subscriptions that receive this event type.
+    pub event_type: Option<EventType>,
+    /// Only active (true) or inactive (false) ones.
+    pub active: Option<bool>,
+}
+
+impl ListFilter {
+    /// Whether `s` passes every filter.
+    pub fn keeps(&self, s: &Subscription) -> bool {
+        self.tenant_id.as_ref().is_none_or(|t| s.tenant_id.as_deref() == Some(t.as_str()))
+            && self.active.is_none_or(|a| s.active == a)
+            && self.event_type.as_ref().is_none_or(|t| {
+                s.event_types.is_empty() || s.filters().iter().any(|f| f.matches(t))
+            })
+    }
+}
+
+fn not_found(id: &SubscriptionId) -> OpsError {
+    OpsError::NotFound(format!("subscription {id} not found"))
+}
+
+impl Ops {
+    /// Creates a subscription; its secret is in the result (shown to the caller only now).
+    /// `url` is required; a tenant scope's subscription gets its tenant.
+    pub async fn create_subscription(
+        &self,
+        scope: &Scope,
+        mut input: SubscriptionInput,
+    ) -> Result<Subscription, OpsError> {
+        if input.url.is_none() {
+            return Err(OpsError::invalid("url", "url is required"));
+        }
+        let asked = match input.tenant_id.take() {
+            Some(t) => Some(TenantId::parse(&t).map_err(|e| OpsError::bad_id("tenant_id", e))?),
+            None => None,
+        };
+        input.tenant_id =
+            scope.scope_tenant(asked, "create subscriptions")?.map(TenantId::into_string);
+        let sub = self.store()?.create(input).await?;
+        self.notify(LifecycleKind::Created, &sub).await;
+        Ok(sub)
+    }
+
+    /// One subscription the scope may see (without its secret in any rendering).
+    pub async fn get_subscription(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, OpsError> {
+        match self.store()?.get(id).await? {
+            Some(sub) if scope.sees(sub.tenant_id.as_deref()) => Ok(sub),
+            _ => Err(not_found(id)),
+        }
+    }
+
+    /// The subscriptions the scope sees that pass `filter`, oldest first.
+    pub async fn list_subscriptions(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+    ) -> Result<Vec<Subscription>, OpsError> {
+        Ok(self
+            .store()?
+            .list()
+            .await?
+            .into_iter()
+            .filter(|s| scope.sees(s.tenant_id.as_deref()) && filter.keeps(s))
+            .collect())
+    }
+
+    /// Changes the fields given in `input`; only an admin may move it to another tenant. A
+    /// change of `active` also publishes `activated` / `deactivated`.
+    pub async fn update_subscription(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+        input: SubscriptionInput,
+    ) -> Result<Subscription, OpsError> {
+        let before = self.get_subscription(scope, id).await?;
+        if input.tenant_id.is_some() && *scope != Scope::Admin {
+            return Err(OpsError::invalid(
+                "tenant_id",
+                "only an admin token can move a subscription to another tenant",
+            ));
+        }
+        let sub = self.store()?.update(id, input).await?;
+        self.notify(LifecycleKind::Updated, &sub).await;
+        if before.active != sub.active {
+            let kind =
+                if sub.active { LifecycleKind::Activated } else { LifecycleKind::Deactivated };
+            self.notify(kind, &sub).await;
+        }
+        Ok(sub)
+    }
+
+    /// Deletes a subscription and its index entries.
+    pub async fn delete_subscription(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, OpsError> {
+        self.get_subscription(scope, id).await?;
+        let sub = self.store()?.delete(id).await?;
+        self.notify(LifecycleKind::Deleted, &sub).await;
+        Ok(sub)
+    }
+
+    /// Activates (`true`) or deactivates; a conflict when it already is.
+    pub async fn set_active(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+        active: bool,
+    ) -> Result<Subscription, OpsError> {
+        let before = self.get_subscription(scope, id).await?;
+        if before.active == active {
+            let state = if active { "active" } else { "inactive" };
+            return Err(OpsError::Conflict {
+                code: "conflict",
+                message: format!("subscription {id} is already {state}"),
+            });
+        }
+        let sub = self.store()?.set_active(id, active).await?;
+        let kind = if active { LifecycleKind::Activated } else { LifecycleKind::Deactivated };
+        self.notify(kind, &sub).await;
+        Ok(sub)
+    }
+
+    /// A new current secret; the previous one keeps signing for the configured grace period.
+    pub async fn rotate_secret(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, OpsError> {
+        self.get_subscription(scope, id).await?;
+        let grace = self.config.api.rotation_grace();
+        let sub = self.store()?.rotate_secret(id, grace).await?;
+        self.notify(LifecycleKind::SecretRotated, &sub).await;
+        Ok(sub)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::subscriptions::{BodyFormat, Ordering, SigningSecret};
+
+    fn sub(types: &[&str], tenant: Option<&str>, active: bool) -> Subscription {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        Subscription {
+            id: "sub_1".into(),
+            url: "https://example.com/".into(),
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            tenant_id: tenant.map(str::to_string),
+            description: String::new(),
+            metadata: Default::default(),
+            active,
+            signature_schemes: vec![],
+            body_format: BodyFormat::Envelope,
+            max_in_flight: None,
+            max_rps: None,
+            disabled_reason: None,
+            ordering: Ordering::Unordered,
+            created_at: at,
+            updated_at: at,
+            secrets: vec![SigningSecret {
+                secret: crate::signing::Secret::generate(),
+                expires_at: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn list_filters_combine_tenant_activity_and_event_type() {
+        let by_type =
+            ListFilter { event_type: Some("order.created".parse().unwrap()), ..Default::default() };
+        assert!(by_type.keeps(&sub(&["order.*"], None, true)));
+        assert!(by_type.keeps(&sub(&[], None, true)), "no filter receives every type");
+        assert!(!by_type.keeps(&sub(&["invoice.paid"], None, true)));
+        let acme_inactive = ListFilter {
+            tenant_id: Some("acme".parse().unwrap()),
+            active: Some(false),
+            ..Default::default()
+        };
+        assert!(acme_inactive.keeps(&sub(&[], Some("acme"), false)));
+        assert!(!acme_inactive.keeps(&sub(&[], Some("acme"), true)));
+        assert!(!acme_inactive.keeps(&sub(&[], None, false)));
+        assert!(ListFilter::default().keeps(&sub(&["x"], Some("t"), false)));
+    }
+}
