@@ -81,7 +81,7 @@ pub fn nats_server_binary() -> PathBuf {
         );
         return path;
     }
-    let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let pinned = crate::workspace_root()
         .join(".deps")
         .join(format!("nats-server-{DEFAULT_NATS_VERSION}"))
         .join("bin")

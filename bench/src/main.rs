@@ -2,7 +2,7 @@
 //! (issue 7; results and method in BENCHMARKS.md).
 //!
 //! ```text
-//! cargo run --release --bin hookline-bench -- [--quick] [--json] [--scenario NAME]...
+//! cargo run --release -p hookline-bench -- [--quick] [--json] [--scenario NAME]...
 //! ```
 //!
 //! Self-contained: starts nats-server (the pinned `.deps/` one) and redis-server on free ports
@@ -14,19 +14,12 @@
 //! object on stdout, the table going to stderr), checks that no delivery was lost and evaluates
 //! the issue's targets.
 
-#[path = "hookline_bench/env.rs"]
 mod env;
-#[path = "hookline_bench/faults.rs"]
 mod faults;
-#[path = "hookline_bench/load.rs"]
 mod load;
-#[path = "hookline_bench/procs.rs"]
 mod procs;
-#[path = "hookline_bench/receiver.rs"]
 mod receiver;
-#[path = "hookline_bench/report.rs"]
 mod report;
-#[path = "hookline_bench/steady.rs"]
 mod steady;
 
 use std::path::PathBuf;
@@ -60,7 +53,7 @@ struct Cli {
     #[arg(long)]
     redis_url: Option<String>,
     /// nats-server binary to start.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.deps/nats-server-2.15.1/bin/nats-server"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps/nats-server-2.15.1/bin/nats-server"))]
     nats_server: PathBuf,
     /// hookline binary (default: the `hookline` next to this one, rebuilt first when run by cargo).
     #[arg(long)]
@@ -187,8 +180,8 @@ fn hookline_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Ok(cargo) = std::env::var("CARGO") {
         let release = exe.parent().is_some_and(|d| d.ends_with("release"));
         let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bin", "hookline", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        cmd.args(["build", "--quiet", "-p", "hookline", "--bin", "hookline", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
         if release {
             cmd.arg("--release");
         }

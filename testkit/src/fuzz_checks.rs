@@ -1,8 +1,7 @@
-//! The properties the fuzz targets check (`fuzz/fuzz_targets/*.rs` include this file), shared
-//! with `fuzz_regressions`, which replays every saved input of `fuzz/regressions/<target>/` on
-//! each `cargo test`. Each check takes raw fuzzer bytes and panics when a property fails; it
-//! depends only on hookline, serde_json and base64, so both crates can compile it.
-#![allow(dead_code)]
+//! The properties the fuzz targets check (`fuzz/fuzz_targets/*.rs` call these), shared with
+//! `fuzz_regressions` (tests/it), which replays every saved input of `fuzz/regressions/<target>/`
+//! on each `cargo test`. Each check takes raw fuzzer bytes and panics when a property fails; it
+//! depends only on hookline, serde_json, base64 and url.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -1,17 +1,23 @@
-//! Integration-test harness: real servers, a scriptable webhook receiver, and the one way to wait.
+//! The test kit (`hookline-testkit`): real servers, a scriptable webhook receiver, and the one
+//! way to wait.
 //!
-//! Owns everything a test in `tests/it/` needs besides hookline itself:
-//! - [`nats::NatsServer`] and [`redis::RedisServer`] spawn the real binaries on free ports with
-//!   temp dirs, poll until ready, and are killed on drop;
+//! The one implementation of what the integration tests (`tests/it`, which name this crate
+//! `harness`), the chaos suite (`tests/chaos`) and the benchmark (`bench/`) need besides
+//! hookline itself:
+//! - [`nats::NatsServer`], [`cluster::Cluster`] (3 nodes) and [`redis::RedisServer`] spawn the
+//!   real binaries on free ports with temp dirs, poll until ready, and are killed on drop;
 //! - [`receiver::Receiver`] is the far end of the data path (`deliver -> endpoint`): it records
 //!   requests and answers with whatever statuses a test scripts;
 //! - [`eventually`] / [`eventually_true`] are the only waiting primitives: a test never sleeps,
 //!   it polls a condition under a deadline and fails with a message naming what it waited for;
-//! - [`unique_prefix`] isolates tests that share a server (streams, subjects, Redis keys).
+//! - [`unique_prefix`] isolates tests that share a server (streams, subjects, Redis keys);
+//! - [`fuzz_checks`] holds the properties the fuzz targets (`fuzz/`) check, which tests/it
+//!   replays on every saved input.
 //!
 //! Invariant: every wait is deadline-bound, and every spawned process dies with its handle.
-#![allow(dead_code)]
 
+pub mod cluster;
+pub mod fuzz_checks;
 pub mod nats;
 pub mod receiver;
 pub mod redis;
@@ -128,4 +134,10 @@ pub(crate) fn log_tail(path: &std::path::Path, max_bytes: usize) -> String {
         }
         Err(e) => format!("<cannot read {}: {e}>", path.display()),
     }
+}
+
+/// The workspace root (the `hookline` package), where `.deps/` and `fuzz/` live.
+pub fn workspace_root() -> &'static std::path::Path {
+    let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    kit.parent().unwrap_or(kit)
 }
