@@ -12,6 +12,8 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
 use hookline::subjects::Names;
+use hookline_testkit::nats::NatsServer;
+use hookline_testkit::redis::RedisServer;
 
 use crate::load::{EVENT_TYPE, Publisher};
 use crate::procs::{self, HooklineSetup, Proc, TempDir, Usage};
@@ -44,8 +46,8 @@ pub struct Options {
 pub struct Env {
     pub opts: Options,
     pub dir: TempDir,
-    nats: Option<Proc>,
-    redis: Option<Proc>,
+    nats: Option<NatsServer>,
+    redis: Option<RedisServer>,
     pub nats_url: String,
     pub redis_url: String,
     pub receiver: Proc,
@@ -96,17 +98,34 @@ impl Env {
     pub async fn start(opts: Options) -> anyhow::Result<Env> {
         let mut dir = TempDir::new("run")?;
         dir.keep = opts.keep;
-        let (nats, nats_url) = match &opts.nats_url {
+        // The servers come from the test kit (free ports, temp dirs, ready when they answer);
+        // Redis without persistence: the benchmark measures hookline, not fsync.
+        let (mut nats, nats_url) = match &opts.nats_url {
             Some(url) => (None, url.clone()),
             None => {
-                procs::start_nats(&opts.nats_server, dir.path()).await.map(|(p, u)| (Some(p), u))?
+                let server = NatsServer::start_binary(opts.nats_server.clone()).await;
+                let url = server.url();
+                (Some(server), url)
             }
         };
-        let (redis, redis_url) = match &opts.redis_url {
+        let (mut redis, redis_url) = match &opts.redis_url {
             Some(url) => (None, url.clone()),
-            None => procs::start_redis(dir.path()).await.map(|(p, u)| (Some(p), u))?,
+            None => {
+                let server = RedisServer::start().await;
+                let url = server.url();
+                (Some(server), url)
+            }
         };
-        let receiver_port = procs::free_port()?;
+        if opts.keep {
+            for kept in
+                [nats.as_mut().map(|n| n.keep_files()), redis.as_mut().map(|r| r.keep_files())]
+                    .into_iter()
+                    .flatten()
+            {
+                eprintln!("server files kept in {}", kept.display());
+            }
+        }
+        let receiver_port = hookline_testkit::free_port();
         let receiver = procs::start_receiver(receiver_port, dir.path()).await?;
         let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await?);
         let run_id =
@@ -297,12 +316,12 @@ impl Env {
     }
 
     pub fn cpu(&self, hk: &Hookline) -> CpuSnapshot {
-        let cpu = |p: Option<&Proc>| p.map(|p| p.usage().cpu_s).unwrap_or(0.0);
+        let cpu = |pid: Option<u32>| pid.map(|pid| Usage::of(pid).cpu_s).unwrap_or(0.0);
         CpuSnapshot {
             at: Some(Instant::now()),
             hookline: hk.proc.usage().cpu_s,
-            nats: cpu(self.nats.as_ref()),
-            redis: cpu(self.redis.as_ref()),
+            nats: cpu(self.nats.as_ref().and_then(NatsServer::pid)),
+            redis: cpu(self.redis.as_ref().and_then(RedisServer::pid)),
             receiver: self.receiver.usage().cpu_s,
             bench: Usage::of(std::process::id()).cpu_s,
         }
@@ -340,13 +359,13 @@ impl Env {
 
     /// Checks that the servers and the receiver are still alive.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        for p in [self.nats.as_mut(), self.redis.as_mut(), Some(&mut self.receiver)]
-            .into_iter()
-            .flatten()
-        {
-            p.check_alive()?;
+        if let Some(nats) = self.nats.as_mut() {
+            nats.check_alive()?;
         }
-        Ok(())
+        if let Some(redis) = self.redis.as_mut() {
+            redis.check_alive()?;
+        }
+        self.receiver.check_alive()
     }
 }
 

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Self-contained: starts nats-server (the pinned `.deps/` one) and redis-server on free ports
-//! with temp dirs (or uses `--nats-url` / `--redis-url`), runs the receiver as a separate process
+//! with temp dirs through the test kit (`hookline_testkit`, as the tests do), or uses
+//! `--nats-url` / `--redis-url`; runs the receiver as a separate process
 //! (`hookline-bench receiver --port P`, see `receiver.rs`) and, per scenario, a fresh
 //! `target/release/hookline serve` process with its own prefix, so hookline's memory and CPU
 //! are measured on their own. Scenarios (issue 7's numbering): baseline, throughput, fanout,
@@ -52,9 +53,10 @@ struct Cli {
     /// Use this Redis instead of starting one (keys are left behind under the bench prefixes).
     #[arg(long)]
     redis_url: Option<String>,
-    /// nats-server binary to start.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps/nats-server-2.15.1/bin/nats-server"))]
-    nats_server: PathBuf,
+    /// nats-server binary to start [default: $HOOKLINE_TEST_NATS_SERVER, else the pinned
+    /// .deps/nats-server-2.15.1, as for the tests].
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
     /// hookline binary (default: the `hookline` next to this one, rebuilt first when run by cargo).
     #[arg(long)]
     hookline: Option<PathBuf>,
@@ -149,6 +151,8 @@ impl Sizes {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     hookline::context::install_tls_provider();
+    // Before the kit starts any server: its log lines go to stderr, stdout is the result.
+    hookline_testkit::init_with(hookline_testkit::Logs::Stderr);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Some(Command::Receiver { port }) => runtime.block_on(receiver::run(port)),
@@ -254,7 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         quick: cli.quick,
         nats_url: cli.nats_url,
         redis_url: cli.redis_url,
-        nats_server: cli.nats_server,
+        nats_server: cli.nats_server.unwrap_or_else(hookline_testkit::nats::nats_server_binary),
         hookline,
         hookline_env,
         hookline_has_egress,

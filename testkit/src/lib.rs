@@ -33,16 +33,37 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Interval between two polls of an [`eventually`] condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
-/// One-time process setup: the rustls crypto provider (reqwest is built with
-/// `rustls-no-provider`) and a tracing subscriber writing through the test harness's capture.
-/// Idempotent; the server and receiver constructors call it, tests may too.
+/// Where the kit's process setup sends log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// Through the test harness's capture, `info` unless `RUST_LOG` says otherwise.
+    TestCapture,
+    /// To stderr, `warn` unless `RUST_LOG` says otherwise (a program such as the benchmark,
+    /// whose stdout is its result).
+    Stderr,
+}
+
+/// One-time process setup for tests: [`init_with`] [`Logs::TestCapture`]. Idempotent; the
+/// server and receiver constructors call it, tests may too.
 pub fn init() {
+    init_with(Logs::TestCapture);
+}
+
+/// One-time process setup: the rustls crypto provider (reqwest is built with
+/// `rustls-no-provider`) and a tracing subscriber writing to `logs`. The first call decides;
+/// later ones do nothing.
+pub fn init_with(logs: Logs) {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let default = if logs == Logs::TestCapture { "info" } else { "warn" };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        let _ = match logs {
+            Logs::TestCapture => builder.with_test_writer().try_init(),
+            Logs::Stderr => builder.with_writer(std::io::stderr).try_init(),
+        };
     });
 }
 
