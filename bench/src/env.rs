@@ -16,6 +16,7 @@ use hookline_testkit::nats::NatsServer;
 use hookline_testkit::redis::RedisServer;
 
 use crate::load::{EVENT_TYPE, Publisher};
+use crate::pairs::{Expected, Loss};
 use crate::procs::{self, HooklineSetup, Proc, TempDir, Usage};
 use crate::receiver::Stats;
 
@@ -89,10 +90,19 @@ pub struct Waited {
 impl Waited {
     /// Deliveries per second from the first to the last receipt.
     pub fn rate(&self) -> f64 {
-        let secs = (self.last_ns.saturating_sub(self.first_ns)) as f64 / 1e9;
-        if secs <= 0.0 { 0.0 } else { self.delivered as f64 / secs }
+        window_rate(self.delivered, self.first_ns, self.last_ns)
     }
 }
+
+/// Receipts per second from the first to the last receipt at the receiver: the one window every
+/// rate of the benchmark (the baseline's and hookline's) is measured over.
+pub fn window_rate(receipts: u64, first_ns: u64, last_ns: u64) -> f64 {
+    let secs = last_ns.saturating_sub(first_ns) as f64 / 1e9;
+    if secs <= 0.0 { 0.0 } else { receipts as f64 / secs }
+}
+
+/// How long [`Env::settle`] waits for a missing pair once none has arrived.
+pub const SETTLE: Duration = Duration::from_secs(5);
 
 impl Env {
     pub async fn start(opts: Options) -> anyhow::Result<Env> {
@@ -153,6 +163,35 @@ impl Env {
             self.receiver_port,
             if hang { "hang" } else { "s" }
         )
+    }
+
+    /// The receiver paths of [`subscribe_n`](Self::subscribe_n)'s `n` subscriptions.
+    pub fn paths(scenario: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("/s/{scenario}-{i}")).collect()
+    }
+
+    /// Which `expected` pairs the receiver has not seen (an exact set, not a count).
+    pub async fn loss(&self, expected: &Expected) -> anyhow::Result<Loss> {
+        let url = format!("http://127.0.0.1:{}/_bench/missing", self.receiver_port);
+        let response = self.control.post(url).json(expected).send().await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
+    /// [`loss`](Self::loss) once nothing more arrives: polls while pairs are missing until none
+    /// is, or none has arrived for [`SETTLE`]. A count that reached its goal may hide a missing
+    /// pair behind an unexpected one; this is where such a pair gets its last chance.
+    pub async fn settle(&self, expected: &Expected) -> anyhow::Result<Loss> {
+        let mut loss = self.loss(expected).await?;
+        let mut progress = Instant::now();
+        while loss.lost > 0 && progress.elapsed() < SETTLE {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.loss(expected).await?;
+            if now.lost != loss.lost {
+                progress = Instant::now();
+            }
+            loss = now;
+        }
+        Ok(loss)
     }
 
     pub async fn stats(&self, with_latency: bool) -> anyhow::Result<Stats> {

@@ -18,23 +18,25 @@
 mod env;
 mod faults;
 mod load;
+mod pairs;
 mod procs;
 mod receiver;
 mod report;
 mod steady;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::env::{Env, Options};
-use crate::report::Report;
+use crate::report::{Report, Verdict};
 
 #[derive(Debug, Parser)]
 #[command(name = "hookline-bench", about = "Benchmarks hookline (issue 7); see BENCHMARKS.md")]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = report::EXIT_STATUS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -148,14 +150,16 @@ impl Sizes {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     hookline::context::install_tls_provider();
     // Before the kit starts any server: its log lines go to stderr, stdout is the result.
     hookline_testkit::init_with(hookline_testkit::Logs::Stderr);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Some(Command::Receiver { port }) => runtime.block_on(receiver::run(port)),
+        Some(Command::Receiver { port }) => {
+            runtime.block_on(receiver::run(port)).map(|()| ExitCode::SUCCESS)
+        }
         None => runtime.block_on(run(cli)),
     }
 }
@@ -237,7 +241,7 @@ async fn run_one(
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut hookline_env: Vec<(String, String)> =
         cli.set.iter().map(|s| env_override(s)).collect::<anyhow::Result<_>>()?;
     for raw in &cli.env {
@@ -288,8 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let table = |line: String| if cli.json { eprintln!("{line}") } else { println!("{line}") };
     table(report::header());
     let started = Instant::now();
-    let mut all: Vec<Report> = Vec::new();
-    let mut failed = false;
+    let mut runs: Vec<Vec<Report>> = Vec::new();
     for run in 1..=cli.runs.max(1) {
         if cli.runs > 1 {
             table(format!("run {run} of {}", cli.runs));
@@ -304,31 +307,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if cli.json {
                 println!("{}", r.to_json());
             }
-            failed |= !r.passed();
             done.push(r);
         }
-        all.extend(done);
+        runs.push(done);
     }
+    let mut medians = Vec::new();
     if cli.runs > 1 {
         table(format!("medians over {} runs", cli.runs));
-        failed = false;
         for &scenario in &scenarios {
             let name = scenario_name(scenario);
-            let runs: Vec<&Report> = all.iter().filter(|r| r.scenario == name).collect();
-            let m = report::median_of(&runs);
+            let of: Vec<&Report> = runs.iter().flatten().filter(|r| r.scenario == name).collect();
+            let m = report::median_of(&of);
             table(m.row());
             if cli.json {
                 let mut json = m.to_json();
-                json["median_of"] = runs.len().into();
+                json["median_of"] = of.len().into();
                 println!("{json}");
             }
-            failed |= !m.passed();
+            medians.push(m);
         }
     }
-    table(format!(
-        "total {:.0} s; {}",
-        started.elapsed().as_secs_f64(),
-        if failed { "some targets missed" } else { "all targets met" }
-    ));
-    Ok(())
+    let verdict = Verdict::of(&runs, (cli.runs > 1).then_some(medians.as_slice()));
+    table(format!("total {:.0} s", started.elapsed().as_secs_f64()));
+    for line in verdict.lines() {
+        table(line);
+    }
+    Ok(ExitCode::from(verdict.exit_code()))
 }

@@ -11,8 +11,11 @@ use hookline::event::{Delivery, WebhookEvent, valid_event_type};
 use hookline::filter::{EventFilter, pattern_matches};
 use hookline::signing::{Secret, canonical_json, verify};
 
+/// A property over raw fuzzer bytes: returns when it holds, panics when it does not.
+pub type Check = fn(&[u8]);
+
 /// Every target: name (= `fuzz/fuzz_targets/<name>.rs`) and check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("event_parse", event_parse),
     ("signature", signature),
     ("filter", filter),
