@@ -4,7 +4,7 @@
 # Owns: fuzz/corpus/<target> (the growing corpus, not committed) and the hand-off of findings:
 # a crash, timeout or out-of-memory input is copied into fuzz/regressions/<target>/, which the
 # test `fuzz_regressions` (tests/it) replays on every `cargo test` — commit it with the fix.
-# The properties checked are in tests/it/fuzz_checks.rs.
+# The properties checked are in testkit/src/fuzz_checks.rs.
 #
 # Needs the nightly toolchain (libFuzzer instrumentation) and cargo-fuzz:
 #   rustup toolchain install nightly && cargo install cargo-fuzz

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh — the project's test command: every test, once per supported NATS server version.
 #
-# Owns: the version matrix. Runs scripts/ensure-deps.sh, then `cargo test --all-targets`
-# (or `cargo test <args>` when arguments are given) with HOOKLINE_TEST_NATS_SERVER pointing at
+# Owns: the version matrix. Runs scripts/ensure-deps.sh, then
+# `cargo test --workspace --all-targets` (the service, the test kit and the benchmark; or
+# `cargo test <args>` when arguments are given) with HOOKLINE_TEST_NATS_SERVER pointing at
 # the pinned binary of each version, newest first. Cargo's own output is kept untouched so its
 # `test result:` lines can be read; the script fails if any run fails, after running them all.
 set -euo pipefail
@@ -18,7 +19,7 @@ bash "$ROOT/scripts/ensure-deps.sh"
 if [ "$#" -gt 0 ]; then
     cargo_args=("$@")
 else
-    cargo_args=(--all-targets)
+    cargo_args=(--workspace --all-targets)
 fi
 
 failed=()

@@ -1,8 +1,8 @@
 //! Fuzz target: SSRF classifier, CIDR parsing, static URL check.
-//! The property lives in `tests/it/fuzz_checks.rs`, shared with the regression test.
+//! The property lives in `testkit/src/fuzz_checks.rs` (crate `hookline-testkit`), shared with
+//! the regression test.
 #![no_main]
 
-#[path = "../../tests/it/fuzz_checks.rs"]
-mod checks;
+use hookline_testkit::fuzz_checks as checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::egress(data));

@@ -15,13 +15,13 @@
 //! Each prints `events=N pairs=N delivered=N dead_lettered=N lost=0 duplicates=N` and the fault
 //! timeline (to the real stderr, visible without `--nocapture`). Size: `HOOKLINE_CHAOS_SCALE`
 //! (default 1, the CI size, about a minute; 10 for a soak run) multiplies events and faults;
-//! `HOOKLINE_CHAOS_SEED` replays a run's random choices. Servers come from the shared harness
-//! (`tests/it/harness`), so `HOOKLINE_TEST_NATS_SERVER` picks the NATS version as for `it`.
+//! `HOOKLINE_CHAOS_SEED` replays a run's random choices. Servers come from the test kit
+//! (`testkit/`, named `harness` here), so `HOOKLINE_TEST_NATS_SERVER` picks the NATS version as
+//! for `it`.
 
-#[path = "../it/harness/mod.rs"]
-mod harness;
+use hookline_testkit as harness;
 
-mod cluster;
+use hookline_testkit::cluster;
 mod flaky;
 mod fleet;
 mod ledger;

@@ -1,5 +1,6 @@
 //! Tests of the harness itself: the servers really start, restart and keep what they should,
 //! and the receiver answers as scripted. If these fail, every other integration test is suspect.
+use std::cell::Cell;
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
@@ -172,12 +173,48 @@ async fn receiver_hang_outlasts_the_client_timeout_but_is_recorded() {
 }
 
 #[tokio::test]
-async fn eventually_true_returns_once_the_condition_holds() {
-    let started = std::time::Instant::now();
-    eventually_true(WAIT, "100 ms to pass", || async move {
-        started.elapsed() >= Duration::from_millis(100)
+async fn receiver_measures_how_many_requests_are_open_at_once() {
+    let receiver = Receiver::start().await;
+    receiver.set_default("/slow", Reply::Delay(Duration::from_millis(300)));
+    receiver.script("/stuck", vec![Reply::Hang]);
+    let client = http_client();
+    let post = |path: &'static str| {
+        let (client, url) = (client.clone(), receiver.url(path));
+        async move { client.post(url).send().await.expect("posting").status().as_u16() }
+    };
+    let statuses = futures::future::join_all([post("/slow"), post("/slow"), post("/slow")]).await;
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(post("/slow").await, 200);
+    assert_eq!(receiver.max_in_flight("/slow"), 3, "three overlapped, the fourth came alone");
+    assert_eq!(receiver.in_flight("/slow"), 0, "all answered");
+
+    let hanging = tokio::spawn(post("/stuck"));
+    eventually_true(WAIT, "the hanging request to be open", || async {
+        receiver.in_flight("/stuck") == 1
     })
     .await;
+    assert_eq!(receiver.max_in_flight("/stuck"), 1);
+    assert_eq!(receiver.max_in_flight("/never"), 0);
+    hanging.abort();
+}
+
+#[tokio::test]
+async fn eventually_true_returns_once_the_condition_holds() {
+    let started = std::time::Instant::now();
+    let (polls, held) = (Cell::new(0u32), Cell::new(0u32));
+    eventually_true(WAIT, "100 ms to pass", || {
+        polls.set(polls.get() + 1);
+        let holds = started.elapsed() >= Duration::from_millis(100);
+        held.set(held.get() + u32::from(holds));
+        async move { holds }
+    })
+    .await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(100), "returned before the condition held: {waited:?}");
+    assert!(waited < Duration::from_secs(2), "kept waiting after the condition held: {waited:?}");
+    // Polled every 25 ms: some false polls, then the true one, and none after it.
+    assert!(polls.get() >= 2, "the condition was polled {} time(s)", polls.get());
+    assert_eq!(held.get(), 1, "polled again after the condition held");
 }
 
 #[tokio::test]

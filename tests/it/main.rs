@@ -1,9 +1,11 @@
 //! The one integration-test binary: hookline against real nats-server and redis-server.
 //!
-//! `harness/` spawns the servers and the scriptable webhook receiver and provides the only
-//! waiting primitive (`harness::eventually`); `harness_selftest` proves the harness itself.
+//! The test kit (`testkit/`, crate `hookline-testkit`, named `harness` here) spawns the servers
+//! and the scriptable webhook receiver and provides the only waiting primitive
+//! (`harness::eventually`); `harness_selftest` proves the kit itself.
 //! Run through `scripts/test.sh`, which repeats the suite per supported NATS version.
-mod harness;
+use hookline_testkit as harness;
+use hookline_testkit::fuzz_checks;
 mod harness_selftest;
 mod world;
 
@@ -12,7 +14,6 @@ mod cli;
 mod delivery;
 mod egress;
 mod faults;
-mod fuzz_checks;
 mod fuzz_regressions;
 mod health;
 mod hostile;

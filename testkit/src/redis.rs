@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use anyhow::bail;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
@@ -110,6 +111,29 @@ impl RedisServer {
     pub async fn restart(&mut self) {
         self.kill().await;
         self.spawn_and_wait().await;
+    }
+
+    /// The process id, while the server runs (for resource accounting).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// An error with the log's tail if the server has exited by itself (a kill is no exit).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+            bail!(
+                "redis-server at {} exited with {status}; log:\n{}",
+                self.url(),
+                log_tail(&self.log_path(), 3000)
+            );
+        }
+        Ok(())
+    }
+
+    /// Leaves the data dir and `redis.log` on disk when the handle drops; returns the dir.
+    pub fn keep_files(&mut self) -> &Path {
+        self.dir.disable_cleanup(true);
+        self.dir.path()
     }
 
     fn log_path(&self) -> PathBuf {

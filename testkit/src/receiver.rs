@@ -4,8 +4,12 @@
 //! every request (path, lowercased headers, body, arrival time) and answers per path from a
 //! script: each request consumes the next scripted [`Reply`], and once the script is used up the
 //! path's default reply applies (200 unless set with [`Receiver::set_default`]).
+//! It also measures overlap: per path, how many requests are open at once (from arrival until
+//! the handler has produced its answer) and the most that ever were ([`Receiver::max_in_flight`]),
+//! so a concurrency limit is checked by what the endpoint saw, not inferred from arrival times.
 //! Invariants: a request is recorded before it is answered, so a [`Reply::Hang`] is visible in
-//! [`Receiver::requests`]; hanging handlers are released when the receiver stops or drops.
+//! [`Receiver::requests`]; hanging handlers are released when the receiver stops or drops; a
+//! request counts as open until its handler finishes or is dropped, never longer.
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -86,6 +90,39 @@ struct Book {
     recorded: Vec<Recorded>,
     scripts: HashMap<String, VecDeque<Reply>>,
     defaults: HashMap<String, Reply>,
+    /// Per path: requests open now, and the most that were open at once.
+    open: HashMap<String, Overlap>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Overlap {
+    now: usize,
+    most: usize,
+}
+
+/// One open request of a path; closes it (in the book) when the handler ends or is dropped.
+struct OpenRequest {
+    book: Arc<Mutex<Book>>,
+    path: String,
+}
+
+impl OpenRequest {
+    /// Counts a request to `path` as open; the caller holds the book's lock.
+    fn open(book: &Arc<Mutex<Book>>, locked: &mut Book, path: &str) -> OpenRequest {
+        let overlap = locked.open.entry(path.to_owned()).or_default();
+        overlap.now += 1;
+        overlap.most = overlap.most.max(overlap.now);
+        OpenRequest { book: book.clone(), path: path.to_owned() }
+    }
+}
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        let mut book = self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(overlap) = book.open.get_mut(&self.path) {
+            overlap.now = overlap.now.saturating_sub(1);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -159,6 +196,16 @@ impl Receiver {
         self.lock().recorded.iter().filter(|r| r.path == path).count()
     }
 
+    /// Requests to `path` open right now (arrived, not yet answered).
+    pub fn in_flight(&self, path: &str) -> usize {
+        self.lock().open.get(&normalize(path)).map_or(0, |o| o.now)
+    }
+
+    /// The most requests to `path` that were ever open at the same time.
+    pub fn max_in_flight(&self, path: &str) -> usize {
+        self.lock().open.get(&normalize(path)).map_or(0, |o| o.most)
+    }
+
     /// Waits (via [`eventually`]) until `path` has at least `n` requests, and returns them.
     pub async fn wait_for_requests(
         &self,
@@ -201,8 +248,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
-    let reply = {
+    let (reply, _open) = {
         let mut book = shared.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = OpenRequest::open(&shared.book, &mut book, &path);
         book.recorded.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
@@ -212,7 +260,9 @@ async fn handle(
             received_at: Instant::now(),
         });
         let scripted = book.scripts.get_mut(&path).and_then(VecDeque::pop_front);
-        scripted.or_else(|| book.defaults.get(&path).cloned()).unwrap_or(Reply::Status(200))
+        let reply =
+            scripted.or_else(|| book.defaults.get(&path).cloned()).unwrap_or(Reply::Status(200));
+        (reply, open)
     };
     respond(reply, shared.stopping).await
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::harness::nats::nats_server_binary;
-use crate::harness::{eventually, free_port};
+use crate::nats::nats_server_binary;
+use crate::{eventually, free_port};
 
 struct Node {
     name: String,

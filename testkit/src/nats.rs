@@ -81,7 +81,7 @@ pub fn nats_server_binary() -> PathBuf {
         );
         return path;
     }
-    let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let pinned = crate::workspace_root()
         .join(".deps")
         .join(format!("nats-server-{DEFAULT_NATS_VERSION}"))
         .join("bin")
@@ -98,8 +98,17 @@ pub fn nats_server_binary() -> PathBuf {
 impl NatsServer {
     /// Spawns nats-server with JetStream on a free port and waits until a client can connect.
     pub async fn start() -> NatsServer {
+        Self::start_binary(nats_server_binary()).await
+    }
+
+    /// [`start`](Self::start) with this nats-server binary (>= 2.12) instead of the tests' one.
+    pub async fn start_binary(binary: PathBuf) -> NatsServer {
         init();
-        let binary = nats_server_binary();
+        assert!(
+            binary.is_file(),
+            "{} is missing: run scripts/ensure-deps.sh or name another nats-server",
+            binary.display()
+        );
         let store = tempfile::Builder::new()
             .prefix("hookline-nats-")
             .tempdir()
@@ -161,6 +170,29 @@ impl NatsServer {
     /// The binary this server runs.
     pub fn binary(&self) -> &Path {
         &self.binary
+    }
+
+    /// The process id, while the server runs (for resource accounting).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// An error with the log's tail if the server has exited by itself (a kill is no exit).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+            bail!(
+                "nats-server at {} exited with {status}; log:\n{}",
+                self.url(),
+                log_tail(&self.log_path(), 3000)
+            );
+        }
+        Ok(())
+    }
+
+    /// Leaves the store dir and `nats.log` on disk when the handle drops; returns the dir.
+    pub fn keep_files(&mut self) -> &Path {
+        self.store.disable_cleanup(true);
+        self.store.path()
     }
 
     fn log_path(&self) -> PathBuf {

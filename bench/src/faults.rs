@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::Sizes;
 use crate::env::Env;
 use crate::load::{EVENT_TYPE, Publisher};
+use crate::pairs::{Events, Expected};
 use crate::report::Report;
 use crate::steady::{STALL, deferrals, delivery_metrics, resource_metrics};
 
@@ -26,7 +27,9 @@ pub async fn latency(env: &Env, sizes: &Sizes, max_rate: f64) -> anyhow::Result<
             env.reset_receiver().await?;
             let events = (rate * sizes.latency.as_secs_f64()).round() as u64;
             let published = publisher.paced(label, 0..events, rate).await?;
-            let waited = env.wait_for(events, |_| true, STALL, None).await?;
+            env.wait_for(events, |_| true, STALL, None).await?;
+            let pairs = Expected::new(Env::paths("latency", 1), Events::range(label, 0..events));
+            let loss = env.settle(&pairs).await?;
             let l = env.stats(true).await?.latency_us;
             let ms = |us: u64| us as f64 / 1000.0;
             r.set(
@@ -36,11 +39,11 @@ pub async fn latency(env: &Env, sizes: &Sizes, max_rate: f64) -> anyhow::Result<
                     "achieved_publish_per_s": (published.count as f64 / published.elapsed.as_secs_f64()).round(),
                     "events": events,
                     "p50_ms": ms(l.p50), "p95_ms": ms(l.p95), "p99_ms": ms(l.p99), "max_ms": ms(l.max),
-                    "missing": events.saturating_sub(waited.delivered),
+                    "missing": loss.lost,
                 }),
             );
             r.at_most(&format!("p99 ms {label}"), ms(l.p99), goal_ms);
-            r.at_most(&format!("lost deliveries {label}"), events.saturating_sub(waited.delivered) as f64, 0.0);
+            r.no_loss(&format!("lost deliveries {label}"), &loss);
             summary.push(format!(
                 "{rate:.0}/s: p50 {:.1} p95 {:.1} p99 {:.1} max {:.1} ms",
                 ms(l.p50),
@@ -77,7 +80,11 @@ pub async fn isolation(
         let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
         env.warm_up(&publisher, 50, healthy).await?;
         let events = sizes.fanout_events;
-        let expected = events * healthy;
+        let pairs = Expected::new(
+            Env::paths("isolation", sizes.fanout_subs),
+            Events::range("ev", 0..events),
+        );
+        let expected = pairs.len();
         let stored_before = env.stream_messages(&hk.names.deliveries_stream()).await?;
         let before = env.cpu(&hk);
         let is_healthy = |p: &str| p.starts_with("/s/");
@@ -110,13 +117,19 @@ pub async fn isolation(
             r.set("ratio_to_fanout", rate / base);
             r.at_least("healthy deliveries/s vs fan-out", rate / base, 0.9);
         }
-        let undelivered = expected.saturating_sub(waited.delivered);
-        if waited.timed_out {
-            r.set("undelivered_at_cap", undelivered);
-            r.at_most("healthy deliveries left when the time cap hit", undelivered as f64, 0.0);
+        // At the time cap the pairs not yet delivered are slow, not proven lost: a target of
+        // their own; otherwise every expected pair must have arrived.
+        let undelivered = if waited.timed_out {
+            let late = env.loss(&pairs).await?.lost;
+            r.set("undelivered_at_cap", late);
+            r.at_most("healthy deliveries left when the time cap hit", late as f64, 0.0);
+            late
         } else {
-            r.nothing_lost(undelivered);
-        }
+            let loss = env.settle(&pairs).await?;
+            r.set("missing", loss.lost);
+            r.no_loss("lost deliveries", &loss);
+            loss.lost
+        };
         r.summary = format!(
             "{rate:.0} healthy deliveries/s{}; {} requests parked on the dead endpoint",
             if waited.timed_out {
@@ -158,6 +171,11 @@ pub async fn backlog(env: &mut Env, sizes: &Sizes) -> anyhow::Result<Report> {
             env.wait_for(sizes.backlog_steady, |_| true, STALL, None)
         );
         let (_, steady) = (published?, waited?);
+        let path = Env::paths("backlog", 1);
+        let steady_pairs =
+            Expected::new(path.clone(), Events::range("steady", 0..sizes.backlog_steady));
+        // Before the receiver stops: its successor starts with an empty record.
+        let steady_loss = env.settle(&steady_pairs).await?;
         let steady_usage = hk.proc.usage();
         let steady_hwm = steady_usage.hwm_kib as f64 / 1024.0;
         // Down: publish the backlog, keep the endpoint away a little longer, sample memory.
@@ -182,6 +200,8 @@ pub async fn backlog(env: &mut Env, sizes: &Sizes) -> anyhow::Result<Report> {
         let before = env.cpu(&hk);
         let drained = env.wait_for(sizes.backlog_events, |_| true, STALL, None).await?;
         let after = env.cpu(&hk);
+        let backlog_pairs = Expected::new(path, Events::range("bk", 0..sizes.backlog_events));
+        let backlog_loss = env.settle(&backlog_pairs).await?;
         let drained_usage = hk.proc.usage();
         let peak = drained_usage.hwm_kib as f64 / 1024.0;
         r.set("steady_events", sizes.backlog_steady)
@@ -197,7 +217,9 @@ pub async fn backlog(env: &mut Env, sizes: &Sizes) -> anyhow::Result<Report> {
         resource_metrics(&mut r, &hk, before.delta(&after));
         r.set("backlog_peak_rss_mib", peak).set("peak_ratio", peak / steady_hwm);
         r.at_most("backlog peak RSS / steady peak", peak / steady_hwm, 1.2);
-        r.nothing_lost(sizes.backlog_events.saturating_sub(drained.delivered) + sizes.backlog_steady.saturating_sub(steady.delivered));
+        r.set("missing", steady_loss.lost + backlog_loss.lost);
+        r.no_loss("lost deliveries before the outage", &steady_loss);
+        r.no_loss("lost deliveries of the backlog", &backlog_loss);
         r.summary = format!(
             "drained {} at {:.0}/s after {down_s:.0} s down; peak RSS {peak:.1} MiB vs steady {steady_hwm:.1} MiB",
             drained.delivered,

@@ -113,8 +113,14 @@ impl Publisher {
 
 /// What the baseline load measured.
 pub struct BaselineResult {
+    /// Requests answered 2xx.
     pub requests: u64,
+    /// Requests that failed or were not answered 2xx.
     pub errors: u64,
+    /// The first of those failures, for the report.
+    pub first_error: Option<String>,
+    /// The `webhook-id`s of the requests answered 2xx: pairs the receiver must have.
+    pub delivered_ids: Vec<String>,
     pub elapsed: Duration,
     pub latency_us: Percentiles,
 }
@@ -145,40 +151,55 @@ pub async fn baseline(
             (client.clone(), url.to_string(), body.clone(), signature.clone());
         let (counter, errors) = (counter.clone(), errors.clone());
         workers.spawn(async move {
-            let mut latencies = Vec::new();
+            let (mut latencies, mut ids, mut first_error) = (Vec::new(), Vec::new(), None);
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
+                let id = format!("bl-{n}");
                 let t = Instant::now();
                 let sent = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .header("webhook-id", format!("bl-{n}"))
+                    .header("webhook-id", id.as_str())
                     .header("webhook-timestamp", "1767225600")
                     .header("webhook-signature", signature.as_str())
                     .body(body.clone())
                     .send()
                     .await;
-                match sent {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+                let failure = match sent {
+                    Ok(r) if r.status().is_success() => match r.bytes().await {
+                        Ok(_) => None,
+                        Err(e) => Some(format!("{id}: reading the answer: {e}")),
+                    },
+                    Ok(r) => Some(format!("{id}: answered {}", r.status())),
+                    Err(e) => Some(format!("{id}: {e}")),
+                };
+                match failure {
+                    None => {
                         latencies.push(t.elapsed().as_micros() as u64);
+                        ids.push(id);
                     }
-                    _ => {
+                    Some(failure) => {
                         errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert(failure);
                     }
                 }
             }
-            latencies
+            (latencies, ids, first_error)
         });
     }
-    let mut all = Vec::new();
-    while let Some(latencies) = workers.join_next().await {
-        all.extend(latencies?);
+    let (mut all, mut delivered_ids, mut first_error) = (Vec::new(), Vec::new(), None);
+    while let Some(done) = workers.join_next().await {
+        let (latencies, ids, error) = done?;
+        all.extend(latencies);
+        delivered_ids.extend(ids);
+        first_error = first_error.or(error);
     }
     let elapsed = started.elapsed();
     Ok(BaselineResult {
         requests: all.len() as u64,
         errors: errors.load(Ordering::Relaxed),
+        first_error,
+        delivered_ids,
         elapsed,
         latency_us: Percentiles::of(&mut all),
     })

@@ -6,8 +6,9 @@
 //! per path (first and last, for rates), and publish->receipt latency when the body carries
 //! `"sent_ns":<unix nanos>` (the publisher stamps it just before publishing). `POST /hang/<name>`
 //! never answers (an endpoint that accepts connections and then times out). The control
-//! endpoints `GET /_bench/stats[?latency]` (JSON, see [`Stats`]) and `POST /_bench/reset` belong to the
-//! orchestrator.
+//! endpoints `GET /_bench/stats[?latency]` (JSON, see [`Stats`]), `POST /_bench/missing` (an
+//! [`Expected`] in, its [`Loss`] out: which expected pairs never arrived) and `POST /_bench/reset`
+//! belong to the orchestrator.
 //!
 //! Invariant: a 204 is sent only after the delivery is recorded, so "hookline got a 2xx" implies
 //! "the receiver counted it"; the unique count is what "nothing lost" is checked against.
@@ -25,6 +26,8 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+
+use crate::pairs::{Expected, Loss};
 
 /// What `/_bench/stats` returns.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -144,6 +147,16 @@ async fn handle(
             let json = serde_json::to_vec(&snapshot(&state, with_latency)).unwrap_or_default();
             Ok(reply(StatusCode::OK, json))
         }
+        (&Method::POST, "/_bench/missing") => {
+            let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+                return Ok(reply(StatusCode::BAD_REQUEST, "body unreadable"));
+            };
+            let Ok(expected) = serde_json::from_slice::<Expected>(&body) else {
+                return Ok(reply(StatusCode::BAD_REQUEST, "body is not an Expected as json"));
+            };
+            let json = serde_json::to_vec(&loss(&state, &expected)).unwrap_or_default();
+            Ok(reply(StatusCode::OK, json))
+        }
         (&Method::POST, "/_bench/reset") => {
             // Requests parked on a hanging endpoint stay parked across a reset (the isolation
             // scenario's warm-up already fills the dead endpoint's in-flight limit).
@@ -194,6 +207,16 @@ fn record(state: &Shared, path: String, id: String, body: &[u8]) {
         p.first_ns = p.first_ns.min(at);
         p.last_ns = p.last_ns.max(at);
     }
+}
+
+/// Which of the `expected` pairs were never received (and which received ones were not expected).
+fn loss(state: &Shared, expected: &Expected) -> Loss {
+    let s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let received = |path: &str, id: &str| {
+        s.path_ids.get(path).is_some_and(|pid| s.seen.contains(&(*pid, Box::<str>::from(id))))
+    };
+    let all = s.seen.iter().map(|(pid, id)| (s.paths[*pid as usize].0.as_str(), &**id));
+    expected.loss(received, all)
 }
 
 /// The `"sent_ns":<digits>` the publisher put in the payload (a byte scan, no JSON parse).

@@ -3,13 +3,16 @@
 //!
 //! Each hookline scenario: fresh hookline process and prefix, subscriptions, a warm-up, then the
 //! events published as fast as JetStream acks them while the receiver counts; the rate is unique
-//! deliveries from first to last receipt, so it includes neither start-up nor warm-up.
+//! deliveries from first to last receipt, so it includes neither start-up nor warm-up. The
+//! baseline's rate is taken over the same window at the same receiver (its client-side rate,
+//! over the load's wall time, is reported beside it).
 
 use std::time::Duration;
 
 use crate::Sizes;
-use crate::env::{Env, Hookline, Waited};
+use crate::env::{Env, Hookline, Waited, window_rate};
 use crate::load::{self, Publisher};
+use crate::pairs::{Events, Expected};
 use crate::report::Report;
 
 /// How long without a new delivery before the rest counts as missing.
@@ -23,22 +26,36 @@ pub async fn baseline(env: &Env, sizes: &Sizes) -> anyhow::Result<Report> {
     load::baseline(&url, c, Duration::from_millis(500)).await?;
     env.reset_receiver().await?;
     let result = load::baseline(&url, c, sizes.baseline).await?;
-    let stats = env.stats(false).await?;
-    let rps = result.requests as f64 / result.elapsed.as_secs_f64();
+    let path = "/s/baseline";
+    let expected = Expected::new([path.to_string()], Events::List(result.delivered_ids));
+    let loss = env.settle(&expected).await?;
+    let (received, first_ns, last_ns) = env.stats(false).await?.over(|p| p == path);
+    // The same window as hookline's rates: first to last receipt at the receiver.
+    let rps = window_rate(received, first_ns, last_ns);
+    let client_rps = result.requests as f64 / result.elapsed.as_secs_f64();
     let mut r = Report::new("baseline");
     r.set("requests", result.requests)
         .set("errors", result.errors)
         .set("concurrency", c as u64)
         .set("body_bytes", load::BODY_BYTES as u64)
         .set("requests_per_s", rps)
+        .set("client_requests_per_s", client_rps)
         .set("latency_us", serde_json::to_value(result.latency_us)?);
+    if let Some(error) = &result.first_error {
+        r.set("first_error", error.as_str());
+    }
     r.summary = format!(
-        "{rps:.0} req/s at {c} concurrent; latency p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+        "{rps:.0} req/s at {c} concurrent ({client_rps:.0}/s over the client's wall time); latency p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms{}",
         result.latency_us.p50 as f64 / 1000.0,
         result.latency_us.p95 as f64 / 1000.0,
-        result.latency_us.p99 as f64 / 1000.0
+        result.latency_us.p99 as f64 / 1000.0,
+        match &result.first_error {
+            Some(e) => format!("; {} errors, first: {e}", result.errors),
+            None => String::new(),
+        }
     );
-    r.nothing_lost(result.requests.saturating_sub(stats.unique));
+    r.at_most("baseline errors", result.errors as f64, 0.0);
+    r.no_loss("lost deliveries", &loss);
     Ok(r)
 }
 
@@ -68,6 +85,7 @@ pub async fn throughput(
         let limit = hookline::config::Config::with_overrides("")?.health.max_in_flight_per_endpoint;
         let r = fan_out_run(env, "throughput-default-limit", 1, 0, sizes.throughput_events, &[])
             .await?;
+        // Carried into the throughput report below, so a pair lost here fails the run too.
         Some((limit, r))
     };
     let extra: Vec<(&str, &str)> = in_flight.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -88,6 +106,7 @@ pub async fn throughput(
             }),
         );
         r.at_most("lost deliveries at the default limit", d.get("missing").unwrap_or(0.0), 0.0);
+        r.lost_pairs += d.lost_pairs;
         r.summary = format!(
             "{} at {} in flight; {rate:.0}/s at the default limit of {limit}",
             r.summary, env.opts.concurrency
@@ -162,7 +181,8 @@ async fn fan_out_measure(
     let setup_s = created.elapsed().as_secs_f64();
     let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
     env.warm_up(&publisher, 50, matching as u64).await?;
-    let expected = events * matching as u64;
+    let pairs = Expected::new(Env::paths(scenario, matching), Events::range("ev", 0..events));
+    let expected = pairs.len();
     let stored_before = env.stream_messages(&hk.names.deliveries_stream()).await?;
     let before = env.cpu(hk);
     let (published, waited) = tokio::join!(
@@ -171,6 +191,7 @@ async fn fan_out_measure(
     );
     let (published, waited) = (published?, waited?);
     let after = env.cpu(hk);
+    let loss = env.settle(&pairs).await?;
     let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
     let mut r = Report::new(scenario);
     r.set("subscriptions", (matching + unrelated) as u64)
@@ -184,7 +205,8 @@ async fn fan_out_measure(
     resource_metrics(&mut r, hk, before.delta(&after));
     r.set("dlq_entries", env.dlq_count(hk).await?);
     r.set("deferrals", deferrals(stored, expected));
-    r.nothing_lost(expected.saturating_sub(waited.delivered));
+    r.set("missing", loss.lost);
+    r.no_loss("lost deliveries", &loss);
     r.summary = format!(
         "{:.0} deliveries/s ({:.0} events/s x {matching}); peak RSS {:.1} MiB; hookline CPU {:.0} us/delivery",
         waited.rate(),

@@ -12,8 +12,11 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
 use hookline::subjects::Names;
+use hookline_testkit::nats::NatsServer;
+use hookline_testkit::redis::RedisServer;
 
 use crate::load::{EVENT_TYPE, Publisher};
+use crate::pairs::{Expected, Loss};
 use crate::procs::{self, HooklineSetup, Proc, TempDir, Usage};
 use crate::receiver::Stats;
 
@@ -44,8 +47,8 @@ pub struct Options {
 pub struct Env {
     pub opts: Options,
     pub dir: TempDir,
-    nats: Option<Proc>,
-    redis: Option<Proc>,
+    nats: Option<NatsServer>,
+    redis: Option<RedisServer>,
     pub nats_url: String,
     pub redis_url: String,
     pub receiver: Proc,
@@ -87,26 +90,52 @@ pub struct Waited {
 impl Waited {
     /// Deliveries per second from the first to the last receipt.
     pub fn rate(&self) -> f64 {
-        let secs = (self.last_ns.saturating_sub(self.first_ns)) as f64 / 1e9;
-        if secs <= 0.0 { 0.0 } else { self.delivered as f64 / secs }
+        window_rate(self.delivered, self.first_ns, self.last_ns)
     }
 }
+
+/// Receipts per second from the first to the last receipt at the receiver: the one window every
+/// rate of the benchmark (the baseline's and hookline's) is measured over.
+pub fn window_rate(receipts: u64, first_ns: u64, last_ns: u64) -> f64 {
+    let secs = last_ns.saturating_sub(first_ns) as f64 / 1e9;
+    if secs <= 0.0 { 0.0 } else { receipts as f64 / secs }
+}
+
+/// How long [`Env::settle`] waits for a missing pair once none has arrived.
+pub const SETTLE: Duration = Duration::from_secs(5);
 
 impl Env {
     pub async fn start(opts: Options) -> anyhow::Result<Env> {
         let mut dir = TempDir::new("run")?;
         dir.keep = opts.keep;
-        let (nats, nats_url) = match &opts.nats_url {
+        // The servers come from the test kit (free ports, temp dirs, ready when they answer);
+        // Redis without persistence: the benchmark measures hookline, not fsync.
+        let (mut nats, nats_url) = match &opts.nats_url {
             Some(url) => (None, url.clone()),
             None => {
-                procs::start_nats(&opts.nats_server, dir.path()).await.map(|(p, u)| (Some(p), u))?
+                let server = NatsServer::start_binary(opts.nats_server.clone()).await;
+                let url = server.url();
+                (Some(server), url)
             }
         };
-        let (redis, redis_url) = match &opts.redis_url {
+        let (mut redis, redis_url) = match &opts.redis_url {
             Some(url) => (None, url.clone()),
-            None => procs::start_redis(dir.path()).await.map(|(p, u)| (Some(p), u))?,
+            None => {
+                let server = RedisServer::start().await;
+                let url = server.url();
+                (Some(server), url)
+            }
         };
-        let receiver_port = procs::free_port()?;
+        if opts.keep {
+            for kept in
+                [nats.as_mut().map(|n| n.keep_files()), redis.as_mut().map(|r| r.keep_files())]
+                    .into_iter()
+                    .flatten()
+            {
+                eprintln!("server files kept in {}", kept.display());
+            }
+        }
+        let receiver_port = hookline_testkit::free_port();
         let receiver = procs::start_receiver(receiver_port, dir.path()).await?;
         let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await?);
         let run_id =
@@ -134,6 +163,35 @@ impl Env {
             self.receiver_port,
             if hang { "hang" } else { "s" }
         )
+    }
+
+    /// The receiver paths of [`subscribe_n`](Self::subscribe_n)'s `n` subscriptions.
+    pub fn paths(scenario: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("/s/{scenario}-{i}")).collect()
+    }
+
+    /// Which `expected` pairs the receiver has not seen (an exact set, not a count).
+    pub async fn loss(&self, expected: &Expected) -> anyhow::Result<Loss> {
+        let url = format!("http://127.0.0.1:{}/_bench/missing", self.receiver_port);
+        let response = self.control.post(url).json(expected).send().await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
+    /// [`loss`](Self::loss) once nothing more arrives: polls while pairs are missing until none
+    /// is, or none has arrived for [`SETTLE`]. A count that reached its goal may hide a missing
+    /// pair behind an unexpected one; this is where such a pair gets its last chance.
+    pub async fn settle(&self, expected: &Expected) -> anyhow::Result<Loss> {
+        let mut loss = self.loss(expected).await?;
+        let mut progress = Instant::now();
+        while loss.lost > 0 && progress.elapsed() < SETTLE {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.loss(expected).await?;
+            if now.lost != loss.lost {
+                progress = Instant::now();
+            }
+            loss = now;
+        }
+        Ok(loss)
     }
 
     pub async fn stats(&self, with_latency: bool) -> anyhow::Result<Stats> {
@@ -297,12 +355,12 @@ impl Env {
     }
 
     pub fn cpu(&self, hk: &Hookline) -> CpuSnapshot {
-        let cpu = |p: Option<&Proc>| p.map(|p| p.usage().cpu_s).unwrap_or(0.0);
+        let cpu = |pid: Option<u32>| pid.map(|pid| Usage::of(pid).cpu_s).unwrap_or(0.0);
         CpuSnapshot {
             at: Some(Instant::now()),
             hookline: hk.proc.usage().cpu_s,
-            nats: cpu(self.nats.as_ref()),
-            redis: cpu(self.redis.as_ref()),
+            nats: cpu(self.nats.as_ref().and_then(NatsServer::pid)),
+            redis: cpu(self.redis.as_ref().and_then(RedisServer::pid)),
             receiver: self.receiver.usage().cpu_s,
             bench: Usage::of(std::process::id()).cpu_s,
         }
@@ -340,13 +398,13 @@ impl Env {
 
     /// Checks that the servers and the receiver are still alive.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        for p in [self.nats.as_mut(), self.redis.as_mut(), Some(&mut self.receiver)]
-            .into_iter()
-            .flatten()
-        {
-            p.check_alive()?;
+        if let Some(nats) = self.nats.as_mut() {
+            nats.check_alive()?;
         }
-        Ok(())
+        if let Some(redis) = self.redis.as_mut() {
+            redis.check_alive()?;
+        }
+        self.receiver.check_alive()
     }
 }
 

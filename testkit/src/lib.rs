@@ -1,17 +1,23 @@
-//! Integration-test harness: real servers, a scriptable webhook receiver, and the one way to wait.
+//! The test kit (`hookline-testkit`): real servers, a scriptable webhook receiver, and the one
+//! way to wait.
 //!
-//! Owns everything a test in `tests/it/` needs besides hookline itself:
-//! - [`nats::NatsServer`] and [`redis::RedisServer`] spawn the real binaries on free ports with
-//!   temp dirs, poll until ready, and are killed on drop;
+//! The one implementation of what the integration tests (`tests/it`, which name this crate
+//! `harness`), the chaos suite (`tests/chaos`) and the benchmark (`bench/`) need besides
+//! hookline itself:
+//! - [`nats::NatsServer`], [`cluster::Cluster`] (3 nodes) and [`redis::RedisServer`] spawn the
+//!   real binaries on free ports with temp dirs, poll until ready, and are killed on drop;
 //! - [`receiver::Receiver`] is the far end of the data path (`deliver -> endpoint`): it records
 //!   requests and answers with whatever statuses a test scripts;
 //! - [`eventually`] / [`eventually_true`] are the only waiting primitives: a test never sleeps,
 //!   it polls a condition under a deadline and fails with a message naming what it waited for;
-//! - [`unique_prefix`] isolates tests that share a server (streams, subjects, Redis keys).
+//! - [`unique_prefix`] isolates tests that share a server (streams, subjects, Redis keys);
+//! - [`fuzz_checks`] holds the properties the fuzz targets (`fuzz/`) check, which tests/it
+//!   replays on every saved input.
 //!
 //! Invariant: every wait is deadline-bound, and every spawned process dies with its handle.
-#![allow(dead_code)]
 
+pub mod cluster;
+pub mod fuzz_checks;
 pub mod nats;
 pub mod receiver;
 pub mod redis;
@@ -27,16 +33,37 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Interval between two polls of an [`eventually`] condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
-/// One-time process setup: the rustls crypto provider (reqwest is built with
-/// `rustls-no-provider`) and a tracing subscriber writing through the test harness's capture.
-/// Idempotent; the server and receiver constructors call it, tests may too.
+/// Where the kit's process setup sends log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// Through the test harness's capture, `info` unless `RUST_LOG` says otherwise.
+    TestCapture,
+    /// To stderr, `warn` unless `RUST_LOG` says otherwise (a program such as the benchmark,
+    /// whose stdout is its result).
+    Stderr,
+}
+
+/// One-time process setup for tests: [`init_with`] [`Logs::TestCapture`]. Idempotent; the
+/// server and receiver constructors call it, tests may too.
 pub fn init() {
+    init_with(Logs::TestCapture);
+}
+
+/// One-time process setup: the rustls crypto provider (reqwest is built with
+/// `rustls-no-provider`) and a tracing subscriber writing to `logs`. The first call decides;
+/// later ones do nothing.
+pub fn init_with(logs: Logs) {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let default = if logs == Logs::TestCapture { "info" } else { "warn" };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        let _ = match logs {
+            Logs::TestCapture => builder.with_test_writer().try_init(),
+            Logs::Stderr => builder.with_writer(std::io::stderr).try_init(),
+        };
     });
 }
 
@@ -128,4 +155,10 @@ pub(crate) fn log_tail(path: &std::path::Path, max_bytes: usize) -> String {
         }
         Err(e) => format!("<cannot read {}: {e}>", path.display()),
     }
+}
+
+/// The workspace root (the `hookline` package), where `.deps/` and `fuzz/` live.
+pub fn workspace_root() -> &'static std::path::Path {
+    let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    kit.parent().unwrap_or(kit)
 }

@@ -1,8 +1,7 @@
-//! The properties the fuzz targets check (`fuzz/fuzz_targets/*.rs` include this file), shared
-//! with `fuzz_regressions`, which replays every saved input of `fuzz/regressions/<target>/` on
-//! each `cargo test`. Each check takes raw fuzzer bytes and panics when a property fails; it
-//! depends only on hookline, serde_json and base64, so both crates can compile it.
-#![allow(dead_code)]
+//! The properties the fuzz targets check (`fuzz/fuzz_targets/*.rs` call these), shared with
+//! `fuzz_regressions` (tests/it), which replays every saved input of `fuzz/regressions/<target>/`
+//! on each `cargo test`. Each check takes raw fuzzer bytes and panics when a property fails; it
+//! depends only on hookline, serde_json, base64 and url.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -12,8 +11,11 @@ use hookline::event::{Delivery, WebhookEvent, valid_event_type};
 use hookline::filter::{EventFilter, pattern_matches};
 use hookline::signing::{Secret, canonical_json, verify};
 
+/// A property over raw fuzzer bytes: returns when it holds, panics when it does not.
+pub type Check = fn(&[u8]);
+
 /// Every target: name (= `fuzz/fuzz_targets/<name>.rs`) and check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("event_parse", event_parse),
     ("signature", signature),
     ("filter", filter),

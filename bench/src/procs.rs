@@ -1,6 +1,7 @@
-//! The processes a benchmark run owns: nats-server and redis-server (free ports, temp dirs),
-//! the receiver (this binary's `receiver` subcommand) and hookline itself (`hookline serve`),
-//! plus what is measured about them from `/proc` (peak RSS, CPU seconds).
+//! The processes a benchmark run owns besides the servers (which come from the test kit,
+//! `hookline_testkit`): the receiver (this binary's `receiver` subcommand) and hookline itself
+//! (`hookline serve`), plus what is measured about every process from `/proc` (peak RSS, CPU
+//! seconds).
 //!
 //! Invariants: every child is killed when its handle drops (no stray servers after a panic);
 //! each child's output goes to a log file in the run's temp dir, whose tail is shown when a
@@ -41,11 +42,6 @@ impl Drop for TempDir {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A child process with its log file; killed on drop.
@@ -165,50 +161,6 @@ where
 
 async fn accepts(port: u16) -> bool {
     tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-}
-
-/// nats-server with JetStream on a free port, store in `dir`.
-pub async fn start_nats(binary: &Path, dir: &Path) -> anyhow::Result<(Proc, String)> {
-    if !binary.is_file() {
-        bail!(
-            "{} is missing: run `bash scripts/ensure-deps.sh` or pass --nats-server",
-            binary.display()
-        );
-    }
-    let port = free_port()?;
-    let store = dir.join("nats");
-    let mut cmd = Command::new(binary);
-    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(&store);
-    let mut proc = Proc::spawn("nats-server", cmd, dir.join("nats.log"))?;
-    let url = format!("nats://127.0.0.1:{port}");
-    wait_ready(&mut proc, Duration::from_secs(10), || async move {
-        accepts(port).await && async_nats::connect(format!("nats://127.0.0.1:{port}")).await.is_ok()
-    })
-    .await?;
-    Ok((proc, url))
-}
-
-/// redis-server on a free port, persistence off (the benchmark measures hookline, not fsync).
-pub async fn start_redis(dir: &Path) -> anyhow::Result<(Proc, String)> {
-    let port = free_port()?;
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ])
-    .arg("--dir")
-    .arg(dir);
-    let mut proc = Proc::spawn("redis-server", cmd, dir.join("redis.log"))
-        .context("redis-server must be on PATH (bash scripts/ensure-deps.sh installs it)")?;
-    let url = format!("redis://127.0.0.1:{port}/");
-    wait_ready(&mut proc, Duration::from_secs(10), || async move { accepts(port).await }).await?;
-    Ok((proc, url))
 }
 
 /// This binary's `receiver` subcommand on `port`.

@@ -2,11 +2,12 @@
 //! (issue 7; results and method in BENCHMARKS.md).
 //!
 //! ```text
-//! cargo run --release --bin hookline-bench -- [--quick] [--json] [--scenario NAME]...
+//! cargo run --release -p hookline-bench -- [--quick] [--json] [--scenario NAME]...
 //! ```
 //!
 //! Self-contained: starts nats-server (the pinned `.deps/` one) and redis-server on free ports
-//! with temp dirs (or uses `--nats-url` / `--redis-url`), runs the receiver as a separate process
+//! with temp dirs through the test kit (`hookline_testkit`, as the tests do), or uses
+//! `--nats-url` / `--redis-url`; runs the receiver as a separate process
 //! (`hookline-bench receiver --port P`, see `receiver.rs`) and, per scenario, a fresh
 //! `target/release/hookline serve` process with its own prefix, so hookline's memory and CPU
 //! are measured on their own. Scenarios (issue 7's numbering): baseline, throughput, fanout,
@@ -14,33 +15,28 @@
 //! object on stdout, the table going to stderr), checks that no delivery was lost and evaluates
 //! the issue's targets.
 
-#[path = "hookline_bench/env.rs"]
 mod env;
-#[path = "hookline_bench/faults.rs"]
 mod faults;
-#[path = "hookline_bench/load.rs"]
 mod load;
-#[path = "hookline_bench/procs.rs"]
+mod pairs;
 mod procs;
-#[path = "hookline_bench/receiver.rs"]
 mod receiver;
-#[path = "hookline_bench/report.rs"]
 mod report;
-#[path = "hookline_bench/steady.rs"]
 mod steady;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::env::{Env, Options};
-use crate::report::Report;
+use crate::report::{Report, Verdict};
 
 #[derive(Debug, Parser)]
 #[command(name = "hookline-bench", about = "Benchmarks hookline (issue 7); see BENCHMARKS.md")]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = report::EXIT_STATUS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -59,9 +55,10 @@ struct Cli {
     /// Use this Redis instead of starting one (keys are left behind under the bench prefixes).
     #[arg(long)]
     redis_url: Option<String>,
-    /// nats-server binary to start.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.deps/nats-server-2.15.1/bin/nats-server"))]
-    nats_server: PathBuf,
+    /// nats-server binary to start [default: $HOOKLINE_TEST_NATS_SERVER, else the pinned
+    /// .deps/nats-server-2.15.1, as for the tests].
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
     /// hookline binary (default: the `hookline` next to this one, rebuilt first when run by cargo).
     #[arg(long)]
     hookline: Option<PathBuf>,
@@ -153,12 +150,16 @@ impl Sizes {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     hookline::tls::install_provider();
+    // Before the kit starts any server: its log lines go to stderr, stdout is the result.
+    hookline_testkit::init_with(hookline_testkit::Logs::Stderr);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Some(Command::Receiver { port }) => runtime.block_on(receiver::run(port)),
+        Some(Command::Receiver { port }) => {
+            runtime.block_on(receiver::run(port)).map(|()| ExitCode::SUCCESS)
+        }
         None => runtime.block_on(run(cli)),
     }
 }
@@ -187,8 +188,8 @@ fn hookline_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Ok(cargo) = std::env::var("CARGO") {
         let release = exe.parent().is_some_and(|d| d.ends_with("release"));
         let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bin", "hookline", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        cmd.args(["build", "--quiet", "-p", "hookline", "--bin", "hookline", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
         if release {
             cmd.arg("--release");
         }
@@ -240,7 +241,7 @@ async fn run_one(
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut hookline_env: Vec<(String, String)> =
         cli.set.iter().map(|s| env_override(s)).collect::<anyhow::Result<_>>()?;
     for raw in &cli.env {
@@ -261,7 +262,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         quick: cli.quick,
         nats_url: cli.nats_url,
         redis_url: cli.redis_url,
-        nats_server: cli.nats_server,
+        nats_server: cli.nats_server.unwrap_or_else(hookline_testkit::nats::nats_server_binary),
         hookline,
         hookline_env,
         hookline_has_egress,
@@ -291,8 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let table = |line: String| if cli.json { eprintln!("{line}") } else { println!("{line}") };
     table(report::header());
     let started = Instant::now();
-    let mut all: Vec<Report> = Vec::new();
-    let mut failed = false;
+    let mut runs: Vec<Vec<Report>> = Vec::new();
     for run in 1..=cli.runs.max(1) {
         if cli.runs > 1 {
             table(format!("run {run} of {}", cli.runs));
@@ -307,31 +307,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if cli.json {
                 println!("{}", r.to_json());
             }
-            failed |= !r.passed();
             done.push(r);
         }
-        all.extend(done);
+        runs.push(done);
     }
+    let mut medians = Vec::new();
     if cli.runs > 1 {
         table(format!("medians over {} runs", cli.runs));
-        failed = false;
         for &scenario in &scenarios {
             let name = scenario_name(scenario);
-            let runs: Vec<&Report> = all.iter().filter(|r| r.scenario == name).collect();
-            let m = report::median_of(&runs);
+            let of: Vec<&Report> = runs.iter().flatten().filter(|r| r.scenario == name).collect();
+            let m = report::median_of(&of);
             table(m.row());
             if cli.json {
                 let mut json = m.to_json();
-                json["median_of"] = runs.len().into();
+                json["median_of"] = of.len().into();
                 println!("{json}");
             }
-            failed |= !m.passed();
+            medians.push(m);
         }
     }
-    table(format!(
-        "total {:.0} s; {}",
-        started.elapsed().as_secs_f64(),
-        if failed { "some targets missed" } else { "all targets met" }
-    ));
-    Ok(())
+    let verdict = Verdict::of(&runs, (cli.runs > 1).then_some(medians.as_slice()));
+    table(format!("total {:.0} s", started.elapsed().as_secs_f64()));
+    for line in verdict.lines() {
+        table(line);
+    }
+    Ok(ExitCode::from(verdict.exit_code()))
 }
