@@ -10,7 +10,7 @@
 # every status code and response body conforms to the document. Exits non-zero on any failure
 # and stops everything it started.
 #
-# Usage: bash scripts/contract.sh [--max-examples N]   (default 30 per operation)
+# Usage: bash scripts/contract.sh [--max-examples N]   (default 100 per operation)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +18,7 @@ RUN="$ROOT/.contract"
 SCHEMATHESIS_VERSION=4.32.5   # keep in step with scripts/ensure-deps.sh
 ST="$ROOT/.deps/schemathesis-$SCHEMATHESIS_VERSION/bin/schemathesis"
 NATS_BIN="${HOOKLINE_TEST_NATS_SERVER:-$ROOT/.deps/nats-server-2.15.1/bin/nats-server}"
-MAX_EXAMPLES=30
+MAX_EXAMPLES=100
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --max-examples) MAX_EXAMPLES="$2"; shift 2 ;;

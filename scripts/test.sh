@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — the project's test command: every test, once per supported NATS server version.
 #
-# Owns: the version matrix. Runs scripts/ensure-deps.sh, then
+# Owns: the version matrix and the order of the suites. Runs scripts/ensure-deps.sh, then
 # `cargo test --workspace --all-targets` (the service, the test kit and the benchmark; or
 # `cargo test <args>` when arguments are given) with HOOKLINE_TEST_NATS_SERVER pointing at
 # the pinned binary of each version, newest first. Cargo's own output is kept untouched so its
@@ -38,9 +38,23 @@ for ver in "${NATS_VERSIONS[@]}"; do
     fi
 done
 
+# The admin API's contract test (schemathesis against a live hookline, scripts/contract.sh):
+# once, on the newest server, and only with the whole suite (not when arguments pick tests).
+if [ "$#" -eq 0 ]; then
+    echo
+    echo "== contract test (schemathesis) against nats-server ${NATS_VERSIONS[0]}"
+    if HOOKLINE_TEST_NATS_SERVER="$ROOT/.deps/nats-server-${NATS_VERSIONS[0]}/bin/nats-server" \
+        bash "$ROOT/scripts/contract.sh"; then
+        echo "== contract test: ok"
+    else
+        echo "== contract test: FAILED"
+        failed+=("contract test")
+    fi
+fi
+
 echo
 if [ "${#failed[@]}" -gt 0 ]; then
-    echo "test.sh: failing against nats-server ${failed[*]}" >&2
+    echo "test.sh: failing: ${failed[*]}" >&2
     exit 1
 fi
-echo "test.sh: all tests passed against nats-server ${NATS_VERSIONS[*]}"
+echo "test.sh: all tests passed against nats-server ${NATS_VERSIONS[*]}, contract test included"

@@ -426,25 +426,31 @@ async fn drain(
             let last = &last;
             async move {
                 let state = pipeline_state(js, names).await;
-                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
                 if state.messages == 0 && state.idle {
                     return Some(Vec::new());
                 }
-                let unchanged_since = match last.1 {
-                    Some((messages, since)) if state.idle && messages == state.messages => since,
-                    _ => Instant::now(),
+                // The lock is never held across an await: settled is decided, then it is released.
+                let settled = {
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    let unchanged_since = match last.1 {
+                        Some((messages, since)) if state.idle && messages == state.messages => {
+                            since
+                        }
+                        _ => Instant::now(),
+                    };
+                    last.1 = state.idle.then_some((state.messages, unchanged_since));
+                    if last.0.elapsed() >= Duration::from_secs(10) {
+                        say(&format!(
+                            "chaos: still draining after {:.0}s: {}",
+                            started.elapsed().as_secs_f64(),
+                            state.describe
+                        ));
+                        last.0 = Instant::now();
+                    }
+                    unchanged_since.elapsed() >= SETTLE
                 };
-                last.1 = state.idle.then_some((state.messages, unchanged_since));
-                if unchanged_since.elapsed() >= SETTLE {
+                if settled {
                     return Some(leftovers(js, names).await);
-                }
-                if last.0.elapsed() >= Duration::from_secs(10) {
-                    say(&format!(
-                        "chaos: still draining after {:.0}s: {}",
-                        started.elapsed().as_secs_f64(),
-                        state.describe
-                    ));
-                    last.0 = Instant::now();
                 }
                 None
             }

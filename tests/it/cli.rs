@@ -405,20 +405,20 @@ async fn subscription_list_filters_and_stats_command_work_from_the_cli() {
     };
     assert_eq!(
         ids(json(&w.cli(&["subscriptions", "list", "--tenant", "acme", "--output", "json"]).await)),
-        [acme.id.clone()]
+        vec![acme.id.clone()]
     );
     assert_eq!(
         ids(json(
             &w.cli(&["subscriptions", "list", "--active", "false", "--output", "json"]).await
         )),
-        [other.id.clone()]
+        vec![other.id.clone()]
     );
     assert_eq!(
         ids(json(
             &w.cli(&["subscriptions", "list", "--event-type", "order.created", "--output", "json"])
                 .await
         )),
-        [acme.id.clone()]
+        vec![acme.id.clone()]
     );
     let app = w.start_app(w.config("\"0s\"")).await;
     w.publish("order.created", "evt_stats", None).await;
