@@ -20,9 +20,6 @@ use crate::pairs::{Expected, Loss};
 use crate::procs::{self, HooklineSetup, Proc, TempDir, Usage};
 use crate::receiver::Stats;
 
-/// The receiver is on loopback, which SSRF protection refuses unless allowed.
-pub const LOOPBACK_ALLOWED: &str = "[egress]\nallow_cidrs = [\"127.0.0.0/8\"]";
-
 /// Command-line options that shape the environment.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -263,7 +260,7 @@ impl Env {
             }
         })
         .await?;
-        let mut config = hookline::config::Config::with_overrides(LOOPBACK_ALLOWED)?;
+        let mut config = hookline::config::Config::with_overrides(crate::load::LOOPBACK_ALLOWED)?;
         config.redis.url = self.redis_url.clone();
         let conn = hookline::store::connect(&config.redis).await?;
         let egress =

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The receiver is on loopback, which SSRF protection refuses unless allowed.
+pub const LOOPBACK_ALLOWED: &str = "[egress]\nallow_cidrs = [\"127.0.0.0/8\"]";
+
 use anyhow::Context as _;
 use async_nats::jetstream::{self, message::PublishMessage};
 
@@ -132,7 +135,7 @@ pub async fn baseline(
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<BaselineResult> {
-    let config = hookline::config::Config::with_overrides(crate::env::LOOPBACK_ALLOWED)?;
+    let config = hookline::config::Config::with_overrides(LOOPBACK_ALLOWED)?;
     let egress = hookline::egress::EgressPolicy::from_config(&config.egress)?;
     let client = hookline::egress::client::http_client(&config.delivery, egress.into())?;
     let body = bytes::Bytes::from(format!(
