@@ -8,7 +8,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{ApiError, ApiJson, ApiResult, ApiState, Caller};
+use super::{ApiJson, ApiResult, ApiState, Caller};
 use crate::ids::{EventId, EventType, TenantId};
 use crate::ingest::Published;
 use crate::ops::NewEvent;
@@ -54,12 +54,5 @@ async fn publish(
         tenant_id: body.tenant_id,
     };
     let published = state.ops.publish(&caller, event).await?;
-    if published.duplicate {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "duplicate_event",
-            format!("event {} was already published", published.event_id),
-        ));
-    }
     Ok((StatusCode::ACCEPTED, Json(published)))
 }

@@ -42,7 +42,8 @@ Exit codes:
   1  failure (a server unreachable, a signature that does not verify)
   2  invalid input or configuration (nothing was changed)
   3  not found (no such subscription, DLQ entry or event)
-  4  conflict (e.g. activating an active subscription; nothing was changed)";
+  4  conflict (e.g. activating an active subscription, publishing an event id again;
+     nothing was changed)";
 
 /// Webhook delivery on NATS JetStream and Redis.
 #[derive(Debug, Parser)]

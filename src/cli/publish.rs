@@ -24,7 +24,8 @@ pub struct PublishArgs {
     pub output: OutputArg,
 }
 
-/// Publishes and prints where the event went (a duplicate id is reported, not an error).
+/// Publishes and prints where the event went; an id already published is a conflict (exit 4),
+/// as the API's 409.
 pub async fn run(args: PublishArgs, config: Config) -> anyhow::Result<()> {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .map_err(|e| InputError(format!("payload is not valid JSON: {e}")))?;
@@ -41,11 +42,8 @@ pub async fn run(args: PublishArgs, config: Config) -> anyhow::Result<()> {
     match args.output.output {
         super::Output::Json => println!("{}", serde_json::to_string(&published)?),
         super::Output::Text => println!(
-            "published {} to {} (stream sequence {}{})",
-            published.event_id,
-            published.subject,
-            published.stream_sequence,
-            if published.duplicate { ", duplicate: already stored" } else { "" }
+            "published {} to {} (stream sequence {})",
+            published.event_id, published.subject, published.stream_sequence
         ),
     }
     Ok(())

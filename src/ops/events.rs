@@ -32,7 +32,8 @@ fn invalid(e: InvalidEvent) -> OpsError {
 }
 
 impl Ops {
-    /// Publishes `event`; `duplicate` in the result says JetStream already held its id.
+    /// Publishes `event`. An id JetStream already holds (inside the duplicate window) is a
+    /// conflict, `duplicate_event`: nothing new was stored, and every front end says so alike.
     pub async fn publish(&self, scope: &Scope, event: NewEvent) -> Result<Published, OpsError> {
         let tenant_id = scope.scope_tenant(event.tenant_id, "publish events")?;
         let event = WebhookEvent {
@@ -45,11 +46,21 @@ impl Ops {
         };
         event.validate().map_err(invalid)?;
         let limit = self.config.delivery.max_payload_bytes;
-        crate::ingest::publish_event(self.js()?, &self.names, &event, limit).await.map_err(|e| {
-            match e {
+        let published = crate::ingest::publish_event(self.js()?, &self.names, &event, limit)
+            .await
+            .map_err(|e| match e {
                 PublishError::Invalid(i) => invalid(i),
                 other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
-            }
-        })
+            })?;
+        if published.duplicate {
+            return Err(OpsError::Conflict {
+                code: "duplicate_event",
+                message: format!(
+                    "event {} was already published (stream sequence {})",
+                    published.event_id, published.stream_sequence
+                ),
+            });
+        }
+        Ok(published)
     }
 }

@@ -29,8 +29,12 @@ impl ReplayRequest {
                 if since >= until {
                     return Err(OpsError::invalid("since", "since must be before until"));
                 }
-                let event_types =
+                // One consumer filter per type, and JetStream refuses overlapping filters:
+                // a type named twice is asked for once.
+                let mut event_types: Vec<String> =
                     self.event_types.into_iter().map(EventType::into_string).collect();
+                event_types.sort_unstable();
+                event_types.dedup();
                 Ok(ReplaySelection::Range { since, until, event_types })
             }
             _ => Err(OpsError::invalid(
@@ -62,5 +66,26 @@ impl Ops {
                     cause: anyhow::anyhow!(m),
                 }),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_type_named_twice_is_replayed_through_one_filter() {
+        let t = |s: &str| s.parse::<EventType>().unwrap();
+        let request = ReplayRequest {
+            since: Some(OffsetDateTime::UNIX_EPOCH),
+            event_types: vec![t("order.created"), t("order.paid"), t("order.created")],
+            ..Default::default()
+        };
+        match request.selection().unwrap() {
+            ReplaySelection::Range { event_types, .. } => {
+                assert_eq!(event_types, ["order.created", "order.paid"])
+            }
+            other => panic!("a range was asked for: {other:?}"),
+        }
     }
 }

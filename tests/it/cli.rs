@@ -148,7 +148,8 @@ async fn publish_command_reaches_subscribers_and_dlq_commands_list_redeliver_and
     assert!(stdout(&out).contains("published evt_cli"));
     let dup =
         w.cli(&["publish", "order.created", r#"{"order_id": 42}"#, "--event-id", "evt_cli"]).await;
-    assert!(stdout(&dup).contains("duplicate"), "{}", stdout(&dup));
+    assert_eq!(dup.status.code(), Some(4), "a duplicate id is a conflict: {}", stderr(&dup));
+    assert!(stderr(&dup).contains("evt_cli was already published"), "{}", stderr(&dup));
     let bad_json = w.cli(&["publish", "order.created", "{oops"]).await;
     assert_eq!(bad_json.status.code(), Some(2));
 

@@ -55,6 +55,19 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
+/// Publishes an event whose id is tied to the front end's subscription (so the two front ends
+/// never collide, and a second call of either is a duplicate).
+fn publish_cli(sub: &str) -> Vec<String> {
+    args(&["publish", "order.parity", "{}", "--event-id", &format!("evt_{sub}")])
+}
+
+fn publish_api(sub: &str) -> (Method, String, Option<Value>) {
+    let body = serde_json::json!({
+        "event_id": format!("evt_{sub}"), "event_type": "order.parity", "payload": {}
+    });
+    (Method::POST, "/v1/events".into(), Some(body))
+}
+
 fn steps() -> Vec<Step> {
     use Outcome::*;
     vec![
@@ -63,6 +76,13 @@ fn steps() -> Vec<Step> {
             cli: |id| args(&["subscriptions", "get", id]),
             api: |id| (Method::GET, format!("/v1/subscriptions/{id}"), None),
             expect: Ok,
+        },
+        Step { what: "publish an event", cli: publish_cli, api: publish_api, expect: Ok },
+        Step {
+            what: "publish it again (same event id)",
+            cli: publish_cli,
+            api: publish_api,
+            expect: Conflict,
         },
         Step {
             what: "get an unknown subscription",
