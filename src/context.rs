@@ -6,6 +6,7 @@ use async_nats::jetstream;
 use redis::aio::ConnectionManager;
 
 use crate::config::{Config, redacted_url};
+use crate::egress::EgressPolicy;
 use crate::store::cache::SubscriptionCache;
 use crate::store::subscriptions::SubscriptionStore;
 use crate::subjects::Names;
@@ -32,18 +33,12 @@ impl Ctx {
     /// Connects to NATS (checking the server version) and Redis, and builds the HTTP client.
     /// Does not create streams: see [`crate::topology::ensure`].
     pub async fn connect(config: Config) -> anyhow::Result<Ctx> {
-        use anyhow::Context as _;
         crate::tls::install_provider();
         let names = Names::new(&config.streams.prefix);
         let nats = crate::topology::connect(&config.nats).await?;
         crate::topology::check_server_version(&nats)?;
         let js = crate::topology::jetstream(nats.clone(), &config);
-        let redis = crate::store::connect(&config.redis).await.with_context(|| {
-            format!("connecting to redis at {}", redacted_url(&config.redis.url))
-        })?;
-        let egress = std::sync::Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
-        let subscriptions =
-            SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
+        let (redis, egress, subscriptions) = connect_subscriptions(&config, &names).await?;
         let cache = Arc::new(SubscriptionCache::new(subscriptions.clone(), redis.clone(), &names));
         let http = crate::egress::client::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
@@ -68,4 +63,20 @@ impl Ctx {
             limits,
         })
     }
+}
+
+/// Redis, the egress policy (built once, from `[egress]`) and the subscription store that checks
+/// endpoint URLs with it: what a process, and a one-shot command that changes subscriptions,
+/// connect first.
+pub async fn connect_subscriptions(
+    config: &Config,
+    names: &Names,
+) -> anyhow::Result<(ConnectionManager, Arc<EgressPolicy>, SubscriptionStore)> {
+    use anyhow::Context as _;
+    let redis = crate::store::connect(&config.redis)
+        .await
+        .with_context(|| format!("connecting to redis at {}", redacted_url(&config.redis.url)))?;
+    let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
+    let store = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
+    Ok((redis, egress, store))
 }

@@ -136,13 +136,8 @@ impl Ops {
 
     /// Redis, and NATS only if reachable: a subscription change is stored either way.
     async fn connect_subscriptions(config: Config) -> anyhow::Result<Ops> {
-        use anyhow::Context as _;
         let names = Names::new(&config.streams.prefix);
-        let redis = crate::store::connect(&config.redis).await.with_context(|| {
-            format!("connecting to redis at {}", crate::config::redacted_url(&config.redis.url))
-        })?;
-        let egress = Arc::new(crate::egress::EgressPolicy::from_config(&config.egress)?);
-        let store = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress);
+        let (redis, _, store) = crate::context::connect_subscriptions(&config, &names).await?;
         let nats = match crate::topology::connect(&config.nats).await {
             Ok(c) => Some(c),
             Err(e) => {
