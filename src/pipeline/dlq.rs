@@ -7,6 +7,7 @@
 //! `Hookline-First-Attempt-At`, `Hookline-Last-Attempt-At`.
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use serde::Serialize;
 
@@ -223,12 +224,21 @@ pub async fn get(
     names: &crate::subjects::Names,
     seq: u64,
 ) -> Result<DlqEntry, DlqError> {
+    Ok(entry_of(names, &read(js, names, seq).await?.1))
+}
+
+/// The DLQ stream and the stored message of entry `seq`.
+async fn read(
+    js: &async_nats::jetstream::Context,
+    names: &crate::subjects::Names,
+    seq: u64,
+) -> Result<(async_nats::jetstream::stream::Stream<()>, StreamMessage), DlqError> {
     let stream = js
         .get_stream_no_info(names.dlq_stream())
         .await
         .map_err(|e| nats_err("opening dlq stream")(&e))?;
     match stream.direct_get(seq).await {
-        Ok(m) => Ok(entry_of(names, &m)),
+        Ok(m) => Ok((stream, m)),
         Err(e) if e.kind() == DirectGetErrorKind::NotFound => Err(DlqError::NotFound(seq)),
         Err(e) => Err(nats_err("reading dlq entry")(&e)),
     }
@@ -241,15 +251,7 @@ pub async fn redeliver(
     names: &crate::subjects::Names,
     seq: u64,
 ) -> Result<DlqEntry, DlqError> {
-    let stream = js
-        .get_stream_no_info(names.dlq_stream())
-        .await
-        .map_err(|e| nats_err("opening dlq stream")(&e))?;
-    let msg = match stream.direct_get(seq).await {
-        Ok(m) => m,
-        Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Err(DlqError::NotFound(seq)),
-        Err(e) => return Err(nats_err("reading dlq entry")(&e)),
-    };
+    let (stream, msg) = read(js, names, seq).await?;
     let entry = entry_of(names, &msg);
     let delivery = Delivery::parse(&msg.payload).map_err(|e| DlqError::NotRedeliverable {
         seq,
