@@ -9,11 +9,8 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookline::event::WebhookEvent;
-use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
 use hookline::subjects::Names;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -24,8 +21,15 @@ use crate::fleet::{Fleet, Kind};
 use crate::harness::nats::NatsServer;
 use crate::harness::redis::RedisServer;
 use crate::harness::{eventually, eventually_true, unique_prefix};
-use crate::ledger::{self, Report, Sub};
+use crate::ledger::{self, Report};
 
+mod drain;
+mod setup;
+
+use drain::{Orphan, drain};
+use setup::{
+    create_subscriptions, publish_batch, stream_leader, wait_all_running, wait_for_consumers,
+};
 /// Longest any single wait of the driver may take.
 const STEP_WAIT: Duration = Duration::from_secs(60);
 /// Longest the final drain may take.
@@ -326,242 +330,6 @@ pub async fn run(plan: Plan) -> Outcome {
     drop(fleet);
     Outcome { report, orphans: leftovers }
 }
-
-async fn create_subscriptions(
-    toml: &str,
-    names: &Names,
-    receiver: &FlakyReceiver,
-    plan: &Plan,
-) -> Vec<Sub> {
-    let config = hookline::config::Config::with_overrides(toml).expect("chaos config is valid");
-    let conn = hookline::store::connect(&config.redis).await.expect("redis connects");
-    let egress =
-        hookline::egress::EgressPolicy::from_config(&config.egress).expect("egress config");
-    let store = SubscriptionStore::new(conn, names.clone()).with_egress(Arc::new(egress));
-    let mut subs = Vec::new();
-    let wanted = (0..plan.flaky_subs)
-        .map(|i| (format!("f{i}"), false))
-        .chain((0..plan.dead_subs).map(|i| (format!("d{i}"), true)));
-    for (name, dead) in wanted {
-        let input =
-            SubscriptionInput { url: Some(receiver.url(&name, dead)), ..Default::default() };
-        let sub = store.create(input).await.expect("subscription created");
-        subs.push(Sub { name, id: sub.id });
-    }
-    subs
-}
-
-async fn wait_for_consumers(js: &async_nats::jetstream::Context, names: &Names, fleet: &mut Fleet) {
-    eventually(STEP_WAIT, "hookline's consumers exist", || {
-        if let Err(crash) = fleet.supervise() {
-            panic!("{crash}");
-        }
-        if fleet.faults.len() > 10 {
-            panic!(
-                "hookline keeps failing to start: {:?}",
-                fleet.faults.iter().map(|f| &f.what).collect::<Vec<_>>()
-            );
-        }
-        async {
-            let stream = js.get_stream(names.deliveries_stream()).await.ok()?;
-            stream.consumer_info(names.deliver_consumer()).await.ok()
-        }
-    })
-    .await;
-}
-
-/// Publishes `n` more events, each retried (same id: JetStream drops a repeat) until stored.
-async fn publish_batch(
-    js: &async_nats::jetstream::Context,
-    names: &Names,
-    events: &mut Published,
-    n: usize,
-    started: Instant,
-) {
-    for _ in 0..n {
-        let event_id = format!("ev{:06}", events.len());
-        let event = WebhookEvent {
-            event_id: event_id.clone(),
-            event_type: EVENT_TYPE.into(),
-            payload: serde_json::json!({"n": events.len()}),
-            occurred_at: None,
-            source: Some("chaos".into()),
-            tenant_id: None,
-        };
-        eventually(STEP_WAIT, &format!("event {event_id} stored"), || async {
-            hookline::ingest::publish_event(js, names, &event, 1 << 20).await.ok()
-        })
-        .await;
-        events.push((event_id, started.elapsed()));
-    }
-}
-
-async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> String {
-    eventually(STEP_WAIT, &format!("the leader of {stream}"), || async {
-        let mut s = js.get_stream(stream).await.ok()?;
-        s.info().await.ok()?.cluster.as_ref()?.leader.clone()
-    })
-    .await
-}
-
-/// Waits until nothing is left to do: no message in the deliveries stream (due deliveries and
-/// scheduled retries alike) and none pending or unacked on either consumer. Also done when the
-/// consumers are idle and the stream has not changed for [`SETTLE`]: what is left then is
-/// orphaned (see [`leftovers`]); the ledger tells whether any of it mattered. `Err` describes
-/// what was still moving at the deadline.
-async fn drain(
-    js: &async_nats::jetstream::Context,
-    names: &Names,
-    fleet: &mut Fleet,
-) -> Result<Vec<Orphan>, String> {
-    let what = "the pipeline drained or settled";
-    let started = Instant::now();
-    let last = std::sync::Mutex::new((Instant::now(), None::<(u64, Instant)>));
-    let drained = tokio::time::timeout(
-        DRAIN_WAIT,
-        eventually(DRAIN_WAIT * 2, what, || {
-            if let Err(crash) = fleet.supervise() {
-                panic!("{crash}");
-            }
-            let last = &last;
-            async move {
-                let state = pipeline_state(js, names).await;
-                if state.messages == 0 && state.idle {
-                    return Some(Vec::new());
-                }
-                // The lock is never held across an await: settled is decided, then it is released.
-                let settled = {
-                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                    let unchanged_since = match last.1 {
-                        Some((messages, since)) if state.idle && messages == state.messages => {
-                            since
-                        }
-                        _ => Instant::now(),
-                    };
-                    last.1 = state.idle.then_some((state.messages, unchanged_since));
-                    if last.0.elapsed() >= Duration::from_secs(10) {
-                        say(&format!(
-                            "chaos: still draining after {:.0}s: {}",
-                            started.elapsed().as_secs_f64(),
-                            state.describe
-                        ));
-                        last.0 = Instant::now();
-                    }
-                    unchanged_since.elapsed() >= SETTLE
-                };
-                if settled {
-                    return Some(leftovers(js, names).await);
-                }
-                None
-            }
-        }),
-    )
-    .await;
-    match drained {
-        Ok(leftovers) => Ok(leftovers),
-        Err(_) => Err(pipeline_state(js, names).await.describe),
-    }
-}
-
-/// How long idle consumers and an unchanged deliveries stream count as settled.
-const SETTLE: Duration = Duration::from_secs(30);
-
-/// The pipeline at one moment.
-struct PipelineState {
-    /// Messages in the deliveries stream.
-    messages: u64,
-    /// Nothing pending or unacked on either consumer.
-    idle: bool,
-    describe: String,
-}
-
-async fn pipeline_state(js: &async_nats::jetstream::Context, names: &Names) -> PipelineState {
-    let mut left = Vec::new();
-    let mut messages = u64::MAX;
-    match js.get_stream(names.deliveries_stream()).await {
-        Ok(mut s) => match s.info().await.map(|i| i.state.messages) {
-            Ok(n) => {
-                messages = n;
-                if n > 0 {
-                    left.push(format!("{n} messages in {}", names.deliveries_stream()));
-                }
-            }
-            Err(e) => left.push(format!("stream info: {e}")),
-        },
-        Err(e) => left.push(format!("stream: {e}")),
-    }
-    let mut idle = true;
-    for (stream, consumer) in [
-        (names.events_stream(), names.fanout_consumer()),
-        (names.deliveries_stream(), names.deliver_consumer()),
-    ] {
-        let info = match js.get_stream(&stream).await {
-            Ok(s) => s.consumer_info(&consumer).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match info {
-            Ok(c) if c.num_pending == 0 && c.num_ack_pending == 0 => {}
-            Ok(c) => {
-                idle = false;
-                left.push(format!(
-                    "{consumer}: {} pending, {} unacked",
-                    c.num_pending, c.num_ack_pending
-                ));
-            }
-            Err(e) => {
-                idle = false;
-                left.push(format!("{consumer}: {e}"));
-            }
-        }
-    }
-    PipelineState {
-        messages,
-        idle,
-        describe: if left.is_empty() { "drained".into() } else { left.join("; ") },
-    }
-}
-
-/// A message left in the deliveries stream after the drain, that no consumer delivers.
-#[derive(Debug)]
-pub struct Orphan {
-    /// Subject, attempt and schedule headers, when it was stored.
-    pub describe: String,
-    /// (subscription id, event id) from its body, if it is a delivery.
-    pub pair: Option<(String, String)>,
-    /// Its pair is one of the run's and was delivered or dead-lettered all the same.
-    pub resolved: bool,
-}
-
-/// Messages left in the deliveries stream that no consumer will deliver (at most 1000).
-async fn leftovers(js: &async_nats::jetstream::Context, names: &Names) -> Vec<Orphan> {
-    let Ok(stream) = js.get_stream(names.deliveries_stream()).await else {
-        return vec![Orphan { describe: "stream unavailable".into(), pair: None, resolved: false }];
-    };
-    let mut out = Vec::new();
-    let mut next = 1;
-    while out.len() < 1000 {
-        let Ok(msg) = stream.direct_get_next_for_subject(">", Some(next)).await else { break };
-        next = msg.sequence + 1;
-        let h = |name: &str| msg.headers.get(name).map(|v| v.to_string()).unwrap_or_default();
-        let pair = hookline::event::Delivery::parse(&msg.payload)
-            .ok()
-            .map(|d| (d.subscription_id, d.event.event_id));
-        out.push(Orphan {
-            describe: format!(
-                "{} seq={}: attempt={} schedule={:?} stored={}",
-                msg.subject,
-                msg.sequence,
-                h("Hookline-Attempt"),
-                h("Nats-Schedule"),
-                msg.time
-            ),
-            pair,
-            resolved: false,
-        });
-    }
-    out
-}
-
 /// Keeps the logs of a run that panics (dropped while unwinding).
 struct LogKeeper {
     dirs: Vec<std::path::PathBuf>,
@@ -589,16 +357,4 @@ fn keep_logs(dir: &Path, name: &str) {
         }
     }
     say(&format!("chaos[{name}]: logs kept in {}", dest.display()));
-}
-
-/// Waits until every hookline instance runs; a crashed one fails the run.
-async fn wait_all_running(fleet: &mut Fleet) {
-    eventually_true(STEP_WAIT, "every hookline instance running", || {
-        if let Err(crash) = fleet.supervise() {
-            panic!("{crash}");
-        }
-        let running = fleet.all_running();
-        async move { running }
-    })
-    .await;
 }
