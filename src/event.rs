@@ -3,24 +3,32 @@
 //!
 //! Parsing never panics: every way an input can be wrong maps to an [`InvalidEvent`] whose
 //! `reason()` is the machine-readable code written to the DLQ's `Hookline-Reason` header.
+//!
+//! Both messages hold typed ids ([`EventId`], [`EventType`], [`TenantId`], [`SubscriptionId`]),
+//! so a value is proof its ids are valid. JSON is read into a private wire struct of `String`s
+//! (`EventWire`, `DeliveryWire`) and converted by one function that names the field that is
+//! wrong as an [`InvalidEvent`] (a serde error could not carry the DLQ reason).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ids::{EventId, EventType, SubscriptionId};
+use crate::ids::{EventId, EventType, SubscriptionId, TenantId};
 
 /// Longest accepted event id, type, source or tenant id.
 pub const MAX_ID_LEN: usize = crate::ids::MAX_NAME_LEN;
 /// Deepest accepted JSON nesting of an event.
 pub const MAX_JSON_DEPTH: usize = 64;
 
-/// An event as applications publish it on `<prefix>.events.<event_type>`.
+/// An event as applications publish it on `<prefix>.events.<event_type>`. Deserializing checks
+/// its fields as [`WebhookEvent::parse`] does; `parse` adds the size, depth and subject checks
+/// and the receipt time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "EventWire")]
 pub struct WebhookEvent {
     /// Unique id; also the `Nats-Msg-Id` and the `webhook-id` header.
-    pub event_id: String,
+    pub event_id: EventId,
     /// Dot-separated type, e.g. `order.created`.
-    pub event_type: String,
+    pub event_type: EventType,
     /// Any JSON; delivered as `data`.
     pub payload: serde_json::Value,
     /// When it happened (defaults to receipt time).
@@ -35,7 +43,54 @@ pub struct WebhookEvent {
     pub source: Option<String>,
     /// Tenant; when set, only subscriptions of that tenant (or of none) receive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
+}
+
+/// An event as read: the same fields and defaults as [`WebhookEvent`], unchecked.
+#[derive(Deserialize)]
+struct EventWire {
+    event_id: String,
+    event_type: String,
+    payload: serde_json::Value,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    occurred_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+}
+
+impl TryFrom<EventWire> for WebhookEvent {
+    type Error = InvalidEvent;
+
+    /// Checks in a fixed order (id, type, source, tenant), so the first wrong field is the one
+    /// reported. Each id moves into its type without a copy.
+    fn try_from(w: EventWire) -> Result<WebhookEvent, InvalidEvent> {
+        let EventWire { event_id, event_type, payload, occurred_at, source, tenant_id } = w;
+        let event_id =
+            EventId::try_from(event_id).map_err(|e| InvalidEvent::BadEventId(e.value))?;
+        let event_type =
+            EventType::try_from(event_type).map_err(|e| InvalidEvent::BadEventType(e.value))?;
+        check_source(source.as_deref())?;
+        let tenant_id = match tenant_id {
+            Some(t) if t.len() > MAX_ID_LEN => {
+                return Err(InvalidEvent::TooLong { field: "tenant_id" });
+            }
+            Some(t) => {
+                Some(TenantId::try_from(t).map_err(|e| InvalidEvent::BadField(e.to_string()))?)
+            }
+            None => None,
+        };
+        Ok(WebhookEvent { event_id, event_type, payload, occurred_at, source, tenant_id })
+    }
+}
+
+/// The one check the types do not carry: `source` is free-form but bounded.
+fn check_source(source: Option<&str>) -> Result<(), InvalidEvent> {
+    match source {
+        Some(s) if s.len() > MAX_ID_LEN => Err(InvalidEvent::TooLong { field: "source" }),
+        _ => Ok(()),
+    }
 }
 
 /// One event bound to one subscription: the body of every deliveries and DLQ message. It is
@@ -45,14 +100,14 @@ pub struct WebhookEvent {
 /// say that in one line but buffers every field (payload included) and parses it twice; the
 /// explicit [`DeliveryWire`] / [`DeliveryRef`] below do it in one pass.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "DeliveryWire")]
+#[serde(try_from = "DeliveryWire")]
 pub struct Delivery {
     pub event: WebhookEvent,
     /// Target subscription.
-    pub subscription_id: String,
+    pub subscription_id: SubscriptionId,
 }
 
-/// A delivery as read.
+/// A delivery as read: [`EventWire`]'s fields and `subscription_id`, unchecked.
 #[derive(Deserialize)]
 struct DeliveryWire {
     event_id: String,
@@ -67,8 +122,11 @@ struct DeliveryWire {
     subscription_id: String,
 }
 
-impl From<DeliveryWire> for Delivery {
-    fn from(w: DeliveryWire) -> Delivery {
+impl TryFrom<DeliveryWire> for Delivery {
+    type Error = InvalidEvent;
+
+    /// The event's checks first, then the subscription id's.
+    fn try_from(w: DeliveryWire) -> Result<Delivery, InvalidEvent> {
         let DeliveryWire {
             event_id,
             event_type,
@@ -78,10 +136,15 @@ impl From<DeliveryWire> for Delivery {
             tenant_id,
             subscription_id,
         } = w;
-        Delivery {
-            event: WebhookEvent { event_id, event_type, payload, occurred_at, source, tenant_id },
-            subscription_id,
-        }
+        let wire = EventWire { event_id, event_type, payload, occurred_at, source, tenant_id };
+        let event = WebhookEvent::try_from(wire)?;
+        let subscription_id = SubscriptionId::try_from(subscription_id).map_err(|e| {
+            InvalidEvent::BadField(format!(
+                "subscription_id {:?} is not a subscription id",
+                e.value
+            ))
+        })?;
+        Ok(Delivery { event, subscription_id })
     }
 }
 
@@ -207,19 +270,20 @@ impl WebhookEvent {
             return Err(InvalidEvent::TooDeep);
         }
         // One pass for a well-formed event; only a failure is parsed again, into a `Value`
-        // first, to tell invalid JSON from a missing or wrong field.
-        let mut event: WebhookEvent = match serde_json::from_slice(bytes) {
-            Ok(event) => event,
+        // first, to tell invalid JSON from a missing or wrong field. The ids are checked after
+        // reading strings, so a bad one is its own reason, not a serde error.
+        let wire: EventWire = match serde_json::from_slice(bytes) {
+            Ok(wire) => wire,
             Err(_) => {
                 let value: serde_json::Value = serde_json::from_slice(bytes)
                     .map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
                 serde_json::from_value(value).map_err(|e| InvalidEvent::BadField(e.to_string()))?
             }
         };
-        event.validate()?;
-        if event.event_type != subject_type {
+        let mut event = WebhookEvent::try_from(wire)?;
+        if event.event_type != *subject_type {
             return Err(InvalidEvent::TypeMismatch {
-                body: event.event_type,
+                body: event.event_type.into_string(),
                 subject: subject_type.to_string(),
             });
         }
@@ -229,21 +293,10 @@ impl WebhookEvent {
         Ok(event)
     }
 
-    /// Checks the id, type and optional fields' grammar.
+    /// Checks what the field types do not prove: the length of `source` (the ids are valid by
+    /// construction).
     pub fn validate(&self) -> Result<(), InvalidEvent> {
-        if !valid_event_id(&self.event_id) {
-            return Err(InvalidEvent::BadEventId(self.event_id.clone()));
-        }
-        if !valid_event_type(&self.event_type) {
-            return Err(InvalidEvent::BadEventType(self.event_type.clone()));
-        }
-        if self.source.as_ref().is_some_and(|s| s.len() > MAX_ID_LEN) {
-            return Err(InvalidEvent::TooLong { field: "source" });
-        }
-        if self.tenant_id.as_ref().is_some_and(|s| s.len() > MAX_ID_LEN) {
-            return Err(InvalidEvent::TooLong { field: "tenant_id" });
-        }
-        Ok(())
+        check_source(self.source.as_deref())
     }
 
     /// Unix seconds of `occurred_at` (or now).
@@ -277,16 +330,9 @@ impl Delivery {
         if json_depth(bytes) > MAX_JSON_DEPTH {
             return Err(InvalidEvent::TooDeep);
         }
-        let delivery: Delivery =
+        let wire: DeliveryWire =
             serde_json::from_slice(bytes).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
-        delivery.event.validate()?;
-        if !SubscriptionId::is_valid(&delivery.subscription_id) {
-            return Err(InvalidEvent::BadField(format!(
-                "subscription_id {:?} is not a subscription id",
-                delivery.subscription_id
-            )));
-        }
-        Ok(delivery)
+        Delivery::try_from(wire)
     }
 
     /// The JSON body of a deliveries message.
@@ -316,7 +362,7 @@ mod tests {
             "order.created",
         )
         .unwrap();
-        assert_eq!(e.event_id, "evt_1");
+        assert_eq!(e.event_id.as_str(), "evt_1");
         assert!(e.occurred_at.is_some());
     }
 
@@ -330,6 +376,16 @@ mod tests {
             (r#"{"event_id":"e1","event_type":"a.b","payload":1}"#, "a.c", "event_type_mismatch"),
             (
                 r#"{"event_id":"e1","event_type":"a","payload":1,"occurred_at":"yesterday"}"#,
+                "a",
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"e1","event_type":"a","payload":1,"tenant_id":"a b"}"#,
+                "a",
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"e1","event_type":"a","payload":1,"tenant_id":""}"#,
                 "a",
                 "invalid_field",
             ),
@@ -370,8 +426,34 @@ mod tests {
     fn delivery_round_trips_through_json() {
         let e = parse(r#"{"event_id":"e1","event_type":"a","payload":null,"tenant_id":"t1"}"#, "a")
             .unwrap();
-        let d =
-            Delivery { event: e, subscription_id: "sub_0123456789abcdef0123456789abcdef".into() };
+        let d = Delivery {
+            event: e,
+            subscription_id: "sub_0123456789abcdef0123456789abcdef".parse().unwrap(),
+        };
         assert_eq!(Delivery::parse(&d.to_bytes()).unwrap(), d);
+    }
+
+    #[test]
+    fn the_wire_format_is_the_ids_as_strings_in_field_order() {
+        let json = r#"{"event_id":"e1","event_type":"a.b","payload":{"x":1},"occurred_at":"2024-01-02T03:04:05Z","source":"s","tenant_id":"t1"}"#;
+        let e = parse(json, "a.b").unwrap();
+        assert_eq!(serde_json::to_string(&e).unwrap(), json);
+        let d = Delivery { event: e, subscription_id: "sub_1".parse().unwrap() };
+        let with_sub = format!(r#"{},"subscription_id":"sub_1"}}"#, &json[..json.len() - 1]);
+        assert_eq!(String::from_utf8(d.to_bytes()).unwrap(), with_sub);
+    }
+
+    #[test]
+    fn a_delivery_names_its_wrong_field() {
+        let body = |id: &str, sub: &str| {
+            format!(
+                r#"{{"event_id":"{id}","event_type":"a","payload":1,"subscription_id":"{sub}"}}"#
+            )
+        };
+        let reason = |id, sub| Delivery::parse(body(id, sub).as_bytes()).map_err(|e| e.reason());
+        assert!(reason("e1", "sub_1").is_ok());
+        assert_eq!(reason("e 1", "sub_1").unwrap_err(), "invalid_event_id");
+        assert_eq!(reason("e1", "sub_").unwrap_err(), "invalid_field");
+        assert_eq!(Delivery::parse(br#"{"event_id":"e1"}"#).unwrap_err().reason(), "invalid_json");
     }
 }

@@ -40,7 +40,7 @@ pub async fn publish_event(
     }
     let subject = names.event(&event.event_type);
     let nats_err = |e: &dyn std::fmt::Display| PublishError::Nats {
-        event_id: event.event_id.clone(),
+        event_id: event.event_id.to_string(),
         subject: subject.clone(),
         message: e.to_string(),
     };
@@ -53,7 +53,7 @@ pub async fn publish_event(
         .await
         .map_err(|e| nats_err(&e))?;
     Ok(Published {
-        event_id: event.event_id.clone(),
+        event_id: event.event_id.to_string(),
         subject,
         stream_sequence: ack.sequence,
         duplicate: ack.duplicate,

@@ -174,13 +174,16 @@ async fn queue(
     };
     let mut acks = Vec::with_capacity(subs.len());
     for sub in &subs {
-        let delivery = Delivery { event: event.clone(), subscription_id: sub.id.clone() };
         let mut h = HeaderMap::new();
         h.insert("Nats-Msg-Id", format!("{replay_id}.{}.{}", event.event_id, sub.id).as_str());
         h.insert(headers::REPLAY_ID, replay_id);
         let ack = ctx
             .js
-            .publish_with_headers(ctx.names.deliver(&sub.id), h, delivery.to_bytes().into())
+            .publish_with_headers(
+                ctx.names.deliver(&sub.id),
+                h,
+                Delivery::bytes_for(event, &sub.id).into(),
+            )
             .await
             .map_err(|e| failed("queueing a replayed delivery")(&e))?;
         acks.push(ack);

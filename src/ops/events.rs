@@ -37,12 +37,12 @@ impl Ops {
     pub async fn publish(&self, scope: &Scope, event: NewEvent) -> Result<Published, OpsError> {
         let tenant_id = scope.scope_tenant(event.tenant_id, "publish events")?;
         let event = WebhookEvent {
-            event_id: event.event_id.unwrap_or_else(EventId::generate).into_string(),
-            event_type: event.event_type.into_string(),
+            event_id: event.event_id.unwrap_or_else(EventId::generate),
+            event_type: event.event_type,
             payload: event.payload,
             occurred_at: Some(event.occurred_at.unwrap_or_else(time::OffsetDateTime::now_utc)),
             source: event.source,
-            tenant_id: tenant_id.map(TenantId::into_string),
+            tenant_id,
         };
         event.validate().map_err(invalid)?;
         let limit = self.config.delivery.max_payload_bytes;

@@ -257,7 +257,7 @@ pub async fn redeliver(
         seq,
         why: format!("{} (an unprocessable event; fix and republish it to the events subject)", e),
     })?;
-    if entry.subscription_id != delivery.subscription_id {
+    if entry.subscription_id != delivery.subscription_id.as_str() {
         return Err(DlqError::NotRedeliverable {
             seq,
             why: "subject and body name different subscriptions".into(),

@@ -66,10 +66,10 @@ pub fn sign_request(sub: &Subscription, delivery: &Delivery, now: OffsetDateTime
         (BodyFormat::Payload, true) => canonical_json(&event.payload),
     };
     let timestamp = now.unix_timestamp();
-    let id = &event.event_id;
+    let id = event.event_id.as_str();
     let mut headers = vec![
         ("content-type", "application/json".to_string()),
-        ("webhook-id", id.clone()),
+        ("webhook-id", id.to_string()),
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", signature_header(&sub.live_secrets(now), id, timestamp, &body)),
     ];
@@ -78,8 +78,8 @@ pub fn sign_request(sub: &Subscription, delivery: &Delivery, now: OffsetDateTime
         match scheme {
             SignatureScheme::WebhookSha256 => {
                 headers.push(("x-webhook-signature", format!("sha256={signature}")));
-                headers.push(("x-webhook-event-type", event.event_type.clone()));
-                headers.push(("x-webhook-event-id", id.clone()));
+                headers.push(("x-webhook-event-type", event.event_type.to_string()));
+                headers.push(("x-webhook-event-id", id.to_string()));
                 headers.push(("x-webhook-timestamp", now.format(&Rfc3339).unwrap_or_default()));
             }
             SignatureScheme::XSignatureCanonical => headers.push(("x-signature", signature)),

@@ -42,7 +42,7 @@ pub fn event_parse(data: &[u8]) {
         Ok(event) => {
             assert!(rest.len() <= limit);
             assert_eq!(event.validate(), Ok(()));
-            assert_eq!(event.event_type, subject);
+            assert_eq!(event.event_type, *subject);
             assert!(event.occurred_at.is_some(), "a receipt time is filled in");
             serde_json::from_slice::<serde_json::Value>(&event.webhook_body())
                 .expect("the webhook body is JSON");

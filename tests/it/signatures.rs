@@ -123,8 +123,8 @@ async fn seed_compatible_signatures_verify_with_a_python_receiver_using_their_al
     let app = w.start_app(w.config("\"0s\"")).await;
     let payload = serde_json::json!({"zeta": 1, "alpha": {"é": "naïve ☃", "b": [3, 1, {"y": true, "x": null}]}, "big": 12345678901234_i64});
     let event = hookline::event::WebhookEvent {
-        event_id: "evt_seed".into(),
-        event_type: "order.created".into(),
+        event_id: "evt_seed".parse().unwrap(),
+        event_type: "order.created".parse().unwrap(),
         payload: payload.clone(),
         occurred_at: None,
         source: None,

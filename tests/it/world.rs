@@ -127,12 +127,12 @@ impl World {
     /// Publishes an event the way an application would, with Nats-Msg-Id = event id.
     pub async fn publish(&self, event_type: &str, event_id: &str, tenant: Option<&str>) {
         let event = WebhookEvent {
-            event_id: event_id.into(),
-            event_type: event_type.into(),
+            event_id: event_id.parse().unwrap(),
+            event_type: event_type.parse().unwrap(),
             payload: serde_json::json!({"n": event_id}),
             occurred_at: None,
             source: None,
-            tenant_id: tenant.map(str::to_string),
+            tenant_id: tenant.map(|t| t.parse().unwrap()),
         };
         hookline::ingest::publish_event(&self.js().await, &self.names, &event, 1 << 20)
             .await

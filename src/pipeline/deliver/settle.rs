@@ -105,8 +105,9 @@ impl Job<'_> {
         dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq)
             .await?;
         metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
-        let tenant =
-            sub.and_then(|s| s.tenant_id.clone()).or_else(|| self.delivery.event.tenant_id.clone());
+        let tenant = sub
+            .and_then(|s| s.tenant_id.clone())
+            .or_else(|| self.delivery.event.tenant_id.as_ref().map(|t| t.to_string()));
         self.write_log(
             tenant,
             AttemptStatus::DeadLettered,
@@ -126,9 +127,9 @@ impl Job<'_> {
         let ctx = self.ctx;
         let record = AttemptRecord {
             attempt_id: format!("att_{}", uuid::Uuid::now_v7().simple()),
-            subscription_id: self.delivery.subscription_id.clone(),
-            event_id: self.delivery.event.event_id.clone(),
-            event_type: self.delivery.event.event_type.clone(),
+            subscription_id: self.delivery.subscription_id.to_string(),
+            event_id: self.delivery.event.event_id.to_string(),
+            event_type: self.delivery.event.event_type.to_string(),
             tenant_id,
             attempt: self.state.attempt,
             status,

@@ -151,7 +151,7 @@ async fn leftovers(js: &async_nats::jetstream::Context, names: &Names) -> Vec<Or
         let h = |name: &str| msg.headers.get(name).map(|v| v.to_string()).unwrap_or_default();
         let pair = hookline::event::Delivery::parse(&msg.payload)
             .ok()
-            .map(|d| (d.subscription_id, d.event.event_id));
+            .map(|d| (d.subscription_id.into_string(), d.event.event_id.into_string()));
         out.push(Orphan {
             describe: format!(
                 "{} seq={}: attempt={} schedule={:?} stored={}",

@@ -73,8 +73,8 @@ pub(super) async fn publish_batch(
     for _ in 0..n {
         let event_id = format!("ev{:06}", events.len());
         let event = WebhookEvent {
-            event_id: event_id.clone(),
-            event_type: EVENT_TYPE.into(),
+            event_id: event_id.parse().unwrap(),
+            event_type: EVENT_TYPE.parse().unwrap(),
             payload: serde_json::json!({"n": events.len()}),
             occurred_at: None,
             source: Some("chaos".into()),

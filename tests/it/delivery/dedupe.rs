@@ -78,7 +78,7 @@ async fn redelivered_copy_after_success_is_acked_without_a_second_post() {
             1 << 20,
         )
         .unwrap(),
-        subscription_id: sub.id.clone(),
+        subscription_id: sub.id.parse().unwrap(),
     };
     let mut h = HeaderMap::new();
     h.insert("Nats-Msg-Id", "copy-after-crash");
@@ -123,7 +123,7 @@ async fn two_copies_of_one_delivery_due_at_once_make_one_post() {
             1 << 20,
         )
         .unwrap(),
-        subscription_id: sub.id.clone(),
+        subscription_id: sub.id.parse().unwrap(),
     };
     let app = w.start_app(w.config("\"0s\", \"100ms\"")).await;
     let js = w.js().await;
@@ -162,7 +162,7 @@ async fn two_copies_of_one_delivery_that_both_fail_make_one_dlq_entry_and_a_rede
             1 << 20,
         )
         .unwrap(),
-        subscription_id: sub.id.clone(),
+        subscription_id: sub.id.parse().unwrap(),
     };
     let js = w.js().await;
     for (n, copy) in ["copy-a", "copy-b"].into_iter().enumerate() {

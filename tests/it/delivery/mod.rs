@@ -79,8 +79,8 @@ async fn delivery_follows_standard_webhooks_headers_and_body() {
     let sub = w.subscribe("/hook", &[], None).await;
     let app = w.start_app(w.config("\"0s\"")).await;
     let event = WebhookEvent {
-        event_id: "evt_std".into(),
-        event_type: "user.signed_up".into(),
+        event_id: "evt_std".parse().unwrap(),
+        event_type: "user.signed_up".parse().unwrap(),
         payload: serde_json::json!({"user": {"id": 7, "tags": ["a", "b"]}}),
         occurred_at: Some(time::macros::datetime!(2024-05-06 07:08:09 UTC)),
         source: Some("accounts".into()),
@@ -174,7 +174,7 @@ async fn exhausted_retries_land_in_the_dlq_with_reason_headers_and_redeliver_rea
         assert!(raw.headers.get(h).is_some(), "dlq entry has header {h}");
     }
     assert!(raw.headers.get("Hookline-Last-Error").unwrap().as_str().contains("503"));
-    assert_eq!(Delivery::parse(&raw.payload).unwrap().subscription_id, sub.id);
+    assert_eq!(Delivery::parse(&raw.payload).unwrap().subscription_id.as_str(), sub.id);
 
     // Redeliver with a fresh budget: the endpoint has recovered.
     w.receiver.set_default("/dead", Reply::Status(200));
@@ -213,14 +213,14 @@ async fn each_kind_of_malformed_event_is_dead_lettered_with_its_reason() {
     w.publish_raw(&w.names.deliver("sub_nope"), b"[]".to_vec()).await;
     let valid_for_unknown = Delivery {
         event: WebhookEvent {
-            event_id: "e3".into(),
-            event_type: "a".into(),
+            event_id: "e3".parse().unwrap(),
+            event_type: "a".parse().unwrap(),
             payload: serde_json::json!(1),
             occurred_at: None,
             source: None,
             tenant_id: None,
         },
-        subscription_id: "sub_unknown".into(),
+        subscription_id: "sub_unknown".parse().unwrap(),
     };
     w.publish_raw(&w.names.deliver("sub_unknown"), valid_for_unknown.to_bytes()).await;
 

@@ -134,14 +134,14 @@ async fn subscription_changes_made_elsewhere_are_seen_by_the_next_event_and_deli
     // that is true now, not what the cache held.
     let queued = |id: &str| Delivery {
         event: WebhookEvent {
-            event_id: id.into(),
-            event_type: "order.created".into(),
+            event_id: id.parse().unwrap(),
+            event_type: "order.created".parse().unwrap(),
             payload: serde_json::json!(1),
             occurred_at: None,
             source: None,
             tenant_id: None,
         },
-        subscription_id: sub.id.clone(),
+        subscription_id: sub.id.parse().unwrap(),
     };
     store.set_active(&sub.id, false).await.unwrap();
     w.publish_raw(&w.names.deliver(&sub.id), queued("evt_c4").to_bytes()).await;
