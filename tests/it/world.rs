@@ -163,6 +163,12 @@ impl World {
         .await
     }
 
+    /// The fan-out consumer's state (pending, in flight, redelivered events).
+    pub async fn fanout_consumer_info(&self) -> async_nats::jetstream::consumer::Info {
+        let events = self.js().await.get_stream(self.names.events_stream()).await.unwrap();
+        events.consumer_info(self.names.fanout_consumer()).await.unwrap()
+    }
+
     /// Messages currently stored in a stream.
     pub async fn stream_messages(&self, stream: &str) -> u64 {
         let mut s = self.js().await.get_stream(stream).await.expect("stream exists");

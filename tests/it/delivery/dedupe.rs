@@ -31,15 +31,7 @@ async fn duplicate_event_id_inside_the_window_is_delivered_once() {
     })
     .await;
     eventually_true(WAIT, "events consumed", || async {
-        let info = w
-            .js()
-            .await
-            .get_stream(w.names.events_stream())
-            .await
-            .unwrap()
-            .consumer_info(w.names.fanout_consumer())
-            .await
-            .unwrap();
+        let info = w.fanout_consumer_info().await;
         info.num_pending == 0 && info.num_ack_pending == 0
     })
     .await;

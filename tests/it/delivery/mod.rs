@@ -245,15 +245,7 @@ async fn each_kind_of_malformed_event_is_dead_lettered_with_its_reason() {
         w.stream_messages(&w.names.deliveries_stream()).await == 0
     })
     .await;
-    let info = w
-        .js()
-        .await
-        .get_stream(w.names.events_stream())
-        .await
-        .unwrap()
-        .consumer_info(w.names.fanout_consumer())
-        .await
-        .unwrap();
+    let info = w.fanout_consumer_info().await;
     assert_eq!((info.num_ack_pending, info.num_pending), (0, 0));
     assert_eq!(w.receiver.requests().len(), 0);
     app.stop().await;

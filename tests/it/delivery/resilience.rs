@@ -66,15 +66,8 @@ async fn redis_outage_pauses_delivery_and_it_resumes_without_a_restart() {
     w.redis.kill().await;
     w.publish("order.created", "evt_during", None).await;
     // While Redis is down the event waits in JetStream (fan-out cannot look up subscriptions).
-    let js = w.js().await;
     eventually_true(WAIT, "fan-out retried the event at least once", || async {
-        let info = js
-            .get_stream(w.names.events_stream())
-            .await
-            .unwrap()
-            .consumer_info(w.names.fanout_consumer())
-            .await
-            .unwrap();
+        let info = w.fanout_consumer_info().await;
         info.num_redelivered > 0 || info.num_ack_pending > 0
     })
     .await;
