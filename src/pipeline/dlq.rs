@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::Transient;
 use super::headers::{self, AttemptState};
 use crate::context::Ctx;
-use crate::event::Delivery;
+use crate::event::{Delivery, InvalidEvent};
 use crate::subjects::INVALID_EVENTS_TOKEN;
 
 /// Bodies over this size are cut in the DLQ copy (the event log keeps the original), so the
@@ -98,6 +98,17 @@ pub async fn publish_invalid(
         &format!("invalid.{subject}.{seq}"),
     )
     .await
+}
+
+/// Dead-letters `msg` (stream sequence `seq`), which did not parse, with the reason `invalid` names.
+pub async fn publish_unparsable(
+    ctx: &Ctx,
+    msg: &async_nats::jetstream::Message,
+    seq: u64,
+    invalid: &InvalidEvent,
+) -> Result<(), Transient> {
+    let detail = invalid.to_string();
+    publish_invalid(ctx, &msg.payload, invalid.reason(), &detail, &msg.subject, seq).await
 }
 
 /// The `Nats-Msg-Id` of a delivery's DLQ entry: one per (event, subscription, replay, DLQ entry

@@ -87,18 +87,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         ctx.config.delivery.max_payload_bytes,
     ) {
         Ok(event) => event,
-        Err(invalid) => {
-            let detail = invalid.to_string();
-            return dlq::publish_invalid(
-                ctx,
-                &msg.payload,
-                invalid.reason(),
-                &detail,
-                &msg.subject,
-                seq,
-            )
-            .await;
-        }
+        Err(invalid) => return dlq::publish_unparsable(ctx, msg, seq, &invalid).await,
     };
     tracing::Span::current().record("event_id", event.event_id.as_str());
     // The replay index (event id -> stream sequence) rides along with the lookup's round trip;

@@ -88,18 +88,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     let state = AttemptState::from_headers(msg.headers.as_ref(), now);
     let delivery = match Delivery::parse(&msg.payload) {
         Ok(d) => d,
-        Err(invalid) => {
-            let detail = invalid.to_string();
-            return dlq::publish_invalid(
-                ctx,
-                &msg.payload,
-                invalid.reason(),
-                &detail,
-                &msg.subject,
-                seq,
-            )
-            .await;
-        }
+        Err(invalid) => return dlq::publish_unparsable(ctx, msg, seq, &invalid).await,
     };
     let span = tracing::Span::current();
     span.record("event_id", delivery.event.event_id.as_str());
