@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use serde::Serialize;
 
 pub use crate::attempt_record::{AttemptRecord, AttemptStatus};
@@ -65,7 +65,7 @@ impl Recorder {
     /// Starts the background writer (needs a Tokio runtime).
     pub fn start(
         js: jetstream::Context,
-        redis: ConnectionManager,
+        redis: RedisConn,
         names: Names,
         retention: std::time::Duration,
     ) -> Recorder {
@@ -93,7 +93,7 @@ impl Recorder {
 async fn run(
     mut rx: tokio::sync::mpsc::Receiver<Msg>,
     js: jetstream::Context,
-    mut redis: ConnectionManager,
+    mut redis: RedisConn,
     names: Names,
     retention: std::time::Duration,
 ) {
@@ -118,7 +118,7 @@ async fn run(
 /// trip. A failure is logged, never retried into a duplicate record.
 async fn write_batch(
     js: &jetstream::Context,
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     names: &Names,
     retention: std::time::Duration,
     records: Vec<AttemptRecord>,
@@ -228,7 +228,7 @@ fn keeps(q: &AttemptQuery, r: &AttemptRecord) -> bool {
 /// with no filter but perhaps `status=succeeded`, the stream itself, newest first.
 pub async fn query(
     js: &jetstream::Context,
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     names: &Names,
     q: &AttemptQuery,
 ) -> anyhow::Result<AttemptPage> {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_nats::jetstream;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 
 use crate::config::{Config, redacted_url};
 use crate::egress::EgressPolicy;
@@ -18,7 +18,7 @@ pub struct Ctx {
     pub names: Names,
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub subscriptions: SubscriptionStore,
     /// The delivery path's view of the subscriptions (exact: checked on every use).
     pub cache: Arc<SubscriptionCache>,
@@ -71,7 +71,7 @@ impl Ctx {
 pub async fn connect_subscriptions(
     config: &Config,
     names: &Names,
-) -> anyhow::Result<(ConnectionManager, Arc<EgressPolicy>, SubscriptionStore)> {
+) -> anyhow::Result<(RedisConn, Arc<EgressPolicy>, SubscriptionStore)> {
     use anyhow::Context as _;
     let redis = crate::store::connect(&config.redis)
         .await

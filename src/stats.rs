@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use serde::Serialize;
 
 use crate::attempt_record::{AttemptRecord, AttemptStatus, FailureKind};
@@ -100,7 +100,7 @@ pub struct Windows {
 
 /// Sums the buckets of the last `minutes` minutes (`subscription` None: overall).
 pub async fn window(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     names: &Names,
     subscription: Option<&str>,
     minutes: i64,
@@ -163,7 +163,7 @@ fn summarize(sum: &BTreeMap<String, u64>) -> WindowStats {
 
 /// 5 min, 1 h and 24 h.
 pub async fn windows(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     names: &Names,
     subscription: Option<&str>,
 ) -> redis::RedisResult<Windows> {

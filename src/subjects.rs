@@ -159,6 +159,12 @@ impl Names {
     pub fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.prefix)
     }
+
+    /// `<p>:{<subscription>}:<rest>`: a key of one subscription, hash-tagged so that all of a
+    /// subscription's keys share one Redis Cluster slot (a script may touch several of them).
+    pub fn sub_key(&self, subscription: &str, rest: &str) -> String {
+        format!("{}:{{{subscription}}}:{rest}", self.prefix)
+    }
 }
 
 #[cfg(test)]

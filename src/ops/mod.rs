@@ -24,7 +24,7 @@ mod subscriptions;
 use std::sync::Arc;
 
 use async_nats::jetstream;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 
 pub use attempts::{AttemptFilter, parse_status};
 pub use dlq::{RedeliverFailure, RedeliverResult, RedeliverTarget};
@@ -88,7 +88,7 @@ impl Scope {
 pub struct Ops {
     config: Arc<Config>,
     names: Names,
-    redis: Option<ConnectionManager>,
+    redis: Option<RedisConn>,
     store: Option<SubscriptionStore>,
     nats: Option<async_nats::Client>,
     js: Option<jetstream::Context>,
@@ -176,7 +176,7 @@ impl Ops {
         self.store.as_ref().ok_or(OpsError::Backend(BackendError::NotConnected("redis")))
     }
 
-    fn redis(&self) -> Result<&ConnectionManager, OpsError> {
+    fn redis(&self) -> Result<&RedisConn, OpsError> {
         self.redis.as_ref().ok_or(OpsError::Backend(BackendError::NotConnected("redis")))
     }
 

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 
 use super::Doing;
 use super::subscriptions::{Subscription, SubscriptionError, SubscriptionStore, version_key};
@@ -53,7 +53,7 @@ impl State {
 /// Subscriptions and fan-out matches of one prefix, shared by the process's handlers.
 pub struct SubscriptionCache {
     store: SubscriptionStore,
-    conn: ConnectionManager,
+    conn: RedisConn,
     version_key: String,
     state: Mutex<State>,
 }
@@ -61,7 +61,7 @@ pub struct SubscriptionCache {
 impl SubscriptionCache {
     pub fn new(
         store: SubscriptionStore,
-        conn: ConnectionManager,
+        conn: RedisConn,
         names: &Names,
     ) -> SubscriptionCache {
         SubscriptionCache { store, conn, version_key: version_key(names), state: Mutex::default() }

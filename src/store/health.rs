@@ -14,7 +14,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 
 use super::{Doing, StoreError};
 use crate::subjects::Names;
@@ -42,7 +42,7 @@ fn now_ms() -> i64 {
 /// Health operations for one prefix.
 #[derive(Clone)]
 pub struct Health {
-    conn: ConnectionManager,
+    conn: RedisConn,
     names: Names,
 }
 
@@ -179,7 +179,7 @@ pub enum Admission {
 }
 
 impl Health {
-    pub fn new(conn: ConnectionManager, names: Names) -> Health {
+    pub fn new(conn: RedisConn, names: Names) -> Health {
         Health { conn, names }
     }
 

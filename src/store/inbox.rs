@@ -11,7 +11,7 @@
 //! inbox. Without the claim both passed the inbox check and both POSTed.
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 
 use super::{Doing, StoreError};
 use crate::subjects::Names;
@@ -38,7 +38,7 @@ pub fn claim_key(inbox_key: &str) -> String {
 
 /// Whether the pair was already delivered.
 pub async fn was_delivered(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     names: &Names,
     event_id: &str,
     subscription_id: &str,

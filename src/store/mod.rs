@@ -17,6 +17,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::RedisConfig;
 
+/// The process's Redis connection: cheap to clone, shared by every task, reconnecting by itself.
+pub type RedisConn = ConnectionManager;
+
 /// A Redis failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,7 +41,7 @@ impl<T> Doing<T> for redis::RedisResult<T> {
 }
 
 /// Connects (and verifies the connection with a PING).
-pub async fn connect(config: &RedisConfig) -> Result<ConnectionManager, StoreError> {
+pub async fn connect(config: &RedisConfig) -> Result<RedisConn, StoreError> {
     let doing = || "connecting to redis".to_string();
     // TCP_NODELAY (redis-rs leaves Nagle on): a small pipelined request must not wait for the
     // ACK of the one before it.

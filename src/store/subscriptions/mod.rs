@@ -18,7 +18,7 @@
 //! their validation.
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use time::OffsetDateTime;
 
 mod codec;
@@ -44,7 +44,7 @@ pub fn version_key(names: &Names) -> String {
 /// Subscription storage bound to one prefix.
 #[derive(Clone)]
 pub struct SubscriptionStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     names: Names,
     egress: std::sync::Arc<crate::egress::EgressPolicy>,
 }
@@ -54,7 +54,7 @@ fn now() -> OffsetDateTime {
 }
 
 impl SubscriptionStore {
-    pub fn new(conn: ConnectionManager, names: Names) -> SubscriptionStore {
+    pub fn new(conn: RedisConn, names: Names) -> SubscriptionStore {
         SubscriptionStore { conn, names, egress: Default::default() }
     }
 
