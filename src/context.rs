@@ -66,8 +66,8 @@ impl Ctx {
 }
 
 /// Redis, the egress policy (built once, from `[egress]`) and the subscription store that checks
-/// endpoint URLs with it: what a process, and a one-shot command that changes subscriptions,
-/// connect first.
+/// endpoint URLs with it and seals secrets with the `[secrets]` keys: what a process, and a
+/// one-shot command that changes subscriptions, connect first.
 pub async fn connect_subscriptions(
     config: &Config,
     names: &Names,
@@ -77,6 +77,9 @@ pub async fn connect_subscriptions(
         .await
         .with_context(|| format!("connecting to redis at {}", redacted_url(&config.redis.url)))?;
     let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
-    let store = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
+    let secret_box = Arc::new(config.secrets.secret_box()?);
+    let store = SubscriptionStore::new(redis.clone(), names.clone())
+        .with_egress(egress.clone())
+        .with_secret_box(secret_box);
     Ok((redis, egress, store))
 }

@@ -93,7 +93,7 @@ impl SubscriptionStore {
         for (id, fields) in ids.iter().zip(rows) {
             // An id still in an index whose hash is gone (deleted meanwhile) is skipped.
             if !fields.is_empty() {
-                subs.push(decode(id, fields)?);
+                subs.push(decode(id, fields, &self.secret_box)?);
             }
         }
         Ok(subs)
@@ -109,7 +109,7 @@ impl SubscriptionStore {
         if let Some(old) = old {
             self.unindex(&mut pipe, old);
         }
-        pipe.hset_multiple(self.hash_key(&new.id), &encode(new)).ignore();
+        pipe.hset_multiple(self.hash_key(&new.id), &encode(new, &self.secret_box)).ignore();
         if old.is_some_and(|o| !o.active) && new.active {
             // Re-activated: the endpoint starts with a clean record (breaker closed).
             pipe.del(self.names.key(&format!("health:{}", new.id))).ignore();

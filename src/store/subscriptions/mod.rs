@@ -2,7 +2,8 @@
 //!
 //! Layout (all keys under `<p>:`):
 //! - `sub:<id>`: hash with id, url, event_types (JSON list), tenant_id, description, active,
-//!   secret, created_at, updated_at;
+//!   secrets (JSON list, each secret plain `whsec_...` or sealed: see `codec`), created_at,
+//!   updated_at;
 //! - `subs`: set of every id (for `list`);
 //! - `idx:all`: ids with no filter; `idx:type:<type>`: ids with that exact filter;
 //!   `idx:patterns`: the wildcard filters in use; `idx:pattern:<pattern>`: ids per wildcard.
@@ -14,8 +15,8 @@
 //! `SET <p>:subs:version` to something new, or running processes keep their cached copy).
 //!
 //! Files: this one creates, reads, changes and deletes; `index` keeps the indexes and is the one
-//! write path; `codec` turns a subscription into its hash and back; `model` holds the types and
-//! their validation.
+//! write path; `codec` turns a subscription into its hash and back (sealing its secrets with
+//! [`crate::secret_box`]); `model` holds the types and their validation.
 
 use redis::AsyncCommands;
 use crate::store::RedisConn;
@@ -29,6 +30,7 @@ pub use model::*;
 use model::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
 
 use super::Doing;
+use crate::secret_box::SecretBox;
 use crate::signing::Secret;
 use crate::subjects::Names;
 use codec::decode;
@@ -47,6 +49,8 @@ pub struct SubscriptionStore {
     conn: RedisConn,
     names: Names,
     egress: std::sync::Arc<crate::egress::EgressPolicy>,
+    /// Seals the `secrets` field on write and opens it on read (see [`codec`]).
+    secret_box: std::sync::Arc<SecretBox>,
 }
 
 fn now() -> OffsetDateTime {
@@ -55,7 +59,12 @@ fn now() -> OffsetDateTime {
 
 impl SubscriptionStore {
     pub fn new(conn: RedisConn, names: Names) -> SubscriptionStore {
-        SubscriptionStore { conn, names, egress: Default::default() }
+        SubscriptionStore {
+            conn,
+            names,
+            egress: Default::default(),
+            secret_box: Default::default(),
+        }
     }
 
     /// The same store checking endpoint URLs against `egress` (the default is the strict policy:
@@ -66,6 +75,18 @@ impl SubscriptionStore {
     ) -> SubscriptionStore {
         self.egress = egress;
         self
+    }
+
+    /// The same store sealing secrets with `secret_box`'s current key and opening them with any
+    /// of its keys (the default has no key: secrets are stored plain).
+    pub fn with_secret_box(mut self, secret_box: std::sync::Arc<SecretBox>) -> SubscriptionStore {
+        self.secret_box = secret_box;
+        self
+    }
+
+    /// The keys secrets are sealed and opened with.
+    pub fn secret_box(&self) -> &SecretBox {
+        &self.secret_box
     }
 
     fn hash_key(&self, id: &str) -> String {
@@ -137,7 +158,7 @@ impl SubscriptionStore {
         if fields.is_empty() {
             return Ok((None, version));
         }
-        Ok((Some(decode(id, fields)?), version))
+        Ok((Some(decode(id, fields, &self.secret_box)?), version))
     }
 
     /// Like `get`, but a missing subscription is an error.
@@ -268,6 +289,25 @@ impl SubscriptionStore {
         let new = Subscription { secrets, updated_at: at, ..old.clone() };
         self.write(Some(&old), &new).await?;
         Ok(new)
+    }
+
+    /// Rewrites the subscription when a secret of it is not stored the way the current key
+    /// writes (plain, or sealed with an older key); `false` when it already is, or is gone.
+    /// Changes nothing else (not even `updated_at`).
+    pub async fn reseal(&self, id: &str) -> Result<bool, SubscriptionError> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = conn
+            .hget(self.hash_key(id), "secrets")
+            .await
+            .doing(|| format!("reading the secrets of subscription {id}"))?;
+        if stored.is_none_or(|s| codec::secrets_current(&s, &self.secret_box)) {
+            return Ok(false);
+        }
+        let Some(sub) = self.get(id).await? else {
+            return Ok(false);
+        };
+        self.write(Some(&sub), &sub).await?;
+        Ok(true)
     }
 
     /// Deletes the subscription and its index entries.
