@@ -58,8 +58,9 @@ fn encode_secrets(id: &str, secrets: &[SigningSecret], sealer: &SecretBox) -> St
 
 /// The secrets of subscription `id`; the error says why not (never echoing a secret).
 fn decode_secrets(id: &str, text: &str, opener: &SecretBox) -> Result<Vec<SigningSecret>, String> {
-    let stored: Vec<StoredSecret> =
-        serde_json::from_str(text).map_err(|e| format!("not a JSON list of secrets: {e}"))?;
+    // serde_json's message may quote the value (a secret): say where, never what.
+    let stored: Vec<StoredSecret> = serde_json::from_str(text)
+        .map_err(|e| format!("not a JSON list of secrets (column {})", e.column()))?;
     let secrets = stored
         .into_iter()
         .map(|s| {
@@ -156,8 +157,11 @@ mod tests {
             assert!(!text.contains(&s.secret.expose()[6..]), "{text}");
         }
         assert!(secrets_current(&text, &sealed) && !secrets_current(&text, &plain));
-        assert_eq!(decode_secrets("sub_a", &text, &sealed), Ok(secrets));
+        assert_eq!(decode_secrets("sub_a", &text, &sealed), Ok(secrets.clone()));
         let err = decode_secrets("sub_a", &text, &plain).unwrap_err();
         assert!(err.contains("\"k1\""), "names the missing key id: {err}");
+        let exposed = secrets[0].secret.expose();
+        let err = decode_secrets("sub_a", &format!("\"{exposed}\""), &plain).unwrap_err();
+        assert!(!err.contains(&exposed[6..]), "a corrupt field is not echoed: {err}");
     }
 }
