@@ -23,4 +23,5 @@ mod parity;
 mod process;
 mod recipes;
 mod secrets;
+mod secrets_at_rest;
 mod signatures;
