@@ -1,4 +1,4 @@
-//! `hookline admin reseal`: maintenance of stored data, as an operator (admin scope).
+//! `hookline admin reseal|reindex`: maintenance of stored data, as an operator (admin scope).
 
 use clap::Subcommand;
 
@@ -12,6 +12,13 @@ pub enum AdminCommand {
     /// (plain, or sealed with an older key); afterwards older keys can leave
     /// secrets.decryption_keys. Prints how many were rewritten.
     Reseal {
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Rebuild the Redis subscription index from the subscriptions bucket (the source of
+    /// truth) now. Running processes hold events until it is complete. Prints how many
+    /// subscriptions the index holds.
+    Reindex {
         #[command(flatten)]
         output: OutputArg,
     },
@@ -34,6 +41,16 @@ pub async fn run(cmd: AdminCommand, config: Config) -> anyhow::Result<()> {
                     "resealed {} of {} subscriptions; {now}",
                     report.rewritten, report.examined
                 );
+            }
+            Ok(())
+        }
+        AdminCommand::Reindex { output } => {
+            let ops = Ops::connect(config, Need::Subscriptions).await?;
+            let n = ops.reindex_subscriptions().await?;
+            if output.output == Output::Json {
+                println!("{}", serde_json::json!({ "indexed": n }));
+            } else {
+                println!("rebuilt the subscription index from the bucket: {n} subscriptions");
             }
             Ok(())
         }

@@ -164,6 +164,13 @@ impl Ops {
         Ok(sub)
     }
 
+    /// Rebuilds the Redis subscription index from the bucket now (`hookline admin reindex`):
+    /// every process's fan-out holds events until it is complete. Returns how many
+    /// subscriptions it holds.
+    pub async fn reindex_subscriptions(&self) -> Result<usize, OpsError> {
+        Ok(self.store()?.reindex().await?)
+    }
+
     /// Rewrites every subscription whose secrets are not stored the way the current key writes
     /// (plain ones, or sealed with an older key), through the store's one write path; after it
     /// no secret is sealed with any other key, so older keys can leave

@@ -22,6 +22,7 @@ mod observability;
 mod parity;
 mod process;
 mod recipes;
+mod redis_loss;
 mod secrets;
 mod secrets_at_rest;
 mod signatures;

@@ -190,7 +190,22 @@ impl SubscriptionStore {
         id: &str,
         input: SubscriptionInput,
     ) -> Result<Subscription, SubscriptionError> {
-        let old = self.require(id).await?;
+        self.update_at(id, input, None).await
+    }
+
+    /// [`Self::update`] of the copy read at bucket `revision` (`None`: the current one): the
+    /// write is a compare-and-set on that revision, so a change made since is not overwritten
+    /// ([`SubscriptionError::Conflict`]).
+    pub async fn update_at(
+        &self,
+        id: &str,
+        input: SubscriptionInput,
+        revision: Option<u64>,
+    ) -> Result<Subscription, SubscriptionError> {
+        let mut old = self.require(id).await?;
+        if let Some(revision) = revision {
+            old.revision = revision;
+        }
         let mut new = old.clone();
         if let Some(url) = input.url {
             check_endpoint(&url, &self.egress).await?;

@@ -135,6 +135,8 @@ impl Keeper {
                 Err(Round::Lost(why)) => {
                     tracing::warn!(%why, "the subscription index in redis is incomplete; rebuilding it from the bucket");
                     force = true;
+                    // At once: fan-out holds every event until it is done.
+                    continue;
                 }
                 Err(Round::Failed(e)) => {
                     tracing::warn!(error = %e, "keeping the subscription index in step failed; trying again");
