@@ -253,3 +253,40 @@ async fn admin_reindex_rebuilds_a_damaged_index_from_the_bucket() {
     assert_eq!(matched.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [sub.id.as_str()]);
     assert!(store.marker().await.unwrap().is_some(), "the marker says complete");
 }
+
+#[tokio::test]
+async fn an_index_older_than_what_a_process_applied_is_rebuilt() {
+    let w = World::start().await;
+    let app = w.start_app(w.config("\"0s\"")).await;
+    // Created while the process watches: it applies (and remembers) each revision.
+    let store = w.store().await;
+    let mut last = 0;
+    for path in ["/a", "/b", "/c"] {
+        last = w.subscribe(path, &["order.*"], None).await.revision;
+    }
+    let marker = format!("{}:{{subs}}:rev", w.prefix);
+    let mut conn = w.redis.connection().await;
+    eventually_true(WAIT, "the marker reached the last revision", || async {
+        store.marker().await.unwrap() == Some(last)
+    })
+    .await;
+    // As if Redis came back from an older snapshot: the marker (and a record) went back.
+    let () = redis::pipe()
+        .set(&marker, 1)
+        .ignore()
+        .del(format!("{}:{{subs}}:all", w.prefix))
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    eventually_true(WAIT, "the index is rebuilt up to the last revision", || async {
+        let all: usize = redis::cmd("SCARD")
+            .arg(format!("{}:{{subs}}:all", w.prefix))
+            .query_async(&mut w.redis.connection().await)
+            .await
+            .unwrap();
+        store.marker().await.unwrap() == Some(last) && all == 3
+    })
+    .await;
+    app.stop().await;
+}
