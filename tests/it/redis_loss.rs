@@ -10,8 +10,9 @@ use std::time::Duration;
 use hookline::store::subscriptions::{SubscriptionError, SubscriptionInput};
 use serde_json::Value;
 
+use crate::api::Api;
 use crate::harness::{eventually_true, http_client};
-use crate::world::{ADMIN, WAIT, World, assert_signed};
+use crate::world::{ADMIN, RunningApp, WAIT, World, assert_signed};
 
 /// Events may wait out a rebuild and a Redis reconnect: a longer bound than `WAIT`.
 const RECOVERY: Duration = Duration::from_secs(60);
@@ -45,16 +46,8 @@ async fn all_delivered(w: &World, paths: &[&str], ids: &[String]) {
     }
 }
 
-async fn listed(api: &str) -> usize {
-    let page: Value = http_client()
-        .get(format!("{api}/v1/subscriptions"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("api answers")
-        .json()
-        .await
-        .expect("json");
+async fn listed(app: &RunningApp) -> usize {
+    let (_, page) = Api::new(app).get("/v1/subscriptions", ADMIN).await;
     page["items"].as_array().map_or(0, Vec::len)
 }
 
@@ -82,7 +75,7 @@ async fn survives(w: &mut World, lose: impl AsyncFnOnce(&mut World) -> Vec<Strin
         0,
         "no event reached a subscription it does not match"
     );
-    assert_eq!(listed(&app.api).await, 3, "every subscription is still listed");
+    assert_eq!(listed(&app).await, 3, "every subscription is still listed");
     eventually_true(WAIT, "readyz reports the index ready again", || async {
         let (status, body) = readyz(&app.api).await;
         status == 200 && body["subscription_index"] == "ready"
@@ -198,15 +191,7 @@ async fn subscriptions_of_the_redis_only_layout_are_imported_at_the_first_start(
         .await
         .unwrap();
     let app = w.start_app(w.config("\"0s\"")).await;
-    let got: Value = http_client()
-        .get(format!("{}/v1/subscriptions/{id}", app.api))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, got) = Api::new(&app).get(&format!("/v1/subscriptions/{id}"), ADMIN).await;
     assert_eq!(
         (got["description"].as_str(), got["metadata"]["team"].as_str()),
         (Some("from before the bucket"), Some("shop"))
