@@ -21,6 +21,9 @@ pub mod fuzz_checks;
 pub mod nats;
 pub mod receiver;
 pub mod redis;
+pub mod redis_cluster;
+mod redis_node;
+pub mod redis_sentinel;
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;

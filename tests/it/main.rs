@@ -22,5 +22,6 @@ mod observability;
 mod parity;
 mod process;
 mod recipes;
+mod redis_topologies;
 mod secrets;
 mod signatures;
