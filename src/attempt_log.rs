@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use crate::store::RedisConn;
+use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use serde::Serialize;
 
 pub use crate::attempt_record::{AttemptRecord, AttemptStatus};

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use async_nats::jetstream;
 use crate::store::RedisConn;
+use async_nats::jetstream;
 
 use crate::config::{Config, redacted_url};
 use crate::egress::EgressPolicy;

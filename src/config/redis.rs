@@ -98,13 +98,13 @@ impl RedisConfig {
                     ),
                 ));
             }
-            RedisMode::Sentinel => {
-                if self.sentinel_master.as_deref().is_none_or(|m| m.trim().is_empty()) {
-                    return Err(invalid(
-                        "redis.sentinel_master",
-                        "is required with redis.mode = \"sentinel\" (the master set name the sentinels monitor)",
-                    ));
-                }
+            RedisMode::Sentinel
+                if self.sentinel_master.as_deref().is_none_or(|m| m.trim().is_empty()) =>
+            {
+                return Err(invalid(
+                    "redis.sentinel_master",
+                    "is required with redis.mode = \"sentinel\" (the master set name the sentinels monitor)",
+                ));
             }
             _ => {}
         }

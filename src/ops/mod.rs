@@ -23,8 +23,8 @@ mod subscriptions;
 
 use std::sync::Arc;
 
-use async_nats::jetstream;
 use crate::store::RedisConn;
+use async_nats::jetstream;
 
 pub use attempts::{AttemptFilter, parse_status};
 pub use dlq::{RedeliverFailure, RedeliverResult, RedeliverTarget};

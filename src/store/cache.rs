@@ -59,11 +59,7 @@ pub struct SubscriptionCache {
 }
 
 impl SubscriptionCache {
-    pub fn new(
-        store: SubscriptionStore,
-        conn: RedisConn,
-        names: &Names,
-    ) -> SubscriptionCache {
+    pub fn new(store: SubscriptionStore, conn: RedisConn, names: &Names) -> SubscriptionCache {
         SubscriptionCache { store, conn, version_key: version_key(names), state: Mutex::default() }
     }
 

@@ -181,7 +181,8 @@ mod tests {
     use crate::config::Config;
 
     fn node(policy: &str) -> NodeInfo {
-        let text = format!("# Memory\r\nmaxmemory_policy:{policy}\r\n# Replication\r\nrole:master\r\n");
+        let text =
+            format!("# Memory\r\nmaxmemory_policy:{policy}\r\n# Replication\r\nrole:master\r\n");
         NodeInfo { address: "127.0.0.1:1".into(), fields: parse_info(&text) }
     }
 

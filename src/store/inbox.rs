@@ -10,8 +10,8 @@
 //! across a NATS restart) is held back until the first has answered, then finds the pair in the
 //! inbox. Without the claim both passed the inbox check and both POSTed.
 
-use redis::AsyncCommands;
 use crate::store::RedisConn;
+use redis::AsyncCommands;
 
 use super::{Doing, StoreError};
 use crate::subjects::Names;

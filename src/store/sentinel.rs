@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use futures::FutureExt;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value,
+};
 
 use super::conn::tcp_settings;
 use super::{Doing, StoreError};
@@ -84,9 +86,8 @@ impl SentinelConn {
         if let Some(found) = self.cached() {
             return Ok(found);
         }
-        let client = sentinel
-            .async_master_for(&self.inner.master_name, Some(&self.inner.node_info))
-            .await?;
+        let client =
+            sentinel.async_master_for(&self.inner.master_name, Some(&self.inner.node_info)).await?;
         let conn =
             client.get_multiplexed_async_connection_with_config(&self.inner.conn_config).await?;
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
@@ -168,7 +169,8 @@ impl ConnectionLike for SentinelConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
             let (generation, mut conn) = self.master().await?;
-            let values = self.check(generation, conn.req_packed_commands(pipeline, offset, count).await)?;
+            let values =
+                self.check(generation, conn.req_packed_commands(pipeline, offset, count).await)?;
             if let Some(e) = readonly_reply(&values) {
                 self.forget(generation, &e);
             }

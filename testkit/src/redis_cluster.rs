@@ -47,13 +47,32 @@ impl RedisCluster {
         for i in 0..6 {
             let (port, bus) = (free_port(), free_port());
             let args: Vec<String> = [
-                "--port", &port.to_string(), "--cluster-port", &bus.to_string(),
-                "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
-                "--cluster-replica-validity-factor", "0",
-                "--cluster-require-full-coverage", "no",
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
-                "--dir", ".",
+                "--port",
+                &port.to_string(),
+                "--cluster-port",
+                &bus.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-replica-validity-factor",
+                "0",
+                "--cluster-require-full-coverage",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+                "--dir",
+                ".",
             ]
             .iter()
             .map(ToString::to_string)
@@ -66,7 +85,8 @@ impl RedisCluster {
     }
 
     async fn create(&self) {
-        let addrs: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> =
+            self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let cli = redis_cli_binary();
         let output = tokio::process::Command::new(&cli)
             .arg("--cluster")
@@ -90,7 +110,8 @@ impl RedisCluster {
     /// Waits until every running node says `cluster_state:ok` and sees `masters` live masters
     /// covering all slots.
     async fn wait_ok(&self, masters: usize) {
-        let ports: Vec<u16> = self.nodes.iter().filter(|n| n.is_running()).map(|n| n.port).collect();
+        let ports: Vec<u16> =
+            self.nodes.iter().filter(|n| n.is_running()).map(|n| n.port).collect();
         eventually(CLUSTER_TIMEOUT, "the redis cluster to be ok on every node", || {
             let ports = ports.clone();
             async move {

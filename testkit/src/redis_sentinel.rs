@@ -42,7 +42,8 @@ impl RedisSentinel {
             .tempdir()
             .expect("creating a temp dir for redis sentinel");
         let master_port = free_port();
-        let master = Node::spawn(master_port, dir.path().join("master"), &server_args(master_port)).await;
+        let master =
+            Node::spawn(master_port, dir.path().join("master"), &server_args(master_port)).await;
         let replica_port = free_port();
         let mut args = server_args(replica_port);
         args.extend(["--replicaof".into(), "127.0.0.1".into(), master_port.to_string()]);
@@ -91,7 +92,10 @@ impl RedisSentinel {
                         query(port, &["SENTINEL", "sentinels", MASTER_NAME]).await?;
                     let replicas: Vec<redis::Value> =
                         query(port, &["SENTINEL", "replicas", MASTER_NAME]).await?;
-                    if addr.get(1)? != &master.to_string() || others.len() < 2 || replicas.is_empty() {
+                    if addr.get(1)? != &master.to_string()
+                        || others.len() < 2
+                        || replicas.is_empty()
+                    {
                         return None;
                     }
                 }
@@ -138,11 +142,10 @@ impl RedisSentinel {
     /// (every sentinel names it and it says `role:master`); returns the new master's port.
     pub async fn kill_master(&mut self) -> u16 {
         let old = self.master_port().await;
-        let node = self
-            .servers
-            .iter_mut()
-            .find(|n| n.port == old)
-            .unwrap_or_else(|| panic!("the master on port {old} is not one of this set's servers"));
+        let node =
+            self.servers.iter_mut().find(|n| n.port == old).unwrap_or_else(|| {
+                panic!("the master on port {old} is not one of this set's servers")
+            });
         node.kill().await;
         let new = eventually(SENTINEL_TIMEOUT, "the sentinels to promote a new master", || {
             let ports = self.sentinel_ports();

@@ -61,7 +61,12 @@ async fn wait_all_delivered(w: &World, paths: &[&str], ids: &BTreeSet<String>) {
 }
 
 /// Publishes `order.created` events `<tag>_<n>` for `n` in `range`, recording their ids.
-async fn publish_range(w: &World, tag: &str, range: std::ops::Range<u32>, ids: &mut BTreeSet<String>) {
+async fn publish_range(
+    w: &World,
+    tag: &str,
+    range: std::ops::Range<u32>,
+    ids: &mut BTreeSet<String>,
+) {
     for n in range {
         let id = format!("evt_{tag}_{n}");
         w.publish("order.created", &id, None).await;
@@ -71,7 +76,10 @@ async fn publish_range(w: &World, tag: &str, range: std::ops::Range<u32>, ids: &
 
 /// Publishes one event every 100 ms until `done` resolves; returns their ids. Events thus
 /// arrive while Redis fails over.
-async fn publish_during(w: &World, done: impl std::future::Future<Output = ()>) -> BTreeSet<String> {
+async fn publish_during(
+    w: &World,
+    done: impl std::future::Future<Output = ()>,
+) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(done);
@@ -223,12 +231,13 @@ async fn a_cluster_connection_splits_cross_slot_pipelines_and_survives_a_master_
         .query_async::<(u64, u64)>(&mut conn)
         .await;
     assert!(cross.is_err(), "a cross-slot transaction is refused");
-    let sum: u64 = redis::Script::new("return redis.call('INCR', KEYS[1]) + redis.call('INCR', KEYS[2])")
-        .key("{s}:x")
-        .key("{s}:y")
-        .invoke_async(&mut conn)
-        .await
-        .expect("a single-slot script");
+    let sum: u64 =
+        redis::Script::new("return redis.call('INCR', KEYS[1]) + redis.call('INCR', KEYS[2])")
+            .key("{s}:x")
+            .key("{s}:y")
+            .invoke_async(&mut conn)
+            .await
+            .expect("a single-slot script");
     assert_eq!(sum, 2);
 
     let victim = cluster.masters().await[0];

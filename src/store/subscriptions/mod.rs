@@ -17,8 +17,8 @@
 //! write path; `codec` turns a subscription into its hash and back; `model` holds the types and
 //! their validation.
 
-use redis::AsyncCommands;
 use crate::store::RedisConn;
+use redis::AsyncCommands;
 use time::OffsetDateTime;
 
 mod codec;
