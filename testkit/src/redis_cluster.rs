@@ -171,6 +171,26 @@ impl RedisCluster {
         self.wait_ok(3).await;
     }
 
+    /// Restarts the killed node on `port` (same ports and dir, so it rejoins from its
+    /// `nodes.conf`, as a replica of the master that replaced it) and waits until every node is
+    /// ok again.
+    pub async fn restart_node(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no redis cluster node on port {port}"));
+        node.restart().await;
+        eventually(CLUSTER_TIMEOUT, "the restarted node to rejoin as a replica", || async move {
+            let info: String = query(port, &["INFO", "replication"]).await?;
+            (info_field(&info, "role")? == "slave"
+                && info_field(&info, "master_link_status")? == "up")
+                .then_some(())
+        })
+        .await;
+        self.wait_ok(3).await;
+    }
+
     /// The data dirs (each holds the node's `redis.log`), for a failing test to print.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.nodes.iter().map(|n| n.dir().to_path_buf()).collect()

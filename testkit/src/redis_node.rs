@@ -16,6 +16,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Node {
     pub(crate) port: u16,
     pub(crate) dir: PathBuf,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -23,15 +24,27 @@ impl Node {
     /// Spawns `redis-server <args>` in `dir` (created) and waits until it answers PING.
     pub(crate) async fn spawn(port: u16, dir: PathBuf, args: &[String]) -> Node {
         std::fs::create_dir_all(&dir).expect("creating a redis node dir");
+        let mut node = Node { port, dir, args: args.to_vec(), child: None };
+        node.start().await;
+        node
+    }
+
+    /// Starts the (killed) node again with the same arguments and dir; waits for PING.
+    pub(crate) async fn restart(&mut self) {
+        self.kill().await;
+        self.start().await;
+    }
+
+    async fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("redis.log"))
+            .open(self.dir.join("redis.log"))
             .expect("opening redis.log in the node dir");
         let binary = redis_server_binary();
         let child = Command::new(&binary)
-            .args(args)
-            .current_dir(&dir)
+            .args(&self.args)
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the redis.log handle"))
             .stderr(log)
@@ -43,10 +56,11 @@ impl Node {
                     binary.display()
                 )
             });
-        let mut node = Node { port, dir, child: Some(child) };
+        self.child = Some(child);
+        let port = self.port;
         let what = format!("redis node on port {port} to answer PING");
-        let log_path = node.dir.join("redis.log");
-        let child = &mut node.child;
+        let log_path = self.dir.join("redis.log");
+        let child = &mut self.child;
         eventually(READY_TIMEOUT, &what, || {
             if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
                 panic!(
@@ -57,7 +71,6 @@ impl Node {
             async move { (query::<String>(port, &["PING"]).await? == "PONG").then_some(()) }
         })
         .await;
-        node
     }
 
     /// Whether the process runs (not killed).

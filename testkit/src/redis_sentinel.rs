@@ -168,6 +168,29 @@ impl RedisSentinel {
         new
     }
 
+    /// Restarts every killed server (same port and dir) and waits until each is a replica of
+    /// the current master, as the sentinels reconfigure it.
+    pub async fn restart_killed(&mut self) {
+        let master = self.master_port().await;
+        for node in self.servers.iter_mut().filter(|n| !n.is_running()) {
+            node.restart().await;
+            let port = node.port;
+            eventually(
+                SENTINEL_TIMEOUT,
+                "the restarted server to replicate the master",
+                || async move {
+                    let info: String = query(port, &["INFO", "replication"]).await?;
+                    (info_field(&info, "role")? == "slave"
+                        && info_field(&info, "master_port")? == master.to_string()
+                        && info_field(&info, "master_link_status")? == "up")
+                        .then_some(())
+                },
+            )
+            .await;
+        }
+        self.wait_agreed(master).await;
+    }
+
     async fn wait_agreed_master(&self, master: u16) {
         eventually(SENTINEL_TIMEOUT, "the promoted replica to say role:master", || async move {
             let info: String = query(master, &["INFO", "replication"]).await?;

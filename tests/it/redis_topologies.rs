@@ -254,6 +254,18 @@ async fn a_cluster_connection_splits_cross_slot_pipelines_and_survives_a_master_
         }
     })
     .await;
+
+    // The killed master comes back as a replica; killing a second master is survived too.
+    cluster.restart_node(victim).await;
+    let second = cluster.masters().await[0];
+    cluster.kill_master(second).await;
+    let values: Vec<u64> = eventually(WAIT, "the pipeline to work after a second failover", || {
+        let mut conn = conn.clone();
+        let keys = keys.clone();
+        async move { redis::pipe().get(&keys[0]).get(&keys[49]).query_async(&mut conn).await.ok() }
+    })
+    .await;
+    assert!(values.iter().all(|v| *v >= 1001), "{values:?}");
 }
 
 /// `store::connect` in sentinel mode writes to the master, and after the master is killed
@@ -280,4 +292,18 @@ async fn a_sentinel_connection_follows_a_failover_by_itself() {
     })
     .await;
     assert_eq!(value, "v");
+
+    // The old master comes back as a replica; a second failover (back to it) is followed too.
+    sentinel.restart_killed().await;
+    let _: () = redis::cmd("WAIT").arg(1).arg(1000).query_async(&mut conn).await.unwrap();
+    sentinel.kill_master().await;
+    let value: String = eventually(WAIT, "the connection to follow the second failover", || {
+        let mut conn = conn.clone();
+        async move {
+            let _: () = redis::cmd("SET").arg("k3").arg("v3").query_async(&mut conn).await.ok()?;
+            redis::cmd("GET").arg("k2").query_async(&mut conn).await.ok()
+        }
+    })
+    .await;
+    assert_eq!(value, "v2");
 }
