@@ -24,6 +24,7 @@ pub enum Role {
 /// A built hookline process, ready to run.
 pub struct App {
     ctx: Ctx,
+    keeper: crate::store::subscriptions::sync::Keeper,
     roles: Vec<Role>,
     api: Option<tokio::net::TcpListener>,
 }
@@ -35,6 +36,8 @@ impl App {
         crate::topology::ensure(&ctx.nats, &ctx.js, &ctx.config, &ctx.names)
             .await
             .context("preparing JetStream streams and consumers")?;
+        let mut keeper = ctx.index_keeper();
+        keeper.prepare().await.context("preparing the subscription index in redis")?;
         let mut roles = roles.to_vec();
         if roles.is_empty() {
             roles = vec![Role::Fanout, Role::Deliver, Role::Api];
@@ -48,7 +51,7 @@ impl App {
         } else {
             None
         };
-        Ok(App { ctx, roles, api })
+        Ok(App { ctx, keeper, roles, api })
     }
 
     /// Where the admin API listens (port 0 in the config resolves here), if it runs.
@@ -65,6 +68,14 @@ impl App {
     /// period has passed).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
+        {
+            let keeper = self.keeper;
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                keeper.run(shutdown).await;
+                Ok(())
+            });
+        }
         if let Some(listener) = self.api {
             let router = crate::admin_api::router(self.ctx.clone());
             let shutdown = shutdown.clone();

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::egress::EgressPolicy;
 use crate::store::cache::SubscriptionCache;
 use crate::store::subscriptions::SubscriptionStore;
+use crate::store::subscriptions::sync::{Keeper, SyncState};
 use crate::subjects::Names;
 
 /// JetStream, Redis, HTTP client and configuration, shared by all roles of one process.
@@ -20,6 +21,8 @@ pub struct Ctx {
     pub js: jetstream::Context,
     pub redis: RedisConn,
     pub subscriptions: SubscriptionStore,
+    /// Whether Redis's subscription index is complete (kept by the bucket watch).
+    pub sync: Arc<SyncState>,
     /// The delivery path's view of the subscriptions (exact: checked on every use).
     pub cache: Arc<SubscriptionCache>,
     pub http: reqwest::Client,
@@ -38,8 +41,14 @@ impl Ctx {
         let nats = crate::topology::connect(&config.nats).await?;
         crate::topology::check_server_version(&nats)?;
         let js = crate::topology::jetstream(nats.clone(), &config);
-        let (redis, egress, subscriptions) = connect_subscriptions(&config, &names).await?;
-        let cache = Arc::new(SubscriptionCache::new(subscriptions.clone(), redis.clone(), &names));
+        let (redis, egress, subscriptions) = connect_subscriptions(&config, &names, &js).await?;
+        let sync = Arc::<SyncState>::default();
+        let cache = Arc::new(SubscriptionCache::new(
+            subscriptions.clone(),
+            redis.clone(),
+            &names,
+            sync.clone(),
+        ));
         let http = crate::egress::client::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
         let retention =
@@ -57,6 +66,7 @@ impl Ctx {
             js,
             redis,
             subscriptions,
+            sync,
             cache,
             http,
             attempts,
@@ -65,18 +75,45 @@ impl Ctx {
     }
 }
 
-/// Redis, the egress policy (built once, from `[egress]`) and the subscription store that checks
-/// endpoint URLs with it: what a process, and a one-shot command that changes subscriptions,
-/// connect first.
+impl Ctx {
+    /// The keeper of the Redis subscription index (run by every process, see
+    /// [`crate::store::subscriptions::sync`]); a change that reached Redis drops the cached copy.
+    pub fn index_keeper(&self) -> Keeper {
+        let cache = self.cache.clone();
+        Keeper::new(
+            self.subscriptions.clone(),
+            self.sync.clone(),
+            Arc::new(move |id: &str| cache.forget(id)),
+        )
+    }
+}
+
+/// Redis, the egress policy (built once, from `[egress]`) and the subscription store (the bucket,
+/// created if missing, and the Redis index) that checks endpoint URLs with it: what a process,
+/// and a one-shot command that changes subscriptions, connect first. Subscriptions of the
+/// earlier Redis-only layout are imported into the bucket here.
 pub async fn connect_subscriptions(
     config: &Config,
     names: &Names,
+    js: &jetstream::Context,
 ) -> anyhow::Result<(RedisConn, Arc<EgressPolicy>, SubscriptionStore)> {
     use anyhow::Context as _;
     let redis = crate::store::connect(&config.redis)
         .await
         .with_context(|| format!("connecting to redis at {}", config.redis.redacted_urls()))?;
     let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
-    let store = SubscriptionStore::new(redis.clone(), names.clone()).with_egress(egress.clone());
+    let kv = crate::topology::subscriptions_bucket(js, config, names).await?;
+    let store =
+        SubscriptionStore::new(kv, redis.clone(), names.clone()).with_egress(egress.clone());
+    store.import_legacy().await.context("importing subscriptions of the earlier layout")?;
     Ok((redis, egress, store))
+}
+
+/// A subscription store for `config` (connects NATS and Redis): for tools and tests.
+pub async fn subscription_store(config: &Config) -> anyhow::Result<SubscriptionStore> {
+    crate::tls::install_provider();
+    let names = Names::new(&config.streams.prefix);
+    let nats = crate::topology::connect(&config.nats).await?;
+    let js = crate::topology::jetstream(nats, config);
+    Ok(connect_subscriptions(config, &names, &js).await?.2)
 }

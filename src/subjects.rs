@@ -125,6 +125,11 @@ impl Names {
         subject.strip_prefix(self.prefix.as_str())?.strip_prefix(".dlq.")
     }
 
+    /// `<P>_SUBSCRIPTIONS`: the KV bucket holding every subscription (the source of truth).
+    pub fn subscriptions_bucket(&self) -> String {
+        format!("{}_SUBSCRIPTIONS", self.stream_prefix)
+    }
+
     /// `<P>_ATTEMPTS`: the attempt log (and outcome events).
     pub fn attempts_stream(&self) -> String {
         format!("{}_ATTEMPTS", self.stream_prefix)

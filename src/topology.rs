@@ -45,6 +45,8 @@ pub enum TopologyError {
     SchedulesIgnored { stream: String },
     #[error("creating or updating consumer {consumer} on {stream}: {source}")]
     Consumer { stream: String, consumer: String, source: jetstream::stream::ConsumerError },
+    #[error("creating or updating the key-value bucket {bucket}: {source}")]
+    Bucket { bucket: String, source: jetstream::context::CreateKeyValueError },
 }
 
 /// Connects to NATS with the configured credentials.
@@ -174,9 +176,7 @@ pub async fn ensure(
     names: &Names,
 ) -> Result<(), TopologyError> {
     check_server_version(client)?;
-    if let Err(e) = js.query_account().await {
-        return Err(account_error(e, &config.nats.url));
-    }
+    check_jetstream(js, config).await?;
     for stream_config in stream_configs(config, names) {
         let name = stream_config.name.clone();
         let wants_schedules = stream_config.allow_message_schedules;
@@ -187,9 +187,57 @@ pub async fn ensure(
             return Err(TopologyError::SchedulesIgnored { stream: name });
         }
     }
+    subscriptions_bucket(js, config, names).await?;
     ensure_consumer(js, &names.events_stream(), fanout_consumer_config(config, names)).await?;
     ensure_consumer(js, &names.deliveries_stream(), deliver_consumer_config(config, names)).await?;
     Ok(())
+}
+
+/// JetStream answers for hookline's account (else the error tells "off" from "unavailable").
+pub async fn check_jetstream(
+    js: &jetstream::Context,
+    config: &Config,
+) -> Result<(), TopologyError> {
+    match js.query_account().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(account_error(e, &config.nats.url)),
+    }
+}
+
+/// The subscriptions bucket `<P>_SUBSCRIPTIONS` (created or updated), with the streams'
+/// replicas and storage: the source of truth of every subscription.
+pub async fn subscriptions_bucket(
+    js: &jetstream::Context,
+    config: &Config,
+    names: &Names,
+) -> Result<jetstream::kv::Store, TopologyError> {
+    check_jetstream(js, config).await?;
+    let s = &config.streams;
+    let kv_config = jetstream::kv::Config {
+        bucket: names.subscriptions_bucket(),
+        description: "hookline: subscriptions (source of truth; redis holds an index)".into(),
+        history: 5,
+        storage: storage(s.storage),
+        num_replicas: s.replicas,
+        ..Default::default()
+    };
+    const TRIES: u32 = 5;
+    let mut tried = 1;
+    loop {
+        match js.create_or_update_key_value(kv_config.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e)
+                if tried < TRIES
+                    && e.kind() == jetstream::context::CreateKeyValueErrorKind::TimedOut =>
+            {
+                tracing::warn!(bucket = %kv_config.bucket, tried, "creating or updating the bucket timed out; trying again");
+                tried += 1;
+            }
+            Err(source) => {
+                return Err(TopologyError::Bucket { bucket: kv_config.bucket.clone(), source });
+            }
+        }
+    }
 }
 
 /// Tells "JetStream is off" (no responders to its API, or the server's not-enabled codes) from

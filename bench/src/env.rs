@@ -262,10 +262,9 @@ impl Env {
         .await?;
         let mut config = hookline::config::Config::with_overrides(crate::load::LOOPBACK_ALLOWED)?;
         config.redis.url = self.redis_url.clone();
-        let conn = hookline::store::connect(&config.redis).await?;
-        let egress =
-            std::sync::Arc::new(hookline::egress::EgressPolicy::from_config(&config.egress)?);
-        let subs = SubscriptionStore::new(conn, names.clone()).with_egress(egress);
+        config.nats.url = self.nats_url.clone();
+        config.streams.prefix = prefix.clone();
+        let subs = hookline::context::subscription_store(&config).await?;
         Ok(Hookline { proc, prefix, subs, names })
     }
 

@@ -78,6 +78,13 @@ impl From<SubscriptionError> for OpsError {
         match e {
             SubscriptionError::NotFound(_) => OpsError::NotFound(e.to_string()),
             SubscriptionError::Store(s) => OpsError::Backend(BackendError::Redis(s)),
+            SubscriptionError::Conflict(_) => {
+                OpsError::Conflict { code: "concurrent_change", message: e.to_string() }
+            }
+            SubscriptionError::Bucket(m) => OpsError::Backend(BackendError::Nats(m)),
+            SubscriptionError::IndexNotReady => {
+                OpsError::Backend(BackendError::Nats(e.to_string()))
+            }
             other => {
                 let field = other.field().unwrap_or("body");
                 OpsError::invalid(field, other.to_string())

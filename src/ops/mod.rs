@@ -83,7 +83,7 @@ impl Scope {
 }
 
 /// The backends an [`Ops`] was given. The API has them all; a CLI command connects only what
-/// it needs (subscriptions work while NATS is down, the DLQ while Redis is).
+/// it needs (the DLQ works while Redis is down).
 #[derive(Clone)]
 pub struct Ops {
     config: Arc<Config>,
@@ -98,7 +98,7 @@ pub struct Ops {
 /// What a command needs connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// Redis, and NATS if reachable (for lifecycle events).
+    /// NATS (the subscriptions bucket) and Redis (the index).
     Subscriptions,
     /// NATS, with the streams ensured (so `publish` and `dlq` work before `serve` ran).
     Streams,
@@ -134,19 +134,22 @@ impl Ops {
         }
     }
 
-    /// Redis, and NATS only if reachable: a subscription change is stored either way.
+    /// NATS (the bucket holds the subscriptions) and Redis (their index).
     async fn connect_subscriptions(config: Config) -> anyhow::Result<Ops> {
         let names = Names::new(&config.streams.prefix);
-        let (redis, _, store) = crate::context::connect_subscriptions(&config, &names).await?;
-        let nats = match crate::topology::connect(&config.nats).await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "lifecycle events not published: NATS unreachable");
-                None
-            }
-        };
+        let nats = crate::topology::connect(&config.nats).await?;
+        let js = crate::topology::jetstream(nats.clone(), &config);
+        let (redis, _, store) = crate::context::connect_subscriptions(&config, &names, &js).await?;
         let config = Arc::new(config);
-        Ok(Ops { config, names, redis: Some(redis), store: Some(store), nats, js: None, ctx: None })
+        Ok(Ops {
+            config,
+            names,
+            redis: Some(redis),
+            store: Some(store),
+            nats: Some(nats),
+            js: Some(js),
+            ctx: None,
+        })
     }
 
     /// NATS with the streams ensured (so `publish` and `dlq` work before `serve` ran).

@@ -181,6 +181,7 @@ mod tests {
                 secret: crate::signing::Secret::generate(),
                 expires_at: None,
             }],
+            revision: 0,
         }
     }
 

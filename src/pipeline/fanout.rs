@@ -19,6 +19,10 @@ use time::OffsetDateTime;
 
 use super::retry::{self, Failure};
 use super::{Transient, dlq};
+use crate::store::subscriptions::SubscriptionError;
+
+/// How long an event waits while the subscription index is rebuilt.
+const INDEX_WAIT: Duration = Duration::from_secs(1);
 use crate::context::Ctx;
 use crate::event::{Delivery, WebhookEvent};
 use crate::metrics;
@@ -98,7 +102,11 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         .cache
         .matching(&event.event_type, event.tenant_id.as_deref(), Some(index))
         .await
-        .map_err(Transient::redis)?;
+        .map_err(|e| match e {
+            // No event is matched against a half-built index: it waits in JetStream.
+            SubscriptionError::IndexNotReady => Transient::hold(INDEX_WAIT, e),
+            e => Transient::redis(e),
+        })?;
     tracing::Span::current().record("matched", subscriptions.len());
     for chunk in subscriptions.chunks(PUBLISH_CHUNK) {
         let holds = holds(ctx, chunk).await?;

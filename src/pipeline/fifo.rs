@@ -24,7 +24,13 @@ pub async fn supervise(ctx: Arc<Ctx>, grace: Duration, shutdown: CancellationTok
     let mut running: HashMap<String, CancellationToken> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        match ctx.subscriptions.fifo_ids().await {
+        // While the index is rebuilt its FIFO set may be incomplete: keep what runs.
+        let ids = if ctx.sync.ready() {
+            ctx.subscriptions.fifo_ids().await
+        } else {
+            Ok(running.keys().cloned().collect())
+        };
+        match ids {
             Ok(ids) => {
                 let wanted: HashSet<String> = ids.into_iter().collect();
                 for id in &wanted {

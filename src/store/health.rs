@@ -95,11 +95,11 @@ return {n, opened_for}
 /// expires (at least 1 s): asking every moment would cost a deferral per pending delivery each
 /// time, for nothing.
 ///
-/// KEYS: version, inbox, health, probe, rate, inflight, claim. ARGV: cached version, now ms,
+/// KEYS: the subscription's revision, inbox, health, probe, rate, inflight, claim. ARGV: the cached copy's revision, now ms,
 /// expired (0/1), probe timeout ms, (unused), rate interval ms (0: none), in-flight limit, lease
 /// ms, lease token.
 const ADMIT: &str = r#"
-if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return {0, 0} end
+if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[1]) then return {0, 0} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {1, 0} end
 if ARGV[3] == '1' then return {2, 0} end
 if not redis.call('SET', KEYS[7], ARGV[9], 'NX', 'PX', ARGV[8]) then return {7, 0} end
@@ -144,7 +144,7 @@ static FAILURE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script:
 
 /// What a delivery asks [`Health::admit`].
 pub struct Admit<'a> {
-    /// The subscriptions' version token the caller's copy was read at.
+    /// The bucket revision the caller's copy was read at.
     pub version: &'a str,
     /// The pair's inbox key.
     pub inbox_key: &'a str,
@@ -231,7 +231,7 @@ impl Health {
             Option<i64>,
             u64,
         ) = redis::pipe()
-            .get(super::subscriptions::version_key(&self.names))
+            .get(super::subscriptions::revision_key(&self.names, sub))
             .exists(a.inbox_key)
             .cmd("SET")
             .arg(super::inbox::claim_key(a.inbox_key))
@@ -253,7 +253,11 @@ impl Health {
             .query_async(&mut conn)
             .await
             .doing(|| format!("admitting a delivery to {sub}"))?;
-        let verdict = if version.as_deref().unwrap_or_default() != a.version {
+        let newer = |stored: Option<&str>| {
+            stored.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                > a.version.parse::<u64>().unwrap_or(0)
+        };
+        let verdict = if newer(version.as_deref()) {
             Some(Admission::Stale)
         } else if in_inbox {
             Some(Admission::Duplicate)
@@ -283,7 +287,7 @@ impl Health {
         let interval = 1000u32.checked_div(a.rps).map_or(0, |i| i.max(1));
         let mut conn = self.conn.clone();
         let (verdict, n): (i64, i64) = ADMIT_SCRIPT
-            .key(super::subscriptions::version_key(&self.names))
+            .key(super::subscriptions::revision_key(&self.names, sub))
             .key(a.inbox_key)
             .key(self.key("health", sub))
             .key(self.key("probe", sub))

@@ -99,10 +99,7 @@ impl World {
 
     pub async fn store(&self) -> SubscriptionStore {
         let config = self.config("\"0s\"");
-        let conn = hookline::store::connect(&config.redis).await.expect("redis connects");
-        let egress = hookline::egress::EgressPolicy::from_config(&config.egress)
-            .expect("test egress config");
-        SubscriptionStore::new(conn, self.names.clone()).with_egress(egress.into())
+        hookline::context::subscription_store(&config).await.expect("nats and redis connect")
     }
 
     pub async fn subscribe(

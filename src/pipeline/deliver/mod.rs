@@ -167,7 +167,7 @@ impl Job<'_> {
                 Admission::Admitted { token, .. } => token,
                 Admission::Stale => {
                     drop(permit);
-                    ctx.cache.stale(&version);
+                    ctx.cache.forget(sub_id);
                     continue;
                 }
                 other => {

@@ -1,5 +1,6 @@
-//! A subscription's Redis hash: every field as text, and back (a hash that does not decode is
-//! reported as corrupt, naming the subscription and the field).
+//! A subscription as named text fields, and back (a record that does not decode is reported as
+//! corrupt, naming the subscription and the field). The same fields are the bucket's value (a
+//! JSON object) and the Redis hash (plus `rev` and the index bookkeeping).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -38,6 +39,24 @@ pub(super) fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
         ("created_at", ts(sub.created_at)),
         ("updated_at", ts(sub.updated_at)),
     ]
+}
+
+/// The bucket's value: the fields as one JSON object.
+pub(super) fn to_value(sub: &Subscription) -> bytes::Bytes {
+    let map: std::collections::BTreeMap<&str, String> = encode(sub).into_iter().collect();
+    serde_json::to_vec(&map).unwrap_or_default().into()
+}
+
+/// A bucket entry (a put) back into a subscription, with the entry's revision.
+pub(super) fn from_entry(
+    entry: &async_nats::jetstream::kv::Entry,
+) -> Result<Subscription, StoreError> {
+    let corrupt = |why: String| StoreError::Corrupt { id: entry.key.clone(), why };
+    let map: std::collections::HashMap<String, String> = serde_json::from_slice(&entry.value)
+        .map_err(|e| corrupt(format!("bucket value is not a JSON object of strings: {e}")))?;
+    let mut sub = decode(&entry.key, map.into_iter().collect())?;
+    sub.revision = entry.revision;
+    Ok(sub)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -108,6 +127,7 @@ pub(super) fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscrip
         updated_at: time("updated_at")?,
         secrets: decode_secrets(&get("secrets")?)
             .ok_or_else(|| corrupt("field secrets holds no valid whsec_ secret".into()))?,
+        revision: map.get("rev").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
 }
 

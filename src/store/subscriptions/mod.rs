@@ -1,75 +1,89 @@
-//! Subscriptions in Redis and the indexes fan-out uses to find the ones an event matches.
+//! Subscriptions: the JetStream KV bucket `<P>_SUBSCRIPTIONS` is the source of truth (every
+//! field, secrets included); Redis holds the lookup index fan-out reads and the records the hot
+//! path reads, derived from the bucket and rebuildable from it at any time.
 //!
-//! Layout (all keys under `<p>:`):
-//! - `sub:<id>`: hash with id, url, event_types (JSON list), tenant_id, description, active,
-//!   secret, created_at, updated_at;
-//! - `subs`: set of every id (for `list`);
-//! - `idx:all`: ids with no filter; `idx:type:<type>`: ids with that exact filter;
-//!   `idx:patterns`: the wildcard filters in use; `idx:pattern:<pattern>`: ids per wildcard.
+//! Writes go to the bucket first (compare-and-set on the key's revision: of two concurrent
+//! changes one wins, the other gets [`SubscriptionError::Conflict`]), then to Redis, idempotently
+//! and tagged with the bucket revision (see `index`). Every process also watches the bucket and
+//! applies what Redis has not seen (see `sync`), so a crash between the two writes heals by
+//! itself, and a Redis that lost its data is rebuilt from the bucket.
 //!
-//! A lookup reads the few index sets that can match an event type, never every subscription, so
-//! its cost grows with the number of matches and distinct wildcard patterns only. Writes change
-//! the hash and its index entries in one MULTI transaction, together with `subs:version`, the
-//! token the in-process [`super::cache`] checks (a change made by hand with `redis-cli` must
-//! `SET <p>:subs:version` to something new, or running processes keep their cached copy).
+//! Redis layout (all under `<p>:{subs}:`, one Cluster slot, so a change and its index entries
+//! are one atomic script): `sub:<id>` hash (the encoded fields, `rev`, the index keys it is in);
+//! `all` (every id); `idx:all` (no filter), `idx:type:<type>`, `idx:patterns` (wildcards in
+//! use), `idx:pattern:<pattern>`, `idx:fifo`; `version` (a token replaced by every change, for
+//! the in-process [`super::cache`]); `rev` (the marker: the last bucket revision applied; missing
+//! means "rebuild"). Beside it, `<p>:{<id>}:rev` holds the subscription's revision in its own
+//! slot, for the admission script.
 //!
-//! Files: this one creates, reads, changes and deletes; `index` keeps the indexes and is the one
-//! write path; `codec` turns a subscription into its hash and back; `model` holds the types and
-//! their validation.
+//! Files: this one creates, reads, changes and deletes; `index` is the Redis side; `sync` the
+//! watch and the rebuild; `codec` turns a subscription into its fields and back; `model` holds
+//! the types and their validation.
 
-use crate::store::RedisConn;
-use redis::AsyncCommands;
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
 use time::OffsetDateTime;
 
 mod codec;
 mod index;
 mod model;
+pub mod sync;
 
 pub use model::*;
 use model::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
 
-use super::Doing;
 use crate::signing::Secret;
+use crate::store::RedisConn;
 use crate::subjects::Names;
-use codec::decode;
 
-/// `<p>:subs:version`: a token replaced by every subscription write (see [`super::cache`]).
-const VERSION_KEY: &str = "subs:version";
-
-/// The key of the subscriptions' version token.
+/// The key of the subscriptions' version token (see [`super::cache`]).
 pub fn version_key(names: &Names) -> String {
-    names.key(VERSION_KEY)
+    names.key("{subs}:version")
 }
 
-/// Subscription storage bound to one prefix.
+/// The key of the marker: the last bucket revision Redis has applied.
+pub fn marker_key(names: &Names) -> String {
+    names.key("{subs}:rev")
+}
+
+/// The key holding one subscription's applied revision, in that subscription's slot.
+pub fn revision_key(names: &Names, id: &str) -> String {
+    names.sub_key(id, "rev")
+}
+
+/// Subscription storage bound to one prefix: the bucket and the Redis index.
 #[derive(Clone)]
 pub struct SubscriptionStore {
+    kv: kv::Store,
     conn: RedisConn,
     names: Names,
-    egress: std::sync::Arc<crate::egress::EgressPolicy>,
+    egress: Arc<crate::egress::EgressPolicy>,
 }
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc())
 }
 
+/// How many times a change hookline makes by itself (disable) is tried again after losing a
+/// compare-and-set race.
+const OWN_CHANGE_TRIES: usize = 5;
+
 impl SubscriptionStore {
-    pub fn new(conn: RedisConn, names: Names) -> SubscriptionStore {
-        SubscriptionStore { conn, names, egress: Default::default() }
+    pub fn new(kv: kv::Store, conn: RedisConn, names: Names) -> SubscriptionStore {
+        SubscriptionStore { kv, conn, names, egress: Default::default() }
     }
 
     /// The same store checking endpoint URLs against `egress` (the default is the strict policy:
     /// no allow-list).
-    pub fn with_egress(
-        mut self,
-        egress: std::sync::Arc<crate::egress::EgressPolicy>,
-    ) -> SubscriptionStore {
+    pub fn with_egress(mut self, egress: Arc<crate::egress::EgressPolicy>) -> SubscriptionStore {
         self.egress = egress;
         self
     }
 
-    fn hash_key(&self, id: &str) -> String {
-        self.names.key(&format!("sub:{id}"))
+    /// The bucket (for the watch and the rebuild).
+    pub fn bucket(&self) -> &kv::Store {
+        &self.kv
     }
 
     /// Creates a subscription with a fresh secret; validates everything before writing.
@@ -90,7 +104,7 @@ impl SubscriptionStore {
         let metadata = input.metadata.unwrap_or_default();
         validate_metadata(&metadata)?;
         let at = now();
-        let sub = Subscription {
+        let mut sub = Subscription {
             id: crate::ids::SubscriptionId::generate().into_string(),
             url,
             event_types,
@@ -107,37 +121,28 @@ impl SubscriptionStore {
             created_at: at,
             updated_at: at,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
+            revision: 0,
         };
-        self.write(None, &sub).await?;
+        let value = codec::to_value(&sub);
+        sub.revision = self
+            .kv
+            .create(&sub.id, value)
+            .await
+            .map_err(|e| bucket_error("creating", &sub.id, e))?;
+        self.apply_put(&sub).await;
         Ok(sub)
     }
 
-    /// One subscription, or `None`.
+    /// One subscription from the bucket (the source of truth), or `None`.
     pub async fn get(&self, id: &str) -> Result<Option<Subscription>, SubscriptionError> {
-        Ok(self.get_versioned(id).await?.0)
-    }
-
-    /// One subscription and the [`version_key`] token read just before it (for
-    /// [`super::cache`]: the data is at least as new as the token).
-    pub async fn get_versioned(
-        &self,
-        id: &str,
-    ) -> Result<(Option<Subscription>, String), SubscriptionError> {
         if !crate::ids::SubscriptionId::is_valid(id) {
             return Err(SubscriptionError::BadId(id.to_string()));
         }
-        let mut conn = self.conn.clone();
-        let (version, fields): (Option<String>, Vec<(String, String)>) = redis::pipe()
-            .get(self.names.key(VERSION_KEY))
-            .hgetall(self.hash_key(id))
-            .query_async(&mut conn)
-            .await
-            .doing(|| format!("reading subscription {id}"))?;
-        let version = version.unwrap_or_default();
-        if fields.is_empty() {
-            return Ok((None, version));
+        let entry = self.kv.entry(id).await.map_err(|e| bucket_error("reading", id, e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => Ok(Some(codec::from_entry(&e)?)),
+            _ => Ok(None),
         }
-        Ok((Some(decode(id, fields)?), version))
     }
 
     /// Like `get`, but a missing subscription is an error.
@@ -145,12 +150,13 @@ impl SubscriptionStore {
         self.get(id).await?.ok_or_else(|| SubscriptionError::NotFound(id.to_string()))
     }
 
-    /// Every subscription, oldest first.
+    /// Every subscription, oldest first, from the bucket.
     pub async fn list(&self) -> Result<Vec<Subscription>, SubscriptionError> {
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> =
-            conn.smembers(self.names.key("subs")).await.doing(|| "listing subscriptions".into())?;
-        let mut subs = self.load_many(ids).await?;
+        let (entries, _) = sync::snapshot(&self.kv).await?;
+        let mut subs = Vec::with_capacity(entries.len());
+        for e in entries.iter().filter(|e| e.operation == kv::Operation::Put) {
+            subs.push(codec::from_entry(e)?);
+        }
         subs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(subs)
     }
@@ -210,8 +216,7 @@ impl SubscriptionStore {
             new.body_format = format;
         }
         new.updated_at = now();
-        self.write(Some(&old), &new).await?;
-        Ok(new)
+        self.write(&old, new).await
     }
 
     /// Activates or deactivates; an inactive subscription receives nothing new.
@@ -223,8 +228,7 @@ impl SubscriptionStore {
         let old = self.require(id).await?;
         let disabled_reason = if active { None } else { old.disabled_reason.clone() };
         let new = Subscription { active, disabled_reason, updated_at: now(), ..old.clone() };
-        self.write(Some(&old), &new).await?;
-        Ok(new)
+        self.write(&old, new).await
     }
 
     /// Deactivates on hookline's own decision (`failing`, `gone`); `None` when it was already
@@ -234,18 +238,23 @@ impl SubscriptionStore {
         id: &str,
         reason: &str,
     ) -> Result<Option<Subscription>, SubscriptionError> {
-        let old = self.require(id).await?;
-        if !old.active {
-            return Ok(None);
+        let mut tries = 0;
+        loop {
+            let old = self.require(id).await?;
+            if !old.active {
+                return Ok(None);
+            }
+            let new = Subscription {
+                active: false,
+                disabled_reason: Some(reason.to_string()),
+                updated_at: now(),
+                ..old.clone()
+            };
+            match self.write(&old, new).await {
+                Err(SubscriptionError::Conflict(_)) if tries + 1 < OWN_CHANGE_TRIES => tries += 1,
+                other => return other.map(Some),
+            }
         }
-        let new = Subscription {
-            active: false,
-            disabled_reason: Some(reason.to_string()),
-            updated_at: now(),
-            ..old.clone()
-        };
-        self.write(Some(&old), &new).await?;
-        Ok(Some(new))
     }
 
     /// Makes a new current secret; the previous current one keeps signing for `grace` (expired
@@ -266,23 +275,89 @@ impl SubscriptionStore {
             }
         }
         let new = Subscription { secrets, updated_at: at, ..old.clone() };
-        self.write(Some(&old), &new).await?;
+        self.write(&old, new).await
+    }
+
+    /// Deletes the subscription (compare-and-set on the revision read) and its index entries.
+    pub async fn delete(&self, id: &str) -> Result<Subscription, SubscriptionError> {
+        let old = self.require(id).await?;
+        self.kv.delete_expect_revision(id, Some(old.revision)).await.map_err(|e| {
+            match e.kind() {
+                kv::DeleteErrorKind::WrongLastRevision => conflict(id),
+                _ => bucket_error("deleting", id, e),
+            }
+        })?;
+        // The tombstone's revision is the next one in the bucket: the watch applies it; this
+        // process applies it now with a revision just above the one it deleted.
+        let revision = self.kv.entry(id).await.ok().flatten().map(|e| e.revision);
+        self.apply_delete(id, revision.unwrap_or(old.revision + 1)).await;
+        // Its attempt index goes too (the records themselves age out of the stream).
+        let mut conn = self.conn.clone();
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(self.names.key(&format!("att:sub:{id}")))
+            .query_async(&mut conn)
+            .await;
+        Ok(old)
+    }
+
+    /// Writes `new` over `old` if the bucket still holds `old`'s revision.
+    async fn write(
+        &self,
+        old: &Subscription,
+        mut new: Subscription,
+    ) -> Result<Subscription, SubscriptionError> {
+        let value = codec::to_value(&new);
+        new.revision =
+            self.kv.update(&new.id, value, old.revision).await.map_err(|e| match e.kind() {
+                kv::UpdateErrorKind::WrongLastRevision => conflict(&new.id),
+                _ => bucket_error("writing", &new.id, e),
+            })?;
+        if !old.active && new.active {
+            self.reset_health(&new.id).await;
+        }
+        self.apply_put(&new).await;
         Ok(new)
     }
 
-    /// Deletes the subscription and its index entries.
-    pub async fn delete(&self, id: &str) -> Result<Subscription, SubscriptionError> {
-        let old = self.require(id).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.del(self.hash_key(id)).ignore();
-        pipe.srem(self.names.key("subs"), id).ignore();
-        // Its attempt index goes too (the records themselves age out of the stream).
-        pipe.del(self.names.key(&format!("att:sub:{id}"))).ignore();
-        self.unindex(&mut pipe, &old);
-        self.bump_version(&mut pipe);
-        self.exec(pipe, || format!("deleting subscription {id}")).await?;
-        self.drop_empty_patterns(&old).await?;
-        Ok(old)
+    /// Re-activated: the endpoint starts with a clean record (breaker closed). Best effort (a
+    /// Redis failure here leaves an old breaker to close by itself).
+    async fn reset_health(&self, id: &str) {
+        let mut conn = self.conn.clone();
+        let result: Result<(), _> = redis::pipe()
+            .del(self.names.sub_key(id, "health"))
+            .ignore()
+            .del(self.names.sub_key(id, "probe"))
+            .ignore()
+            .del(self.names.key(&format!("health:{id}")))
+            .ignore()
+            .del(self.names.key(&format!("probe:{id}")))
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(subscription = %id, error = %e, "could not reset the endpoint's health record");
+        }
     }
+
+    /// Applies a stored change to Redis now; on failure the watch of every process applies it
+    /// later (the bucket has it), so the caller is not failed for it.
+    async fn apply_put(&self, sub: &Subscription) {
+        if let Err(e) = self.index_put(sub).await {
+            tracing::warn!(subscription = %sub.id, error = %e, "stored in the bucket; the redis index catches up from the watch");
+        }
+    }
+
+    async fn apply_delete(&self, id: &str, revision: u64) {
+        if let Err(e) = self.index_delete(id, revision).await {
+            tracing::warn!(subscription = %id, error = %e, "deleted from the bucket; the redis index catches up from the watch");
+        }
+    }
+}
+
+fn conflict(id: &str) -> SubscriptionError {
+    SubscriptionError::Conflict(id.to_string())
+}
+
+fn bucket_error(doing: &str, id: &str, e: impl std::fmt::Display) -> SubscriptionError {
+    SubscriptionError::Bucket(format!("{doing} subscription {id} in the bucket: {e}"))
 }

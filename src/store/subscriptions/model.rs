@@ -110,6 +110,10 @@ pub struct Subscription {
     #[serde(skip)]
     #[schema(ignore)]
     pub secrets: Vec<SigningSecret>,
+    /// The bucket revision this copy was read at (0: not from the bucket).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub revision: u64,
 }
 
 impl Subscription {
@@ -200,6 +204,15 @@ pub enum SubscriptionError {
     BadId(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The compare-and-set on the bucket revision lost: someone else changed it meanwhile.
+    #[error("subscription {0} was changed by someone else meanwhile; read it again and retry")]
+    Conflict(String),
+    /// The bucket (NATS) failed.
+    #[error("{0}")]
+    Bucket(String),
+    /// Redis's index is being rebuilt from the bucket (or was found missing): fan-out waits.
+    #[error("the subscription index in redis is being rebuilt from the bucket")]
+    IndexNotReady,
 }
 
 impl SubscriptionError {
@@ -301,6 +314,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
+            revision: 0,
         }
     }
 

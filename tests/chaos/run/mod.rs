@@ -155,7 +155,7 @@ pub async fn run(plan: Plan) -> Outcome {
     let config_path = dir.path().join("hookline.toml");
     let toml = config_toml(&nats.url(), &redis.url(), &prefix, if plan.cluster { 3 } else { 1 });
     std::fs::write(&config_path, &toml).expect("config written");
-    let subs = create_subscriptions(&toml, &names, &receiver, &plan).await;
+    let subs = create_subscriptions(&toml, &receiver, &plan).await;
 
     // One process creates the streams, then the others join (a rolling start: processes that
     // create the same replicated stream at once wait out a request timeout, see topology.rs).

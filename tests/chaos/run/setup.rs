@@ -1,11 +1,10 @@
 //! Chaos run steps around the faults: creating subscriptions, waiting for consumers and
 //! running instances, publishing batches, finding a stream leader.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use hookline::event::WebhookEvent;
-use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
+use hookline::store::subscriptions::SubscriptionInput;
 use hookline::subjects::Names;
 
 use crate::flaky::FlakyReceiver;
@@ -17,15 +16,12 @@ use super::{EVENT_TYPE, Plan, Published, STEP_WAIT};
 
 pub(super) async fn create_subscriptions(
     toml: &str,
-    names: &Names,
     receiver: &FlakyReceiver,
     plan: &Plan,
 ) -> Vec<Sub> {
     let config = hookline::config::Config::with_overrides(toml).expect("chaos config is valid");
-    let conn = hookline::store::connect(&config.redis).await.expect("redis connects");
-    let egress =
-        hookline::egress::EgressPolicy::from_config(&config.egress).expect("egress config");
-    let store = SubscriptionStore::new(conn, names.clone()).with_egress(Arc::new(egress));
+    let store =
+        hookline::context::subscription_store(&config).await.expect("nats and redis connect");
     let mut subs = Vec::new();
     let wanted = (0..plan.flaky_subs)
         .map(|i| (format!("f{i}"), false))
