@@ -120,7 +120,7 @@ impl SubscriptionStore {
             .arg(TOMBSTONE_MS)
             .arg(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
             .arg(serde_json::to_string(&patterns).unwrap_or_else(|_| "[]".into()));
-        for (field, value) in encode(sub) {
+        for (field, value) in encode(sub, &self.secret_box) {
             invocation.arg(field).arg(value);
         }
         self.run_apply(invocation, &sub.id, sub.revision).await
@@ -311,7 +311,7 @@ impl SubscriptionStore {
         for (id, fields) in ids.iter().zip(rows) {
             // An id still in an index whose record is gone, or a tombstone, is skipped.
             if !fields.is_empty() && !fields.iter().any(|(k, _)| k == "deleted") {
-                subs.push(decode(id, fields)?);
+                subs.push(decode(id, fields, &self.secret_box)?);
             }
         }
         Ok(subs)

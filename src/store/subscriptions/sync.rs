@@ -135,6 +135,8 @@ impl Keeper {
                 Err(Round::Lost(why)) => {
                     tracing::warn!(%why, "the subscription index in redis is incomplete; rebuilding it from the bucket");
                     force = true;
+                    // At once: fan-out holds every event until it is done.
+                    continue;
                 }
                 Err(Round::Failed(e)) => {
                     tracing::warn!(error = %e, "keeping the subscription index in step failed; trying again");
@@ -247,7 +249,7 @@ async fn apply_entry(
     entry: &kv::Entry,
 ) -> Result<(), SubscriptionError> {
     match entry.operation {
-        kv::Operation::Put => match from_entry(entry) {
+        kv::Operation::Put => match from_entry(entry, &store.secret_box) {
             Ok(sub) => store.index_put(&sub).await?,
             Err(e) => {
                 // A value hookline cannot read (written by hand?) is left out of the index, and
@@ -335,8 +337,8 @@ impl SubscriptionStore {
                 let () = conn.srem(&list, id).await.doing(doing)?;
                 continue;
             }
-            let sub = decode(id, fields).map_err(SubscriptionError::Store)?;
-            match self.kv.create(id, to_value(&sub)).await {
+            let sub = decode(id, fields, &self.secret_box).map_err(SubscriptionError::Store)?;
+            match self.kv.create(id, to_value(&sub, &self.secret_box)).await {
                 Ok(_) => imported += 1,
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
                 Err(e) => {
