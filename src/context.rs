@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::store::RedisConn;
 use async_nats::jetstream;
 
-use crate::config::{Config, redacted_url};
+use crate::config::Config;
 use crate::egress::EgressPolicy;
 use crate::store::cache::SubscriptionCache;
 use crate::store::subscriptions::SubscriptionStore;
@@ -100,7 +100,7 @@ pub async fn connect_subscriptions(
     use anyhow::Context as _;
     let redis = crate::store::connect(&config.redis)
         .await
-        .with_context(|| format!("connecting to redis at {}", redacted_url(&config.redis.url)))?;
+        .with_context(|| format!("connecting to redis at {}", config.redis.redacted_urls()))?;
     let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
     let kv = crate::topology::subscriptions_bucket(js, config, names).await?;
     let secret_box = Arc::new(config.secrets.secret_box()?);

@@ -32,7 +32,7 @@ pub use egress::{EgressConfig, EgressConfigError};
 pub use health::HealthConfig;
 pub use nats::NatsConfig;
 pub use process::{LogConfig, LogFormat, RuntimeConfig, ShutdownConfig};
-pub use redis::RedisConfig;
+pub use redis::{RedisConfig, RedisMode};
 pub use retry::RetryConfig;
 use retry::{RawRetry, validate_retry};
 pub use secrets::SecretsConfig;

@@ -6,10 +6,12 @@
 //! one) makes all of them together with the inbox check and the subscription cache's version
 //! check.
 //!
-//! Keys (under `<p>:`): `health:<sub>` hash {failures, first_failure_ms, opens, open_until_ms},
-//! `probe:<sub>` (the half-open probe lock), `inflight:<sub>` zset of leases, `rate:<sub>` (GCRA
-//! theoretical arrival time), and the pair's claim ([`super::inbox::claim_key`]) taken with a
-//! lease so two copies of one delivery are never sent at once.
+//! Keys ([`key`], all in the subscription's hash slot so one script may touch them together on
+//! Redis Cluster): `<p>:{<sub>}:health` hash {failures, first_failure_ms, opens, open_until_ms},
+//! `<p>:{<sub>}:probe` (the half-open probe lock), `<p>:{<sub>}:inflight` zset of leases,
+//! `<p>:{<sub>}:rate` (GCRA theoretical arrival time), and the pair's claim
+//! ([`super::inbox::claim_key`]) taken with a lease so two copies of one delivery are never sent
+//! at once.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -33,6 +35,12 @@ pub struct FailureCount {
 pub struct Backoff {
     pub first: Duration,
     pub max: Duration,
+}
+
+/// The health key `kind` (`health`, `probe`, `inflight`, `rate`) of subscription `sub`:
+/// `<p>:{<sub>}:<kind>`.
+pub fn key(names: &Names, kind: &str, sub: &str) -> String {
+    names.sub_key(sub, kind)
 }
 
 fn now_ms() -> i64 {
@@ -184,7 +192,7 @@ impl Health {
     }
 
     fn key(&self, kind: &str, sub: &str) -> String {
-        self.names.key(&format!("{kind}:{sub}"))
+        key(&self.names, kind, sub)
     }
 
     /// The admission check before a POST, one round trip: [`Self::admit_fast`] when the endpoint

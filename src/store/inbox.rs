@@ -16,8 +16,9 @@ use redis::AsyncCommands;
 use super::{Doing, StoreError};
 use crate::subjects::Names;
 
-/// `<p>:delivered:<event_id>:<subscription_id>`, or with `:<replay_id>` appended for a replay
-/// (whose point is to reach an endpoint that already has the event).
+/// `<p>:{<subscription_id>}:delivered:<event_id>`, or with `:<replay_id>` appended for a replay
+/// (whose point is to reach an endpoint that already has the event). Hash-tagged by the
+/// subscription: the admission script reads it with the subscription's health keys.
 pub fn delivered_key(
     names: &Names,
     event_id: &str,
@@ -25,8 +26,8 @@ pub fn delivered_key(
     replay: Option<&str>,
 ) -> String {
     match replay {
-        None => names.key(&format!("delivered:{event_id}:{subscription_id}")),
-        Some(r) => names.key(&format!("delivered:{event_id}:{subscription_id}:{r}")),
+        None => names.sub_key(subscription_id, &format!("delivered:{event_id}")),
+        Some(r) => names.sub_key(subscription_id, &format!("delivered:{event_id}:{r}")),
     }
 }
 

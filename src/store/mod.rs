@@ -1,24 +1,23 @@
 //! Redis: subscriptions with their lookup indexes, endpoint health, the inbox dedupe, and the
 //! event index of replay-by-id.
 //!
-//! One [`redis::aio::ConnectionManager`] is shared by the whole process; it reconnects by itself,
-//! so a Redis outage shows up as command errors (the caller leaves the message in JetStream and
-//! tries again later) and never as a skipped delivery.
+//! One [`RedisConn`] is shared by the whole process, over one server, a Redis Cluster or the
+//! master Sentinel names ([`conn`]); it reconnects by itself, so a Redis outage or failover shows
+//! up as command errors (the caller leaves the message in JetStream and tries again later) and
+//! never as a skipped delivery. Every multi-key script or transaction keeps its keys in one hash
+//! slot (`Names::sub_key`), so the same code runs on all three topologies.
 
 pub mod cache;
+mod checks;
+mod cluster;
+mod conn;
 pub mod event_index;
 pub mod health;
 pub mod inbox;
+mod sentinel;
 pub mod subscriptions;
 
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
-use crate::config::RedisConfig;
-
-/// The process's Redis connection: cheap to clone, shared by every task, reconnecting by itself.
-pub type RedisConn = ConnectionManager;
+pub use conn::{RedisConn, connect};
 
 /// A Redis failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +26,9 @@ pub enum StoreError {
     Redis { doing: String, source: redis::RedisError },
     #[error("stored subscription {id} is corrupt: {why}")]
     Corrupt { id: String, why: String },
+    /// A start-up check found Redis configured in a way hookline refuses; says how to fix it.
+    #[error("redis at {node} is not safe for hookline: {problem}")]
+    Refused { node: String, problem: String },
 }
 
 /// Adds what was being done to a Redis error.
@@ -38,23 +40,4 @@ impl<T> Doing<T> for redis::RedisResult<T> {
     fn doing(self, doing: impl FnOnce() -> String) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Redis { doing: doing(), source })
     }
-}
-
-/// Connects (and verifies the connection with a PING).
-pub async fn connect(config: &RedisConfig) -> Result<RedisConn, StoreError> {
-    let doing = || "connecting to redis".to_string();
-    // TCP_NODELAY (redis-rs leaves Nagle on): a small pipelined request must not wait for the
-    // ACK of the one before it.
-    let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
-        .doing(doing)?
-        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    let client = redis::Client::open(info).doing(doing)?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(config.response_timeout))
-        .set_connection_timeout(Some(config.connection_timeout))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(2));
-    let mut conn = ConnectionManager::new_with_config(client, manager_config).await.doing(doing)?;
-    let _: String = redis::cmd("PING").query_async(&mut conn).await.doing(doing)?;
-    Ok(conn)
 }

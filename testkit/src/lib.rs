@@ -4,8 +4,10 @@
 //! The one implementation of what the integration tests (`tests/it`, which name this crate
 //! `harness`), the chaos suite (`tests/chaos`) and the benchmark (`bench/`) need besides
 //! hookline itself:
-//! - [`nats::NatsServer`], [`cluster::Cluster`] (3 nodes) and [`redis::RedisServer`] spawn the
-//!   real binaries on free ports with temp dirs, poll until ready, and are killed on drop;
+//! - [`nats::NatsServer`], [`cluster::Cluster`] (3 nodes), [`redis::RedisServer`],
+//!   [`redis_cluster::RedisCluster`] (3 masters + 3 replicas) and
+//!   [`redis_sentinel::RedisSentinel`] (master, replica, 3 sentinels) spawn the real binaries
+//!   on free ports with temp dirs, poll until ready, and are killed on drop;
 //! - [`receiver::Receiver`] is the far end of the data path (`deliver -> endpoint`): it records
 //!   requests and answers with whatever statuses a test scripts;
 //! - [`eventually`] / [`eventually_true`] are the only waiting primitives: a test never sleeps,
@@ -21,6 +23,9 @@ pub mod fuzz_checks;
 pub mod nats;
 pub mod receiver;
 pub mod redis;
+pub mod redis_cluster;
+mod redis_node;
+pub mod redis_sentinel;
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;

@@ -19,6 +19,14 @@ use super::{eventually, free_port, init, log_tail};
 
 /// Env var naming the redis-server binary; `redis-server` from PATH when unset.
 pub const REDIS_SERVER_ENV: &str = "HOOKLINE_TEST_REDIS_SERVER";
+/// The redis-server binary: [`REDIS_SERVER_ENV`], else `redis-server` from PATH.
+pub fn redis_server_binary() -> PathBuf {
+    std::env::var_os(REDIS_SERVER_ENV)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
 /// How long a starting server may take to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -54,10 +62,7 @@ impl RedisServer {
     /// Spawns a redis-server with the given persistence and waits until it answers PING.
     pub async fn start_with(persistence: Persistence) -> RedisServer {
         init();
-        let binary = std::env::var_os(REDIS_SERVER_ENV)
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("redis-server"));
+        let binary = redis_server_binary();
         let dir = tempfile::Builder::new()
             .prefix("hookline-redis-")
             .tempdir()

@@ -24,7 +24,7 @@ async fn delivery_in_flight_while_nats_restarts_is_neither_lost_nor_posted_twice
     // NATS goes away while the POST is in flight; the endpoint answers 200 meanwhile.
     w.nats.kill().await;
     let redis = w.redis.connection().await;
-    let key = format!("{}:delivered:evt_in_flight:{}", w.prefix, sub.id);
+    let key = format!("{}:{{{}}}:delivered:evt_in_flight", w.prefix, sub.id);
     eventually_true(WAIT, "the 2xx recorded in the inbox while NATS is down", || {
         let mut redis = redis.clone();
         let key = key.clone();

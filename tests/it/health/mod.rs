@@ -179,7 +179,7 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
     let probe_fails = || async {
         let mut c = conn.clone();
         let _: () = redis::cmd("SET")
-            .arg(w.names.key("probe:sub_b"))
+            .arg(w.names.sub_key("sub_b", "probe"))
             .arg(1)
             .query_async(&mut c)
             .await
@@ -202,8 +202,11 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
     assert_eq!(probe_fails().await, Some(Duration::from_secs(100)), "capped at max_open_for");
     assert_eq!(probe_fails().await, Some(Duration::from_secs(100)));
     let mut c = conn.clone();
-    let pttl: i64 =
-        redis::cmd("PTTL").arg(w.names.key("health:sub_b")).query_async(&mut c).await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(w.names.sub_key("sub_b", "health"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert!(
         pttl > (window + Duration::from_secs(90)).as_millis() as i64,
         "the state outlives the open period: {pttl} ms"
