@@ -8,8 +8,10 @@ use crate::config::LogFormat;
 /// `RUST_LOG` is unset (one-shot commands use `warn` so their output is just their answer).
 pub fn init(format: LogFormat, default_level: &str) {
     use std::io::IsTerminal;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // redis-rs warns on every failed reconnect to a Cluster node that is down (hundreds a second
+    // during a failover); hookline reports the failures that matter itself.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},redis=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
