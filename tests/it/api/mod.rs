@@ -311,6 +311,7 @@ async fn openapi_document_lists_every_route_and_each_answers() {
         ("get", "/metrics"),
         ("get", "/v1/stats"),
         ("get", "/v1/subscriptions/{id}/stats"),
+        ("post", "/v1/console-links"),
     ];
     let mut documented = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
