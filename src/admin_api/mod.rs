@@ -13,6 +13,7 @@
 //! `{"error": {"code", "message", "field"}}`.
 
 mod attempts;
+mod console;
 mod console_links;
 mod dlq;
 mod events;
@@ -59,6 +60,7 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(replay::routes())
         .merge(stats::routes())
         .merge(console_links::routes())
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -3,6 +3,7 @@
 //! chromium by Playwright (`browser`).
 
 mod links;
+mod page;
 
 use hookline::config::{Config, Redacted};
 
