@@ -217,15 +217,15 @@ async function dlq(sub) {
     catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
   };
   const redeliver = async (seq) => {
-    const r = await api("POST", `/v1/dlq/${seq}/redeliver`, {});
-    return `Redelivered ${r.redelivered.length} entr${r.redelivered.length === 1 ? "y" : "ies"}.`;
+    const d = await api("POST", `/v1/dlq/${seq}/redeliver`, {});
+    return `Redelivered entry ${d.sequence} (event ${d.event_id}).`;
   };
   const all = async () => {
     const body = sub ? { all: true, subscription_id: sub } : { all: true };
     const r = await api("POST", "/v1/dlq/redeliver", body);
     return `Redelivered ${r.redelivered.length}, failed ${r.failed.length}.`;
   };
-  const purge = async () => { const r = await api("DELETE", `/v1/dlq${q}`); return `Purged ${r.purged ?? ""} entries.`; };
+  const purge = async () => { const r = await api("DELETE", `/v1/dlq${q}`); return `Purged ${r.purged} entries.`; };
   show("Dead letters", el("div", { class: "toolbar" }, pick,
     el("button", { onclick: () => run(all, "Redeliver every entry shown?") }, "Redeliver all"),
     el("button", { class: "danger", onclick: () => run(purge, "Purge these dead letters? They cannot be recovered.") }, "Purge")),

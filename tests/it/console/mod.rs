@@ -2,6 +2,7 @@
 //! what a link's token may do through the API (`links`), and the console driven in Debian's
 //! chromium by Playwright (`browser`).
 
+mod browser;
 mod links;
 mod page;
 
