@@ -76,21 +76,21 @@ async fn an_admin_link_opens_the_overview_and_an_endpoint_is_created_in_the_cons
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_published_event_appears_in_the_subscription_view_without_reloading() {
-    let w = World::start().await;
-    let app = w.start_app(config(&w)).await;
-    let sub = w.subscribe("/live", &["order.*"], None).await;
-    let (dir, _keep) = shots();
-    let shot = dir.join("console-subscription.png");
-    let url = link(&app, json!({})).await;
-    let mut child = node(
-        "delivery.mjs",
-        &[&url, sub.id.as_str(), "evt_console_live", "succeeded", shot.to_str().unwrap()],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("node runs");
+/// Opens `sub`'s view, publishes `event` once it is shown, and waits for its attempt with
+/// `status` (and `texts` in its row) to appear without a reload.
+async fn watch_delivery(
+    w: &World,
+    app: &RunningApp,
+    sub: &str,
+    event: &str,
+    status: &str,
+    shot: &Path,
+    texts: &[&str],
+) {
+    let url = link(app, json!({})).await;
+    let mut args = vec![url.as_str(), sub, event, status, shot.to_str().unwrap()];
+    args.extend_from_slice(texts);
+    let mut child = node("delivery.mjs", &args).stdout(Stdio::piped()).spawn().expect("node runs");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(WAIT, async {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -101,10 +101,43 @@ async fn a_published_event_appears_in_the_subscription_view_without_reloading() 
         false
     });
     assert!(ready.await.unwrap_or(false), "the subscription view is shown");
-    w.publish("order.created", "evt_console_live", None).await;
-    let status = tokio::time::timeout(2 * WAIT, child.wait()).await.expect("in time").unwrap();
+    w.publish("order.created", event, None).await;
+    let exit = tokio::time::timeout(2 * WAIT, child.wait()).await.expect("in time").unwrap();
     let rest = lines.next_line().await.ok().flatten().unwrap_or_default();
-    assert!(status.success() && rest == "ok", "the delivery appears without a reload ({rest})");
+    assert!(
+        exit.success() && rest == "ok",
+        "the {status} attempt appears without a reload ({rest})"
+    );
+}
+
+#[tokio::test]
+async fn a_published_event_appears_in_the_subscription_view_without_reloading() {
+    let w = World::start().await;
+    let app = w.start_app(config(&w)).await;
+    let sub = w.subscribe("/live", &["order.*"], None).await;
+    let (dir, _keep) = shots();
+    let shot = dir.join("console-subscription.png");
+    watch_delivery(&w, &app, &sub.id, "evt_console_live", "succeeded", &shot, &["200"]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_endpoints_attempt_shows_its_status_and_response_excerpt() {
+    let w = World::start().await;
+    let app = w.start_app(config(&w)).await;
+    let sub = w.subscribe("/broken", &["order.*"], None).await;
+    w.receiver.set_default("/broken", Reply::StatusWithBody(503, "database is down".into()));
+    let shot = Path::new("-");
+    watch_delivery(
+        &w,
+        &app,
+        &sub.id,
+        "evt_console_fail",
+        "failed",
+        shot,
+        &["503", "database is down"],
+    )
+    .await;
     app.stop().await;
 }
 
