@@ -232,11 +232,13 @@ async function dlq(sub) {
   notice, list);
   const draw = async () => {
     const entries = await api("GET", `/v1/dlq${q}`);
+    // Entries being inspected stay open across refreshes.
+    const open = new Set([...list.querySelectorAll("tr[data-seq] details[open]")].map((d) => d.closest("tr").dataset.seq));
     list.replaceChildren(table(["Seq", "Dead-lettered", "Subscription", "Event", "Reason", "Attempts", "Last HTTP", ""],
       entries.map((d) => el("tr", { "data-seq": d.sequence },
         el("td", {}, String(d.sequence)), el("td", {}, time(d.dead_lettered_at)), el("td", {}, d.subscription_id),
         el("td", {}, `${d.event_type} ${d.event_id}`),
-        el("td", {}, el("details", {}, el("summary", {}, d.reason), el("pre", {}, JSON.stringify(d, null, 2)))),
+        el("td", {}, el("details", { open: open.has(String(d.sequence)) }, el("summary", {}, d.reason), el("pre", {}, JSON.stringify(d, null, 2)))),
         el("td", {}, String(d.attempts)), el("td", {}, String(d.last_status ?? "–")),
         el("td", {}, el("button", { class: "secondary", onclick: () => run(() => redeliver(d.sequence)) }, "Redeliver")))),
       "The dead-letter queue is empty: nothing failed for good."));
