@@ -1,4 +1,5 @@
-// A tenant link lists only that tenant's endpoints, and the API refuses another tenant's id.
+// A tenant link lists only that tenant's endpoints, the API refuses another tenant's id, and
+// the tenant deletes its endpoint (after a confirmation).
 // Usage: node tenant.mjs <tenant link> <own endpoint url> <other tenant's endpoint url> <other id>
 import { run, check } from "./lib.mjs";
 
@@ -15,4 +16,11 @@ await run(async (page) => {
     return r.status;
   }, otherId);
   check(status === 404, `the API answers ${status} for another tenant's id, not 404`);
+  let confirmed = "";
+  page.on("dialog", (d) => { confirmed = d.message(); });
+  await page.click(`td.url >> text=${own}`);
+  await page.click("#delete");
+  await page.locator("text=deleted.").waitFor();
+  check(confirmed.startsWith("Delete the endpoint"), `the delete was confirmed first (${confirmed})`);
+  await page.locator(".empty").waitFor();
 });

@@ -175,6 +175,14 @@ async function subscription(id) {
       await route();
     } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
   };
+  const remove = async () => {
+    if (!confirm(`Delete the endpoint ${s.url}? Its deliveries stop for good.`)) return;
+    try {
+      await api("DELETE", `/v1/subscriptions/${id}`);
+      state.flash = el("p", { class: "notice", role: "status" }, `Endpoint ${id} deleted.`);
+      location.hash = "#/endpoints";
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
   const attempts = el("div", { id: "attempts", "aria-live": "polite" });
   show(s.description || s.url,
     notice,
@@ -187,6 +195,7 @@ async function subscription(id) {
       s.active ? el("button", { class: "secondary", onclick: () => act("deactivate", "Deactivate this endpoint? Deliveries pause.") }, "Deactivate")
         : el("button", { onclick: () => act("activate") }, "Activate"),
       el("button", { class: "secondary", onclick: () => act("rotate-secret", "Rotate the signing secret? The old one keeps signing for the grace window.") }, "Rotate secret"),
+      el("button", { class: "danger", onclick: () => remove(), id: "delete" }, "Delete"),
       el("a", { href: `#/dlq/${id}` }, "Dead letters of this endpoint")),
     el("h2", {}, "Attempts (live)"), attempts);
   const draw = async () => {
@@ -247,6 +256,36 @@ async function dlq(sub) {
   poll(draw, 3000);
 }
 
+// ---- event lookup and replay ----
+async function eventView(id) {
+  const input = el("input", { type: "search", name: "event_id", value: id || "", placeholder: "evt_...", "aria-label": "Event id" });
+  const go = (e) => { e.preventDefault(); if (input.value) location.hash = `#/event/${encodeURIComponent(input.value.trim())}`; };
+  const notice = el("div", { role: "status" });
+  const timeline = el("div", { id: "timeline" });
+  const replay = async () => {
+    if (!confirm(`Replay ${id} to every subscription that matches it?`)) return;
+    try {
+      const r = await api("POST", "/v1/replay", { event_id: id });
+      notice.replaceChildren(el("p", { class: "notice" }, `Replay queued ${r.queued} deliver${r.queued === 1 ? "y" : "ies"}.`));
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  show("Event lookup", el("form", { class: "inline", onsubmit: go }, el("label", {}, "Event id", input), el("button", { type: "submit" }, "Look up")),
+    id ? el("div", { class: "toolbar" }, el("button", { class: "secondary", onclick: replay }, "Replay this event")) : "", notice, timeline);
+  if (!id) return timeline.append(el("p", { class: "empty" }, "Enter an event id to see every attempt of it, per subscription."));
+  const draw = async () => {
+    const page = await api("GET", `/v1/attempts?event_id=${encodeURIComponent(id)}&limit=200`);
+    const rows = page.items.slice().reverse().map((a) => el("tr", { "data-subscription": a.subscription_id },
+      el("td", {}, el("a", { href: `#/subscription/${a.subscription_id}` }, a.subscription_id)), el("td", {}, time(a.at)),
+      el("td", {}, String(a.attempt)), el("td", { class: `status-${a.status}` }, a.status),
+      el("td", {}, String(a.http_status ?? "–")), el("td", {}, a.next_retry_at ? time(a.next_retry_at) : ""),
+      el("td", {}, a.error || "")));
+    timeline.replaceChildren(table(["Subscription", "When", "Attempt", "Status", "HTTP", "Next retry", "Error"], rows,
+      "No attempt of this event yet: it may not match any subscription, or not be published yet."));
+  };
+  await draw();
+  poll(draw);
+}
+
 // ---- routing ----
 async function route() {
   clearInterval(state.timer);
@@ -254,6 +293,7 @@ async function route() {
   try {
     if (view === "subscription" && arg) return await subscription(decodeURIComponent(arg));
     if (view === "dlq") return await dlq(arg ? decodeURIComponent(arg) : null);
+    if (view === "event") return await eventView(arg ? decodeURIComponent(arg) : null);
     if (view === "endpoints" || !state.admin) return await endpoints();
     return await overview();
   } catch (err) {

@@ -162,13 +162,34 @@ async fn a_dlq_entry_is_redelivered_from_the_console() {
 }
 
 #[tokio::test]
-async fn a_tenant_link_lists_only_its_endpoints_and_the_api_refuses_the_others() {
+async fn a_tenant_link_lists_only_its_endpoints_the_api_refuses_the_others_and_it_deletes_its_own() {
     let w = World::start().await;
     let app = w.start_app(config(&w)).await;
     let own = w.subscribe("/acme-hooks", &[], Some("acme")).await;
     let other = w.subscribe("/globex-hooks", &[], Some("globex")).await;
     let url = link(&app, json!({"tenant_id": "acme"})).await;
     scenario("tenant.mjs", &[&url, &own.url, &other.url, other.id.as_str()]).await;
+    let api = Api::new(&app);
+    assert_eq!(api.get(&format!("/v1/subscriptions/{}", own.id), ADMIN).await.0, 404, "deleted");
+    assert_eq!(api.get(&format!("/v1/subscriptions/{}", other.id), ADMIN).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_is_looked_up_and_replayed_from_the_console() {
+    let w = World::start().await;
+    let app = w.start_app(config(&w)).await;
+    let sub = w.subscribe("/lookup", &["order.*"], None).await;
+    w.publish("order.created", "evt_console_lookup", None).await;
+    w.receiver.wait_for_requests("/lookup", 1, WAIT).await;
+    let (dir, _keep) = shots();
+    let shot = dir.join("console-event.png");
+    let url = link(&app, json!({})).await;
+    scenario("event.mjs", &[&url, "evt_console_lookup", &sub.id, shot.to_str().unwrap()]).await;
+    eventually_true(WAIT, "the replayed event reaches the endpoint again", || async {
+        w.receiver.count("/lookup") >= 2
+    })
+    .await;
     app.stop().await;
 }
 
