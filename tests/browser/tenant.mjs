@@ -1,5 +1,5 @@
 // A tenant link lists only that tenant's endpoints, the API refuses another tenant's id, and
-// the tenant deletes its endpoint (after a confirmation).
+// the tenant edits, then deletes its endpoint (after a confirmation).
 // Usage: node tenant.mjs <tenant link> <own endpoint url> <other tenant's endpoint url> <other id>
 import { run, check } from "./lib.mjs";
 
@@ -19,6 +19,10 @@ await run(async (page) => {
   let confirmed = "";
   page.on("dialog", (d) => { confirmed = d.message(); });
   await page.click(`td.url >> text=${own}`);
+  await page.click("summary >> text=Edit");
+  await page.fill("input[name=description]", "edited by the tenant");
+  await page.click("button >> text=Save");
+  await page.locator("h1 >> text=edited by the tenant").waitFor();
   await page.click("#delete");
   await page.locator("text=deleted.").waitFor();
   check(confirmed.startsWith("Delete the endpoint"), `the delete was confirmed first (${confirmed})`);

@@ -85,7 +85,9 @@ function sortBy(body, i) {
 // ---- overview (admin) ----
 async function overview() {
   const cards = el("div", { class: "cards", "aria-live": "polite" });
-  show("Overview", el("p", { class: "k" }, "Live: refreshed every 2 seconds."), cards);
+  const charts = el("div", { class: "cards" });
+  const samples = [];
+  show("Overview", el("p", { class: "k" }, "Live: refreshed every 2 seconds."), cards, charts);
   const draw = async () => {
     const s = await api("GET", "/v1/stats");
     const w = s.windows["5m"];
@@ -101,9 +103,31 @@ async function overview() {
       card("deferred (5 min)", w.deferred, "stat-deferred"),
       card("breakers open", s.breakers_open, "stat-breakers"),
       card("delivered (24 h)", s.windows["24h"].succeeded, "stat-24h"));
+    samples.push({ rate: total / 300, success: w.success_rate ?? 1, dlq: s.dlq_messages });
+    if (samples.length > 90) samples.shift();
+    charts.replaceChildren(
+      chart("deliveries/s, last 3 min", samples.map((x) => x.rate)),
+      chart("success rate, last 3 min", samples.map((x) => x.success), 1),
+      chart("DLQ depth, last 3 min", samples.map((x) => x.dlq)));
   };
   await draw();
   poll(draw);
+}
+
+// A small time chart (SVG polyline) of the samples taken while the overview is open.
+function chart(title, values, max) {
+  const NS = "http://www.w3.org/2000/svg";
+  const top = max ?? Math.max(1e-9, ...values);
+  const points = values.map((v, i) => `${(i / 89) * 300},${58 - (v / top) * 56}`).join(" ");
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", "0 0 300 60");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", title);
+  const line = document.createElementNS(NS, "polyline");
+  line.setAttribute("points", points);
+  svg.append(line);
+  return el("div", { class: "card" }, svg, el("div", { class: "k" }, title));
 }
 
 // ---- endpoints ----
@@ -197,7 +221,7 @@ async function subscription(id) {
       el("button", { class: "secondary", onclick: () => act("rotate-secret", "Rotate the signing secret? The old one keeps signing for the grace window.") }, "Rotate secret"),
       el("button", { class: "danger", onclick: () => remove(), id: "delete" }, "Delete"),
       el("a", { href: `#/dlq/${id}` }, "Dead letters of this endpoint")),
-    el("h2", {}, "Attempts (live)"), attempts);
+    editForm(s, notice), el("h2", {}, "Attempts (live)"), attempts);
   const draw = async () => {
     const page = await api("GET", `/v1/attempts?subscription_id=${encodeURIComponent(id)}&limit=50`);
     attempts.replaceChildren(table(["When", "Event", "Attempt", "Status", "HTTP", "Duration", "Response / error"],
@@ -209,6 +233,26 @@ async function subscription(id) {
   };
   await draw();
   poll(draw);
+}
+
+function editForm(s, notice) {
+  const url = el("input", { name: "url", type: "url", required: true, value: s.url, size: 34 });
+  const types = el("input", { name: "event_types", value: (s.event_types || []).join(", ") });
+  const desc = el("input", { name: "description", value: s.description || "" });
+  const save = async (e) => {
+    e.preventDefault();
+    const body = { url: url.value, description: desc.value,
+      event_types: types.value.split(",").map((t) => t.trim()).filter(Boolean) };
+    try {
+      await api("PATCH", `/v1/subscriptions/${s.id}`, body);
+      state.flash = el("p", { class: "notice", role: "status" }, "Endpoint saved.");
+      await route();
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  return el("details", {}, el("summary", {}, "Edit"),
+    el("form", { class: "inline", onsubmit: save, "aria-label": "Edit the endpoint" },
+      el("label", {}, "URL", url), el("label", {}, "Event types", types), el("label", {}, "Description", desc),
+      el("button", { type: "submit" }, "Save")));
 }
 
 // ---- DLQ ----

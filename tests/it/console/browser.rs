@@ -162,7 +162,8 @@ async fn a_dlq_entry_is_redelivered_from_the_console() {
 }
 
 #[tokio::test]
-async fn a_tenant_link_lists_only_its_endpoints_the_api_refuses_the_others_and_it_deletes_its_own() {
+async fn a_tenant_link_lists_only_its_endpoints_the_api_refuses_the_others_and_it_edits_and_deletes_its_own()
+ {
     let w = World::start().await;
     let app = w.start_app(config(&w)).await;
     let own = w.subscribe("/acme-hooks", &[], Some("acme")).await;
