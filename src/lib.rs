@@ -17,14 +17,14 @@
 //! [`event`] parses them, [`filter`] and [`store`] find subscriptions, [`pipeline`] moves
 //! messages, [`signing`] signs (and lets Rust receivers verify), [`app`] composes the roles,
 //! [`ops`] implements every operator action once, and its two front ends are [`admin_api`]
-//! (HTTP) and [`cli`] (the command line).
+//! (HTTP, with the web console at `/console`) and [`cli`] (the command line).
 //!
 //! Layers: a module imports only from its own layer or the ones above it in this list, so the
 //! module graph has no cycle.
 //!
 //! ```text
 //! ids         ids (typed ids and names, their one grammar)
-//! models      subjects, signing, secret_box, event, filter, attempt_record, ip_ranges, metrics,
+//! models      subjects, signing, console_link, secret_box, event, filter, attempt_record, ip_ranges, metrics,
 //!             limiter, tls
 //! config      config (one file per section)
 //! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
@@ -41,6 +41,7 @@ pub mod attempt_log;
 pub mod attempt_record;
 pub mod cli;
 pub mod config;
+pub mod console_link;
 pub mod context;
 pub mod egress;
 pub mod event;

@@ -5,12 +5,16 @@
 //! A front end of [`crate::ops`]: handlers parse the request into typed ids, call one operation
 //! with the caller's scope, and render its result; [`OpsError`] maps to status and JSON here.
 //!
-//! Auth: `Authorization: Bearer <token>` on every route but `/healthz`, `/readyz` and `/metrics`. An admin token sees everything; a tenant token sees
+//! Auth: `Authorization: Bearer <token>` on every route but `/healthz`, `/readyz`, `/metrics`
+//! and the console's page and assets. The token is a configured one or a console link's
+//! ([`crate::console_link`]), which has its tenant's rights. An admin token sees everything; a tenant token sees
 //! and changes only its tenant's resources, and another tenant's resource answers 404 (its
 //! existence is not revealed). Tokens are compared in constant time. Errors are
 //! `{"error": {"code", "message", "field"}}`.
 
 mod attempts;
+mod console;
+mod console_links;
 mod dlq;
 mod events;
 mod health;
@@ -55,6 +59,8 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(dlq::routes())
         .merge(replay::routes())
         .merge(stats::routes())
+        .merge(console_links::routes())
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -183,7 +189,23 @@ impl FromRequestParts<ApiState> for Caller {
                 caller = Some(Caller::Tenant(tenant));
             }
         }
+        if caller.is_none() && token.starts_with(crate::console_link::PREFIX) {
+            caller = console_link_caller(&api.console_link_key.0, token);
+        }
         caller.ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// The rights of a console link's token: its tenant's, or an admin's without one; none when it
+/// does not verify or has expired.
+fn console_link_caller(key: &str, token: &str) -> Option<Caller> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match crate::console_link::verify(key, token, now) {
+        Ok(claims) => Some(claims.tenant.map_or(Caller::Admin, Caller::Tenant)),
+        Err(e) => {
+            tracing::debug!(error = %e, "console link refused");
+            None
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use super::{ApiResult, ApiState, Caller};
         super::dlq::list, super::dlq::get_one, super::dlq::redeliver_one, super::dlq::redeliver_many, super::dlq::purge,
         super::replay::replay,
         super::stats::metrics, super::stats::overall, super::stats::one,
+        super::console_links::create, super::console::page, super::console::asset,
         openapi_json,
     ),
     modifiers(&BearerAuth)

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod attempts;
+pub mod console_link;
 pub mod dlq;
 pub mod publish;
 pub mod receive;
@@ -101,6 +102,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// A development receiver that verifies signatures and prints deliveries (used by the demo).
     Receive(receive::ReceiveArgs),
+    /// Print a signed, expiring link to the web console (admin, or one tenant's portal).
+    ConsoleLink(console_link::ConsoleLinkArgs),
     /// Maintenance of stored data (reseal secrets with the current key).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -132,6 +135,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args).await,
         Command::Receive(args) => receive::run(args).await,
         Command::Admin(cmd) => admin::run(cmd, config).await,
+        Command::ConsoleLink(args) => console_link::run(args, config).await,
     }
 }
 

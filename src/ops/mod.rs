@@ -14,6 +14,7 @@
 //!   [`OpsError::Conflict`] and publishes no lifecycle event.
 
 mod attempts;
+mod console_links;
 mod dlq;
 mod error;
 mod events;
@@ -27,6 +28,7 @@ use crate::store::RedisConn;
 use async_nats::jetstream;
 
 pub use attempts::{AttemptFilter, parse_status};
+pub use console_links::{ConsoleLink, ConsoleLinkRequest, DEFAULT_TTL, console_link};
 pub use dlq::{RedeliverFailure, RedeliverResult, RedeliverTarget};
 pub use error::{BackendError, OpsError};
 pub use events::NewEvent;

@@ -20,6 +20,8 @@ pub struct OverallStats {
     pub dlq_messages: u64,
     pub breakers_open: u64,
     pub subscriptions_disabled: u64,
+    /// Events published but not yet fanned out (the fan-out consumer's pending count).
+    pub fanout_lag: u64,
 }
 
 /// How a subscription's endpoint is doing.
@@ -122,6 +124,7 @@ impl Ops {
             dlq_messages: g.dlq_messages,
             breakers_open: g.breakers_open.len() as u64,
             subscriptions_disabled: g.subscriptions_disabled,
+            fanout_lag: g.fanout_lag,
         })
     }
 

@@ -36,6 +36,8 @@ pub enum Reply {
     Status(u16),
     /// This status plus one header, e.g. `StatusWithHeader(429, "retry-after".into(), "2".into())`.
     StatusWithHeader(u16, String, String),
+    /// This status with this text body (a failing endpoint that says why).
+    StatusWithBody(u16, String),
     /// Never answer (until the receiver stops): the client must time out.
     Hang,
     /// Answer 200 after this delay (a slow but healthy endpoint).
@@ -270,6 +272,7 @@ async fn handle(
 async fn respond(reply: Reply, mut stopping: watch::Receiver<bool>) -> Response {
     match reply {
         Reply::Status(code) => status(code).into_response(),
+        Reply::StatusWithBody(code, body) => (status(code), body).into_response(),
         Reply::StatusWithHeader(code, name, value) => {
             let mut response = status(code).into_response();
             let name = HeaderName::try_from(name.as_str())

@@ -11,6 +11,7 @@ mod world;
 
 mod api;
 mod cli;
+mod console;
 mod delivery;
 mod egress;
 mod faults;

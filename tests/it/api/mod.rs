@@ -311,6 +311,9 @@ async fn openapi_document_lists_every_route_and_each_answers() {
         ("get", "/metrics"),
         ("get", "/v1/stats"),
         ("get", "/v1/subscriptions/{id}/stats"),
+        ("post", "/v1/console-links"),
+        ("get", "/console"),
+        ("get", "/console/assets/{file}"),
     ];
     let mut documented = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -326,7 +329,8 @@ async fn openapi_document_lists_every_route_and_each_answers() {
     // Every documented operation is a real route: unauthenticated it answers 401 (health 200),
     // never the 404 of an unknown route.
     for (method, path) in &want {
-        let concrete = path.replace("{id}", "sub_0123").replace("{seq}", "1");
+        let concrete =
+            path.replace("{id}", "sub_0123").replace("{seq}", "1").replace("{file}", "console.js");
         let (status, body) = api
             .call(
                 Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),

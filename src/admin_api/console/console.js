@@ -1,0 +1,370 @@
+// hookline console: a single page over the public admin API. The link's token arrives in the
+// URL fragment (#t=...), is kept in sessionStorage (no cookies) and removed from the address
+// bar, and is sent as a bearer token; the API decides what it may see. Views are chosen by the
+// fragment (#/overview, #/endpoints, #/subscription/<id>, #/dlq) and re-render while shown.
+"use strict";
+
+const state = { token: null, admin: false, timer: null, flash: null };
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return e;
+}
+
+class ApiError extends Error {
+  constructor(status, body) { super(body?.error?.message || `HTTP ${status}`); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${state.token}` }, credentials: "omit" };
+  if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+  const resp = await fetch(path, init);
+  const text = await resp.text();
+  const data = text ? JSON.parse(text) : null;
+  if (resp.status === 401) { denied(); throw new ApiError(401, data); }
+  if (!resp.ok) throw new ApiError(resp.status, data);
+  return data;
+}
+
+// Times in the viewer's zone, UTC on hover.
+function time(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return el("time", { datetime: iso, title: d.toISOString() }, d.toLocaleString());
+}
+const pct = (r) => (r === null || r === undefined ? "–" : `${(r * 100).toFixed(1)}%`);
+const ms = (v) => (v === null || v === undefined ? "–" : `${v} ms`);
+
+function denied() {
+  clearInterval(state.timer);
+  sessionStorage.removeItem("hookline.token");
+  $("#nav").hidden = true;
+  $("#scope").textContent = "";
+  $("#main").replaceChildren(el("div", { class: "denied", role: "alert" },
+    el("p", {}, "This console link expired or is invalid."),
+    el("p", {}, "Link expired or invalid: ask for a new link.")));
+}
+
+// A one-time notice (a new secret) is shown at the top of the next view only.
+function show(title, ...content) {
+  const flash = state.flash || "";
+  state.flash = null;
+  $("#main").replaceChildren(el("h1", {}, title), flash, ...content);
+  for (const a of document.querySelectorAll("nav a")) {
+    a.classList.toggle("current", location.hash.startsWith(a.getAttribute("href")));
+  }
+}
+
+function poll(fn, every = 2000) {
+  clearInterval(state.timer);
+  state.timer = setInterval(() => fn().catch(() => {}), every);
+}
+
+function table(headers, rows, empty) {
+  if (!rows.length) return el("p", { class: "empty" }, empty);
+  const body = el("tbody", {}, rows);
+  const head = headers.map((h, i) => el("th", { scope: "col", tabindex: 0, onclick: () => sortBy(body, i),
+    onkeydown: (e) => e.key === "Enter" && sortBy(body, i) }, h));
+  return el("div", { class: "table" }, el("table", {}, el("thead", {}, el("tr", {}, head)), body));
+}
+
+function sortBy(body, i) {
+  const rows = [...body.rows];
+  const dir = body.dataset.sorted === String(i) ? -1 : 1;
+  body.dataset.sorted = dir === 1 ? String(i) : "";
+  rows.sort((a, b) => dir * a.cells[i].textContent.localeCompare(b.cells[i].textContent, undefined, { numeric: true }));
+  body.append(...rows);
+}
+
+// ---- overview (admin) ----
+async function overview() {
+  const cards = el("div", { class: "cards", "aria-live": "polite" });
+  const charts = el("div", { class: "cards" });
+  const samples = [];
+  show("Overview", el("p", { class: "k" }, "Live: refreshed every 2 seconds."), cards, charts);
+  const draw = async () => {
+    const s = await api("GET", "/v1/stats");
+    const w = s.windows["5m"];
+    const total = w.succeeded + w.failed + w.dead_lettered;
+    const card = (k, v, id) => el("div", { class: "card", id }, el("div", { class: "v" }, String(v)), el("div", { class: "k" }, k));
+    cards.replaceChildren(
+      card("deliveries/s (5 min)", (total / 300).toFixed(2), "stat-rate"),
+      card("success rate (5 min)", pct(w.success_rate), "stat-success"),
+      card("p50 / p95 / p99", `${ms(w.latency_p50_ms)} / ${ms(w.latency_p95_ms)} / ${ms(w.latency_p99_ms)}`, "stat-latency"),
+      card("DLQ depth", s.dlq_messages, "stat-dlq"),
+      card("fan-out lag", s.fanout_lag, "stat-lag"),
+      card("backlog", s.backlog, "stat-backlog"),
+      card("deferred (5 min)", w.deferred, "stat-deferred"),
+      card("breakers open", s.breakers_open, "stat-breakers"),
+      card("delivered (24 h)", s.windows["24h"].succeeded, "stat-24h"));
+    samples.push({ rate: total / 300, success: w.success_rate ?? 1, dlq: s.dlq_messages });
+    if (samples.length > 90) samples.shift();
+    charts.replaceChildren(
+      chart("deliveries/s, last 3 min", samples.map((x) => x.rate)),
+      chart("success rate, last 3 min", samples.map((x) => x.success), 1),
+      chart("DLQ depth, last 3 min", samples.map((x) => x.dlq)));
+  };
+  await draw();
+  poll(draw);
+}
+
+// A small time chart (SVG polyline) of the samples taken while the overview is open.
+function chart(title, values, max) {
+  const NS = "http://www.w3.org/2000/svg";
+  const top = max ?? Math.max(1e-9, ...values);
+  const points = values.map((v, i) => `${(i / 89) * 300},${58 - (v / top) * 56}`).join(" ");
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", "0 0 300 60");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", title);
+  const line = document.createElementNS(NS, "polyline");
+  line.setAttribute("points", points);
+  svg.append(line);
+  return el("div", { class: "card" }, svg, el("div", { class: "k" }, title));
+}
+
+// ---- endpoints ----
+async function endpoints() {
+  const filter = el("input", { type: "search", placeholder: "Filter by URL, tenant, type", "aria-label": "Filter" });
+  const list = el("div", { id: "endpoints" });
+  const made = el("div");
+  show("Endpoints", createForm(made), made, el("div", { class: "toolbar" }, filter), list);
+  const draw = async () => {
+    const page = await api("GET", "/v1/subscriptions?limit=500");
+    const stats = await Promise.all(page.items.map((s) =>
+      api("GET", `/v1/subscriptions/${s.id}/stats`).catch(() => null)));
+    const q = filter.value.toLowerCase();
+    const rows = page.items.map((s, i) => ({ s, st: stats[i] }))
+      .filter(({ s }) => !q || JSON.stringify([s.url, s.tenant_id, s.event_types, s.description]).toLowerCase().includes(q))
+      .map(({ s, st }) => el("tr", { "data-id": s.id },
+        el("td", { class: "url" }, el("a", { href: `#/subscription/${s.id}` }, s.url)),
+        el("td", {}, s.tenant_id || "–"),
+        el("td", { class: "hide-narrow" }, s.description || ""),
+        el("td", { class: "hide-narrow" }, (s.event_types || []).join(", ") || "all"),
+        el("td", { class: `health-${st?.health}` }, st?.health || "?"),
+        el("td", {}, String(st?.backlog ?? "")),
+        el("td", {}, pct(st?.windows["5m"].success_rate)),
+        el("td", { class: "hide-narrow" }, pct(st?.windows["1h"].success_rate)),
+        el("td", { class: "hide-narrow" }, pct(st?.windows["24h"].success_rate))));
+    list.replaceChildren(table(["URL", "Tenant", "Description", "Event types", "Health", "Backlog", "5m", "1h", "24h"],
+      rows, "No endpoints yet: add one with the form above."));
+  };
+  filter.addEventListener("input", () => draw().catch(() => {}));
+  await draw();
+  poll(draw, 5000);
+}
+
+function createForm(made) {
+  const url = el("input", { name: "url", type: "url", required: true, placeholder: "https://example.com/hooks", size: 34 });
+  const types = el("input", { name: "event_types", placeholder: "order.*, invoice.paid" });
+  const desc = el("input", { name: "description", placeholder: "optional" });
+  const tenant = el("input", { name: "tenant_id", placeholder: "optional" });
+  const submit = async (e) => {
+    e.preventDefault();
+    const body = { url: url.value, event_types: types.value.split(",").map((t) => t.trim()).filter(Boolean) };
+    if (desc.value) body.description = desc.value;
+    if (state.admin && tenant.value) body.tenant_id = tenant.value;
+    try {
+      const s = await api("POST", "/v1/subscriptions", body);
+      state.flash = secretNotice(`Endpoint ${s.id} created.`, s.secret);
+      await route();
+    } catch (err) { made.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  return el("form", { class: "inline", onsubmit: submit, "aria-label": "Add an endpoint" },
+    el("label", {}, "URL", url), el("label", {}, "Event types", types), el("label", {}, "Description", desc),
+    state.admin ? el("label", {}, "Tenant", tenant) : "", el("button", { type: "submit" }, "Add endpoint"));
+}
+
+function secretNotice(what, secret) {
+  return el("div", { class: "notice", role: "status" }, el("p", {}, `${what} Its signing secret is shown only this once:`),
+    el("div", { class: "secret", id: "secret" }, secret));
+}
+
+// ---- one subscription ----
+async function subscription(id) {
+  const s = await api("GET", `/v1/subscriptions/${id}`);
+  const notice = el("div");
+  const act = async (what, confirmText) => {
+    if (confirmText && !confirm(confirmText)) return;
+    try {
+      const r = await api("POST", `/v1/subscriptions/${id}/${what}`, {});
+      if (what === "rotate-secret") state.flash = secretNotice("Secret rotated.", r.secret);
+      await route();
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  const remove = async () => {
+    if (!confirm(`Delete the endpoint ${s.url}? Its deliveries stop for good.`)) return;
+    try {
+      await api("DELETE", `/v1/subscriptions/${id}`);
+      state.flash = el("p", { class: "notice", role: "status" }, `Endpoint ${id} deleted.`);
+      location.hash = "#/endpoints";
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  const attempts = el("div", { id: "attempts", "aria-live": "polite" });
+  show(s.description || s.url,
+    notice,
+    el("dl", {}, el("dt", {}, "id"), el("dd", {}, s.id), el("dt", {}, "URL"), el("dd", {}, s.url),
+      el("dt", {}, "tenant"), el("dd", {}, s.tenant_id || "–"),
+      el("dt", {}, "event types"), el("dd", {}, (s.event_types || []).join(", ") || "all"),
+      el("dt", {}, "state"), el("dd", { id: "sub-state" }, s.active ? "active" : "inactive"),
+      el("dt", {}, "created"), el("dd", {}, time(s.created_at))),
+    el("div", { class: "toolbar" },
+      s.active ? el("button", { class: "secondary", onclick: () => act("deactivate", "Deactivate this endpoint? Deliveries pause.") }, "Deactivate")
+        : el("button", { onclick: () => act("activate") }, "Activate"),
+      el("button", { class: "secondary", onclick: () => act("rotate-secret", "Rotate the signing secret? The old one keeps signing for the grace window.") }, "Rotate secret"),
+      el("button", { class: "danger", onclick: () => remove(), id: "delete" }, "Delete"),
+      el("a", { href: `#/dlq/${id}` }, "Dead letters of this endpoint")),
+    editForm(s, notice), el("h2", {}, "Attempts (live)"), attempts);
+  const draw = async () => {
+    const page = await api("GET", `/v1/attempts?subscription_id=${encodeURIComponent(id)}&limit=50`);
+    attempts.replaceChildren(table(["When", "Event", "Attempt", "Status", "HTTP", "Duration", "Response / error"],
+      page.items.map((a) => el("tr", { "data-event": a.event_id },
+        el("td", {}, time(a.at)), el("td", {}, `${a.event_type} ${a.event_id}`), el("td", {}, String(a.attempt)),
+        el("td", { class: `status-${a.status}` }, a.status), el("td", {}, String(a.http_status ?? "–")),
+        el("td", {}, ms(a.duration_ms)), el("td", {}, (a.error || "") + (a.response_body ? ` ${a.response_body}` : "")))),
+      "No attempts yet: publish an event this endpoint subscribes to."));
+  };
+  await draw();
+  poll(draw);
+}
+
+function editForm(s, notice) {
+  const url = el("input", { name: "url", type: "url", required: true, value: s.url, size: 34 });
+  const types = el("input", { name: "event_types", value: (s.event_types || []).join(", ") });
+  const desc = el("input", { name: "description", value: s.description || "" });
+  const save = async (e) => {
+    e.preventDefault();
+    const body = { url: url.value, description: desc.value,
+      event_types: types.value.split(",").map((t) => t.trim()).filter(Boolean) };
+    try {
+      await api("PATCH", `/v1/subscriptions/${s.id}`, body);
+      state.flash = el("p", { class: "notice", role: "status" }, "Endpoint saved.");
+      await route();
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  return el("details", {}, el("summary", {}, "Edit"),
+    el("form", { class: "inline", onsubmit: save, "aria-label": "Edit the endpoint" },
+      el("label", {}, "URL", url), el("label", {}, "Event types", types), el("label", {}, "Description", desc),
+      el("button", { type: "submit" }, "Save")));
+}
+
+// ---- DLQ ----
+async function dlq(sub) {
+  const q = sub ? `?subscription_id=${encodeURIComponent(sub)}` : "";
+  const notice = el("div", { role: "status" });
+  const list = el("div", { id: "dlq" });
+  const subs = (await api("GET", "/v1/subscriptions?limit=500")).items;
+  const pick = el("select", { "aria-label": "Subscription", onchange: (e) => { location.hash = e.target.value ? `#/dlq/${e.target.value}` : "#/dlq"; } },
+    el("option", { value: "" }, "every subscription"),
+    subs.map((s) => el("option", { value: s.id, selected: s.id === sub }, `${s.url} (${s.id})`)));
+  const run = async (fn, confirmText) => {
+    if (confirmText && !confirm(confirmText)) return;
+    try { notice.replaceChildren(el("p", { class: "notice" }, await fn())); await draw(); }
+    catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  const redeliver = async (seq) => {
+    const d = await api("POST", `/v1/dlq/${seq}/redeliver`, {});
+    return `Redelivered entry ${d.sequence} (event ${d.event_id}).`;
+  };
+  const all = async () => {
+    const body = sub ? { all: true, subscription_id: sub } : { all: true };
+    const r = await api("POST", "/v1/dlq/redeliver", body);
+    return `Redelivered ${r.redelivered.length}, failed ${r.failed.length}.`;
+  };
+  const purge = async () => { const r = await api("DELETE", `/v1/dlq${q}`); return `Purged ${r.purged} entries.`; };
+  show("Dead letters", el("div", { class: "toolbar" }, pick,
+    el("button", { onclick: () => run(all, "Redeliver every entry shown?") }, "Redeliver all"),
+    el("button", { class: "danger", onclick: () => run(purge, "Purge these dead letters? They cannot be recovered.") }, "Purge")),
+  notice, list);
+  const draw = async () => {
+    const entries = await api("GET", `/v1/dlq${q}`);
+    // Entries being inspected stay open across refreshes.
+    const open = new Set([...list.querySelectorAll("tr[data-seq] details[open]")].map((d) => d.closest("tr").dataset.seq));
+    list.replaceChildren(table(["Seq", "Dead-lettered", "Subscription", "Event", "Reason", "Attempts", "Last HTTP", ""],
+      entries.map((d) => el("tr", { "data-seq": d.sequence },
+        el("td", {}, String(d.sequence)), el("td", {}, time(d.dead_lettered_at)), el("td", {}, d.subscription_id),
+        el("td", {}, `${d.event_type} ${d.event_id}`),
+        el("td", {}, el("details", { open: open.has(String(d.sequence)) }, el("summary", {}, d.reason), el("pre", {}, JSON.stringify(d, null, 2)))),
+        el("td", {}, String(d.attempts)), el("td", {}, String(d.last_status ?? "–")),
+        el("td", {}, el("button", { class: "secondary", onclick: () => run(() => redeliver(d.sequence)) }, "Redeliver")))),
+      "The dead-letter queue is empty: nothing failed for good."));
+  };
+  await draw();
+  poll(draw, 3000);
+}
+
+// ---- event lookup and replay ----
+async function eventView(id) {
+  const input = el("input", { type: "search", name: "event_id", value: id || "", placeholder: "evt_...", "aria-label": "Event id" });
+  const go = (e) => { e.preventDefault(); if (input.value) location.hash = `#/event/${encodeURIComponent(input.value.trim())}`; };
+  const notice = el("div", { role: "status" });
+  const timeline = el("div", { id: "timeline" });
+  const replay = async () => {
+    if (!confirm(`Replay ${id} to every subscription that matches it?`)) return;
+    try {
+      const r = await api("POST", "/v1/replay", { event_id: id });
+      notice.replaceChildren(el("p", { class: "notice" }, `Replay queued ${r.queued} deliver${r.queued === 1 ? "y" : "ies"}.`));
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  show("Event lookup", el("form", { class: "inline", onsubmit: go }, el("label", {}, "Event id", input), el("button", { type: "submit" }, "Look up")),
+    id ? el("div", { class: "toolbar" }, el("button", { class: "secondary", onclick: replay }, "Replay this event")) : "", notice, timeline);
+  if (!id) return timeline.append(el("p", { class: "empty" }, "Enter an event id to see every attempt of it, per subscription."));
+  const draw = async () => {
+    const page = await api("GET", `/v1/attempts?event_id=${encodeURIComponent(id)}&limit=200`);
+    const rows = page.items.slice().reverse().map((a) => el("tr", { "data-subscription": a.subscription_id },
+      el("td", {}, el("a", { href: `#/subscription/${a.subscription_id}` }, a.subscription_id)), el("td", {}, time(a.at)),
+      el("td", {}, String(a.attempt)), el("td", { class: `status-${a.status}` }, a.status),
+      el("td", {}, String(a.http_status ?? "–")), el("td", {}, a.next_retry_at ? time(a.next_retry_at) : ""),
+      el("td", {}, a.error || "")));
+    timeline.replaceChildren(table(["Subscription", "When", "Attempt", "Status", "HTTP", "Next retry", "Error"], rows,
+      "No attempt of this event yet: it may not match any subscription, or not be published yet."));
+  };
+  await draw();
+  poll(draw);
+}
+
+// ---- routing ----
+async function route() {
+  clearInterval(state.timer);
+  const [, view, arg] = location.hash.split("/");
+  try {
+    if (view === "subscription" && arg) return await subscription(decodeURIComponent(arg));
+    if (view === "dlq") return await dlq(arg ? decodeURIComponent(arg) : null);
+    if (view === "event") return await eventView(arg ? decodeURIComponent(arg) : null);
+    if (view === "endpoints" || !state.admin) return await endpoints();
+    return await overview();
+  } catch (err) {
+    if (err.status !== 401) show("Something went wrong", el("p", { class: "notice", role: "alert" }, err.message));
+  }
+}
+
+async function start() {
+  const m = location.hash.match(/^#t=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem("hookline.token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + "#/");
+  }
+  state.token = sessionStorage.getItem("hookline.token");
+  if (!state.token) return denied();
+  try {
+    // Overall stats answer only an admin: that tells which console to show.
+    await api("GET", "/v1/subscriptions?limit=1");
+    state.admin = await api("GET", "/v1/stats").then(() => true, (e) => (e.status === 401 ? null : false));
+  } catch { return; }
+  if (state.admin === null) return;
+  $("#nav").hidden = false;
+  for (const a of document.querySelectorAll("[data-admin]")) a.hidden = !state.admin;
+  $("#scope").textContent = state.admin ? "operator console" : "endpoint portal";
+  window.addEventListener("hashchange", route);
+  await route();
+  $("#main").focus();
+}
+
+start();
