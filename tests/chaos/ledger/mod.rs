@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use hookline::pipeline::dlq::DlqEntry;
 
-use crate::flaky::{Answer, Hit};
+use crate::flaky::{Answer, Endpoint, Hit};
 use crate::fleet::{Fault, Kind};
 
 /// How close to a 2xx a fault must be to explain a duplicate of it.
@@ -38,6 +38,7 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 pub struct Sub {
     pub name: String,
     pub id: String,
+    pub endpoint: Endpoint,
 }
 
 /// What a pair got more than once.
@@ -81,7 +82,12 @@ pub struct Report {
     pub dlq_repeats: Vec<(String, String, Vec<f64>)>,
     /// DLQ entries of subscriptions or events the run does not know.
     pub dlq_strangers: usize,
+    /// DLQ entries of pairs whose endpoint always answers 2xx ([`Endpoint::Healthy`]).
+    pub dlq_of_healthy: usize,
     pub requests: usize,
+    /// Requests to endpoints of no subscription of the ledger (one whose filter matches none of
+    /// the run's events).
+    pub requests_unmatched: usize,
     /// hookline SIGKILLs in all.
     pub kills: usize,
     /// Kills of an instance that had already sent requests (not one still starting).
@@ -121,12 +127,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "requests={} delivered_and_dead_lettered={} dlq_reasons={:?} dlq_strangers={} \
-             kills={} of working instances={}",
+            "requests={} requests_unmatched={} delivered_and_dead_lettered={} dlq_reasons={:?} dlq_strangers={} \
+             dlq_of_healthy={} kills={} of working instances={}",
             self.requests,
+            self.requests_unmatched,
             self.delivered_and_dead_lettered,
             self.dlq_reasons,
             self.dlq_strangers,
+            self.dlq_of_healthy,
             self.kills,
             self.kills_of_working_instances
         );
@@ -173,6 +181,8 @@ pub fn account(
 ) -> Report {
     let name_of: HashMap<&str, &str> =
         subs.iter().map(|s| (s.id.as_str(), s.name.as_str())).collect();
+    let healthy: Vec<&str> =
+        subs.iter().filter(|s| s.endpoint == Endpoint::Healthy).map(|s| s.id.as_str()).collect();
     let published: HashMap<&str, Duration> =
         events.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     let mut all: HashMap<(&str, &str), Vec<&Hit>> = HashMap::new();
@@ -183,6 +193,7 @@ pub fn account(
         events: events.len(),
         pairs: events.len() * subs.len(),
         requests: hits.len(),
+        requests_unmatched: hits.iter().filter(|h| !subs.iter().any(|s| s.name == h.name)).count(),
         ..Default::default()
     };
     let mut dlq_times: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
@@ -200,6 +211,7 @@ pub fn account(
         if entry.reason.is_empty() {
             report.dlq_without_reason += 1;
         }
+        report.dlq_of_healthy += usize::from(healthy.contains(&entry.subscription_id.as_str()));
         *report.dlq_reasons.entry(entry.reason.clone()).or_default() += 1;
     }
     for sub in subs {

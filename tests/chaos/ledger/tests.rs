@@ -38,7 +38,7 @@ fn dlq_at(start: time::OffsetDateTime, at: f64) -> DlqEntry {
 fn report(hits: &[Hit], dead_lettered: &[f64], faults: &[Fault]) -> Report {
     let start = time::OffsetDateTime::UNIX_EPOCH + secs(1_000_000.0);
     let dlq: Vec<DlqEntry> = dead_lettered.iter().map(|at| dlq_at(start, *at)).collect();
-    let subs = [Sub { name: "f0".into(), id: "sub_f0".into() }];
+    let subs = [Sub { name: "f0".into(), id: "sub_f0".into(), endpoint: Endpoint::Flaky }];
     account(&[("ev000001".into(), secs(1.0))], &subs, hits, &dlq, faults, start)
 }
 
