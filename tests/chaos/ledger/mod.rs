@@ -34,6 +34,9 @@ pub const EXPLAIN_WINDOW: Duration = Duration::from_secs(2);
 /// The streams' duplicate window (`streams.duplicate_window`, not set by the chaos config).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long after a server fault the endpoint's 2xx answers are watched for a pause.
+pub const RECOVERY_WINDOW: Duration = Duration::from_secs(30);
+
 /// One subscription of the run.
 pub struct Sub {
     pub name: String,
@@ -92,6 +95,9 @@ pub struct Report {
     pub kills: usize,
     /// Kills of an instance that had already sent requests (not one still starting).
     pub kills_of_working_instances: usize,
+    /// For each server fault (NATS or Redis), the longest pause in 2xx answers within
+    /// [`RECOVERY_WINDOW`] after it: how long delivery stalled, the time to recover.
+    pub pauses: Vec<(String, Duration)>,
 }
 
 impl Report {
@@ -141,6 +147,13 @@ impl Report {
         let _ = writeln!(out, "faults ({}):", faults.len());
         for f in faults {
             let _ = writeln!(out, "  t={:>7.2}s  {}", f.at.as_secs_f64(), f.what);
+        }
+        for (what, pause) in &self.pauses {
+            let _ = writeln!(
+                out,
+                "  longest pause in 2xx answers within {RECOVERY_WINDOW:?} after {what}: {:.1}s",
+                pause.as_secs_f64()
+            );
         }
         let _ = writeln!(
             out,
@@ -252,7 +265,28 @@ pub fn account(
             hits.iter().any(|h| Some(h.agent.as_str()) == f.agent.as_deref() && h.at <= f.at)
         })
         .count();
+    let mut oks: Vec<Duration> =
+        hits.iter().filter(|h| h.answer == Answer::Ok).map(|h| h.at).collect();
+    oks.sort();
+    report.pauses = faults
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Nats | Kind::Redis))
+        .map(|f| (f.what.clone(), longest_pause(&oks, f.at)))
+        .collect();
     report
+}
+
+/// The longest gap between 2xx answers (`oks`, sorted) from `from` to [`RECOVERY_WINDOW`] after
+/// it, the first gap starting at `from`; a window without any 2xx counts whole.
+fn longest_pause(oks: &[Duration], from: Duration) -> Duration {
+    let until = from + RECOVERY_WINDOW;
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for &at in oks.iter().filter(|at| **at >= from && **at <= until) {
+        longest = longest.max(at - last);
+        last = at;
+    }
+    if last == from { RECOVERY_WINDOW } else { longest }
 }
 
 /// One pair's record at the endpoint, for explaining its repeats.

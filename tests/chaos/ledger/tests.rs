@@ -110,3 +110,11 @@ fn kills_count_as_working_only_when_the_instance_had_sent_requests() {
     assert_eq!((r.kills, r.kills_of_working_instances), (3, 1));
     assert!(r.lost.is_empty() && r.delivered == 1);
 }
+
+#[test]
+fn the_longest_pause_after_a_fault_counts_from_the_fault() {
+    let oks = [secs(1.0), secs(10.5), secs(11.0), secs(14.0), secs(60.0)];
+    assert_eq!(longest_pause(&oks, secs(10.0)), secs(3.0));
+    assert_eq!(longest_pause(&oks, secs(5.0)), secs(5.5));
+    assert_eq!(longest_pause(&oks, secs(15.0)), RECOVERY_WINDOW, "no 2xx in the window");
+}
