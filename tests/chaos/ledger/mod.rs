@@ -95,8 +95,8 @@ pub struct Report {
     pub kills: usize,
     /// Kills of an instance that had already sent requests (not one still starting).
     pub kills_of_working_instances: usize,
-    /// For each server fault (NATS or Redis), the longest pause in 2xx answers within
-    /// [`RECOVERY_WINDOW`] after it: how long delivery stalled, the time to recover.
+    /// For each server fault (NATS or Redis), the longest pause in 2xx answers after it, until
+    /// the next fault or [`RECOVERY_WINDOW`]: how long delivery stalled, the time to recover.
     pub pauses: Vec<(String, Duration)>,
 }
 
@@ -151,7 +151,7 @@ impl Report {
         for (what, pause) in &self.pauses {
             let _ = writeln!(
                 out,
-                "  longest pause in 2xx answers within {RECOVERY_WINDOW:?} after {what}: {:.1}s",
+                "  longest pause in 2xx answers after {what} (until the next fault): {:.1}s",
                 pause.as_secs_f64()
             );
         }
@@ -271,22 +271,27 @@ pub fn account(
     report.pauses = faults
         .iter()
         .filter(|f| matches!(f.kind, Kind::Nats | Kind::Redis))
-        .map(|f| (f.what.clone(), longest_pause(&oks, f.at)))
+        .map(|f| {
+            let next = faults.iter().map(|g| g.at).filter(|at| *at > f.at).min();
+            let until = next.unwrap_or(Duration::MAX).min(f.at + RECOVERY_WINDOW);
+            (f.what.clone(), longest_pause(&oks, f.at, until))
+        })
         .collect();
     report
 }
 
-/// The longest gap between 2xx answers (`oks`, sorted) from `from` to [`RECOVERY_WINDOW`] after
-/// it, the first gap starting at `from`; a window without any 2xx counts whole.
-fn longest_pause(oks: &[Duration], from: Duration) -> Duration {
-    let until = from + RECOVERY_WINDOW;
+/// The longest gap between 2xx answers (`oks`, sorted) from `from` to `until`, the first gap
+/// starting at `from`; the last one ends at `until`, or at the run's last 2xx if that is earlier
+/// (after it the run had no more work, not a stall).
+fn longest_pause(oks: &[Duration], from: Duration, until: Duration) -> Duration {
+    let end = until.min(oks.last().copied().unwrap_or(from));
     let mut last = from;
     let mut longest = Duration::ZERO;
     for &at in oks.iter().filter(|at| **at >= from && **at <= until) {
         longest = longest.max(at - last);
         last = at;
     }
-    if last == from { RECOVERY_WINDOW } else { longest }
+    longest.max(end.saturating_sub(last))
 }
 
 /// One pair's record at the endpoint, for explaining its repeats.

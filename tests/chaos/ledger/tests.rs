@@ -112,9 +112,10 @@ fn kills_count_as_working_only_when_the_instance_had_sent_requests() {
 }
 
 #[test]
-fn the_longest_pause_after_a_fault_counts_from_the_fault() {
-    let oks = [secs(1.0), secs(10.5), secs(11.0), secs(14.0), secs(60.0)];
-    assert_eq!(longest_pause(&oks, secs(10.0)), secs(3.0));
-    assert_eq!(longest_pause(&oks, secs(5.0)), secs(5.5));
-    assert_eq!(longest_pause(&oks, secs(15.0)), RECOVERY_WINDOW, "no 2xx in the window");
+fn the_longest_pause_after_a_fault_counts_from_the_fault_until_the_next() {
+    let oks = [secs(1.0), secs(10.5), secs(11.0), secs(14.0), secs(15.0)];
+    assert_eq!(longest_pause(&oks, secs(10.0), secs(15.0)), secs(3.0));
+    assert_eq!(longest_pause(&oks, secs(5.0), secs(10.6)), secs(5.5), "from the fault");
+    assert_eq!(longest_pause(&oks, secs(11.5), secs(13.0)), secs(1.5), "no 2xx before the next");
+    assert_eq!(longest_pause(&oks, secs(16.0), secs(46.0)), secs(0.0), "no work left");
 }
