@@ -1,5 +1,6 @@
 //! A 3-node NATS cluster with JetStream (same binary as the harness's single server), each node
-//! on free client and route ports with its own store dir; nodes can be killed with SIGKILL.
+//! on free client and route ports with its own store dir; nodes can be killed with SIGKILL and
+//! restarted on the same ports and store (they rejoin and catch up).
 //! Ready means: an R3 stream can be created (the meta leader is elected and every peer is up).
 //! Invariant: nodes die with the handle; their stores are removed with it.
 
@@ -15,6 +16,8 @@ use crate::{eventually, free_port};
 struct Node {
     name: String,
     port: u16,
+    /// The nats-server arguments, to start the node again after a kill.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -39,35 +42,28 @@ impl Cluster {
                 .filter(|j| *j != i)
                 .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
                 .collect();
-            let log =
-                std::fs::File::create(dir.path().join(format!("{name}.log"))).expect("node log");
-            let child = Command::new(&binary)
-                .args([
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-js",
-                    "--server_name",
-                    &name,
-                    "--cluster_name",
-                    "hookline-chaos",
-                ])
-                .args([
-                    "--cluster",
-                    &format!("nats://127.0.0.1:{}", routes[i]),
-                    "--routes",
-                    &others.join(","),
-                ])
-                .arg("-sd")
-                .arg(&store)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log handle"))
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .expect("nats-server starts");
-            nodes.push(Node { name, port, child: Some(child) });
+            let args: Vec<String> = [
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-js",
+                "--server_name",
+                &name,
+                "--cluster_name",
+                "hookline-chaos",
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", routes[i]),
+                "--routes",
+                &others.join(","),
+                "-sd",
+                &store.to_string_lossy(),
+            ]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+            let child = spawn(&binary, &args, dir.path(), &name);
+            nodes.push(Node { name, port, args, child: Some(child) });
         }
         let cluster = Cluster { nodes, dir };
         cluster.wait_ready().await;
@@ -132,8 +128,45 @@ impl Cluster {
         }
     }
 
+    /// Starts the killed node `name` again on the same ports and store dir; it rejoins the
+    /// cluster. Returns once it accepts connections (catching up is the caller's to wait for).
+    pub async fn restart(&mut self, name: &str) {
+        let binary = nats_server_binary();
+        let dir = self.dir.path().to_path_buf();
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"));
+        assert!(node.child.is_none(), "node {name} restarted while running");
+        node.child = Some(spawn(&binary, &node.args, &dir, name));
+        let url = format!("nats://127.0.0.1:{}", node.port);
+        eventually(Duration::from_secs(30), &format!("node {name} accepting connections"), || {
+            let url = url.clone();
+            async move { async_nats::connect(url).await.ok().map(|_| ()) }
+        })
+        .await;
+    }
+
     /// Where the nodes log, for failure messages.
     pub fn log_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// Spawns one node with `args`, appending its output to `<name>.log` in `dir`.
+fn spawn(binary: &std::path::Path, args: &[String], dir: &std::path::Path, name: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("node log");
+    Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nats-server starts")
 }

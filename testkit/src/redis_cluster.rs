@@ -104,12 +104,13 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        self.wait_ok(3).await;
+        self.wait_ok(None).await;
     }
 
-    /// Waits until every running node says `cluster_state:ok` and sees `masters` live masters
-    /// covering all slots.
-    async fn wait_ok(&self, masters: usize) {
+    /// Waits until every running node says `cluster_state:ok` and sees 3 live masters covering
+    /// all slots, none of them on port `gone` (a killed master: right after the kill the others
+    /// still count it live until `cluster-node-timeout` has passed).
+    async fn wait_ok(&self, gone: Option<u16>) {
         let ports: Vec<u16> =
             self.nodes.iter().filter(|n| n.is_running()).map(|n| n.port).collect();
         eventually(CLUSTER_TIMEOUT, "the redis cluster to be ok on every node", || {
@@ -123,7 +124,7 @@ impl RedisCluster {
                         return None;
                     }
                     let live = live_masters(&query::<String>(port, &["CLUSTER", "NODES"]).await?);
-                    if live.len() != masters {
+                    if live.len() != 3 || gone.is_some_and(|port| live.contains(&port)) {
                         return None;
                     }
                 }
@@ -159,6 +160,27 @@ impl RedisCluster {
         panic!("no running redis cluster node answers CLUSTER NODES");
     }
 
+    /// The client port of the live master serving `key`'s hash slot, as a running node sees it.
+    pub async fn master_of(&self, key: &str) -> u16 {
+        let ports: Vec<u16> =
+            self.nodes.iter().filter(|n| n.is_running()).map(|n| n.port).collect();
+        eventually(CLUSTER_TIMEOUT, &format!("the master serving {key}"), || {
+            let ports = ports.clone();
+            async move {
+                for port in ports {
+                    let Some(slot) = query::<u16>(port, &["CLUSTER", "KEYSLOT", key]).await else {
+                        continue;
+                    };
+                    if let Some(nodes) = query::<String>(port, &["CLUSTER", "NODES"]).await {
+                        return master_serving(&nodes, slot);
+                    }
+                }
+                None
+            }
+        })
+        .await
+    }
+
     /// SIGKILLs the master on `port` and waits until its replica has taken over (all slots
     /// served by 3 live masters, every running node ok).
     pub async fn kill_master(&mut self, port: u16) {
@@ -168,7 +190,7 @@ impl RedisCluster {
             .find(|n| n.port == port)
             .unwrap_or_else(|| panic!("no redis cluster node on port {port}"));
         node.kill().await;
-        self.wait_ok(3).await;
+        self.wait_ok(Some(port)).await;
     }
 
     /// Restarts the killed node on `port` (same ports and dir, so it rejoins from its
@@ -188,13 +210,29 @@ impl RedisCluster {
                 .then_some(())
         })
         .await;
-        self.wait_ok(3).await;
+        self.wait_ok(None).await;
     }
 
     /// The data dirs (each holds the node's `redis.log`), for a failing test to print.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.nodes.iter().map(|n| n.dir().to_path_buf()).collect()
     }
+}
+
+/// The client port of the live master whose slot ranges in `CLUSTER NODES` hold `slot`.
+fn master_serving(nodes: &str, slot: u16) -> Option<u16> {
+    nodes.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = fields.get(2)?;
+        if !flags.contains("master") || flags.contains("fail") {
+            return None;
+        }
+        let serves = fields.iter().skip(8).any(|range| {
+            let (from, to) = range.split_once('-').unwrap_or((range, range));
+            matches!((from.parse::<u16>(), to.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+        });
+        serves.then(|| fields[1].split(['@', ',']).next()?.rsplit(':').next()?.parse().ok()).flatten()
+    })
 }
 
 /// Client ports of the masters that own slots and are not marked failed in `CLUSTER NODES`.

@@ -3,7 +3,8 @@
 //! records each request (subscription path, event id, which hookline instance sent it, what it
 //! answered, when) so the ledger can tell "delivered" (a 2xx answer was sent) from "attempted".
 //!
-//! `/flaky/<name>` flaps; `/dead/<name>` always answers 500 (its deliveries must end in the DLQ).
+//! `/flaky/<name>` flaps; `/dead/<name>` always answers 500 (its deliveries must end in the DLQ);
+//! `/ok/<name>` always answers 200 (a healthy endpoint: none of its deliveries may end there).
 //! Invariant: a request is recorded with its answer before the answer is sent, and a hang never
 //! turns into a 2xx.
 
@@ -41,6 +42,27 @@ pub struct Hit {
     pub answer: Answer,
     /// Since the run started.
     pub at: Duration,
+}
+
+/// How an endpoint of the receiver answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// At random, by the [`Mix`].
+    Flaky,
+    /// Always 500.
+    Dead,
+    /// Always 200.
+    Healthy,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Flaky => "flaky",
+            Endpoint::Dead => "dead",
+            Endpoint::Healthy => "ok",
+        }
+    }
 }
 
 /// Shares of each answer on a flapping path.
@@ -89,9 +111,9 @@ impl FlakyReceiver {
         FlakyReceiver { addr, shared, stop, task }
     }
 
-    /// URL of a flapping (`dead == false`) or always-failing endpoint named `name`.
-    pub fn url(&self, name: &str, dead: bool) -> String {
-        format!("http://{}/{}/{name}", self.addr, if dead { "dead" } else { "flaky" })
+    /// URL of the endpoint named `name`, answering as `endpoint` says.
+    pub fn url(&self, name: &str, endpoint: Endpoint) -> String {
+        format!("http://{}/{}/{name}", self.addr, endpoint.path())
     }
 
     /// Requests received so far.
@@ -115,9 +137,11 @@ impl Drop for FlakyReceiver {
 async fn handle(State(shared): State<Shared>, uri: Uri, headers: HeaderMap) -> StatusCode {
     let mut segments = uri.path().rsplit('/');
     let name = segments.next().unwrap_or_default().to_string();
-    let dead = segments.next() == Some("dead");
-    let answer = if dead {
+    let kind = segments.next();
+    let answer = if kind == Some(Endpoint::Dead.path()) {
         Answer::Error
+    } else if kind == Some(Endpoint::Healthy.path()) {
+        Answer::Ok
     } else {
         let roll: f64 = shared.rng.lock().unwrap_or_else(|p| p.into_inner()).random();
         if roll < shared.mix.ok {

@@ -140,12 +140,13 @@ impl Fleet {
 
     /// Records a fault injected elsewhere (a server restart).
     pub fn note(&mut self, kind: Kind, what: impl Into<String>) {
-        self.faults.push(Fault {
-            kind,
-            what: what.into(),
-            agent: None,
-            at: self.started.elapsed(),
-        });
+        self.note_at(kind, what, self.started.elapsed());
+    }
+
+    /// Records a fault injected elsewhere at `at` (since the run started): a kill noted once the
+    /// wait after it is over.
+    pub fn note_at(&mut self, kind: Kind, what: impl Into<String>, at: Duration) {
+        self.faults.push(Fault { kind, what: what.into(), agent: None, at });
     }
 
     /// Occurrences of `needle` in all logs so far.

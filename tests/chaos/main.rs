@@ -11,6 +11,14 @@
 //! - `hookline_survives_losing_a_node_of_a_3_node_cluster`: R3 streams (`streams.replicas = 3`)
 //!   on a 3-node cluster; the leader of the deliveries stream is SIGKILLed mid-run and stays
 //!   down, plus SIGKILLs of the 2 hookline processes.
+//! - `hookline_survives_kills_across_a_nats_cluster_and_a_redis_cluster`: 3 processes, R3
+//!   streams on a 3-node NATS cluster and a Redis Cluster (3 masters + 3 replicas); SIGKILLs of
+//!   hookline processes (restarted), of the deliveries stream's leader node (restarted once
+//!   another node leads) and of the Redis master serving the subscription index (its replica
+//!   takes over; it restarts as a replica). It also has a healthy endpoint (always 200), none of
+//!   whose pairs may be dead-lettered.
+//!
+//! Every run also has a subscription no event matches: it must get no request.
 //!
 //! Each prints `events=N pairs=N delivered=N dead_lettered=N lost=0 duplicates=N` and the fault
 //! timeline (to the real stderr, visible without `--nocapture`). Size: `HOOKLINE_CHAOS_SCALE`
@@ -28,7 +36,7 @@ mod ledger;
 mod run;
 
 use rand::RngExt;
-use run::{Plan, Step};
+use run::{Plan, Step, Topology};
 
 fn scale() -> usize {
     std::env::var("HOOKLINE_CHAOS_SCALE")
@@ -87,6 +95,8 @@ fn check(outcome: &run::Outcome, planned_kills: usize, orphans: Orphans) {
         report.dlq_reasons.keys().filter(|r| !DLQ_REASONS.contains(&r.as_str())).collect();
     assert!(odd.is_empty(), "DLQ reasons other than {DLQ_REASONS:?}: {:?}", report.dlq_reasons);
     assert_eq!(report.dlq_strangers, 0, "DLQ entries of pairs the run never published");
+    assert_eq!(report.dlq_of_healthy, 0, "DLQ entries of an endpoint that always answers 200");
+    assert_eq!(report.requests_unmatched, 0, "requests to a subscription no event matches");
     let unexplained = report.unexplained();
     assert!(
         unexplained.is_empty(),
@@ -123,9 +133,11 @@ async fn hookline_survives_kills_and_server_restarts() {
         processes: 3,
         flaky_subs: 4,
         dead_subs: 1,
+        healthy_subs: 0,
         batch: 20,
         steps: steps(12 * n, &specials),
-        cluster: false,
+        nats: Topology::Single,
+        redis: Topology::Single,
         seed: seed(),
     };
     let outcome = run::run(plan).await;
@@ -142,18 +154,48 @@ async fn hookline_survives_losing_a_node_of_a_3_node_cluster() {
         processes: 2,
         flaky_subs: 3,
         dead_subs: 1,
+        healthy_subs: 0,
         batch: 15,
         steps: steps(4 * n, &[Step::KillNatsNode]),
-        cluster: true,
+        nats: Topology::Cluster,
+        redis: Topology::Single,
         seed: seed(),
     };
     let outcome = run::run(plan).await;
+    check(&outcome, 4 * n, cluster_orphans().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hookline_survives_kills_across_a_nats_cluster_and_a_redis_cluster() {
+    let n = scale();
+    let mut specials = Vec::new();
+    for _ in 0..n {
+        specials.extend([Step::RestartNatsNode, Step::KillRedisMaster]);
+    }
+    let plan = Plan {
+        name: "clusters",
+        processes: 3,
+        flaky_subs: 3,
+        dead_subs: 1,
+        healthy_subs: 1,
+        batch: 15,
+        steps: steps(6 * n, &specials),
+        nats: Topology::Cluster,
+        redis: Topology::Cluster,
+        seed: seed(),
+    };
+    let outcome = run::run(plan).await;
+    check(&outcome, 6 * n, cluster_orphans().await);
+}
+
+/// What a run losing cluster nodes may leave in the deliveries stream: stale copies before
+/// nats-server 2.15 (see [`Orphans::StaleCopies`]), nothing after.
+async fn cluster_orphans() -> Orphans {
     let binary = harness::nats::nats_server_binary();
     let version = harness::nats::version_of(&binary).await.expect("nats-server version");
-    let orphans = if version < harness::nats::NatsVersion::new(2, 15, 0) {
+    if version < harness::nats::NatsVersion::new(2, 15, 0) {
         Orphans::StaleCopies
     } else {
         Orphans::Never
-    };
-    check(&outcome, 4 * n, orphans);
+    }
 }

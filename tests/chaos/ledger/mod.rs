@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use hookline::pipeline::dlq::DlqEntry;
 
-use crate::flaky::{Answer, Hit};
+use crate::flaky::{Answer, Endpoint, Hit};
 use crate::fleet::{Fault, Kind};
 
 /// How close to a 2xx a fault must be to explain a duplicate of it.
@@ -34,10 +34,14 @@ pub const EXPLAIN_WINDOW: Duration = Duration::from_secs(2);
 /// The streams' duplicate window (`streams.duplicate_window`, not set by the chaos config).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long after a server fault the endpoint's 2xx answers are watched for a pause.
+pub const RECOVERY_WINDOW: Duration = Duration::from_secs(30);
+
 /// One subscription of the run.
 pub struct Sub {
     pub name: String,
     pub id: String,
+    pub endpoint: Endpoint,
 }
 
 /// What a pair got more than once.
@@ -81,11 +85,19 @@ pub struct Report {
     pub dlq_repeats: Vec<(String, String, Vec<f64>)>,
     /// DLQ entries of subscriptions or events the run does not know.
     pub dlq_strangers: usize,
+    /// DLQ entries of pairs whose endpoint always answers 2xx ([`Endpoint::Healthy`]).
+    pub dlq_of_healthy: usize,
     pub requests: usize,
+    /// Requests to endpoints of no subscription of the ledger (one whose filter matches none of
+    /// the run's events).
+    pub requests_unmatched: usize,
     /// hookline SIGKILLs in all.
     pub kills: usize,
     /// Kills of an instance that had already sent requests (not one still starting).
     pub kills_of_working_instances: usize,
+    /// For each server fault (NATS or Redis), the longest pause in 2xx answers after it, until
+    /// the next fault or [`RECOVERY_WINDOW`]: how long delivery stalled, the time to recover.
+    pub pauses: Vec<(String, Duration)>,
 }
 
 impl Report {
@@ -121,18 +133,27 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "requests={} delivered_and_dead_lettered={} dlq_reasons={:?} dlq_strangers={} \
-             kills={} of working instances={}",
+            "requests={} requests_unmatched={} delivered_and_dead_lettered={} dlq_reasons={:?} dlq_strangers={} \
+             dlq_of_healthy={} kills={} of working instances={}",
             self.requests,
+            self.requests_unmatched,
             self.delivered_and_dead_lettered,
             self.dlq_reasons,
             self.dlq_strangers,
+            self.dlq_of_healthy,
             self.kills,
             self.kills_of_working_instances
         );
         let _ = writeln!(out, "faults ({}):", faults.len());
         for f in faults {
             let _ = writeln!(out, "  t={:>7.2}s  {}", f.at.as_secs_f64(), f.what);
+        }
+        for (what, pause) in &self.pauses {
+            let _ = writeln!(
+                out,
+                "  longest pause in 2xx answers after {what} (until the next fault): {:.1}s",
+                pause.as_secs_f64()
+            );
         }
         let _ = writeln!(
             out,
@@ -173,6 +194,8 @@ pub fn account(
 ) -> Report {
     let name_of: HashMap<&str, &str> =
         subs.iter().map(|s| (s.id.as_str(), s.name.as_str())).collect();
+    let healthy: Vec<&str> =
+        subs.iter().filter(|s| s.endpoint == Endpoint::Healthy).map(|s| s.id.as_str()).collect();
     let published: HashMap<&str, Duration> =
         events.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     let mut all: HashMap<(&str, &str), Vec<&Hit>> = HashMap::new();
@@ -183,6 +206,7 @@ pub fn account(
         events: events.len(),
         pairs: events.len() * subs.len(),
         requests: hits.len(),
+        requests_unmatched: hits.iter().filter(|h| !subs.iter().any(|s| s.name == h.name)).count(),
         ..Default::default()
     };
     let mut dlq_times: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
@@ -200,6 +224,7 @@ pub fn account(
         if entry.reason.is_empty() {
             report.dlq_without_reason += 1;
         }
+        report.dlq_of_healthy += usize::from(healthy.contains(&entry.subscription_id.as_str()));
         *report.dlq_reasons.entry(entry.reason.clone()).or_default() += 1;
     }
     for sub in subs {
@@ -240,7 +265,33 @@ pub fn account(
             hits.iter().any(|h| Some(h.agent.as_str()) == f.agent.as_deref() && h.at <= f.at)
         })
         .count();
+    let mut oks: Vec<Duration> =
+        hits.iter().filter(|h| h.answer == Answer::Ok).map(|h| h.at).collect();
+    oks.sort();
+    report.pauses = faults
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Nats | Kind::Redis))
+        .map(|f| {
+            let next = faults.iter().map(|g| g.at).filter(|at| *at > f.at).min();
+            let until = next.unwrap_or(Duration::MAX).min(f.at + RECOVERY_WINDOW);
+            (f.what.clone(), longest_pause(&oks, f.at, until))
+        })
+        .collect();
     report
+}
+
+/// The longest gap between 2xx answers (`oks`, sorted) from `from` to `until`, the first gap
+/// starting at `from`; the last one ends at `until`, or at the run's last 2xx if that is earlier
+/// (after it the run had no more work, not a stall).
+fn longest_pause(oks: &[Duration], from: Duration, until: Duration) -> Duration {
+    let end = until.min(oks.last().copied().unwrap_or(from));
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for &at in oks.iter().filter(|at| **at >= from && **at <= until) {
+        longest = longest.max(at - last);
+        last = at;
+    }
+    longest.max(end.saturating_sub(last))
 }
 
 /// One pair's record at the endpoint, for explaining its repeats.

@@ -38,7 +38,7 @@ fn dlq_at(start: time::OffsetDateTime, at: f64) -> DlqEntry {
 fn report(hits: &[Hit], dead_lettered: &[f64], faults: &[Fault]) -> Report {
     let start = time::OffsetDateTime::UNIX_EPOCH + secs(1_000_000.0);
     let dlq: Vec<DlqEntry> = dead_lettered.iter().map(|at| dlq_at(start, *at)).collect();
-    let subs = [Sub { name: "f0".into(), id: "sub_f0".into() }];
+    let subs = [Sub { name: "f0".into(), id: "sub_f0".into(), endpoint: Endpoint::Flaky }];
     account(&[("ev000001".into(), secs(1.0))], &subs, hits, &dlq, faults, start)
 }
 
@@ -109,4 +109,13 @@ fn kills_count_as_working_only_when_the_instance_had_sent_requests() {
     let r = report(&hits, &[], &faults);
     assert_eq!((r.kills, r.kills_of_working_instances), (3, 1));
     assert!(r.lost.is_empty() && r.delivered == 1);
+}
+
+#[test]
+fn the_longest_pause_after_a_fault_counts_from_the_fault_until_the_next() {
+    let oks = [secs(1.0), secs(10.5), secs(11.0), secs(14.0), secs(15.0)];
+    assert_eq!(longest_pause(&oks, secs(10.0), secs(15.0)), secs(3.0));
+    assert_eq!(longest_pause(&oks, secs(5.0), secs(10.6)), secs(5.5), "from the fault");
+    assert_eq!(longest_pause(&oks, secs(11.5), secs(13.0)), secs(1.5), "no 2xx before the next");
+    assert_eq!(longest_pause(&oks, secs(16.0), secs(46.0)), secs(0.0), "no work left");
 }

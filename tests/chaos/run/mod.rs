@@ -5,7 +5,9 @@
 //! waits (via `eventually`) until the endpoint has seen a random number of new requests, so every
 //! fault lands while deliveries are in flight, at a moment that depends on the seed and the
 //! machine. Outages last until hookline has noticed them (log lines counted), then the server
-//! comes back with its data (Redis AOF, the NATS store dir).
+//! comes back with its data (Redis AOF, the NATS store dir). In a cluster, a killed node comes
+//! back once the others have taken over its work (a new stream leader, a promoted replica), and
+//! the step ends when it has rejoined.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -20,6 +22,7 @@ use crate::flaky::{FlakyReceiver, Mix};
 use crate::fleet::{Fleet, Kind};
 use crate::harness::nats::NatsServer;
 use crate::harness::redis::RedisServer;
+use crate::harness::redis_cluster::RedisCluster;
 use crate::harness::{eventually, eventually_true, unique_prefix};
 use crate::ledger::{self, Report};
 
@@ -28,7 +31,8 @@ mod setup;
 
 use drain::{Orphan, drain};
 use setup::{
-    create_subscriptions, publish_batch, stream_leader, wait_all_running, wait_for_consumers,
+    create_subscriptions, new_leader, publish_batch, stream_leader, wait_all_running,
+    wait_caught_up, wait_for_consumers,
 };
 /// Longest any single wait of the driver may take.
 const STEP_WAIT: Duration = Duration::from_secs(60);
@@ -48,6 +52,19 @@ pub enum Step {
     RestartNats,
     /// SIGKILL the cluster node leading the deliveries stream; it stays down.
     KillNatsNode,
+    /// SIGKILL the cluster node leading the deliveries stream; restart it (same store) once
+    /// another node leads, and wait until it has caught up.
+    RestartNatsNode,
+    /// SIGKILL the Redis Cluster master serving the subscription index; its replica takes over;
+    /// the killed node restarts (empty) and rejoins as a replica.
+    KillRedisMaster,
+}
+
+/// One server or a cluster (NATS: 3 nodes, R3 streams; Redis: 3 masters + 3 replicas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    Single,
+    Cluster,
 }
 
 /// What a run does.
@@ -56,10 +73,13 @@ pub struct Plan {
     pub processes: usize,
     pub flaky_subs: usize,
     pub dead_subs: usize,
+    /// Subscriptions whose endpoint always answers 200: none of their pairs may be dead-lettered.
+    pub healthy_subs: usize,
     /// Events published before each step (and once more at the end).
     pub batch: usize,
     pub steps: Vec<Step>,
-    pub cluster: bool,
+    pub nats: Topology,
+    pub redis: Topology,
     pub seed: u64,
 }
 
@@ -89,6 +109,24 @@ impl Nats {
     }
 }
 
+/// The Redis of a run.
+enum Redis {
+    /// With AOF, so a restart keeps the data.
+    Single(RedisServer),
+    /// Without persistence: a killed master's replica has the data.
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    /// The `[redis]` keys naming it.
+    fn config(&self) -> String {
+        match self {
+            Redis::Single(s) => format!("url = \"{}\"", s.url()),
+            Redis::Cluster(c) => format!("mode = \"cluster\"\nurl = \"{}\"", c.url()),
+        }
+    }
+}
+
 /// When each event was stored, since the run started.
 pub type Published = Vec<(String, Duration)>;
 
@@ -102,7 +140,7 @@ pub struct Outcome {
 fn config_toml(nats: &str, redis: &str, prefix: &str, replicas: usize) -> String {
     format!(
         "[nats]\nurl = \"{nats}\"\nrequest_timeout = \"10s\"\n\
-         [redis]\nurl = \"{redis}\"\nresponse_timeout = \"2s\"\nconnection_timeout = \"2s\"\n\
+         [redis]\n{redis}\nresponse_timeout = \"2s\"\nconnection_timeout = \"2s\"\n\
          [streams]\nprefix = \"{prefix}\"\nreplicas = {replicas}\n\
          [delivery]\nrequest_timeout = \"1s\"\nack_wait = \"3s\"\nconcurrency = 64\nfanout_concurrency = 16\n\
          [retry]\nschedule = [\"0s\", \"200ms\", \"500ms\", \"1s\", \"1s\", \"2s\"]\njitter = 0.2\nmax_retry_after = \"2s\"\n\
@@ -130,11 +168,13 @@ pub async fn run(plan: Plan) -> Outcome {
         plan.processes,
         plan.steps.len()
     ));
-    let mut redis = RedisServer::start_persistent().await;
-    let mut nats = if plan.cluster {
-        Nats::Cluster(Cluster::start().await)
-    } else {
-        Nats::Single(NatsServer::start().await)
+    let mut redis = match plan.redis {
+        Topology::Single => Redis::Single(RedisServer::start_persistent().await),
+        Topology::Cluster => Redis::Cluster(RedisCluster::start().await),
+    };
+    let mut nats = match plan.nats {
+        Topology::Single => Nats::Single(NatsServer::start().await),
+        Topology::Cluster => Nats::Cluster(Cluster::start().await),
     };
     say(&format!(
         "chaos[{}]: servers ready at t={:.1}s",
@@ -153,7 +193,8 @@ pub async fn run(plan: Plan) -> Outcome {
         Nats::Single(_) => None,
     };
     let config_path = dir.path().join("hookline.toml");
-    let toml = config_toml(&nats.url(), &redis.url(), &prefix, if plan.cluster { 3 } else { 1 });
+    let replicas = if plan.nats == Topology::Cluster { 3 } else { 1 };
+    let toml = config_toml(&nats.url(), &redis.config(), &prefix, replicas);
     std::fs::write(&config_path, &toml).expect("config written");
     let subs = create_subscriptions(&toml, &receiver, &plan).await;
 
@@ -206,6 +247,9 @@ pub async fn run(plan: Plan) -> Outcome {
                 fleet.kill_and_restart(index).await;
             }
             Step::RestartRedis => {
+                let Redis::Single(redis) = &mut redis else {
+                    panic!("RestartRedis needs a single server")
+                };
                 let before = fleet.log_count("transient failure");
                 redis.kill().await;
                 fleet.note(Kind::Redis, "redis-server killed (SIGKILL, AOF kept)");
@@ -261,6 +305,47 @@ pub async fn run(plan: Plan) -> Outcome {
                         names.deliveries_stream()
                     ),
                 );
+            }
+            Step::RestartNatsNode => {
+                let Nats::Cluster(cluster) = &mut nats else {
+                    panic!("RestartNatsNode needs a cluster")
+                };
+                let stream = names.deliveries_stream();
+                let leader = stream_leader(&js, &stream).await;
+                cluster.kill(&leader).await;
+                fleet.note(Kind::Nats, format!("nats node {leader} (leader of {stream}) killed"));
+                publish_batch(&js, &names, &mut events, plan.batch, started).await;
+                let next = new_leader(&js, &stream, &leader).await;
+                cluster.restart(&leader).await;
+                fleet.note(
+                    Kind::Nats,
+                    format!("nats node {leader} restarted (same store; {next} leads {stream})"),
+                );
+                wait_caught_up(&js, &names, &leader).await;
+            }
+            Step::KillRedisMaster => {
+                let Redis::Cluster(cluster) = &mut redis else {
+                    panic!("KillRedisMaster needs a Redis Cluster")
+                };
+                let index_key = hookline::store::subscriptions::marker_key(&names);
+                let master = cluster.master_of(&index_key).await;
+                let at = started.elapsed();
+                // Events keep coming while the replica is promoted.
+                tokio::join!(
+                    cluster.kill_master(master),
+                    publish_batch(&js, &names, &mut events, plan.batch, started)
+                );
+                fleet.note_at(
+                    Kind::Redis,
+                    format!(
+                        "redis cluster master :{master} (serving the subscription index) killed"
+                    ),
+                    at,
+                );
+                let promoted = cluster.master_of(&index_key).await;
+                fleet.note(Kind::Redis, format!("redis replica :{promoted} took over"));
+                cluster.restart_node(master).await;
+                fleet.note(Kind::Redis, format!("redis node :{master} restarted as a replica"));
             }
         }
     }

@@ -7,12 +7,15 @@ use hookline::event::WebhookEvent;
 use hookline::store::subscriptions::SubscriptionInput;
 use hookline::subjects::Names;
 
-use crate::flaky::FlakyReceiver;
+use crate::flaky::{Endpoint, FlakyReceiver};
 use crate::fleet::Fleet;
 use crate::harness::{eventually, eventually_true};
 use crate::ledger::Sub;
 
 use super::{EVENT_TYPE, Plan, Published, STEP_WAIT};
+
+/// The name of the subscription no chaos event matches.
+const UNMATCHED: &str = "unmatched";
 
 pub(super) async fn create_subscriptions(
     toml: &str,
@@ -24,14 +27,23 @@ pub(super) async fn create_subscriptions(
         hookline::context::subscription_store(&config).await.expect("nats and redis connect");
     let mut subs = Vec::new();
     let wanted = (0..plan.flaky_subs)
-        .map(|i| (format!("f{i}"), false))
-        .chain((0..plan.dead_subs).map(|i| (format!("d{i}"), true)));
-    for (name, dead) in wanted {
+        .map(|i| (format!("f{i}"), Endpoint::Flaky))
+        .chain((0..plan.dead_subs).map(|i| (format!("d{i}"), Endpoint::Dead)))
+        .chain((0..plan.healthy_subs).map(|i| (format!("h{i}"), Endpoint::Healthy)));
+    for (name, endpoint) in wanted {
         let input =
-            SubscriptionInput { url: Some(receiver.url(&name, dead)), ..Default::default() };
+            SubscriptionInput { url: Some(receiver.url(&name, endpoint)), ..Default::default() };
         let sub = store.create(input).await.expect("subscription created");
-        subs.push(Sub { name, id: sub.id });
+        subs.push(Sub { name, id: sub.id, endpoint });
     }
+    // One that no event matches: it must get no request (the ledger counts requests to names it
+    // does not know), so a lookup that ignores the filter shows.
+    let input = SubscriptionInput {
+        url: Some(receiver.url(UNMATCHED, Endpoint::Healthy)),
+        event_types: Some(vec![format!("{EVENT_TYPE}.never")]),
+        ..Default::default()
+    };
+    store.create(input).await.expect("subscription created");
     subs
 }
 
@@ -90,6 +102,36 @@ pub(super) async fn stream_leader(js: &async_nats::jetstream::Context, stream: &
         s.info().await.ok()?.cluster.as_ref()?.leader.clone()
     })
     .await
+}
+
+/// Waits until a node other than `old` leads `stream`; returns it.
+pub(super) async fn new_leader(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    old: &str,
+) -> String {
+    eventually(STEP_WAIT, &format!("a leader of {stream} other than {old}"), || async {
+        let mut s = js.get_stream(stream).await.ok()?;
+        let leader = s.info().await.ok()?.cluster.as_ref()?.leader.clone()?;
+        (leader != old).then_some(leader)
+    })
+    .await
+}
+
+/// Waits until the restarted node `node` is a current replica (or the leader) of the events and
+/// deliveries streams again.
+pub(super) async fn wait_caught_up(js: &async_nats::jetstream::Context, names: &Names, node: &str) {
+    for stream in [names.events_stream(), names.deliveries_stream()] {
+        eventually_true(STEP_WAIT, &format!("node {node} current on {stream}"), || async {
+            let Ok(mut s) = js.get_stream(&stream).await else { return false };
+            let Ok(info) = s.info().await else { return false };
+            info.cluster.as_ref().is_some_and(|c| {
+                c.leader.as_deref() == Some(node)
+                    || c.replicas.iter().any(|p| p.name == node && p.current && !p.offline)
+            })
+        })
+        .await;
+    }
 }
 
 /// Waits until every hookline instance runs; a crashed one fails the run.
