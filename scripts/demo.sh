@@ -447,7 +447,7 @@ EOF
         echo "  (the nats CLI: go install github.com/nats-io/natscli/nats@latest)"
     fi
     if ! printf '%s\n' "${STARTED[@]}" | grep -q nats-server; then
-        echo "  (the streams ${stream}_EVENTS, _DELIVERIES and _DLQ stay on $NATS_URL; remove them with nats stream rm)"
+        echo "  (the streams ${stream}_EVENTS, _DELIVERIES, _DLQ, _ATTEMPTS and the bucket ${stream}_SUBSCRIPTIONS stay on $NATS_URL; remove them with nats stream rm and nats kv del)"
     fi
 }
 

@@ -103,8 +103,10 @@ pub async fn connect_subscriptions(
         .with_context(|| format!("connecting to redis at {}", config.redis.redacted_urls()))?;
     let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
     let kv = crate::topology::subscriptions_bucket(js, config, names).await?;
-    let store =
-        SubscriptionStore::new(kv, redis.clone(), names.clone()).with_egress(egress.clone());
+    let secret_box = Arc::new(config.secrets.secret_box()?);
+    let store = SubscriptionStore::new(kv, redis.clone(), names.clone())
+        .with_egress(egress.clone())
+        .with_secret_box(secret_box);
     store.import_legacy().await.context("importing subscriptions of the earlier layout")?;
     Ok((redis, egress, store))
 }

@@ -24,7 +24,8 @@
 //!
 //! ```text
 //! ids         ids (typed ids and names, their one grammar)
-//! models      subjects, signing, event, filter, attempt_record, ip_ranges, metrics, limiter, tls
+//! models      subjects, signing, secret_box, event, filter, attempt_record, ip_ranges, metrics,
+//!             limiter, tls
 //! config      config (one file per section)
 //! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
 //!             ingest, telemetry
@@ -53,6 +54,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod replay;
+pub mod secret_box;
 pub mod signing;
 pub mod stats;
 pub mod store;

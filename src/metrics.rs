@@ -73,6 +73,7 @@ const KNOWN: &[(&str, &[KnownLabels])] = &[
             &[("reason", "rate_limited")],
         ],
     ),
+    ("hookline_subscription_index_rebuilds_total", &[&[]]),
     ("hookline_subscriptions_disabled_total", &[&[("reason", "failing")], &[("reason", "gone")]]),
     (
         "hookline_transient_errors_total",
@@ -166,6 +167,8 @@ pub struct Gauges {
     pub breakers_open: Vec<String>,
     pub subscriptions_disabled: u64,
     pub subscriptions_total: u64,
+    /// Whether this process's Redis subscription index is complete (`None`: no process context).
+    pub subscription_index_ready: Option<bool>,
 }
 
 /// Every counter series by name and labels: the known ones (at 0 until counted), the labelled
@@ -260,6 +263,13 @@ pub fn render(g: &Gauges) -> String {
         "# TYPE hookline_subscriptions gauge\nhookline_subscriptions {}",
         g.subscriptions_total
     );
+    if let Some(ready) = g.subscription_index_ready {
+        let _ = writeln!(
+            out,
+            "# HELP hookline_subscription_index_ready 1 when the Redis subscription index is complete, 0 while it is rebuilt from the bucket.\n# TYPE hookline_subscription_index_ready gauge\nhookline_subscription_index_ready {}",
+            u8::from(ready)
+        );
+    }
     out
 }
 

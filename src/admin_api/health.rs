@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up) and `/readyz` (NATS and Redis reachable, streams in place).
+//! `/healthz` (the process is up) and `/readyz` (NATS and Redis reachable, streams in place, the
+//! Redis subscription index complete).
 //! The only routes without authentication.
 
 use axum::extract::State;
@@ -20,6 +21,9 @@ pub struct Readiness {
     pub nats: bool,
     pub redis: bool,
     pub streams: bool,
+    /// `ready`, or `rebuilding` while the Redis subscription index is rebuilt from the bucket
+    /// (fan-out holds events meanwhile).
+    pub subscription_index: &'static str,
 }
 
 /// The process is up.
@@ -28,7 +32,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// NATS and Redis reachable, streams in place (503 otherwise).
+/// NATS and Redis reachable, streams in place, the subscription index complete (503 otherwise).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
     let ctx = &state.ctx;
@@ -46,7 +50,9 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) 
             streams &= ctx.js.get_stream(&name).await.is_ok();
         }
     }
-    let ready = nats && redis_ok && streams;
+    let index_ready = ctx.sync.ready();
+    let ready = nats && redis_ok && streams && index_ready;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { ready, nats, redis: redis_ok, streams }))
+    let subscription_index = if index_ready { "ready" } else { "rebuilding" };
+    (status, Json(Readiness { ready, nats, redis: redis_ok, streams, subscription_index }))
 }

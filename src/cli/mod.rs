@@ -7,6 +7,7 @@
 //! 2 invalid input or configuration (nothing was changed), 3 not found, 4 conflict (the
 //! resource is not in a state that allows the change, e.g. activating an active subscription).
 
+pub mod admin;
 pub mod attempts;
 pub mod dlq;
 pub mod publish;
@@ -100,6 +101,9 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// A development receiver that verifies signatures and prints deliveries (used by the demo).
     Receive(receive::ReceiveArgs),
+    /// Maintenance of stored data (reseal secrets with the current key).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 impl Command {
@@ -127,6 +131,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args, config).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Receive(args) => receive::run(args).await,
+        Command::Admin(cmd) => admin::run(cmd, config).await,
     }
 }
 

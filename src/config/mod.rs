@@ -3,7 +3,8 @@
 //! Layers, later ones winning: the embedded `config/default.toml`, an optional file given with
 //! `--config`, then `HOOKLINE_<SECTION>__<KEY>` environment variables. Raw values are extracted
 //! first, then validated into typed ones (durations, non-empty retry schedule, prefix grammar);
-//! every error names the offending key. Secrets (NATS password/token) never appear in `Debug`.
+//! every error names the offending key. Secrets (NATS password/token, API tokens, the keys of
+//! `[secrets]`) never appear in `Debug`.
 //!
 //! One file per section (a section's struct, its documentation and its checks); this file
 //! composes them and holds what they share.
@@ -18,6 +19,7 @@ mod nats;
 mod process;
 mod redis;
 mod retry;
+mod secrets;
 mod streams;
 
 use std::path::Path;
@@ -35,6 +37,7 @@ pub use process::{LogConfig, LogFormat, RuntimeConfig, ShutdownConfig};
 pub use redis::{RedisConfig, RedisMode};
 pub use retry::RetryConfig;
 use retry::{RawRetry, validate_retry};
+pub use secrets::SecretsConfig;
 pub use streams::{StorageKind, StreamsConfig};
 
 /// The base layer, compiled in so the binary runs with no file at all.
@@ -67,6 +70,7 @@ pub struct Config {
     pub log: LogConfig,
     pub egress: EgressConfig,
     pub runtime: RuntimeConfig,
+    pub secrets: SecretsConfig,
 }
 
 /// A string that is never printed by `Debug`.
@@ -107,6 +111,7 @@ struct RawConfig {
     log: LogConfig,
     egress: EgressConfig,
     runtime: RuntimeConfig,
+    secrets: SecretsConfig,
 }
 
 impl Config {
@@ -142,6 +147,7 @@ impl Config {
             log: raw.log,
             egress: raw.egress,
             runtime: raw.runtime,
+            secrets: raw.secrets,
         };
         config.validate()?;
         Ok(config)
@@ -160,7 +166,8 @@ impl Config {
         self.runtime.validate()?;
         self.health.validate()?;
         self.api.validate()?;
-        self.egress.validate()
+        self.egress.validate()?;
+        self.secrets.validate()
     }
 }
 

@@ -32,7 +32,7 @@ pub use error::{BackendError, OpsError};
 pub use events::NewEvent;
 pub use replay::ReplayRequest;
 pub use stats::{OverallStats, SubscriptionHealth, SubscriptionStats};
-pub use subscriptions::ListFilter;
+pub use subscriptions::{ListFilter, ResealReport};
 
 use crate::config::Config;
 use crate::context::Ctx;

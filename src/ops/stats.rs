@@ -96,6 +96,7 @@ impl Ops {
         g.subscriptions_disabled =
             subs.iter().filter(|s| s.disabled_reason.is_some() && !s.active).count() as u64;
         g.subscriptions_total = subs.len() as u64;
+        g.subscription_index_ready = self.ctx.as_ref().map(|c| c.sync.ready());
         Ok(g)
     }
 

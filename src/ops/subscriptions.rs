@@ -1,5 +1,5 @@
 //! Subscriptions: create (with a fresh secret), get, list with filters, update, delete,
-//! activate, deactivate, rotate secret. Each change publishes its lifecycle event; a change that
+//! activate, deactivate, rotate secret, and reseal every secret with the current key. Each change publishes its lifecycle event; a change that
 //! would change nothing is a conflict and publishes none.
 
 use super::{Ops, OpsError, Scope};
@@ -27,6 +27,17 @@ impl ListFilter {
                 s.event_types.is_empty() || s.filters().iter().any(|f| f.matches(t))
             })
     }
+}
+
+/// What [`Ops::reseal_subscriptions`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResealReport {
+    /// Subscriptions looked at (all of them).
+    pub examined: usize,
+    /// Subscriptions rewritten (the others were already stored as the current key writes).
+    pub rewritten: usize,
+    /// The key every secret is now sealed with; `None`: stored plain (no encryption key).
+    pub key_id: Option<String>,
 }
 
 fn not_found(id: &SubscriptionId) -> OpsError {
@@ -151,6 +162,32 @@ impl Ops {
         let sub = self.store()?.rotate_secret(id, grace).await?;
         self.notify(LifecycleKind::SecretRotated, &sub).await;
         Ok(sub)
+    }
+
+    /// Rebuilds the Redis subscription index from the bucket now (`hookline admin reindex`):
+    /// every process's fan-out holds events until it is complete. Returns how many
+    /// subscriptions it holds.
+    pub async fn reindex_subscriptions(&self) -> Result<usize, OpsError> {
+        Ok(self.store()?.reindex().await?)
+    }
+
+    /// Rewrites every subscription whose secrets are not stored the way the current key writes
+    /// (plain ones, or sealed with an older key), through the store's one write path; after it
+    /// no secret is sealed with any other key, so older keys can leave
+    /// `secrets.decryption_keys`. An operator's action (no tenant scope), publishing no
+    /// lifecycle event: the subscriptions do not change. A secret sealed with a key that is not
+    /// configured fails the whole run, naming the subscription and the key id.
+    pub async fn reseal_subscriptions(&self) -> Result<ResealReport, OpsError> {
+        let store = self.store()?;
+        let subs = store.list().await?;
+        let mut rewritten = 0;
+        for sub in &subs {
+            if store.reseal(&sub.id).await? {
+                rewritten += 1;
+            }
+        }
+        let key_id = store.secret_box().current_key_id().map(str::to_string);
+        Ok(ResealReport { examined: subs.len(), rewritten, key_id })
     }
 }
 

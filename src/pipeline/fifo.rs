@@ -4,7 +4,7 @@
 //! blocks only that subscription; the shared consumer and every other subscription go on.
 //!
 //! The supervisor here, part of the delivery role, starts a consumer loop for each FIFO
-//! subscription (from the Redis set `<p>:idx:fifo`, re-read every few seconds) and stops the
+//! subscription (from the Redis set `<p>:{subs}:idx:fifo`, re-read every few seconds) and stops the
 //! loops of subscriptions that are no longer FIFO.
 
 use std::collections::{HashMap, HashSet};

@@ -172,6 +172,7 @@ pub fn config(data: &[u8]) {
         EgressPolicy::from_config(&config.egress).is_ok(),
         "a valid config has a valid egress policy"
     );
+    assert!(config.secrets.secret_box().is_ok(), "a valid config has usable [secrets] keys");
     let _ = format!("{config:?}");
 }
 

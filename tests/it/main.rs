@@ -22,6 +22,8 @@ mod observability;
 mod parity;
 mod process;
 mod recipes;
+mod redis_loss;
 mod redis_topologies;
 mod secrets;
+mod secrets_at_rest;
 mod signatures;

@@ -1,16 +1,18 @@
 //! A subscription as named text fields, and back (a record that does not decode is reported as
 //! corrupt, naming the subscription and the field). The same fields are the bucket's value (a
-//! JSON object) and the Redis hash (plus `rev` and the index bookkeeping).
+//! JSON object) and the Redis hash (plus `rev` and the index bookkeeping). The `secrets` field
+//! holds each secret in the form [`SecretBox`] writes: sealed with the current key, or plain
+//! without one.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{SigningSecret, Subscription};
-use crate::signing::Secret;
+use crate::secret_box::SecretBox;
 use crate::store::StoreError;
 
-pub(super) fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
+pub(super) fn encode(sub: &Subscription, sealer: &SecretBox) -> Vec<(&'static str, String)> {
     let ts = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     vec![
         ("id", sub.id.clone()),
@@ -28,7 +30,7 @@ pub(super) fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
             "body_format",
             serde_json::to_string(&sub.body_format).unwrap_or_else(|_| "\"envelope\"".into()),
         ),
-        ("secrets", encode_secrets(&sub.secrets)),
+        ("secrets", encode_secrets(&sub.id, &sub.secrets, sealer)),
         ("max_in_flight", sub.max_in_flight.map(|n| n.to_string()).unwrap_or_default()),
         ("max_rps", sub.max_rps.map(|n| n.to_string()).unwrap_or_default()),
         ("disabled_reason", sub.disabled_reason.clone().unwrap_or_default()),
@@ -42,19 +44,20 @@ pub(super) fn encode(sub: &Subscription) -> Vec<(&'static str, String)> {
 }
 
 /// The bucket's value: the fields as one JSON object.
-pub(super) fn to_value(sub: &Subscription) -> bytes::Bytes {
-    let map: std::collections::BTreeMap<&str, String> = encode(sub).into_iter().collect();
+pub(super) fn to_value(sub: &Subscription, sealer: &SecretBox) -> bytes::Bytes {
+    let map: std::collections::BTreeMap<&str, String> = encode(sub, sealer).into_iter().collect();
     serde_json::to_vec(&map).unwrap_or_default().into()
 }
 
 /// A bucket entry (a put) back into a subscription, with the entry's revision.
 pub(super) fn from_entry(
     entry: &async_nats::jetstream::kv::Entry,
+    opener: &SecretBox,
 ) -> Result<Subscription, StoreError> {
     let corrupt = |why: String| StoreError::Corrupt { id: entry.key.clone(), why };
     let map: std::collections::HashMap<String, String> = serde_json::from_slice(&entry.value)
         .map_err(|e| corrupt(format!("bucket value is not a JSON object of strings: {e}")))?;
-    let mut sub = decode(&entry.key, map.into_iter().collect())?;
+    let mut sub = decode(&entry.key, map.into_iter().collect(), opener)?;
     sub.revision = entry.revision;
     Ok(sub)
 }
@@ -66,28 +69,52 @@ struct StoredSecret {
     expires_at: Option<OffsetDateTime>,
 }
 
-fn encode_secrets(secrets: &[SigningSecret]) -> String {
+fn encode_secrets(id: &str, secrets: &[SigningSecret], sealer: &SecretBox) -> String {
     let stored: Vec<StoredSecret> = secrets
         .iter()
-        .map(|s| StoredSecret { secret: s.secret.expose(), expires_at: s.expires_at })
+        .map(|s| StoredSecret { secret: sealer.seal(id, &s.secret), expires_at: s.expires_at })
         .collect();
     serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
 }
 
-fn decode_secrets(text: &str) -> Option<Vec<SigningSecret>> {
-    let stored: Vec<StoredSecret> = serde_json::from_str(text).ok()?;
+/// The secrets of subscription `id`; the error says why not (never echoing a secret).
+fn decode_secrets(id: &str, text: &str, opener: &SecretBox) -> Result<Vec<SigningSecret>, String> {
+    // serde_json's message may quote the value (a secret): say where, never what.
+    let stored: Vec<StoredSecret> = serde_json::from_str(text)
+        .map_err(|e| format!("not a JSON list of secrets (column {})", e.column()))?;
     let secrets = stored
         .into_iter()
         .map(|s| {
-            Secret::parse(&s.secret)
-                .ok()
-                .map(|secret| SigningSecret { secret, expires_at: s.expires_at })
+            let secret = opener.open(id, &s.secret).map_err(|e| e.to_string())?;
+            Ok(SigningSecret { secret, expires_at: s.expires_at })
         })
-        .collect::<Option<Vec<_>>>()?;
-    (!secrets.is_empty()).then_some(secrets)
+        .collect::<Result<Vec<_>, String>>()?;
+    if secrets.is_empty() {
+        return Err("holds no secret".into());
+    }
+    Ok(secrets)
 }
 
-pub(super) fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscription, StoreError> {
+/// Whether every secret of a stored `secrets` field is already in the form `sealer` writes (a
+/// field that does not parse counts as current: decoding reports it).
+pub(super) fn secrets_current(text: &str, sealer: &SecretBox) -> bool {
+    serde_json::from_str::<Vec<StoredSecret>>(text)
+        .map_or(true, |stored| stored.iter().all(|s| sealer.is_current(&s.secret)))
+}
+
+/// [`secrets_current`] of a bucket value.
+pub(super) fn value_secrets_current(value: &[u8], sealer: &SecretBox) -> bool {
+    serde_json::from_slice::<std::collections::HashMap<String, String>>(value)
+        .ok()
+        .and_then(|m| m.get("secrets").map(|s| secrets_current(s, sealer)))
+        .unwrap_or(true)
+}
+
+pub(super) fn decode(
+    id: &str,
+    fields: Vec<(String, String)>,
+    opener: &SecretBox,
+) -> Result<Subscription, StoreError> {
     let corrupt = |why: String| StoreError::Corrupt { id: id.to_string(), why };
     let map: std::collections::HashMap<String, String> = fields.into_iter().collect();
     let get = |k: &str| map.get(k).cloned().ok_or_else(|| corrupt(format!("field {k} missing")));
@@ -125,8 +152,8 @@ pub(super) fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscrip
             .unwrap_or_default(),
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
-        secrets: decode_secrets(&get("secrets")?)
-            .ok_or_else(|| corrupt("field secrets holds no valid whsec_ secret".into()))?,
+        secrets: decode_secrets(id, &get("secrets")?, opener)
+            .map_err(|why| corrupt(format!("field secrets: {why}")))?,
         revision: map.get("rev").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
 }
@@ -134,6 +161,12 @@ pub(super) fn decode(id: &str, fields: Vec<(String, String)>) -> Result<Subscrip
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret_box::KeySpec;
+    use crate::signing::Secret;
+
+    fn sealer(key: &str) -> SecretBox {
+        SecretBox::new(Some(KeySpec::parse(key).unwrap()), vec![]).unwrap()
+    }
 
     #[test]
     fn secrets_round_trip_through_their_stored_form() {
@@ -142,7 +175,23 @@ mod tests {
             SigningSecret { secret: Secret::generate(), expires_at: None },
             SigningSecret { secret: Secret::generate(), expires_at: Some(now) },
         ];
-        assert_eq!(decode_secrets(&encode_secrets(&secrets)), Some(secrets));
-        assert_eq!(decode_secrets("[]"), None);
+        let plain = SecretBox::plain();
+        assert_eq!(
+            decode_secrets("sub_a", &encode_secrets("sub_a", &secrets, &plain), &plain),
+            Ok(secrets.clone())
+        );
+        assert!(decode_secrets("sub_a", "[]", &plain).is_err());
+        let sealed = sealer("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        let text = encode_secrets("sub_a", &secrets, &sealed);
+        for s in &secrets {
+            assert!(!text.contains(&s.secret.expose()[6..]), "{text}");
+        }
+        assert!(secrets_current(&text, &sealed) && !secrets_current(&text, &plain));
+        assert_eq!(decode_secrets("sub_a", &text, &sealed), Ok(secrets.clone()));
+        let err = decode_secrets("sub_a", &text, &plain).unwrap_err();
+        assert!(err.contains("\"k1\""), "names the missing key id: {err}");
+        let exposed = secrets[0].secret.expose();
+        let err = decode_secrets("sub_a", &format!("\"{exposed}\""), &plain).unwrap_err();
+        assert!(!err.contains(&exposed[6..]), "a corrupt field is not echoed: {err}");
     }
 }

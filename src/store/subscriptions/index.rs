@@ -21,12 +21,14 @@ const TOMBSTONE_MS: u64 = 24 * 3600 * 1000;
 ///
 /// KEYS: record, all ids, version token, marker, patterns in use.
 /// ARGV: id, revision, new version token, deleted (0/1), tombstone ms, index keys (JSON list),
-/// patterns (JSON list of [pattern, key]), then the record's field/value pairs.
+/// patterns (JSON list of [pattern, key]), force (1: also rewrite a record at the same revision,
+/// for a rebuild), then the record's field/value pairs.
 /// The marker is raised, never created: only a rebuild creates it (a missing marker means the
 /// index is incomplete).
 const APPLY: &str = r#"
 local rev = tonumber(ARGV[2])
-if tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') >= rev then return 0 end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if cur > rev or (cur == rev and ARGV[8] ~= '1') then return 0 end
 local id = ARGV[1]
 local old_keys = redis.call('HGET', KEYS[1], 'idx_keys')
 if old_keys then
@@ -41,7 +43,7 @@ if ARGV[4] == '1' then
 else
   for _, k in ipairs(cjson.decode(ARGV[6])) do redis.call('SADD', k, id) end
   for _, pk in ipairs(cjson.decode(ARGV[7])) do redis.call('SADD', KEYS[5], pk[1]) end
-  redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'idx_keys', ARGV[6], 'idx_patterns', ARGV[7], unpack(ARGV, 8))
+  redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'idx_keys', ARGV[6], 'idx_patterns', ARGV[7], unpack(ARGV, 9))
   redis.call('SADD', KEYS[2], id)
 end
 if old_patterns then
@@ -112,6 +114,16 @@ impl SubscriptionStore {
 
     /// Applies a put of `sub` (at `sub.revision`) to Redis; a no-op when Redis has it already.
     pub(super) async fn index_put(&self, sub: &Subscription) -> Result<(), StoreError> {
+        self.index_put_forced(sub, false).await
+    }
+
+    /// [`Self::index_put`]; `force` rewrites a record that has the same revision too (a rebuild
+    /// cannot trust what it finds).
+    pub(super) async fn index_put_forced(
+        &self,
+        sub: &Subscription,
+        force: bool,
+    ) -> Result<(), StoreError> {
         let (keys, patterns) = self.index_keys(sub);
         let mut invocation = APPLY_SCRIPT.prepare_invoke();
         self.apply_keys(&mut invocation, &sub.id, sub.revision);
@@ -119,8 +131,9 @@ impl SubscriptionStore {
             .arg(0)
             .arg(TOMBSTONE_MS)
             .arg(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
-            .arg(serde_json::to_string(&patterns).unwrap_or_else(|_| "[]".into()));
-        for (field, value) in encode(sub) {
+            .arg(serde_json::to_string(&patterns).unwrap_or_else(|_| "[]".into()))
+            .arg(u8::from(force));
+        for (field, value) in encode(sub, &self.secret_box) {
             invocation.arg(field).arg(value);
         }
         self.run_apply(invocation, &sub.id, sub.revision).await
@@ -130,7 +143,7 @@ impl SubscriptionStore {
     pub(super) async fn index_delete(&self, id: &str, revision: u64) -> Result<(), StoreError> {
         let mut invocation = APPLY_SCRIPT.prepare_invoke();
         self.apply_keys(&mut invocation, id, revision);
-        invocation.arg(1).arg(TOMBSTONE_MS).arg("[]").arg("[]");
+        invocation.arg(1).arg(TOMBSTONE_MS).arg("[]").arg("[]").arg(1);
         self.run_apply(invocation, id, revision).await
     }
 
@@ -311,7 +324,7 @@ impl SubscriptionStore {
         for (id, fields) in ids.iter().zip(rows) {
             // An id still in an index whose record is gone, or a tombstone, is skipped.
             if !fields.is_empty() && !fields.iter().any(|(k, _)| k == "deleted") {
-                subs.push(decode(id, fields)?);
+                subs.push(decode(id, fields, &self.secret_box)?);
             }
         }
         Ok(subs)

@@ -17,8 +17,8 @@
 //! slot, for the admission script.
 //!
 //! Files: this one creates, reads, changes and deletes; `index` is the Redis side; `sync` the
-//! watch and the rebuild; `codec` turns a subscription into its fields and back; `model` holds
-//! the types and their validation.
+//! watch and the rebuild; `codec` turns a subscription into its fields and back (sealing its
+//! secrets with [`crate::secret_box`]); `model` holds the types and their validation.
 
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ pub mod sync;
 pub use model::*;
 use model::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
 
+use crate::secret_box::SecretBox;
 use crate::signing::Secret;
 use crate::store::RedisConn;
 use crate::subjects::Names;
@@ -59,6 +60,8 @@ pub struct SubscriptionStore {
     conn: RedisConn,
     names: Names,
     egress: Arc<crate::egress::EgressPolicy>,
+    /// Seals the `secrets` field on write and opens it on read (see [`codec`]).
+    secret_box: Arc<SecretBox>,
 }
 
 fn now() -> OffsetDateTime {
@@ -71,7 +74,13 @@ const OWN_CHANGE_TRIES: usize = 5;
 
 impl SubscriptionStore {
     pub fn new(kv: kv::Store, conn: RedisConn, names: Names) -> SubscriptionStore {
-        SubscriptionStore { kv, conn, names, egress: Default::default() }
+        SubscriptionStore {
+            kv,
+            conn,
+            names,
+            egress: Default::default(),
+            secret_box: Default::default(),
+        }
     }
 
     /// The same store checking endpoint URLs against `egress` (the default is the strict policy:
@@ -84,6 +93,18 @@ impl SubscriptionStore {
     /// The bucket (for the watch and the rebuild).
     pub fn bucket(&self) -> &kv::Store {
         &self.kv
+    }
+
+    /// The same store sealing secrets with `secret_box`'s current key and opening them with any
+    /// of its keys (the default has no key: secrets are stored plain).
+    pub fn with_secret_box(mut self, secret_box: Arc<SecretBox>) -> SubscriptionStore {
+        self.secret_box = secret_box;
+        self
+    }
+
+    /// The keys secrets are sealed and opened with.
+    pub fn secret_box(&self) -> &SecretBox {
+        &self.secret_box
     }
 
     /// Creates a subscription with a fresh secret; validates everything before writing.
@@ -123,7 +144,7 @@ impl SubscriptionStore {
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
             revision: 0,
         };
-        let value = codec::to_value(&sub);
+        let value = codec::to_value(&sub, &self.secret_box);
         sub.revision = self
             .kv
             .create(&sub.id, value)
@@ -140,7 +161,9 @@ impl SubscriptionStore {
         }
         let entry = self.kv.entry(id).await.map_err(|e| bucket_error("reading", id, e))?;
         match entry {
-            Some(e) if e.operation == kv::Operation::Put => Ok(Some(codec::from_entry(&e)?)),
+            Some(e) if e.operation == kv::Operation::Put => {
+                Ok(Some(codec::from_entry(&e, &self.secret_box)?))
+            }
             _ => Ok(None),
         }
     }
@@ -155,7 +178,7 @@ impl SubscriptionStore {
         let (entries, _) = sync::snapshot(&self.kv).await?;
         let mut subs = Vec::with_capacity(entries.len());
         for e in entries.iter().filter(|e| e.operation == kv::Operation::Put) {
-            subs.push(codec::from_entry(e)?);
+            subs.push(codec::from_entry(e, &self.secret_box)?);
         }
         subs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(subs)
@@ -167,7 +190,22 @@ impl SubscriptionStore {
         id: &str,
         input: SubscriptionInput,
     ) -> Result<Subscription, SubscriptionError> {
-        let old = self.require(id).await?;
+        self.update_at(id, input, None).await
+    }
+
+    /// [`Self::update`] of the copy read at bucket `revision` (`None`: the current one): the
+    /// write is a compare-and-set on that revision, so a change made since is not overwritten
+    /// ([`SubscriptionError::Conflict`]).
+    pub async fn update_at(
+        &self,
+        id: &str,
+        input: SubscriptionInput,
+        revision: Option<u64>,
+    ) -> Result<Subscription, SubscriptionError> {
+        let mut old = self.require(id).await?;
+        if let Some(revision) = revision {
+            old.revision = revision;
+        }
         let mut new = old.clone();
         if let Some(url) = input.url {
             check_endpoint(&url, &self.egress).await?;
@@ -306,7 +344,7 @@ impl SubscriptionStore {
         old: &Subscription,
         mut new: Subscription,
     ) -> Result<Subscription, SubscriptionError> {
-        let value = codec::to_value(&new);
+        let value = codec::to_value(&new, &self.secret_box);
         new.revision =
             self.kv.update(&new.id, value, old.revision).await.map_err(|e| match e.kind() {
                 kv::UpdateErrorKind::WrongLastRevision => conflict(&new.id),
@@ -350,6 +388,27 @@ impl SubscriptionStore {
     async fn apply_delete(&self, id: &str, revision: u64) {
         if let Err(e) = self.index_delete(id, revision).await {
             tracing::warn!(subscription = %id, error = %e, "deleted from the bucket; the redis index catches up from the watch");
+        }
+    }
+
+    /// Rewrites the subscription when a secret of it is not stored the way the current key
+    /// writes (plain, or sealed with an older key); `false` when it already is, or is gone.
+    /// Changes nothing else (not even `updated_at`); a concurrent change is met by reading again.
+    pub async fn reseal(&self, id: &str) -> Result<bool, SubscriptionError> {
+        let mut tries = 0;
+        loop {
+            let entry = self.kv.entry(id).await.map_err(|e| bucket_error("reading", id, e))?;
+            let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+                return Ok(false);
+            };
+            if codec::value_secrets_current(&entry.value, &self.secret_box) {
+                return Ok(false);
+            }
+            let sub = codec::from_entry(&entry, &self.secret_box)?;
+            match self.write(&sub, sub.clone()).await {
+                Err(SubscriptionError::Conflict(_)) if tries + 1 < OWN_CHANGE_TRIES => tries += 1,
+                other => return other.map(|_| true),
+            }
         }
     }
 }

@@ -135,6 +135,8 @@ impl Keeper {
                 Err(Round::Lost(why)) => {
                     tracing::warn!(%why, "the subscription index in redis is incomplete; rebuilding it from the bucket");
                     force = true;
+                    // At once: fan-out holds every event until it is done.
+                    continue;
                 }
                 Err(Round::Failed(e)) => {
                     tracing::warn!(error = %e, "keeping the subscription index in step failed; trying again");
@@ -198,7 +200,7 @@ impl Keeper {
     }
 
     async fn apply(&self, entry: &kv::Entry) -> Result<(), SubscriptionError> {
-        apply_entry(&self.store, entry).await?;
+        apply_entry(&self.store, entry, false).await?;
         self.state.confirmed.fetch_max(entry.revision, Ordering::AcqRel);
         (self.on_change)(&entry.key);
         Ok(())
@@ -241,14 +243,16 @@ enum Round {
     Failed(String),
 }
 
-/// Applies one bucket entry (a put or a delete) to Redis.
+/// Applies one bucket entry (a put or a delete) to Redis; `force` (a rebuild) rewrites a record
+/// of the same revision too.
 async fn apply_entry(
     store: &SubscriptionStore,
     entry: &kv::Entry,
+    force: bool,
 ) -> Result<(), SubscriptionError> {
     match entry.operation {
-        kv::Operation::Put => match from_entry(entry) {
-            Ok(sub) => store.index_put(&sub).await?,
+        kv::Operation::Put => match from_entry(entry, &store.secret_box) {
+            Ok(sub) => store.index_put_forced(&sub, force).await?,
             Err(e) => {
                 // A value hookline cannot read (written by hand?) is left out of the index, and
                 // said so; the rest goes on.
@@ -311,7 +315,7 @@ impl SubscriptionStore {
         let (entries, last) = snapshot(&self.kv).await?;
         let mut count = 0;
         for entry in &entries {
-            apply_entry(self, entry).await?;
+            apply_entry(self, entry, true).await?;
             count += usize::from(entry.operation == kv::Operation::Put);
         }
         self.set_marker(last).await?;
@@ -335,8 +339,8 @@ impl SubscriptionStore {
                 let () = conn.srem(&list, id).await.doing(doing)?;
                 continue;
             }
-            let sub = decode(id, fields).map_err(SubscriptionError::Store)?;
-            match self.kv.create(id, to_value(&sub)).await {
+            let sub = decode(id, fields, &self.secret_box).map_err(SubscriptionError::Store)?;
+            match self.kv.create(id, to_value(&sub, &self.secret_box)).await {
                 Ok(_) => imported += 1,
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
                 Err(e) => {
