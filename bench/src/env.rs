@@ -4,16 +4,22 @@
 //!
 //! Each scenario gets a fresh hookline process with its own prefix (streams, consumers and
 //! Redis keys apart from every other scenario), so its peak RSS and CPU are its own.
+//!
+//! Redis is one standalone server, or with `--redis-mode cluster` a 6-node Redis Cluster (3
+//! masters + 3 replicas, the test kit's) that hookline reaches with `redis.mode = "cluster"`;
+//! the CPU reported for Redis is then that of all six nodes.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
+use hookline::config::RedisMode;
 use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
 use hookline::subjects::Names;
 use hookline_testkit::nats::NatsServer;
 use hookline_testkit::redis::RedisServer;
+use hookline_testkit::redis_cluster::RedisCluster;
 
 use crate::load::{EVENT_TYPE, Publisher};
 use crate::pairs::{Expected, Loss};
@@ -26,6 +32,8 @@ pub struct Options {
     pub quick: bool,
     pub nats_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Standalone or cluster (`--redis-mode`; sentinel is not benchmarked).
+    pub redis_mode: RedisMode,
     pub nats_server: PathBuf,
     pub hookline: PathBuf,
     /// `HOOKLINE_<SECTION>__<KEY>` overrides for every hookline process.
@@ -45,7 +53,7 @@ pub struct Env {
     pub opts: Options,
     pub dir: TempDir,
     nats: Option<NatsServer>,
-    redis: Option<RedisServer>,
+    redis: Option<Redis>,
     pub nats_url: String,
     pub redis_url: String,
     pub receiver: Proc,
@@ -53,6 +61,55 @@ pub struct Env {
     control: reqwest::Client,
     js: async_nats::jetstream::Context,
     run_id: String,
+}
+
+/// The Redis the benchmark started (none when `--redis-url` names one).
+enum Redis {
+    Standalone(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    async fn start(mode: RedisMode) -> anyhow::Result<Redis> {
+        match mode {
+            RedisMode::Standalone => Ok(Redis::Standalone(RedisServer::start().await)),
+            RedisMode::Cluster => Ok(Redis::Cluster(RedisCluster::start().await)),
+            RedisMode::Sentinel => bail!("--redis-mode: sentinel is not benchmarked"),
+        }
+    }
+
+    /// `redis.url` for hookline: the server's URL, or every node's, comma-separated.
+    fn url(&self) -> String {
+        match self {
+            Redis::Standalone(server) => server.url(),
+            Redis::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Redis::Standalone(server) => server.pid().into_iter().collect(),
+            Redis::Cluster(cluster) => cluster.pids(),
+        }
+    }
+
+    /// The URLs holding data: the server, or the cluster's masters.
+    async fn data_urls(&self) -> Vec<String> {
+        match self {
+            Redis::Standalone(server) => vec![server.url()],
+            Redis::Cluster(cluster) => {
+                let masters = cluster.masters().await;
+                masters.into_iter().map(|port| format!("redis://127.0.0.1:{port}/")).collect()
+            }
+        }
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        match self {
+            Redis::Standalone(server) => server.check_alive(),
+            Redis::Cluster(cluster) => cluster.check_alive(),
+        }
+    }
 }
 
 /// A hookline process serving one scenario's prefix.
@@ -118,17 +175,21 @@ impl Env {
         let (mut redis, redis_url) = match &opts.redis_url {
             Some(url) => (None, url.clone()),
             None => {
-                let server = RedisServer::start().await;
-                let url = server.url();
-                (Some(server), url)
+                let redis = Redis::start(opts.redis_mode).await?;
+                let url = redis.url();
+                (Some(redis), url)
             }
         };
         if opts.keep {
-            for kept in
-                [nats.as_mut().map(|n| n.keep_files()), redis.as_mut().map(|r| r.keep_files())]
-                    .into_iter()
-                    .flatten()
-            {
+            let redis_files = match redis.as_mut() {
+                Some(Redis::Standalone(server)) => Some(server.keep_files()),
+                Some(Redis::Cluster(_)) => {
+                    eprintln!("the redis cluster's files are not kept (the test kit removes them)");
+                    None
+                }
+                None => None,
+            };
+            for kept in [nats.as_mut().map(|n| n.keep_files()), redis_files].into_iter().flatten() {
                 eprintln!("server files kept in {}", kept.display());
             }
         }
@@ -232,6 +293,10 @@ impl Env {
             ("HOOKLINE_REDIS__URL".to_string(), self.redis_url.clone()),
             ("HOOKLINE_STREAMS__PREFIX".to_string(), prefix.clone()),
         ];
+        if self.opts.redis_mode == RedisMode::Cluster {
+            // Only then: a binary from before redis.mode existed rejects the key.
+            env.push(("HOOKLINE_REDIS__MODE".to_string(), "cluster".to_string()));
+        }
         if self.opts.hookline_has_egress {
             env.push((
                 "HOOKLINE_EGRESS__ALLOW_CIDRS".to_string(),
@@ -262,6 +327,7 @@ impl Env {
         .await?;
         let mut config = hookline::config::Config::with_overrides(crate::load::LOOPBACK_ALLOWED)?;
         config.redis.url = self.redis_url.clone();
+        config.redis.mode = self.opts.redis_mode;
         config.nats.url = self.nats_url.clone();
         config.streams.prefix = prefix.clone();
         let subs = hookline::context::subscription_store(&config).await?;
@@ -352,11 +418,12 @@ impl Env {
 
     pub fn cpu(&self, hk: &Hookline) -> CpuSnapshot {
         let cpu = |pid: Option<u32>| pid.map(|pid| Usage::of(pid).cpu_s).unwrap_or(0.0);
+        let redis_pids = self.redis.as_ref().map(Redis::pids).unwrap_or_default();
         CpuSnapshot {
             at: Some(Instant::now()),
             hookline: hk.proc.usage().cpu_s,
             nats: cpu(self.nats.as_ref().and_then(NatsServer::pid)),
-            redis: cpu(self.redis.as_ref().and_then(RedisServer::pid)),
+            redis: redis_pids.into_iter().map(|pid| cpu(Some(pid))).sum(),
             receiver: self.receiver.usage().cpu_s,
             bench: Usage::of(std::process::id()).cpu_s,
         }
@@ -377,16 +444,18 @@ impl Env {
         {
             let _ = self.js.delete_stream(&stream).await;
         }
-        if self.redis.is_some() {
+        if let Some(redis) = &self.redis {
             // ASYNC: a large keyspace (a full-size backlog leaves ~1 M keys) is freed in the
             // background instead of blocking past the client's response timeout.
-            let flushed = async {
-                let client = redis::Client::open(self.redis_url.as_str())?;
-                let mut conn = client.get_multiplexed_async_connection().await?;
-                redis::cmd("FLUSHDB").arg("ASYNC").query_async::<()>(&mut conn).await
-            };
-            if let Err(e) = flushed.await {
-                eprintln!("warning: clearing redis after {}: {e}", hk.prefix);
+            for url in redis.data_urls().await {
+                let flushed = async {
+                    let client = redis::Client::open(url.as_str())?;
+                    let mut conn = client.get_multiplexed_async_connection().await?;
+                    redis::cmd("FLUSHDB").arg("ASYNC").query_async::<()>(&mut conn).await
+                };
+                if let Err(e) = flushed.await {
+                    eprintln!("warning: clearing redis at {url} after {}: {e}", hk.prefix);
+                }
             }
         }
         self.reset_receiver().await

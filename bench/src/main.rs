@@ -7,13 +7,14 @@
 //!
 //! Self-contained: starts nats-server (the pinned `.deps/` one) and redis-server on free ports
 //! with temp dirs through the test kit (`hookline_testkit`, as the tests do), or uses
-//! `--nats-url` / `--redis-url`; runs the receiver as a separate process
-//! (`hookline-bench receiver --port P`, see `receiver.rs`) and, per scenario, a fresh
-//! `target/release/hookline serve` process with its own prefix, so hookline's memory and CPU
-//! are measured on their own. Scenarios (issue 7's numbering): baseline, throughput, fanout,
-//! latency, isolation, backlog, many-subs. Each prints a table row (and with `--json` one JSON
-//! object on stdout, the table going to stderr), checks that no delivery was lost and evaluates
-//! the issue's targets.
+//! `--nats-url` / `--redis-url`; with `--redis-mode cluster`, a 6-node Redis Cluster instead of
+//! the one redis-server (hookline then runs with `redis.mode = "cluster"`); runs the receiver as
+//! a separate process (`hookline-bench receiver --port P`, see `receiver.rs`) and, per
+//! scenario, a fresh `target/release/hookline serve` process with its own prefix, so hookline's
+//! memory and CPU are measured on their own. Scenarios (issue 7's numbering): baseline,
+//! throughput, fanout, latency, isolation, backlog, many-subs. Each prints a table row (and with
+//! `--json` one JSON object on stdout, the table going to stderr), checks that no delivery was
+//! lost and evaluates the issue's targets.
 
 mod env;
 mod faults;
@@ -52,9 +53,14 @@ struct Cli {
     /// Use this NATS server (>= 2.12, JetStream on) instead of starting one.
     #[arg(long)]
     nats_url: Option<String>,
-    /// Use this Redis instead of starting one (keys are left behind under the bench prefixes).
+    /// Use this Redis instead of starting one (keys are left behind under the bench prefixes);
+    /// with `--redis-mode cluster`, the cluster's seed nodes, comma-separated.
     #[arg(long)]
     redis_url: Option<String>,
+    /// hookline's `redis.mode`: one redis-server, or a Redis Cluster of 6 nodes (3 masters + 3
+    /// replicas on loopback, started by the test kit unless `--redis-url` names one).
+    #[arg(long, value_enum, default_value_t = RedisTopology::Standalone)]
+    redis_mode: RedisTopology,
     /// nats-server binary to start [default: $HOOKLINE_TEST_NATS_SERVER, else the pinned
     /// .deps/nats-server-2.15.1, as for the tests].
     #[arg(long)]
@@ -89,6 +95,22 @@ enum Command {
         #[arg(long)]
         port: u16,
     },
+}
+
+/// The Redis topologies the benchmark runs hookline on (`--redis-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RedisTopology {
+    Standalone,
+    Cluster,
+}
+
+impl RedisTopology {
+    fn mode(self) -> hookline::config::RedisMode {
+        match self {
+            RedisTopology::Standalone => hookline::config::RedisMode::Standalone,
+            RedisTopology::Cluster => hookline::config::RedisMode::Cluster,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -262,6 +284,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         quick: cli.quick,
         nats_url: cli.nats_url,
         redis_url: cli.redis_url,
+        redis_mode: cli.redis_mode.mode(),
         nats_server: cli.nats_server.unwrap_or_else(hookline_testkit::nats::nats_server_binary),
         hookline,
         hookline_env,
@@ -290,6 +313,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         eprintln!("logs in {}", env.dir.path().display());
     }
     let table = |line: String| if cli.json { eprintln!("{line}") } else { println!("{line}") };
+    let redis_mode = match cli.redis_mode {
+        RedisTopology::Standalone => "standalone",
+        RedisTopology::Cluster => "cluster",
+    };
+    table(format!("redis: {redis_mode}"));
     table(report::header());
     let started = Instant::now();
     let mut runs: Vec<Vec<Report>> = Vec::new();
@@ -303,6 +331,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = run_one(&mut env, &sizes, scenario, &done)
                 .await
                 .with_context(|| format!("scenario {scenario:?}"))?;
+            let mut r = r;
+            r.set("redis_mode", redis_mode);
             table(r.row());
             if cli.json {
                 println!("{}", r.to_json());

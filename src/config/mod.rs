@@ -10,6 +10,8 @@
 //! composes them and holds what they share.
 
 mod api;
+#[cfg(test)]
+mod compose_check;
 mod delivery;
 mod egress;
 mod health;

@@ -213,6 +213,17 @@ impl RedisCluster {
         self.wait_ok(None).await;
     }
 
+    /// The process ids of the running nodes (for resource accounting: the benchmark sums them).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(Node::pid).collect()
+    }
+
+    /// An error naming the node and its log's tail if a node has exited by itself (a kill is
+    /// no exit).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        self.nodes.iter_mut().try_for_each(Node::check_alive)
+    }
+
     /// The data dirs (each holds the node's `redis.log`), for a failing test to print.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.nodes.iter().map(|n| n.dir().to_path_buf()).collect()

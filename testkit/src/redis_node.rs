@@ -86,6 +86,23 @@ impl Node {
         }
     }
 
+    /// The process id, while the node runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// An error with the log's tail if the node has exited by itself (a kill is no exit).
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+            anyhow::bail!(
+                "redis node on port {} exited with {status}; log:\n{}",
+                self.port,
+                log_tail(&self.dir.join("redis.log"), 3000)
+            );
+        }
+        Ok(())
+    }
+
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
