@@ -18,8 +18,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Arg, Cmd, Pipeline, RedisFuture, Value};
 
-use super::conn::tcp_settings;
-use super::{Doing, StoreError};
+use super::{Doing, StoreError, tcp_settings};
 use crate::config::RedisConfig;
 
 /// Retries of one command across a failover or slot move (redis-rs defaults to 16, which can

@@ -11,13 +11,15 @@ pub mod cache;
 mod checks;
 mod cluster;
 mod conn;
+mod connect;
 pub mod event_index;
 pub mod health;
 pub mod inbox;
 mod sentinel;
 pub mod subscriptions;
 
-pub use conn::{RedisConn, connect};
+pub use conn::RedisConn;
+pub use connect::connect;
 
 /// A Redis failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -40,4 +42,10 @@ impl<T> Doing<T> for redis::RedisResult<T> {
     fn doing(self, doing: impl FnOnce() -> String) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Redis { doing: doing(), source })
     }
+}
+
+/// TCP_NODELAY (redis-rs leaves Nagle on): a small pipelined request must not wait for the ACK
+/// of the one before it.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }

@@ -20,8 +20,7 @@ use redis::{
     AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value,
 };
 
-use super::conn::tcp_settings;
-use super::{Doing, StoreError};
+use super::{Doing, StoreError, tcp_settings};
 use crate::config::RedisConfig;
 
 /// The current master of a Sentinel-monitored set; cheap to clone.

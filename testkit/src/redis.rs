@@ -146,11 +146,6 @@ impl RedisServer {
     }
 
     async fn spawn_and_wait(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("opening redis.log in the data dir");
         let mut command = Command::new(&self.binary);
         command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
@@ -163,18 +158,7 @@ impl RedisServer {
                 command.args(["--appendonly", "yes", "--appendfsync", "always"])
             }
         };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("cloning the redis.log handle"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "spawning {}: {e}; install redis-server (scripts/ensure-deps.sh) or set {REDIS_SERVER_ENV}",
-                    self.binary.display()
-                )
-            });
+        let child = spawn_logged(&mut command, &self.binary, &self.log_path());
         self.child = Some(child);
 
         let client = self.client();
@@ -206,4 +190,26 @@ impl Drop for RedisServer {
             let _ = child.try_wait();
         }
     }
+}
+
+/// Spawns a redis-server `command` (of `binary`) with stdout and stderr appended to `log`, killed
+/// when dropped; a missing binary panics with how to install it.
+pub(crate) fn spawn_logged(command: &mut Command, binary: &Path, log: &Path) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+    command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("cloning the redis.log handle"))
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "spawning {}: {e}; install redis-server (scripts/ensure-deps.sh) or set {REDIS_SERVER_ENV}",
+                binary.display()
+            )
+        })
 }

@@ -2,12 +2,11 @@
 //! [`super::redis_sentinel`]): spawned with given arguments in its own dir, output to
 //! `redis.log` there, SIGKILLed on [`Node::kill`] and on drop.
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::redis::{REDIS_SERVER_ENV, redis_server_binary};
+use super::redis::{redis_server_binary, spawn_logged};
 use super::{eventually, log_tail};
 
 /// How long a starting node may take to answer PING.
@@ -36,26 +35,10 @@ impl Node {
     }
 
     async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("redis.log"))
-            .expect("opening redis.log in the node dir");
         let binary = redis_server_binary();
-        let child = Command::new(&binary)
-            .args(&self.args)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("cloning the redis.log handle"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "spawning {}: {e}; install redis-server (scripts/ensure-deps.sh) or set {REDIS_SERVER_ENV}",
-                    binary.display()
-                )
-            });
+        let mut command = Command::new(&binary);
+        command.args(&self.args).current_dir(&self.dir);
+        let child = spawn_logged(&mut command, &binary, &self.dir.join("redis.log"));
         self.child = Some(child);
         let port = self.port;
         let what = format!("redis node on port {port} to answer PING");
