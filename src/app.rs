@@ -77,7 +77,7 @@ impl App {
             });
         }
         if let Some(listener) = self.api {
-            let router = crate::admin_api::router(self.ctx.clone());
+            let router = crate::admin_api::router(self.ctx.clone(), shutdown.clone());
             let shutdown = shutdown.clone();
             match listener.local_addr() {
                 Ok(addr) => tracing::info!(%addr, "admin api listening"),

@@ -20,6 +20,7 @@ use crate::config::ApiConfig;
 
 const INDEX: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
+const LIVE_SCRIPT: &str = include_str!("console/live.js");
 const STYLE: &str = include_str!("console/console.css");
 
 pub fn routes() -> Router<ApiState> {
@@ -36,14 +37,29 @@ async fn page(State(state): State<ApiState>) -> Response {
     respond(api, "text/html; charset=utf-8", html)
 }
 
-/// One of the console's assets: `console.js`, `console.css` or `theme.css`.
+/// The console's asset files.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used: the handler matches the file name itself
+enum ConsoleAssetName {
+    #[serde(rename = "console.js")]
+    ConsoleJs,
+    #[serde(rename = "live.js")]
+    LiveJs,
+    #[serde(rename = "console.css")]
+    ConsoleCss,
+    #[serde(rename = "theme.css")]
+    ThemeCss,
+}
+
+/// One of the console's assets: `console.js`, `live.js`, `console.css` or `theme.css`.
 #[utoipa::path(get, path = "/console/assets/{file}", tag = "console", operation_id = "console_asset",
-    params(("file" = String, Path, description = "console.js, console.css or theme.css")),
+    params(("file" = ConsoleAssetName, Path, description = "console.js, live.js, console.css or theme.css")),
     responses((status = 200, description = "The asset", content((String = "text/javascript; charset=utf-8"), (String = "text/css; charset=utf-8"))), (status = 404, body = super::ErrorBody)))]
 async fn asset(State(state): State<ApiState>, Path(file): Path<String>) -> Response {
     let api = &state.ctx.config.api;
     match file.as_str() {
         "console.js" => respond(api, "text/javascript; charset=utf-8", SCRIPT.to_string()),
+        "live.js" => respond(api, "text/javascript; charset=utf-8", LIVE_SCRIPT.to_string()),
         "console.css" => respond(api, "text/css; charset=utf-8", STYLE.to_string()),
         "theme.css" => {
             let css = format!(":root {{ --accent: {}; }}\n", api.console_theme_color);

@@ -18,6 +18,7 @@ mod console_links;
 mod dlq;
 mod events;
 mod health;
+mod live;
 pub mod openapi;
 mod replay;
 mod stats;
@@ -44,18 +45,23 @@ pub use crate::ops::Scope as Caller;
 pub struct ApiState {
     pub ctx: Ctx,
     pub ops: Ops,
+    /// Fires at shutdown: endless answers (the live feed) end with it, so that the graceful
+    /// shutdown does not wait on them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-/// Builds the router with every route, the body limit and the JSON 404 fallback.
-pub fn router(ctx: Ctx) -> Router {
+/// Builds the router with every route, the body limit and the JSON 404 fallback; `shutdown`
+/// ends the streaming answers.
+pub fn router(ctx: Ctx, shutdown: tokio_util::sync::CancellationToken) -> Router {
     let limit = ctx.config.api.body_limit_bytes;
-    let state = ApiState { ops: Ops::new(ctx.clone()), ctx };
+    let state = ApiState { ops: Ops::new(ctx.clone()), ctx, shutdown };
     Router::new()
         .merge(health::routes())
         .merge(openapi::routes())
         .merge(subscriptions::routes())
         .merge(events::routes())
         .merge(attempts::routes())
+        .merge(live::routes())
         .merge(dlq::routes())
         .merge(replay::routes())
         .merge(stats::routes())
@@ -212,8 +218,10 @@ fn console_link_caller(key: &str, token: &str) -> Option<Caller> {
 /// The field named in a serde error message (`missing field `url``, `unknown field `x``,
 /// `invalid type ... for `field``).
 fn field_of(message: &str) -> Option<String> {
-    // axum reports the path first: "...target type: url: invalid type: ..."
-    if let Some((_, rest)) = message.split_once("target type: ")
+    // axum reports the path first: "...target type: url: invalid type: ..." for a body,
+    // "...query string: failures: provided string was not `true` or `false`" for a query.
+    if let Some((_, rest)) =
+        message.split_once("target type: ").or_else(|| message.split_once("query string: "))
         && let Some((path, _)) = rest.split_once(": ")
         && !path.is_empty()
         && !path.contains(' ')
@@ -305,6 +313,12 @@ mod tests {
         );
         assert_eq!(field_of("unknown field `urll`, expected one of `url`"), Some("urll".into()));
         assert_eq!(field_of("expected value at line 1 column 1"), None);
+        assert_eq!(
+            field_of(
+                "Failed to deserialize query string: failures: provided string was not `true` or `false`"
+            ),
+            Some("failures".into())
+        );
         assert_eq!(
             field_of(
                 "Failed to deserialize the JSON body into the target type: url: invalid type: integer `7`"

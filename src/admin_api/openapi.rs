@@ -23,13 +23,14 @@ use super::{ApiResult, ApiState, Caller};
         super::subscriptions::update, super::subscriptions::delete, super::subscriptions::activate,
         super::subscriptions::deactivate, super::subscriptions::rotate_secret,
         super::events::publish,
-        super::attempts::list,
+        super::attempts::list, super::live::live,
         super::dlq::list, super::dlq::get_one, super::dlq::redeliver_one, super::dlq::redeliver_many, super::dlq::purge,
         super::replay::replay,
         super::stats::metrics, super::stats::overall, super::stats::one,
         super::console_links::create, super::console::page, super::console::asset,
         openapi_json,
     ),
+    components(schemas(crate::ops::LiveTick)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

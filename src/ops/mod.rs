@@ -18,6 +18,7 @@ mod console_links;
 mod dlq;
 mod error;
 mod events;
+mod live;
 mod replay;
 mod stats;
 mod subscriptions;
@@ -32,6 +33,7 @@ pub use console_links::{ConsoleLink, ConsoleLinkRequest, DEFAULT_TTL, console_li
 pub use dlq::{RedeliverFailure, RedeliverResult, RedeliverTarget};
 pub use error::{BackendError, OpsError};
 pub use events::NewEvent;
+pub use live::{LiveEvent, LiveFeed, LiveRequest, LiveTick, MAX_ATTEMPTS_PER_SECOND};
 pub use replay::ReplayRequest;
 pub use stats::{OverallStats, SubscriptionHealth, SubscriptionStats};
 pub use subscriptions::{ListFilter, ResealReport};

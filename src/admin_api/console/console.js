@@ -1,10 +1,11 @@
 // hookline console: a single page over the public admin API. The link's token arrives in the
 // URL fragment (#t=...), is kept in sessionStorage (no cookies) and removed from the address
 // bar, and is sent as a bearer token; the API decides what it may see. Views are chosen by the
-// fragment (#/overview, #/endpoints, #/subscription/<id>, #/dlq) and re-render while shown.
+// fragment (#/overview, #/endpoints, #/subscription/<id>, #/dlq, #/event, #/replay, #/live) and
+// re-render while shown. The live parts (overview, live tail, the SSE reader) are in live.js.
 "use strict";
 
-const state = { token: null, admin: false, timer: null, flash: null };
+const state = { token: null, admin: false, timer: null, flash: null, live: new AbortController() };
 const $ = (sel, root = document) => root.querySelector(sel);
 
 function el(tag, attrs = {}, ...children) {
@@ -43,6 +44,7 @@ const ms = (v) => (v === null || v === undefined ? "–" : `${v} ms`);
 
 function denied() {
   clearInterval(state.timer);
+  state.live.abort();
   sessionStorage.removeItem("hookline.token");
   $("#nav").hidden = true;
   $("#scope").textContent = "";
@@ -66,11 +68,13 @@ function poll(fn, every = 2000) {
   state.timer = setInterval(() => fn().catch(() => {}), every);
 }
 
-function table(headers, rows, empty) {
+// A sortable table; `narrow` lists the columns hidden at phone width (their cells carry the
+// class hide-narrow too).
+function table(headers, rows, empty, narrow = []) {
   if (!rows.length) return el("p", { class: "empty" }, empty);
   const body = el("tbody", {}, rows);
-  const head = headers.map((h, i) => el("th", { scope: "col", tabindex: 0, onclick: () => sortBy(body, i),
-    onkeydown: (e) => e.key === "Enter" && sortBy(body, i) }, h));
+  const head = headers.map((h, i) => el("th", { scope: "col", tabindex: 0, class: narrow.includes(i) ? "hide-narrow" : null,
+    onclick: () => sortBy(body, i), onkeydown: (e) => e.key === "Enter" && sortBy(body, i) }, h));
   return el("div", { class: "table" }, el("table", {}, el("thead", {}, el("tr", {}, head)), body));
 }
 
@@ -80,54 +84,6 @@ function sortBy(body, i) {
   body.dataset.sorted = dir === 1 ? String(i) : "";
   rows.sort((a, b) => dir * a.cells[i].textContent.localeCompare(b.cells[i].textContent, undefined, { numeric: true }));
   body.append(...rows);
-}
-
-// ---- overview (admin) ----
-async function overview() {
-  const cards = el("div", { class: "cards", "aria-live": "polite" });
-  const charts = el("div", { class: "cards" });
-  const samples = [];
-  show("Overview", el("p", { class: "k" }, "Live: refreshed every 2 seconds."), cards, charts);
-  const draw = async () => {
-    const s = await api("GET", "/v1/stats");
-    const w = s.windows["5m"];
-    const total = w.succeeded + w.failed + w.dead_lettered;
-    const card = (k, v, id) => el("div", { class: "card", id }, el("div", { class: "v" }, String(v)), el("div", { class: "k" }, k));
-    cards.replaceChildren(
-      card("deliveries/s (5 min)", (total / 300).toFixed(2), "stat-rate"),
-      card("success rate (5 min)", pct(w.success_rate), "stat-success"),
-      card("p50 / p95 / p99", `${ms(w.latency_p50_ms)} / ${ms(w.latency_p95_ms)} / ${ms(w.latency_p99_ms)}`, "stat-latency"),
-      card("DLQ depth", s.dlq_messages, "stat-dlq"),
-      card("fan-out lag", s.fanout_lag, "stat-lag"),
-      card("backlog", s.backlog, "stat-backlog"),
-      card("deferred (5 min)", w.deferred, "stat-deferred"),
-      card("breakers open", s.breakers_open, "stat-breakers"),
-      card("delivered (24 h)", s.windows["24h"].succeeded, "stat-24h"));
-    samples.push({ rate: total / 300, success: w.success_rate ?? 1, dlq: s.dlq_messages });
-    if (samples.length > 90) samples.shift();
-    charts.replaceChildren(
-      chart("deliveries/s, last 3 min", samples.map((x) => x.rate)),
-      chart("success rate, last 3 min", samples.map((x) => x.success), 1),
-      chart("DLQ depth, last 3 min", samples.map((x) => x.dlq)));
-  };
-  await draw();
-  poll(draw);
-}
-
-// A small time chart (SVG polyline) of the samples taken while the overview is open.
-function chart(title, values, max) {
-  const NS = "http://www.w3.org/2000/svg";
-  const top = max ?? Math.max(1e-9, ...values);
-  const points = values.map((v, i) => `${(i / 89) * 300},${58 - (v / top) * 56}`).join(" ");
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("viewBox", "0 0 300 60");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", title);
-  const line = document.createElementNS(NS, "polyline");
-  line.setAttribute("points", points);
-  svg.append(line);
-  return el("div", { class: "card" }, svg, el("div", { class: "k" }, title));
 }
 
 // ---- endpoints ----
@@ -154,7 +110,7 @@ async function endpoints() {
         el("td", { class: "hide-narrow" }, pct(st?.windows["1h"].success_rate)),
         el("td", { class: "hide-narrow" }, pct(st?.windows["24h"].success_rate))));
     list.replaceChildren(table(["URL", "Tenant", "Description", "Event types", "Health", "Backlog", "5m", "1h", "24h"],
-      rows, "No endpoints yet: add one with the form above."));
+      rows, "No endpoints yet: add one with the form above.", [2, 3, 7, 8]));
   };
   filter.addEventListener("input", () => draw().catch(() => {}));
   await draw();
@@ -207,7 +163,18 @@ async function subscription(id) {
       location.hash = "#/endpoints";
     } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
   };
-  const attempts = el("div", { id: "attempts", "aria-live": "polite" });
+  const test = async () => {
+    notice.replaceChildren(el("p", { class: "notice", role: "status" }, "Sending a test event…"));
+    try {
+      const r = await api("POST", `/v1/subscriptions/${id}/test`, {});
+      const what = r.delivered ? "Test event delivered" : "Test event not delivered";
+      notice.replaceChildren(el("div", { class: "notice", role: "status", id: "test-outcome" },
+        el("p", {}, `${what}: HTTP ${r.http_status ?? "–"} in ${ms(r.duration_ms)}.`),
+        r.error ? el("p", {}, r.error) : "", r.response_body ? el("pre", {}, r.response_body) : ""));
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  const rows = el("tbody");
+  const empty = el("p", { class: "empty" }, "No attempts yet: publish an event this endpoint subscribes to, or send a test event.");
   show(s.description || s.url,
     notice,
     el("dl", {}, el("dt", {}, "id"), el("dd", {}, s.id), el("dt", {}, "URL"), el("dd", {}, s.url),
@@ -218,21 +185,47 @@ async function subscription(id) {
     el("div", { class: "toolbar" },
       s.active ? el("button", { class: "secondary", onclick: () => act("deactivate", "Deactivate this endpoint? Deliveries pause.") }, "Deactivate")
         : el("button", { onclick: () => act("activate") }, "Activate"),
+      el("button", { class: "secondary", onclick: test, id: "send-test" }, "Send a test event"),
       el("button", { class: "secondary", onclick: () => act("rotate-secret", "Rotate the signing secret? The old one keeps signing for the grace window.") }, "Rotate secret"),
       el("button", { class: "danger", onclick: () => remove(), id: "delete" }, "Delete"),
-      el("a", { href: `#/dlq/${id}` }, "Dead letters of this endpoint")),
-    editForm(s, notice), el("h2", {}, "Attempts (live)"), attempts);
-  const draw = async () => {
-    const page = await api("GET", `/v1/attempts?subscription_id=${encodeURIComponent(id)}&limit=50`);
-    attempts.replaceChildren(table(["When", "Event", "Attempt", "Status", "HTTP", "Duration", "Response / error"],
-      page.items.map((a) => el("tr", { "data-event": a.event_id },
-        el("td", {}, time(a.at)), el("td", {}, `${a.event_type} ${a.event_id}`), el("td", {}, String(a.attempt)),
-        el("td", { class: `status-${a.status}` }, a.status), el("td", {}, String(a.http_status ?? "–")),
-        el("td", {}, ms(a.duration_ms)), el("td", {}, (a.error || "") + (a.response_body ? ` ${a.response_body}` : "")))),
-      "No attempts yet: publish an event this endpoint subscribes to."));
+      el("a", { href: `#/dlq/${id}` }, "Dead letters of this endpoint"),
+      el("a", { href: `#/replay/${id}` }, "Replay to this endpoint")),
+    editForm(s, notice), el("h2", {}, "Attempts (live)"),
+    el("div", { id: "attempts", "aria-live": "polite" }, empty, attemptTable(rows, false)));
+  const seen = new Set();
+  const add = (a, atTop) => {
+    if (seen.has(a.attempt_id)) return;
+    seen.add(a.attempt_id);
+    empty.hidden = true;
+    if (atTop) rows.prepend(attemptRow(a, false)); else rows.append(attemptRow(a, false));
+    while (rows.rows.length > 200) rows.deleteRow(-1);
   };
-  await draw();
-  poll(draw);
+  // The stored attempts, then every new one as it happens: the page is read once the live feed
+  // is connected, so none falls between the two (doubles are dropped by id).
+  let connected;
+  const up = new Promise((resolve) => { connected = resolve; });
+  follow(`/v1/live?subscription_id=${encodeURIComponent(id)}`, (name, data) => { if (name === "attempt") add(data, true); },
+    (ok) => ok && connected());
+  await Promise.race([up, new Promise((r) => setTimeout(r, 3000))]);
+  const page = await api("GET", `/v1/attempts?subscription_id=${encodeURIComponent(id)}&limit=50`);
+  for (const a of page.items) add(a, false);
+  empty.hidden = rows.rows.length > 0;
+}
+
+// The attempts table (headers only; rows come from attemptRow).
+function attemptTable(rows, withSub) {
+  const head = ["When", ...(withSub ? ["Subscription"] : []), "Event", "Attempt", "Status", "HTTP", "Duration", "Response / error"];
+  return el("div", { class: "table" }, el("table", {}, el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))), rows));
+}
+
+function attemptRow(a, withSub) {
+  return el("tr", { "data-event": a.event_id, "data-attempt": a.attempt_id },
+    el("td", {}, time(a.at)),
+    withSub ? el("td", {}, el("a", { href: `#/subscription/${a.subscription_id}` }, a.subscription_id)) : "",
+    el("td", {}, el("a", { href: `#/event/${encodeURIComponent(a.event_id)}` }, `${a.event_type} ${a.event_id}`)),
+    el("td", {}, String(a.attempt)),
+    el("td", { class: `status-${a.status}` }, a.status), el("td", {}, String(a.http_status ?? "–")),
+    el("td", {}, ms(a.duration_ms)), el("td", { class: "excerpt" }, (a.error || "") + (a.response_body ? ` ${a.response_body}` : "")));
 }
 
 function editForm(s, notice) {
@@ -273,28 +266,43 @@ async function dlq(sub) {
     const d = await api("POST", `/v1/dlq/${seq}/redeliver`, {});
     return `Redelivered entry ${d.sequence} (event ${d.event_id}).`;
   };
+  // A reason filter narrows the list in the page; "Redeliver all" then names the entries shown.
+  const reason = el("select", { "aria-label": "Reason", id: "dlq-reason", onchange: () => draw().catch(() => {}) },
+    el("option", { value: "" }, "every reason"));
+  let shown = [];
   const all = async () => {
-    const body = sub ? { all: true, subscription_id: sub } : { all: true };
+    const body = reason.value ? { sequences: shown.map((d) => d.sequence) }
+      : sub ? { all: true, subscription_id: sub } : { all: true };
+    if (reason.value && !shown.length) return "Nothing to redeliver.";
     const r = await api("POST", "/v1/dlq/redeliver", body);
     return `Redelivered ${r.redelivered.length}, failed ${r.failed.length}.`;
   };
   const purge = async () => { const r = await api("DELETE", `/v1/dlq${q}`); return `Purged ${r.purged} entries.`; };
-  show("Dead letters", el("div", { class: "toolbar" }, pick,
-    el("button", { onclick: () => run(all, "Redeliver every entry shown?") }, "Redeliver all"),
-    el("button", { class: "danger", onclick: () => run(purge, "Purge these dead letters? They cannot be recovered.") }, "Purge")),
+  const purgeButton = el("button", { class: "danger", onclick: () => run(purge, `Purge every dead letter${sub ? " of this endpoint" : ""}? They cannot be recovered.`) }, "Purge");
+  show("Dead letters", el("div", { class: "toolbar" }, pick, reason,
+    el("button", { onclick: () => run(all, "Redeliver every entry shown?") }, "Redeliver all shown"), purgeButton),
   notice, list);
   const draw = async () => {
     const entries = await api("GET", `/v1/dlq${q}`);
+    const reasons = [...new Set(entries.map((d) => d.reason))].sort();
+    const chosen = reason.value;
+    reason.replaceChildren(el("option", { value: "" }, "every reason"),
+      ...reasons.map((r) => el("option", { value: r, selected: r === chosen }, r)));
+    if (chosen && !reasons.includes(chosen)) reason.append(el("option", { value: chosen, selected: true }, chosen));
+    // Purge works on a subscription or everything, not on a reason: not offered while filtering.
+    purgeButton.disabled = Boolean(chosen);
+    purgeButton.title = chosen ? "Purge removes every entry (of the subscription), not one reason: clear the reason filter first" : "";
+    shown = entries.filter((d) => !chosen || d.reason === chosen);
     // Entries being inspected stay open across refreshes.
     const open = new Set([...list.querySelectorAll("tr[data-seq] details[open]")].map((d) => d.closest("tr").dataset.seq));
     list.replaceChildren(table(["Seq", "Dead-lettered", "Subscription", "Event", "Reason", "Attempts", "Last HTTP", ""],
-      entries.map((d) => el("tr", { "data-seq": d.sequence },
+      shown.map((d) => el("tr", { "data-seq": d.sequence },
         el("td", {}, String(d.sequence)), el("td", {}, time(d.dead_lettered_at)), el("td", {}, d.subscription_id),
         el("td", {}, `${d.event_type} ${d.event_id}`),
         el("td", {}, el("details", { open: open.has(String(d.sequence)) }, el("summary", {}, d.reason), el("pre", {}, JSON.stringify(d, null, 2)))),
         el("td", {}, String(d.attempts)), el("td", {}, String(d.last_status ?? "–")),
         el("td", {}, el("button", { class: "secondary", onclick: () => run(() => redeliver(d.sequence)) }, "Redeliver")))),
-      "The dead-letter queue is empty: nothing failed for good."));
+      chosen ? "No dead letter with this reason." : "The dead-letter queue is empty: nothing failed for good."));
   };
   await draw();
   poll(draw, 3000);
@@ -330,18 +338,64 @@ async function eventView(id) {
   poll(draw);
 }
 
+// ---- replay: one event or a time range, to every matching subscription or one ----
+async function replayView(sub) {
+  const subs = (await api("GET", "/v1/subscriptions?limit=500")).items;
+  const notice = el("div", { role: "status" });
+  const eventId = el("input", { name: "event_id", placeholder: "evt_... (or leave empty and give a time range)", size: 30 });
+  const since = el("input", { name: "since", type: "datetime-local", step: 1 });
+  const until = el("input", { name: "until", type: "datetime-local", step: 1 });
+  const types = el("input", { name: "event_types", placeholder: "all types, or order.created, ..." });
+  const target = el("select", { name: "subscription_id", "aria-label": "Replay to" },
+    el("option", { value: "" }, "every matching subscription"),
+    subs.map((s) => el("option", { value: s.id, selected: s.id === sub }, `${s.url} (${s.id})`)));
+  const submit = async (e) => {
+    e.preventDefault();
+    const body = {};
+    if (eventId.value.trim()) body.event_id = eventId.value.trim();
+    else {
+      if (!since.value) return notice.replaceChildren(el("p", { class: "notice", role: "alert" }, "Give an event id, or the start of a time range."));
+      body.since = new Date(since.value).toISOString();
+      if (until.value) body.until = new Date(until.value).toISOString();
+      const t = types.value.split(",").map((x) => x.trim()).filter(Boolean);
+      if (t.length) body.event_types = t;
+    }
+    if (target.value) body.subscription_id = target.value;
+    const what = body.event_id ? `event ${body.event_id}` : `every event from ${new Date(body.since).toLocaleString()} to ${body.until ? new Date(body.until).toLocaleString() : "now"}`;
+    if (!confirm(`Replay ${what} to ${target.value ? target.selectedOptions[0].textContent : "every matching subscription"}? Receivers get it again.`)) return;
+    try {
+      const r = await api("POST", "/v1/replay", body);
+      notice.replaceChildren(el("p", { class: "notice", id: "replay-outcome" }, `Replay queued ${r.queued} deliver${r.queued === 1 ? "y" : "ies"}.`));
+    } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
+  };
+  show("Replay",
+    el("p", { class: "k" }, "Sends events again from the event log, signed as new attempts. Times are in your zone."),
+    el("form", { class: "inline", onsubmit: submit, "aria-label": "Replay" },
+      el("label", {}, "Event id", eventId), el("label", {}, "or from", since), el("label", {}, "to (default now)", until),
+      el("label", {}, "Event types", types), el("label", {}, "To", target), el("button", { type: "submit" }, "Replay")),
+    notice);
+}
+
 // ---- routing ----
 async function route() {
   clearInterval(state.timer);
+  state.live.abort();
+  state.live = new AbortController();
   const [, view, arg] = location.hash.split("/");
+  const param = arg ? decodeURIComponent(arg) : null;
   try {
-    if (view === "subscription" && arg) return await subscription(decodeURIComponent(arg));
-    if (view === "dlq") return await dlq(arg ? decodeURIComponent(arg) : null);
-    if (view === "event") return await eventView(arg ? decodeURIComponent(arg) : null);
+    if (view === "subscription" && arg) return await subscription(param);
+    if (view === "dlq") return await dlq(param);
+    if (view === "event") return await eventView(param);
+    if (view === "replay") return await replayView(param);
+    if (view === "live") return await liveTail(param);
     if (view === "endpoints" || !state.admin) return await endpoints();
     return await overview();
   } catch (err) {
     if (err.status !== 401) show("Something went wrong", el("p", { class: "notice", role: "alert" }, err.message));
+  } finally {
+    // Keyboard users continue from the new view's content, not from the link they used.
+    if (document.activeElement === document.body || document.activeElement?.closest("nav")) $("#main").focus();
   }
 }
 
@@ -362,6 +416,8 @@ async function start() {
   $("#nav").hidden = false;
   for (const a of document.querySelectorAll("[data-admin]")) a.hidden = !state.admin;
   $("#scope").textContent = state.admin ? "operator console" : "endpoint portal";
+  // The skip link moves the focus; following it as a link would change the view.
+  $(".skip").addEventListener("click", (e) => { e.preventDefault(); $("#main").focus(); });
   window.addEventListener("hashchange", route);
   await route();
   $("#main").focus();

@@ -21,7 +21,7 @@ fn browser_dir() -> PathBuf {
 }
 
 /// Where screenshots go (kept alive by the caller).
-fn shots() -> (PathBuf, Option<tempfile::TempDir>) {
+pub(super) fn shots() -> (PathBuf, Option<tempfile::TempDir>) {
     if std::env::var_os("HOOKLINE_CONSOLE_SCREENSHOTS").is_some() {
         return (Path::new(env!("CARGO_MANIFEST_DIR")).join("docs"), None);
     }
@@ -29,7 +29,7 @@ fn shots() -> (PathBuf, Option<tempfile::TempDir>) {
     (dir.path().to_path_buf(), Some(dir))
 }
 
-fn node(script: &str, args: &[&str]) -> tokio::process::Command {
+pub(super) fn node(script: &str, args: &[&str]) -> tokio::process::Command {
     let dir = browser_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists()
@@ -42,7 +42,7 @@ fn node(script: &str, args: &[&str]) -> tokio::process::Command {
 }
 
 /// Runs a scenario to its end and asserts it passed.
-async fn scenario(script: &str, args: &[&str]) -> Output {
+pub(super) async fn scenario(script: &str, args: &[&str]) -> Output {
     let out = tokio::time::timeout(2 * WAIT, node(script, args).output())
         .await
         .unwrap_or_else(|_| panic!("{script} finishes in time"))
@@ -53,7 +53,7 @@ async fn scenario(script: &str, args: &[&str]) -> Output {
     out
 }
 
-async fn link(app: &RunningApp, body: serde_json::Value) -> String {
+pub(super) async fn link(app: &RunningApp, body: serde_json::Value) -> String {
     let (status, made) = Api::new(app).post("/v1/console-links", ADMIN, body).await;
     assert_eq!(status, 201, "{made}");
     made["url"].as_str().unwrap().to_string()

@@ -1,10 +1,12 @@
 //! The web console: its signed links (`POST /v1/console-links`, `hookline console-link`) and
 //! what a link's token may do through the API (`links`), and the console driven in Debian's
-//! chromium by Playwright (`browser`).
+//! chromium by Playwright (`browser`, `usable`), and the live feed it reads (`live`).
 
 mod browser;
 mod links;
+mod live;
 mod page;
+mod usable;
 
 use hookline::config::{Config, Redacted};
 
