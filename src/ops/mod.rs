@@ -21,6 +21,7 @@ mod events;
 mod replay;
 mod stats;
 mod subscriptions;
+mod test_event;
 
 use std::sync::Arc;
 
