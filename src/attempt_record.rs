@@ -136,6 +136,10 @@ pub struct AttemptRecord {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
+    /// A test event's attempt (`POST /v1/subscriptions/{id}/test`): never retried, not counted
+    /// in the statistics.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!
 //! Modules in pipeline order: [`ids`] holds the typed ids and their grammar, [`config`] and
 //! [`subjects`] name everything, [`topology`] creates the streams, [`ingest`] publishes events,
-//! [`event`] parses them, [`filter`] and [`store`] find subscriptions, [`pipeline`] moves
+//! [`event`] parses them, [`filter`] and [`store`] find subscriptions, [`payload_filter`] narrows
+//! them by payload, [`pipeline`] moves
 //! messages, [`signing`] signs (and lets Rust receivers verify), [`app`] composes the roles,
 //! [`ops`] implements every operator action once, and its two front ends are [`admin_api`]
 //! (HTTP, with the web console at `/console`) and [`cli`] (the command line).
@@ -24,8 +25,8 @@
 //!
 //! ```text
 //! ids         ids (typed ids and names, their one grammar)
-//! models      subjects, signing, console_link, secret_box, event, filter, attempt_record, ip_ranges, metrics,
-//!             limiter, tls
+//! models      subjects, signing, console_link, secret_box, event, filter, payload_filter,
+//!             attempt_record, ip_ranges, metrics, limiter, tls
 //! config      config (one file per section)
 //! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
 //!             ingest, telemetry
@@ -53,6 +54,7 @@ pub mod lifecycle;
 pub mod limiter;
 pub mod metrics;
 pub mod ops;
+pub mod payload_filter;
 pub mod pipeline;
 pub mod replay;
 pub mod secret_box;

@@ -46,8 +46,9 @@ fn failed(doing: &str) -> impl Fn(&dyn std::fmt::Display) -> ReplayError + '_ {
     move |e| ReplayError::Failed(format!("{doing}: {e}"))
 }
 
-/// Replays the selection to every matching subscription, or to `only` (which must exist; its
-/// filters are not applied: naming it is the operator's choice). `tenant` limits both the events
+/// Replays the selection to every matching subscription (event type, tenant and payload filter,
+/// as at fan-out), or to `only` (which must exist; its filters are not applied: naming it is
+/// the operator's choice). `tenant` limits both the events
 /// and the subscriptions to one tenant. Returns how many deliveries were queued.
 pub async fn replay(
     ctx: &Ctx,
@@ -170,6 +171,7 @@ async fn queue(
             .map_err(|e| failed("looking up subscriptions")(&e))?
             .into_iter()
             .filter(|s| tenant.is_none_or(|t| s.tenant_id.as_deref() == Some(t)))
+            .filter(|s| s.accepts_payload(&event.payload))
             .collect(),
     };
     let mut acks = Vec::with_capacity(subs.len());

@@ -175,16 +175,21 @@ impl SecretBox {
     /// The stored form of `secret` for `subscription_id`: sealed with the current key, or the
     /// plain `whsec_` text when there is none.
     pub fn seal(&self, subscription_id: &str, secret: &Secret) -> String {
+        self.seal_text(subscription_id, &secret.expose())
+    }
+
+    /// [`Self::seal`] of any text held like a secret (a subscription's custom headers); plain
+    /// text must not start with [`SEALED_PREFIX`].
+    pub fn seal_text(&self, subscription_id: &str, plain: &str) -> String {
         let Some(key) = self.current() else {
-            return secret.expose();
+            return plain.to_string();
         };
         let nonce = XNonce::generate();
-        let plain = secret.expose();
         let aad = associated_data(&key.id, subscription_id);
         let sealed = key
             .cipher
             .encrypt(&nonce, Payload { msg: plain.as_bytes(), aad: &aad })
-            // Fails only for messages over 256 GiB; a secret is under 100 bytes.
+            // Fails only for messages over 256 GiB; what is sealed here is a few KiB at most.
             .expect("XChaCha20-Poly1305 seals a short message");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
@@ -194,8 +199,14 @@ impl SecretBox {
     /// The secret a stored value holds: a plain `whsec_` one as it is, a sealed one opened with
     /// the key its id names, checked against `subscription_id`.
     pub fn open(&self, subscription_id: &str, stored: &str) -> Result<Secret, OpenError> {
+        let text = self.open_text(subscription_id, stored)?;
+        Secret::parse(&text).map_err(|_| OpenError::NotASecret)
+    }
+
+    /// The text a value stored by [`Self::seal_text`] holds.
+    pub fn open_text(&self, subscription_id: &str, stored: &str) -> Result<String, OpenError> {
         if !stored.starts_with(SEALED_PREFIX) {
-            return Secret::parse(stored).map_err(|_| OpenError::NotASecret);
+            return Ok(stored.to_string());
         }
         let (key_id, b64) = stored
             .strip_prefix(V1)
@@ -218,8 +229,7 @@ impl SecretBox {
             .cipher
             .decrypt(&nonce, Payload { msg: sealed, aad: &aad })
             .map_err(|_| OpenError::DoesNotOpen(key_id.to_string()))?;
-        let text = String::from_utf8(plain).map_err(|_| OpenError::NotASecret)?;
-        Secret::parse(&text).map_err(|_| OpenError::NotASecret)
+        String::from_utf8(plain).map_err(|_| OpenError::NotASecret)
     }
 
     /// Whether `stored` is already in the form [`Self::seal`] writes now (sealed with the

@@ -34,6 +34,9 @@ pub struct Tally {
 impl Tally {
     /// Counts one record in its subscription's and the overall minute bucket.
     pub fn add(&mut self, names: &Names, r: &AttemptRecord) {
+        if r.test {
+            return;
+        }
         let outcome = match r.status {
             AttemptStatus::Succeeded => "succeeded",
             AttemptStatus::Failed | AttemptStatus::Aborted => "failed",
@@ -215,6 +218,7 @@ mod tests {
             response_body: None,
             next_retry_at: None,
             at,
+            test: false,
         };
         let mut tally = Tally::default();
         for _ in 0..3 {

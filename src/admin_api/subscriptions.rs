@@ -1,6 +1,6 @@
 //! `/v1/subscriptions`: create (the secret is returned once), get, list (filters and
-//! pagination), update, delete, activate, deactivate, rotate-secret. Each change publishes a
-//! lifecycle event.
+//! pagination), update, delete, activate, deactivate, rotate-secret, and the test event. Each
+//! change publishes a lifecycle event.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,15 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/subscriptions/{id}/activate", post(activate))
         .route("/v1/subscriptions/{id}/deactivate", post(deactivate))
         .route("/v1/subscriptions/{id}/rotate-secret", post(rotate_secret))
+        .route("/v1/subscriptions/{id}/test", post(send_test))
+}
+
+/// Body of `POST /v1/subscriptions/{id}/test` (may be empty).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// The test event's payload (default `{"test": true, "subscription_id": ...}`).
+    pub payload: Option<serde_json::Value>,
 }
 
 /// Body of `POST /v1/subscriptions`.
@@ -62,6 +71,20 @@ pub struct CreateSubscription {
     pub max_rps: Option<u32>,
     /// `unordered` (default) or `fifo`.
     pub ordering: Option<Ordering>,
+    /// Custom headers sent with every request: at most 20; no hop-by-hop header and none
+    /// hookline sets (`webhook-*`, `*signature*`, `content-*`, `host`, `user-agent`). Values are
+    /// stored like secrets and shown as `[redacted]`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Delays before each attempt (`["0s", "1m", "10m"]`), overriding `retry.schedule`: 1-100
+    /// durations; its length is the attempt budget.
+    #[schema(max_items = 100)]
+    pub retry_schedule: Option<Vec<String>>,
+    /// Payload filter: only events whose payload matches are delivered, e.g.
+    /// `{"amount": {"$gt": 100}, "currency": {"$in": ["EUR", "USD"]}}`. Operators `$eq $ne $gt
+    /// $gte $lt $lte $in $nin $exists $prefix`, combinators `$and $or $not`, dotted paths.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// A subscription with its (new) secret: returned by create and rotate-secret only.
@@ -142,6 +165,9 @@ async fn create(
         max_in_flight: body.max_in_flight,
         max_rps: body.max_rps,
         ordering: body.ordering,
+        headers: Some(body.headers),
+        retry_schedule: body.retry_schedule,
+        filter: body.filter,
     };
     let sub = state.ops.create_subscription(&caller, input).await?;
     Ok((StatusCode::CREATED, Json(with_secret(sub))))
@@ -253,4 +279,39 @@ async fn rotate_secret(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SubscriptionWithSecret>> {
     Ok(Json(with_secret(state.ops.rotate_secret(&caller, &path_id(&id)?).await?)))
+}
+
+/// Send a synthetic `webhook.test` event through the signed delivery path (filters do not
+/// apply) and answer how that one attempt went; never retried, never dead-lettered, recorded
+/// in the attempt log as a test. The body may be empty, `{}` or `{"payload": ...}`.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/test", tag = "subscriptions", operation_id = "test_subscription",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")),
+    request_body(content = Option<TestRequest>, content_type = "application/json"),
+    responses((status = 200, body = crate::pipeline::test_event::TestOutcome), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+async fn send_test(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<crate::pipeline::test_event::TestOutcome>> {
+    let id = path_id(&id)?;
+    let body = body.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "body_too_large", "request body is over the limit")
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
+        }
+    })?;
+    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let message = e.to_string();
+            let field = super::field_of(&message);
+            ApiError { field, ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message) }
+        })?
+    };
+    Ok(Json(state.ops.test_subscription(&caller, &id, request.payload).await?))
 }

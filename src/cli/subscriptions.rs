@@ -1,4 +1,4 @@
-//! `hookline subscriptions create|list|get|update|delete|activate|deactivate|rotate-secret`,
+//! `hookline subscriptions create|list|get|update|delete|activate|deactivate|rotate-secret|test`,
 //! as an operator (admin scope). Works while NATS is down (lifecycle events are then skipped).
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -82,6 +82,26 @@ pub enum SubscriptionsCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Send a signed webhook.test event now and print how that one attempt went (exit 1 when
+    /// not delivered); never retried, never dead-lettered, filters do not apply.
+    Test {
+        /// The subscription's id (sub_...).
+        id: SubscriptionId,
+        /// The test event's payload, JSON (default {"test": true, "subscription_id": ...}).
+        #[arg(long, value_parser = parse_json)]
+        payload: Option<serde_json::Value>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
+/// A test attempt that was not delivered: exit code 1 after its outcome is printed.
+#[derive(Debug, thiserror::Error)]
+#[error("test event not delivered")]
+pub struct NotDelivered;
+
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// The fields `create` and `update` share.
@@ -116,6 +136,20 @@ pub struct SubscriptionFields {
     /// Metadata entry key=value; repeatable.
     #[arg(long = "metadata", value_parser = parse_key_value)]
     pub metadata: Vec<(String, String)>,
+    /// Custom request header Name=value, sent with every delivery; repeatable. With update,
+    /// replaces the whole set (values are stored like secrets and shown redacted).
+    #[arg(long = "header", value_parser = parse_key_value)]
+    pub headers: Vec<(String, String)>,
+    /// Update: remove every custom header.
+    #[arg(long, conflicts_with = "headers")]
+    pub clear_headers: bool,
+    /// This subscription's retry schedule, overriding retry.schedule: comma-separated delays,
+    /// one per attempt (e.g. 0s,1m,10m); "" returns to the global schedule.
+    #[arg(long, value_delimiter = ',')]
+    pub retry_schedule: Option<Vec<String>>,
+    /// Payload filter, a JSON document (e.g. '{"amount": {"$gt": 100}}'); '{}' removes it.
+    #[arg(long, value_parser = parse_json)]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// `--signature-scheme` values.
@@ -192,15 +226,29 @@ impl SubscriptionFields {
                 OrderingArg::Unordered => Ordering::Unordered,
                 OrderingArg::Fifo => Ordering::Fifo,
             }),
+            filter: self.filter,
+            retry_schedule: self
+                .retry_schedule
+                .map(|s| s.into_iter().filter(|d| !d.trim().is_empty()).collect()),
+            headers: if self.clear_headers {
+                Some(Default::default())
+            } else {
+                (!self.headers.is_empty()).then(|| self.headers.into_iter().collect())
+            },
         }
     }
 }
 
 /// Runs one `subscriptions` subcommand.
 pub async fn run(cmd: SubscriptionsCommand, config: Config) -> anyhow::Result<()> {
+    if let SubscriptionsCommand::Test { id, payload, output } = cmd {
+        return run_test(config, &id, payload, output.output).await;
+    }
     let ops = Ops::connect(config, Need::Subscriptions).await?;
     let admin = Scope::Admin;
     match cmd {
+        // Handled above: it needs the HTTP client and the attempt log.
+        SubscriptionsCommand::Test { .. } => {}
         SubscriptionsCommand::Create { url, fields, output } => {
             let sub = ops.create_subscription(&admin, fields.into_input(Some(url), false)).await?;
             match output.output {
@@ -264,6 +312,34 @@ pub async fn run(cmd: SubscriptionsCommand, config: Config) -> anyhow::Result<()
     Ok(())
 }
 
+/// `subscriptions test`: the one attempt, printed; exit 1 when it was not delivered.
+async fn run_test(
+    config: Config,
+    id: &SubscriptionId,
+    payload: Option<serde_json::Value>,
+    output: Output,
+) -> anyhow::Result<()> {
+    let ops = Ops::connect(config, Need::Everything).await?;
+    let outcome = ops.test_subscription(&Scope::Admin, id, payload).await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&outcome)?),
+        Output::Text => {
+            println!("event id:    {}", outcome.event_id);
+            println!("delivered:   {}", outcome.delivered);
+            let status = outcome.status.map_or("(no response)".to_string(), |s| s.to_string());
+            println!("status:      {status}");
+            println!("duration:    {} ms", outcome.duration_ms);
+            if let Some(error) = &outcome.error {
+                println!("error:       {error}");
+            }
+            if !outcome.response_body.is_empty() {
+                println!("response:    {}", outcome.response_body);
+            }
+        }
+    }
+    if outcome.delivered { Ok(()) } else { Err(NotDelivered.into()) }
+}
+
 fn show(sub: &Subscription, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string(sub)?),
@@ -294,5 +370,16 @@ fn print_subscription(s: &Subscription) {
     println!("tenant:      {}", s.tenant_id.as_deref().unwrap_or("(none)"));
     println!("description: {}", s.description);
     println!("active:      {}", s.active);
+    if let Some(filter) = &s.filter {
+        println!("filter:      {}", filter.document());
+    }
+    if let Some(schedule) = &s.retry_schedule {
+        let text = crate::store::subscriptions::schedule_strings(schedule).join(", ");
+        println!("retries:     {text}");
+    }
+    if !s.headers.is_empty() {
+        let names: Vec<&str> = s.headers.0.keys().map(String::as_str).collect();
+        println!("headers:     {} (values redacted)", names.join(", "));
+    }
     println!("created at:  {}", crate::pipeline::headers::rfc3339(s.created_at));
 }

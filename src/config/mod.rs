@@ -35,7 +35,7 @@ pub use health::HealthConfig;
 pub use nats::NatsConfig;
 pub use process::{LogConfig, LogFormat, RuntimeConfig, ShutdownConfig};
 pub use redis::{RedisConfig, RedisMode};
-pub use retry::RetryConfig;
+pub use retry::{MAX_ATTEMPTS, RetryConfig, parse_schedule};
 use retry::{RawRetry, validate_retry};
 pub use secrets::SecretsConfig;
 pub use streams::{StorageKind, StreamsConfig};

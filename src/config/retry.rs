@@ -27,21 +27,27 @@ pub(super) struct RawRetry {
     max_retry_after: Duration,
 }
 
-pub(super) fn validate_retry(raw: RawRetry) -> Result<RetryConfig, ConfigError> {
-    if raw.schedule.is_empty() {
-        return Err(invalid("retry.schedule", "must list at least one delay (the first attempt)"));
+/// Most attempts a schedule may list.
+pub const MAX_ATTEMPTS: usize = 100;
+
+/// Parses a retry schedule (`["0s", "5s", "5m"]`): one delay per attempt, 1 to
+/// [`MAX_ATTEMPTS`] of them; the error says what is wrong (the caller names the key). Shared by
+/// `retry.schedule` and a subscription's `retry_schedule`.
+pub fn parse_schedule(texts: &[String]) -> Result<Vec<Duration>, String> {
+    if texts.is_empty() {
+        return Err("must list at least one delay (the first attempt)".into());
     }
-    if raw.schedule.len() > 100 {
-        return Err(invalid("retry.schedule", "must not list more than 100 attempts"));
+    if texts.len() > MAX_ATTEMPTS {
+        return Err(format!("must not list more than {MAX_ATTEMPTS} attempts"));
     }
-    let schedule = raw
-        .schedule
+    texts
         .iter()
-        .map(|s| {
-            humantime::parse_duration(s)
-                .map_err(|e| invalid("retry.schedule", format!("{s:?} is not a duration: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration: {e}")))
+        .collect()
+}
+
+pub(super) fn validate_retry(raw: RawRetry) -> Result<RetryConfig, ConfigError> {
+    let schedule = parse_schedule(&raw.schedule).map_err(|e| invalid("retry.schedule", e))?;
     if !(0.0..1.0).contains(&raw.jitter) {
         return Err(invalid("retry.jitter", format!("{} must be in [0, 1)", raw.jitter)));
     }

@@ -22,6 +22,7 @@ mod live;
 mod replay;
 mod stats;
 mod subscriptions;
+mod test_event;
 
 use std::sync::Arc;
 

@@ -212,6 +212,9 @@ mod tests {
             max_rps: None,
             disabled_reason: None,
             ordering: Ordering::Unordered,
+            headers: Default::default(),
+            retry_schedule: None,
+            filter: None,
             created_at: at,
             updated_at: at,
             secrets: vec![SigningSecret {

@@ -1,4 +1,5 @@
-//! Fan-out: one event in, one delivery message per matching active subscription out.
+//! Fan-out: one event in, one delivery message per matching active subscription out (matching:
+//! the event type and tenant through the index, then the subscription's payload filter).
 //!
 //! Each delivery is published to `<p>.deliver.<subscription_id>` with
 //! `Nats-Msg-Id: <event_id>.<subscription_id>`, so repeating the fan-out of an event (after a
@@ -98,7 +99,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     // it only serves replay-by-id and is idempotent, so writing it before the publishes is fine.
     let retention = ctx.config.streams.events_max_age;
     let index = event_index::set_cmd(&ctx.names, &event.event_id, seq, retention);
-    let subscriptions = ctx
+    let matched = ctx
         .cache
         .matching(&event.event_type, event.tenant_id.as_deref(), Some(index))
         .await
@@ -107,6 +108,17 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
             SubscriptionError::IndexNotReady => Transient::hold(INDEX_WAIT, e),
             e => Transient::redis(e),
         })?;
+    // Payload filters after the type lookup (compiled when the subscription was read, so this
+    // costs an evaluation per filtered subscription, no parsing); no copy when none has one.
+    let filtered: Vec<std::sync::Arc<Subscription>>;
+    let subscriptions: &[std::sync::Arc<Subscription>] =
+        if matched.iter().any(|s| s.filter.is_some()) {
+            filtered =
+                matched.iter().filter(|s| s.accepts_payload(&event.payload)).cloned().collect();
+            &filtered
+        } else {
+            &matched
+        };
     tracing::Span::current().record("matched", subscriptions.len());
     for chunk in subscriptions.chunks(PUBLISH_CHUNK) {
         let holds = holds(ctx, chunk).await?;

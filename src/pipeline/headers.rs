@@ -35,6 +35,26 @@ pub const REDELIVERED_FROM: &str = "Hookline-Redelivered-From";
 /// replay is meant to reach an endpoint that already has the event).
 pub const REPLAY_ID: &str = "Hookline-Replay-Id";
 
+/// Set on every scheduled retry and deferral: the retry schedule the delivery started with, as
+/// comma-separated milliseconds, so a pending retry keeps it when the subscription's
+/// `retry_schedule` (or `retry.schedule`) changes meanwhile.
+pub const RETRY_SCHEDULE: &str = "Hookline-Retry-Schedule";
+
+/// The [`RETRY_SCHEDULE`] header value of `schedule`.
+pub fn schedule_value(schedule: &[std::time::Duration]) -> String {
+    let ms: Vec<String> = schedule.iter().map(|d| d.as_millis().to_string()).collect();
+    ms.join(",")
+}
+
+/// A [`RETRY_SCHEDULE`] header value read back; `None` when garbled or out of bounds.
+pub fn parse_schedule(value: &str) -> Option<Vec<std::time::Duration>> {
+    let schedule: Vec<std::time::Duration> = value
+        .split(',')
+        .map(|ms| ms.trim().parse().ok().map(std::time::Duration::from_millis))
+        .collect::<Option<_>>()?;
+    (1..=crate::config::MAX_ATTEMPTS).contains(&schedule.len()).then_some(schedule)
+}
+
 /// RFC 3339 text of a time.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
@@ -51,6 +71,9 @@ pub struct AttemptState {
     pub replay_id: Option<String>,
     /// The DLQ entry this delivery was re-queued from, if any.
     pub redelivered_from: Option<u64>,
+    /// The retry schedule it started with (a scheduled retry or deferral carries it); `None`
+    /// on a first attempt: the subscription's then applies.
+    pub schedule: Option<Vec<std::time::Duration>>,
 }
 
 impl AttemptState {
@@ -63,7 +86,8 @@ impl AttemptState {
             .unwrap_or(now);
         let replay_id = get(REPLAY_ID).filter(|v| crate::event::valid_event_id(v));
         let redelivered_from = get(REDELIVERED_FROM).and_then(|v| v.parse().ok());
-        AttemptState { attempt, first_attempt_at, replay_id, redelivered_from }
+        let schedule = get(RETRY_SCHEDULE).and_then(|v| parse_schedule(&v));
+        AttemptState { attempt, first_attempt_at, replay_id, redelivered_from, schedule }
     }
 }
 
@@ -93,7 +117,8 @@ mod tests {
                 attempt: 1,
                 first_attempt_at: now,
                 replay_id: None,
-                redelivered_from: None
+                redelivered_from: None,
+                schedule: None,
             }
         );
     }
@@ -108,6 +133,15 @@ mod tests {
         assert_eq!(s.attempt, 3);
         assert_eq!(rfc3339(s.first_attempt_at), "2024-01-02T03:04:05Z");
         assert_eq!(s.redelivered_from, Some(17));
+    }
+
+    #[test]
+    fn a_carried_schedule_reads_back_and_a_garbled_one_is_ignored() {
+        let schedule = [0, 1500, 60_000].map(std::time::Duration::from_millis).to_vec();
+        assert_eq!(parse_schedule(&schedule_value(&schedule)), Some(schedule));
+        for bad in ["", "1,x", "-1", "1,,2"] {
+            assert_eq!(parse_schedule(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub async fn post(
         Some(url) => http.post(url),
         None => http.post(&sub.url),
     };
+    // The custom headers first: validation keeps them apart from every header set below.
+    for (name, value) in &sub.headers.0 {
+        request = request.header(name.as_str(), value.as_str());
+    }
     for (name, value) in signed.headers {
         request = request.header(name, value);
     }

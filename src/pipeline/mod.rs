@@ -12,6 +12,7 @@ pub mod fifo;
 pub mod headers;
 pub mod http_post;
 pub mod retry;
+pub mod test_event;
 pub mod worker;
 
 /// A boxed error of a backing service, kept as the source of a [`Transient`].

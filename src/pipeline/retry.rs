@@ -46,6 +46,14 @@ pub struct Failure<'a> {
     pub at: OffsetDateTime,
 }
 
+/// The attempt a schedule fires: its number, how long until it is due, and the retry schedule
+/// the delivery follows.
+pub struct Next<'a> {
+    pub attempt: u32,
+    pub delay: Duration,
+    pub schedule: &'a [Duration],
+}
+
 /// The headers of a message schedule that fires attempt `next` of a delivery of `sub_id` onto
 /// `<p>.deliver.<sub_id>` at `due`, deduplicated by `msg_id`.
 pub fn schedule_headers(
@@ -71,20 +79,21 @@ pub fn schedule_headers(
     h
 }
 
-/// Publishes attempt `next` (`state.attempt + 1` after a failure; `state.attempt` again for a
-/// backpressure deferral, which uses no attempt) as a message schedule due after `delay`;
+/// Publishes attempt `next.attempt` (`state.attempt + 1` after a failure; `state.attempt` again for a
+/// backpressure deferral, which uses no attempt) as a message schedule due after `next.delay`;
 /// returns when JetStream has stored it. `origin_seq` (the failed message's stream sequence)
-/// makes the publish idempotent if this step is repeated after a crash.
-#[tracing::instrument(level = "debug", skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %delivery.subscription_id, next_attempt = next))]
+/// makes the publish idempotent if this step is repeated after a crash. `next.schedule` is the one
+/// this delivery follows; the message carries it, so the pending retry keeps it.
+#[tracing::instrument(level = "debug", skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %delivery.subscription_id, next_attempt = next.attempt))]
 pub async fn schedule(
     ctx: &Ctx,
     delivery: &Delivery,
     state: &AttemptState,
     failure: &Failure<'_>,
-    delay: Duration,
     origin_seq: u64,
-    next: u32,
+    next: Next<'_>,
 ) -> Result<OffsetDateTime, Transient> {
+    let Next { attempt: next, delay, schedule } = next;
     let sub_id = &delivery.subscription_id;
     let due = OffsetDateTime::now_utc() + delay;
     let mut h = schedule_headers(
@@ -102,6 +111,7 @@ pub async fn schedule(
     if let Some(from) = state.redelivered_from {
         h.insert(headers::REDELIVERED_FROM, from.to_string().as_str());
     }
+    h.insert(headers::RETRY_SCHEDULE, headers::schedule_value(schedule).as_str());
     let subject = ctx.names.retry(sub_id, &delivery.event.event_id, next);
     let ack = ctx
         .js

@@ -28,3 +28,4 @@ mod redis_topologies;
 mod secrets;
 mod secrets_at_rest;
 mod signatures;
+mod subscription_features;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::settle::Log;
 use super::{Job, fifo_key};
 use crate::attempt_record::{AttemptStatus, FailureKind};
+use crate::config::RetryConfig;
 use crate::lifecycle::{self, LifecycleKind};
 use crate::metrics;
 use crate::pipeline::Transient;
@@ -42,13 +43,11 @@ impl Job<'_> {
             }
             Outcome::Failed { status: Some(429), retry_after, duration, .. } => {
                 metrics::attempt("deferred", Some(429), duration);
-                let ctx = self.ctx;
-                let wait = retry_after
-                    .map(|r| r.min(ctx.config.retry.max_retry_after))
-                    .unwrap_or_else(|| {
-                        let next = self.state.attempt + 1;
-                        retry::delay_before(&ctx.config.retry, next, None, rand::random::<f64>())
-                    });
+                let plan = self.retry_config(sub);
+                let wait = retry_after.map(|r| r.min(plan.max_retry_after)).unwrap_or_else(|| {
+                    let next = self.state.attempt + 1;
+                    retry::delay_before(&plan, next, None, rand::random::<f64>())
+                });
                 self.defer(sub, wait, "http_429", Some(429)).await
             }
             Outcome::Failed {
@@ -141,25 +140,39 @@ impl Job<'_> {
         log: Log,
     ) -> Result<(), Transient> {
         let (ctx, status, duration) = (self.ctx, f.status, f.duration);
-        if !retry::has_attempts_left(&ctx.config.retry, self.state.attempt) {
+        let plan = self.retry_config(sub);
+        if !retry::has_attempts_left(&plan, self.state.attempt) {
             metrics::attempt("dead_lettered", status, duration);
             return self.dead_letter_failed("retries_exhausted", sub, &f.error, status, log).await;
         }
         metrics::attempt("failed", status, duration);
         let next = self.state.attempt + 1;
-        let delay =
-            retry::delay_before(&ctx.config.retry, next, f.retry_after, rand::random::<f64>());
+        let delay = retry::delay_before(&plan, next, f.retry_after, rand::random::<f64>());
         if self.fifo {
             return self.hold_head(sub, delay, log).await;
         }
         let failure = Failure { status, error: &f.error, at: self.now };
+        let next = retry::Next { attempt: next, delay, schedule: &plan.schedule };
         let due =
-            retry::schedule(ctx, &self.delivery, &self.state, &failure, delay, self.seq, next)
-                .await?;
+            retry::schedule(ctx, &self.delivery, &self.state, &failure, self.seq, next).await?;
         let error = &f.error;
         job_log!(info, self, status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
         self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;
         Ok(())
+    }
+
+    /// The retry settings of this delivery: the schedule it started with (carried by its
+    /// retries), else the subscription's own, else `retry.schedule`; jitter and the
+    /// `Retry-After` cap are global.
+    pub(super) fn retry_config(&self, sub: &Subscription) -> RetryConfig {
+        let global = &self.ctx.config.retry;
+        let schedule = self
+            .state
+            .schedule
+            .clone()
+            .or_else(|| sub.retry_schedule.clone())
+            .unwrap_or_else(|| global.schedule.clone());
+        RetryConfig { schedule, ..global.clone() }
     }
 
     /// FIFO: counts the failed attempt and keeps the message at the head for `delay`.

@@ -43,9 +43,12 @@ impl Job<'_> {
             &self.delivery,
             &self.state,
             &failure,
-            wait,
             self.seq,
-            self.state.attempt,
+            retry::Next {
+                attempt: self.state.attempt,
+                delay: wait,
+                schedule: &self.retry_config(sub).schedule,
+            },
         )
         .await?;
         tracing::debug!(reason, ?wait, subscription_id = %sub.id, "delivery deferred");
@@ -140,6 +143,7 @@ impl Job<'_> {
             response_body: log.body.filter(|b| !b.is_empty()),
             next_retry_at: log.next,
             at: self.now,
+            test: false,
         };
         ctx.attempts.record(record).await;
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::headers::CustomHeaders;
 use super::{SigningSecret, Subscription};
 use crate::secret_box::SecretBox;
 use crate::store::StoreError;
@@ -37,6 +38,15 @@ pub(super) fn encode(sub: &Subscription, sealer: &SecretBox) -> Vec<(&'static st
         (
             "ordering",
             serde_json::to_string(&sub.ordering).unwrap_or_else(|_| "\"unordered\"".into()),
+        ),
+        ("headers", encode_headers(&sub.id, &sub.headers, sealer)),
+        ("filter", sub.filter.as_ref().map(|f| f.document().to_string()).unwrap_or_default()),
+        (
+            "retry_schedule",
+            sub.retry_schedule
+                .as_deref()
+                .map(|s| serde_json::to_string(&super::schedule_strings(s)).unwrap_or_default())
+                .unwrap_or_default(),
         ),
         ("created_at", ts(sub.created_at)),
         ("updated_at", ts(sub.updated_at)),
@@ -95,6 +105,25 @@ fn decode_secrets(id: &str, text: &str, opener: &SecretBox) -> Result<Vec<Signin
     Ok(secrets)
 }
 
+/// The custom headers as sealed JSON ("" when there are none).
+fn encode_headers(id: &str, headers: &CustomHeaders, sealer: &SecretBox) -> String {
+    if headers.is_empty() {
+        return String::new();
+    }
+    sealer.seal_text(id, &serde_json::to_string(&headers.0).unwrap_or_else(|_| "{}".into()))
+}
+
+/// The custom headers of subscription `id` (the error never echoes a value).
+fn decode_headers(id: &str, text: &str, opener: &SecretBox) -> Result<CustomHeaders, String> {
+    if text.is_empty() {
+        return Ok(CustomHeaders::default());
+    }
+    let plain = opener.open_text(id, text).map_err(|e| e.to_string())?;
+    serde_json::from_str(&plain)
+        .map(CustomHeaders)
+        .map_err(|e| format!("not a JSON object of strings (column {})", e.column()))
+}
+
 /// Whether every secret of a stored `secrets` field is already in the form `sealer` writes (a
 /// field that does not parse counts as current: decoding reports it).
 pub(super) fn secrets_current(text: &str, sealer: &SecretBox) -> bool {
@@ -104,10 +133,11 @@ pub(super) fn secrets_current(text: &str, sealer: &SecretBox) -> bool {
 
 /// [`secrets_current`] of a bucket value.
 pub(super) fn value_secrets_current(value: &[u8], sealer: &SecretBox) -> bool {
-    serde_json::from_slice::<std::collections::HashMap<String, String>>(value)
-        .ok()
-        .and_then(|m| m.get("secrets").map(|s| secrets_current(s, sealer)))
-        .unwrap_or(true)
+    let Ok(map) = serde_json::from_slice::<std::collections::HashMap<String, String>>(value) else {
+        return true;
+    };
+    let headers_current = map.get("headers").is_none_or(|h| h.is_empty() || sealer.is_current(h));
+    headers_current && map.get("secrets").is_none_or(|s| secrets_current(s, sealer))
 }
 
 pub(super) fn decode(
@@ -150,6 +180,25 @@ pub(super) fn decode(
             .get("ordering")
             .and_then(|m| serde_json::from_str(m).ok())
             .unwrap_or_default(),
+        headers: decode_headers(id, map.get("headers").map_or("", String::as_str), opener)
+            .map_err(|why| corrupt(format!("field headers: {why}")))?,
+        filter: match map.get("filter").filter(|v| !v.is_empty()) {
+            None => None,
+            // Compiled once here: the in-process cache keeps the compiled copy.
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| e.to_string())
+                .and_then(|doc| super::compile_filter(&doc).map_err(|e| e.to_string()))
+                .map_err(|why| corrupt(format!("field filter: {why}")))?,
+        },
+        retry_schedule: match map.get("retry_schedule").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str::<Vec<String>>(text)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| crate::config::parse_schedule(&t))
+                    .map_err(|why| corrupt(format!("field retry_schedule: {why}")))?,
+            ),
+        },
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
         secrets: decode_secrets(id, &get("secrets")?, opener)

@@ -26,12 +26,16 @@ use async_nats::jetstream::kv;
 use time::OffsetDateTime;
 
 mod codec;
+pub mod headers;
 mod index;
 mod model;
 pub mod sync;
 
 pub use model::*;
-use model::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
+use model::{
+    compile_filter, dedup_schemes, validate_filters, validate_metadata, validate_schedule,
+    validate_tenant,
+};
 
 use crate::secret_box::SecretBox;
 use crate::signing::Secret;
@@ -139,6 +143,12 @@ impl SubscriptionStore {
             max_rps: input.max_rps,
             disabled_reason: None,
             ordering: input.ordering.unwrap_or_default(),
+            headers: headers::validate(&input.headers.unwrap_or_default())?,
+            retry_schedule: validate_schedule(&input.retry_schedule.unwrap_or_default())?,
+            filter: match &input.filter {
+                Some(doc) => compile_filter(doc)?,
+                None => None,
+            },
             created_at: at,
             updated_at: at,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
@@ -252,6 +262,15 @@ impl SubscriptionStore {
         }
         if let Some(format) = input.body_format {
             new.body_format = format;
+        }
+        if let Some(h) = input.headers {
+            new.headers = headers::validate(&h)?;
+        }
+        if let Some(schedule) = input.retry_schedule {
+            new.retry_schedule = validate_schedule(&schedule)?;
+        }
+        if let Some(doc) = &input.filter {
+            new.filter = compile_filter(doc)?;
         }
         new.updated_at = now();
         self.write(&old, new).await

@@ -2,12 +2,15 @@
 //! store is the parent module).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::headers::{BadHeader, CustomHeaders};
 use crate::filter::{EventFilter, InvalidFilter};
 use crate::ids::TenantId;
+use crate::payload_filter::{InvalidPayloadFilter, PayloadFilter};
 use crate::signing::Secret;
 use crate::store::StoreError;
 
@@ -100,6 +103,18 @@ pub struct Subscription {
     pub disabled_reason: Option<String>,
     /// Unordered (default) or fifo.
     pub ordering: Ordering,
+    /// Payload filter (compiled once, here): only events whose payload matches are delivered.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "filter_document")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Arc<PayloadFilter>>,
+    /// Delays before each attempt, overriding `retry.schedule` (its length is the attempt
+    /// budget); absent: the global schedule.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "schedule_text")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub retry_schedule: Option<Vec<std::time::Duration>>,
+    /// Custom request headers: names only, every value shown as `[redacted]`.
+    #[serde(skip_serializing_if = "CustomHeaders::is_empty")]
+    pub headers: CustomHeaders,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -135,6 +150,11 @@ impl Subscription {
     /// The parsed filters (validated on write, so parsing cannot fail for stored ones).
     pub fn filters(&self) -> Vec<EventFilter> {
         self.event_types.iter().filter_map(|t| EventFilter::parse(t).ok()).collect()
+    }
+
+    /// Whether `payload` passes this subscription's payload filter (none: every payload).
+    pub fn accepts_payload(&self, payload: &serde_json::Value) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(payload))
     }
 
     /// Whether this subscription should receive an event of `event_type` from `tenant`.
@@ -181,6 +201,19 @@ pub struct SubscriptionInput {
     #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub max_rps: Option<u32>,
     pub ordering: Option<Ordering>,
+    /// Payload filter: a JSON document matched against each event's payload (operators `$eq
+    /// $ne $gt $gte $lt $lte $in $nin $exists $prefix`, combinators `$and $or $not`, dotted
+    /// paths); `{}` removes it.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// Delays before each attempt (`["0s", "1m", "10m"]`), overriding `retry.schedule` for this
+    /// subscription: 1-100 durations; `[]` on update returns to the global schedule.
+    #[schema(max_items = 100)]
+    pub retry_schedule: Option<Vec<String>>,
+    /// Custom headers sent with every request (replaces the whole set; `{}` removes them). At
+    /// most 20; no hop-by-hop header and none hookline sets (`webhook-*`, `*signature*`,
+    /// `content-*`, `host`, `user-agent`); values are stored like secrets and shown redacted.
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// A rejected subscription input; names the field.
@@ -198,6 +231,12 @@ pub enum SubscriptionError {
         "metadata must have at most 32 entries, keys of 1-64 and values of at most 512 characters"
     )]
     BadMetadata,
+    #[error(transparent)]
+    BadHeader(#[from] BadHeader),
+    #[error("invalid retry_schedule: {0}")]
+    BadRetrySchedule(String),
+    #[error(transparent)]
+    BadPayloadFilter(#[from] InvalidPayloadFilter),
     #[error("subscription {0} not found")]
     NotFound(String),
     #[error("invalid subscription id {0:?}: {rule}", rule = crate::ids::SubscriptionId::RULE)]
@@ -224,6 +263,9 @@ impl SubscriptionError {
             SubscriptionError::BadTenant(_) => Some("tenant_id"),
             SubscriptionError::DescriptionTooLong => Some("description"),
             SubscriptionError::BadMetadata => Some("metadata"),
+            SubscriptionError::BadHeader(_) => Some("headers"),
+            SubscriptionError::BadRetrySchedule(_) => Some("retry_schedule"),
+            SubscriptionError::BadPayloadFilter(_) => Some("filter"),
             SubscriptionError::BadId(_) => Some("id"),
             _ => None,
         }
@@ -270,6 +312,42 @@ pub(super) fn validate_filters(types: &[String]) -> Result<Vec<String>, Subscrip
     Ok(set.into_iter().collect())
 }
 
+/// A retry schedule as text (`"0s"`, `"1m"`, ...), the way `retry.schedule` is written.
+pub fn schedule_strings(schedule: &[std::time::Duration]) -> Vec<String> {
+    schedule.iter().map(|d| humantime::format_duration(*d).to_string()).collect()
+}
+
+fn filter_document<S: serde::Serializer>(
+    filter: &Option<Arc<PayloadFilter>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    filter.as_ref().map(|f| f.document()).serialize(s)
+}
+
+/// A subscription's `filter`, compiled (`{}`: none).
+pub(super) fn compile_filter(
+    doc: &serde_json::Value,
+) -> Result<Option<Arc<PayloadFilter>>, SubscriptionError> {
+    Ok(PayloadFilter::compile(doc)?.map(Arc::new))
+}
+
+fn schedule_text<S: serde::Serializer>(
+    schedule: &Option<Vec<std::time::Duration>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    schedule.as_deref().map(schedule_strings).serialize(s)
+}
+
+/// A subscription's `retry_schedule` (validated as `retry.schedule` is); `[]` means none.
+pub(super) fn validate_schedule(
+    texts: &[String],
+) -> Result<Option<Vec<std::time::Duration>>, SubscriptionError> {
+    if texts.is_empty() {
+        return Ok(None);
+    }
+    crate::config::parse_schedule(texts).map(Some).map_err(SubscriptionError::BadRetrySchedule)
+}
+
 pub(super) fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), SubscriptionError> {
     let ok =
         m.len() <= 32 && m.iter().all(|(k, v)| !k.is_empty() && k.len() <= 64 && v.len() <= 512);
@@ -311,6 +389,9 @@ mod tests {
             max_rps: None,
             disabled_reason: None,
             ordering: Ordering::Unordered,
+            headers: Default::default(),
+            retry_schedule: None,
+            filter: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
