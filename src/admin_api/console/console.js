@@ -169,7 +169,7 @@ async function subscription(id) {
       const r = await api("POST", `/v1/subscriptions/${id}/test`, {});
       const what = r.delivered ? "Test event delivered" : "Test event not delivered";
       notice.replaceChildren(el("div", { class: "notice", role: "status", id: "test-outcome" },
-        el("p", {}, `${what}: HTTP ${r.http_status ?? "–"} in ${ms(r.duration_ms)}.`),
+        el("p", {}, `${what}: HTTP ${r.status ?? "–"} in ${ms(r.duration_ms)}.`),
         r.error ? el("p", {}, r.error) : "", r.response_body ? el("pre", {}, r.response_body) : ""));
     } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
   };

@@ -120,3 +120,23 @@ async fn every_view_fits_a_phones_width() {
     scenario("phone.mjs", &[&url, sub.id.as_str(), dir.to_str().unwrap()]).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_test_event_is_sent_from_the_console_and_its_outcome_shown() {
+    let w = World::start().await;
+    let app = w.start_app(config(&w)).await;
+    let ok = w.subscribe("/test-ok", &["order.*"], Some("acme")).await;
+    let broken = w.subscribe("/test-broken", &["order.*"], None).await;
+    w.receiver.set_default("/test-broken", Reply::StatusWithBody(500, "not today".into()));
+    // The tenant portal tests its own endpoint; the operator one that fails.
+    let tenant = link(&app, json!({"tenant_id": "acme"})).await;
+    scenario("test-event.mjs", &[&tenant, ok.id.as_str(), "Test event delivered: HTTP 200"]).await;
+    let admin = link(&app, json!({})).await;
+    scenario("test-event.mjs", &[&admin, broken.id.as_str(), "not today"]).await;
+    let got = w.receiver.requests_for("/test-ok");
+    assert_eq!(got.len(), 1, "one test request");
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["type"], "webhook.test", "{body}");
+    assert!(w.dlq(None).await.is_empty(), "a failed test is not dead-lettered");
+    app.stop().await;
+}
