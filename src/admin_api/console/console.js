@@ -122,12 +122,14 @@ function createForm(made) {
   const types = el("input", { name: "event_types", placeholder: "order.*, invoice.paid" });
   const desc = el("input", { name: "description", placeholder: "optional" });
   const tenant = el("input", { name: "tenant_id", placeholder: "optional" });
+  const more = advancedFields(null);
   const submit = async (e) => {
     e.preventDefault();
     const body = { url: url.value, event_types: types.value.split(",").map((t) => t.trim()).filter(Boolean) };
     if (desc.value) body.description = desc.value;
     if (state.admin && tenant.value) body.tenant_id = tenant.value;
     try {
+      more.apply(body);
       const s = await api("POST", "/v1/subscriptions", body);
       state.flash = secretNotice(`Endpoint ${s.id} created.`, s.secret);
       await route();
@@ -135,7 +137,33 @@ function createForm(made) {
   };
   return el("form", { class: "inline", onsubmit: submit, "aria-label": "Add an endpoint" },
     el("label", {}, "URL", url), el("label", {}, "Event types", types), el("label", {}, "Description", desc),
-    state.admin ? el("label", {}, "Tenant", tenant) : "", el("button", { type: "submit" }, "Add endpoint"));
+    state.admin ? el("label", {}, "Tenant", tenant) : "", more.fields, el("button", { type: "submit" }, "Add endpoint"));
+}
+
+// The subscription features beyond URL and types: payload filter, own retry schedule, custom
+// headers. Empty fields leave a setting as it is on edit; `{}` / an emptied schedule remove it.
+function advancedFields(s) {
+  const filter = el("textarea", { name: "filter", rows: 3, cols: 40, placeholder: '{"amount": {"$gt": 100}}' });
+  filter.value = s?.filter ? JSON.stringify(s.filter) : "";
+  const schedule = el("input", { name: "retry_schedule", placeholder: "global: or 0s, 1m, 10m", value: (s?.retry_schedule || []).join(", ") });
+  const headers = el("textarea", { name: "headers", rows: 2, cols: 40,
+    placeholder: s?.headers ? `set: ${Object.keys(s.headers).join(", ")} (values hidden); JSON replaces all, {} removes` : '{"X-Api-Key": "..."}' });
+  const json = (field, text) => {
+    try { return JSON.parse(text); } catch { throw new Error(`${field}: not valid JSON`); }
+  };
+  const apply = (body) => {
+    const f = filter.value.trim();
+    if (f !== (s?.filter ? JSON.stringify(s.filter) : "")) body.filter = f ? json("filter", f) : {};
+    const r = schedule.value.split(",").map((x) => x.trim()).filter(Boolean);
+    if (r.join(",") !== (s?.retry_schedule || []).join(",")) body.retry_schedule = r;
+    if (headers.value.trim()) body.headers = json("headers", headers.value.trim());
+    if (!s && body.retry_schedule && !body.retry_schedule.length) delete body.retry_schedule;
+    return body;
+  };
+  const fields = el("details", { class: "more" }, el("summary", {}, "Filter, retry schedule, headers"),
+    el("div", { class: "inline" }, el("label", {}, "Payload filter (JSON)", filter), el("label", {}, "Retry schedule", schedule),
+      el("label", {}, "Custom headers (JSON)", headers)));
+  return { fields, apply };
 }
 
 function secretNotice(what, secret) {
@@ -181,6 +209,9 @@ async function subscription(id) {
       el("dt", {}, "tenant"), el("dd", {}, s.tenant_id || "–"),
       el("dt", {}, "event types"), el("dd", {}, (s.event_types || []).join(", ") || "all"),
       el("dt", {}, "state"), el("dd", { id: "sub-state" }, s.active ? "active" : "inactive"),
+      s.filter ? [el("dt", {}, "payload filter"), el("dd", {}, el("code", { id: "sub-filter" }, JSON.stringify(s.filter)))] : "",
+      el("dt", {}, "retry schedule"), el("dd", { id: "sub-schedule" }, s.retry_schedule ? s.retry_schedule.join(", ") : "the global one"),
+      s.headers ? [el("dt", {}, "custom headers"), el("dd", {}, `${Object.keys(s.headers).join(", ")} (values hidden)`)] : "",
       el("dt", {}, "created"), el("dd", {}, time(s.created_at))),
     el("div", { class: "toolbar" },
       s.active ? el("button", { class: "secondary", onclick: () => act("deactivate", "Deactivate this endpoint? Deliveries pause.") }, "Deactivate")
@@ -232,11 +263,13 @@ function editForm(s, notice) {
   const url = el("input", { name: "url", type: "url", required: true, value: s.url, size: 34 });
   const types = el("input", { name: "event_types", value: (s.event_types || []).join(", ") });
   const desc = el("input", { name: "description", value: s.description || "" });
+  const more = advancedFields(s);
   const save = async (e) => {
     e.preventDefault();
     const body = { url: url.value, description: desc.value,
       event_types: types.value.split(",").map((t) => t.trim()).filter(Boolean) };
     try {
+      more.apply(body);
       await api("PATCH", `/v1/subscriptions/${s.id}`, body);
       state.flash = el("p", { class: "notice", role: "status" }, "Endpoint saved.");
       await route();
@@ -245,7 +278,7 @@ function editForm(s, notice) {
   return el("details", {}, el("summary", {}, "Edit"),
     el("form", { class: "inline", onsubmit: save, "aria-label": "Edit the endpoint" },
       el("label", {}, "URL", url), el("label", {}, "Event types", types), el("label", {}, "Description", desc),
-      el("button", { type: "submit" }, "Save")));
+      more.fields, el("button", { type: "submit" }, "Save")));
 }
 
 // ---- DLQ ----

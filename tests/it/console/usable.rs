@@ -140,3 +140,17 @@ async fn a_test_event_is_sent_from_the_console_and_its_outcome_shown() {
     assert!(w.dlq(None).await.is_empty(), "a failed test is not dead-lettered");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn filter_retry_schedule_and_headers_are_set_from_the_console() {
+    let w = World::start().await;
+    let app = w.start_app(config(&w)).await;
+    let sub = w.subscribe("/features", &["order.*"], Some("acme")).await;
+    let url = link(&app, json!({"tenant_id": "acme"})).await;
+    scenario("features.mjs", &[&url, sub.id.as_str()]).await;
+    let (_, got) = Api::new(&app).get(&format!("/v1/subscriptions/{}", sub.id), ADMIN).await;
+    assert_eq!(got["filter"], json!({"amount": {"$gt": 100}}), "{got}");
+    assert_eq!(got["retry_schedule"], json!(["0s", "5s"]), "{got}");
+    assert!(got["headers"].get("X-Api-Key").is_some(), "{got}");
+    app.stop().await;
+}
