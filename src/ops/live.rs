@@ -205,6 +205,7 @@ mod tests {
             response_body: None,
             next_retry_at: None,
             at: OffsetDateTime::UNIX_EPOCH,
+            test: false,
         }
     }
 
