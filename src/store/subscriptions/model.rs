@@ -236,7 +236,8 @@ pub struct SubscriptionInput {
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
     /// Delays before each attempt (`["0s", "1m", "10m"]`), overriding `retry.schedule` for this
-    /// subscription: 1-100 durations; `[]` on update returns to the global schedule.
+    /// subscription: 1-100 durations of at most 30 days; `[]` on update returns to the global
+    /// schedule.
     #[schema(max_items = 100)]
     pub retry_schedule: Option<Vec<String>>,
     /// Custom headers sent with every request (replaces the whole set; `{}` removes them). At
