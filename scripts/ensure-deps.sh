@@ -66,6 +66,15 @@ ensure_nats() {
     echo "nats-server $ver: $bin"
 }
 
+# Python's `cryptography`: the independent Ed25519 verifier of the v1a signature test
+# (tests/it/python/v1a_verify.py).
+ensure_python_cryptography() {
+    if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+        echo "ensure-deps: python3 cryptography missing, installing python3-cryptography" >&2
+        apt_install python3-cryptography
+    fi
+}
+
 ensure_redis() {
     if ! command -v redis-server >/dev/null 2>&1; then
         echo "ensure-deps: redis-server missing, installing it" >&2
@@ -127,4 +136,5 @@ done
 ensure_browser
 ensure_schemathesis
 ensure_old_nats
+ensure_python_cryptography
 ensure_redis

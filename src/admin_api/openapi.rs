@@ -22,7 +22,7 @@ use super::{ApiResult, ApiState, Caller};
         super::subscriptions::create, super::subscriptions::list, super::subscriptions::get_one,
         super::subscriptions::update, super::subscriptions::delete, super::subscriptions::activate,
         super::subscriptions::deactivate, super::subscriptions::rotate_secret,
-        super::subscriptions::send_test,
+        super::subscriptions::send_test, super::subscriptions::public_key,
         super::events::publish,
         super::attempts::list, super::live::live,
         super::dlq::list, super::dlq::get_one, super::dlq::redeliver_one, super::dlq::redeliver_many, super::dlq::purge,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, ApiJson, ApiQuery, ApiResult, ApiState, Caller, parse_field, parse_opt};
 use crate::ids::{EventTypeFilter, SubscriptionId, TenantId};
 use crate::ops::ListFilter;
+use crate::signing::KeyType;
 use crate::store::subscriptions::{
     BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionInput,
 };
@@ -25,6 +26,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/subscriptions/{id}/deactivate", post(deactivate))
         .route("/v1/subscriptions/{id}/rotate-secret", post(rotate_secret))
         .route("/v1/subscriptions/{id}/test", post(send_test))
+        .route("/v1/subscriptions/{id}/public-key", get(public_key))
 }
 
 /// Body of `POST /v1/subscriptions/{id}/test` (may be empty).
@@ -61,6 +63,9 @@ pub struct CreateSubscription {
     pub active: Option<bool>,
     #[serde(default)]
     pub signature_schemes: Vec<SignatureScheme>,
+    /// `hmac` (default: `v1` signatures, a `whsec_` secret) or `ed25519` (`v1a` signatures; the
+    /// response carries the `whpk_` public key instead of a secret).
+    pub key_type: Option<KeyType>,
     #[serde(default)]
     pub body_format: BodyFormat,
     /// Override of `health.max_in_flight_per_endpoint`.
@@ -92,9 +97,22 @@ pub struct CreateSubscription {
 pub struct SubscriptionWithSecret {
     #[serde(flatten)]
     pub subscription: Subscription,
-    /// `whsec_...`: shown once.
+    /// `whsec_...`: shown once (hmac subscriptions; an ed25519 one shows its `public_key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
-    pub secret: String,
+    pub secret: Option<String>,
+}
+
+/// The public keys of an ed25519 subscription.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicKeys {
+    #[schema(value_type = SubscriptionId)]
+    pub id: String,
+    /// The current public key, `whpk_...`.
+    #[schema(pattern = "^whpk_[A-Za-z0-9+/]+={0,2}$")]
+    pub public_key: String,
+    /// Every key that signs now, newest first (two during a rotation's grace window).
+    pub public_keys: Vec<String>,
 }
 
 /// Query of `GET /v1/subscriptions`.
@@ -132,7 +150,7 @@ pub(super) fn path_id(raw: &str) -> ApiResult<SubscriptionId> {
 }
 
 fn with_secret(sub: Subscription) -> SubscriptionWithSecret {
-    let secret = sub.current_secret().expose();
+    let secret = (sub.key_type == KeyType::Hmac).then(|| sub.current_secret().expose());
     SubscriptionWithSecret { subscription: sub, secret }
 }
 
@@ -161,6 +179,7 @@ async fn create(
         metadata: Some(body.metadata),
         active: body.active,
         signature_schemes: Some(body.signature_schemes),
+        key_type: body.key_type,
         body_format: Some(body.body_format),
         max_in_flight: body.max_in_flight,
         max_rps: body.max_rps,
@@ -314,4 +333,20 @@ async fn send_test(
         })?
     };
     Ok(Json(state.ops.test_subscription(&caller, &id, request.payload).await?))
+}
+
+/// The `whpk_` public keys an ed25519 subscription's receiver verifies `v1a` signatures with
+/// (409 `no_public_key` for an hmac subscription).
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/public-key", tag = "subscriptions", operation_id = "get_subscription_public_key",
+    params(("id" = SubscriptionId, Path, description = "Subscription id")),
+    responses((status = 200, body = PublicKeys), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+async fn public_key(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PublicKeys>> {
+    let (sub, public_keys) = state.ops.public_keys(&caller, &path_id(&id)?).await?;
+    let public_key = public_keys.first().cloned().unwrap_or_default();
+    Ok(Json(PublicKeys { id: sub.id, public_key, public_keys }))
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 
-use crate::signing::{Secret, verify};
+use crate::signing::{ReceiverKey, verify};
 
 const RECEIVE_HELP: &str = "\
 Paths choose the answer:
@@ -22,7 +22,7 @@ Paths choose the answer:
   anything else  200
 A delivery whose signature verifies with none of the --secret values gets 401; the accepted
 clock difference is fixed at 300 s. Point subscriptions at http://<listen>/<path> and pass each
-one's whsec_ secret (printed once by `subscriptions create`).
+one's whsec_ secret (printed once by `subscriptions create`), or an ed25519 one's whpk_ public key.
 
 The receiver is on a loopback or private address, which SSRF protection refuses: both
 `hookline serve` and `hookline subscriptions create` need egress.allow_cidrs to cover it. At
@@ -40,7 +40,7 @@ pub struct ReceiveArgs {
 }
 
 struct State {
-    secrets: Vec<Secret>,
+    secrets: Vec<ReceiverKey>,
     seen: Mutex<HashSet<String>>,
 }
 
@@ -49,7 +49,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let secrets = args
         .secrets
         .iter()
-        .map(|s| Secret::parse(s).map_err(|e| super::InputError(format!("--secret: {e}"))))
+        .map(|s| ReceiverKey::parse(s).map_err(|e| super::InputError(format!("--secret: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let state = Arc::new(State { secrets, seen: Mutex::new(HashSet::new()) });
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {

@@ -1,4 +1,4 @@
-//! `hookline subscriptions create|list|get|update|delete|activate|deactivate|rotate-secret|test`,
+//! `hookline subscriptions create|list|get|update|delete|activate|deactivate|rotate-secret|test|public-key`,
 //! as an operator (admin scope). Works while NATS is down (lifecycle events are then skipped).
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -7,6 +7,7 @@ use super::{Output, OutputArg};
 use crate::config::Config;
 use crate::ids::{EventType, EventTypeFilter, SubscriptionId, TenantId};
 use crate::ops::{ListFilter, Need, Ops, Scope};
+use crate::signing::KeyType;
 use crate::store::subscriptions::{
     BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionInput,
 };
@@ -57,6 +58,14 @@ pub enum SubscriptionsCommand {
         /// Remove every event-type filter (receive all events).
         #[arg(long, conflicts_with = "event_types")]
         all_events: bool,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Print the whpk_ public keys of an ed25519 subscription, newest first (two during a
+    /// rotation's grace window; exit 4 for an hmac subscription).
+    PublicKey {
+        /// The subscription's id (sub_...).
+        id: SubscriptionId,
         #[command(flatten)]
         output: OutputArg,
     },
@@ -118,6 +127,10 @@ pub struct SubscriptionFields {
     /// Free text.
     #[arg(long)]
     pub description: Option<String>,
+    /// Signing key: hmac (v1, a whsec_ secret; the default) or ed25519 (v1a; receivers verify
+    /// with the printed whpk_ public key). Fixed at create.
+    #[arg(long, value_enum)]
+    pub key_type: Option<KeyTypeArg>,
     /// Extra signature scheme besides Standard Webhooks; repeatable.
     #[arg(long = "signature-scheme", value_enum)]
     pub signature_schemes: Vec<SchemeArg>,
@@ -159,6 +172,15 @@ pub enum SchemeArg {
     WebhookSha256,
     /// X-Signature: <hex> over a canonical JSON body.
     XSignature,
+}
+
+/// `--key-type` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyTypeArg {
+    /// v1: HMAC-SHA256 with a whsec_ secret.
+    Hmac,
+    /// v1a: Ed25519; receivers get a whpk_ public key.
+    Ed25519,
 }
 
 /// `--ordering` values.
@@ -216,6 +238,10 @@ impl SubscriptionFields {
             metadata: (!self.metadata.is_empty()).then(|| self.metadata.into_iter().collect()),
             active: None,
             signature_schemes: schemes,
+            key_type: self.key_type.map(|k| match k {
+                KeyTypeArg::Hmac => KeyType::Hmac,
+                KeyTypeArg::Ed25519 => KeyType::Ed25519,
+            }),
             body_format: self.body_format.map(|f| match f {
                 BodyFormatArg::Envelope => BodyFormat::Envelope,
                 BodyFormatArg::Payload => BodyFormat::Payload,
@@ -254,8 +280,14 @@ pub async fn run(cmd: SubscriptionsCommand, config: Config) -> anyhow::Result<()
             match output.output {
                 Output::Json => {
                     let mut value = serde_json::to_value(&sub)?;
-                    value["secret"] = serde_json::Value::String(sub.current_secret().expose());
+                    if sub.key_type == KeyType::Hmac {
+                        value["secret"] = sub.current_secret().expose().into();
+                    }
                     println!("{value}");
+                }
+                Output::Text if sub.key_type == KeyType::Ed25519 => {
+                    print_subscription(&sub);
+                    println!("(receivers verify v1a signatures with the public key)");
                 }
                 Output::Text => {
                     print_subscription(&sub);
@@ -280,6 +312,16 @@ pub async fn run(cmd: SubscriptionsCommand, config: Config) -> anyhow::Result<()
             let input = fields.into_input(url, all_events);
             show(&ops.update_subscription(&admin, &id, input).await?, output.output)?;
         }
+        SubscriptionsCommand::PublicKey { id, output } => {
+            let (_, keys) = ops.public_keys(&admin, &id).await?;
+            match output.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"id": id, "public_key": keys[0], "public_keys": keys})
+                ),
+                Output::Text => keys.iter().for_each(|k| println!("{k}")),
+            }
+        }
         SubscriptionsCommand::Delete { id } => {
             ops.delete_subscription(&admin, &id).await?;
             println!("deleted {id}");
@@ -295,12 +337,18 @@ pub async fn run(cmd: SubscriptionsCommand, config: Config) -> anyhow::Result<()
         SubscriptionsCommand::RotateSecret { id, output } => {
             let sub = ops.rotate_secret(&admin, &id).await?;
             match output.output {
+                Output::Json if sub.key_type == KeyType::Ed25519 => {
+                    println!("{}", serde_json::json!({"id": sub.id, "public_key": sub.public_key}))
+                }
                 Output::Json => println!(
                     "{}",
                     serde_json::json!({"id": sub.id, "secret": sub.current_secret().expose()})
                 ),
                 Output::Text => {
-                    println!("new secret:  {}", sub.current_secret().expose());
+                    match &sub.public_key {
+                        Some(key) => println!("new public key: {key}"),
+                        None => println!("new secret:  {}", sub.current_secret().expose()),
+                    }
                     println!(
                         "(the previous secret keeps signing for {} hours)",
                         ops.config().api.secret_rotation_grace_hours
@@ -370,6 +418,9 @@ fn print_subscription(s: &Subscription) {
     println!("tenant:      {}", s.tenant_id.as_deref().unwrap_or("(none)"));
     println!("description: {}", s.description);
     println!("active:      {}", s.active);
+    if let Some(key) = &s.public_key {
+        println!("public key:  {key} (ed25519, v1a signatures)");
+    }
     if let Some(filter) = &s.filter {
         println!("filter:      {}", filter.document());
     }

@@ -9,7 +9,7 @@ use super::InputError;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The endpoint's secret, whsec_...
+    /// The endpoint's key: its whsec_ secret (v1), or its whpk_ public key (v1a, ed25519).
     #[arg(long, env = "HOOKLINE_VERIFY_SECRET")]
     pub secret: String,
     /// The webhook-id header.
@@ -18,7 +18,7 @@ pub struct VerifyArgs {
     /// The webhook-timestamp header (Unix seconds).
     #[arg(long)]
     pub timestamp: String,
-    /// The webhook-signature header (space-separated v1,<base64> entries).
+    /// The webhook-signature header (space-separated v1,<base64> / v1a,<base64> entries).
     #[arg(long)]
     pub signature: String,
     /// Accepted clock difference in seconds.
@@ -33,7 +33,7 @@ pub struct VerifyFailed(pub String);
 
 /// Verifies; prints `signature valid` or fails.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let secret = crate::signing::Secret::parse(&args.secret)
+    let secret = crate::signing::ReceiverKey::parse(&args.secret)
         .map_err(|e| InputError(format!("--secret: {e}")))?;
     let body = read_stdin().context("reading the body from stdin")?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -1,5 +1,5 @@
 //! Subscriptions: create (with a fresh secret), get, list with filters, update, delete,
-//! activate, deactivate, rotate secret, and reseal every secret with the current key. Each change publishes its lifecycle event; a change that
+//! activate, deactivate, rotate secret, public keys, and reseal every secret with the current key. Each change publishes its lifecycle event; a change that
 //! would change nothing is a conflict and publishes none.
 
 use super::{Ops, OpsError, Scope};
@@ -164,6 +164,26 @@ impl Ops {
         Ok(sub)
     }
 
+    /// The subscription and the `whpk_` public keys that verify its deliveries now, newest
+    /// first; a conflict for an hmac subscription (it has none).
+    pub async fn public_keys(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+    ) -> Result<(Subscription, Vec<String>), OpsError> {
+        let sub = self.get_subscription(scope, id).await?;
+        let keys = sub.live_public_keys(time::OffsetDateTime::now_utc());
+        if keys.is_empty() {
+            return Err(OpsError::Conflict {
+                code: "no_public_key",
+                message: format!(
+                    "subscription {id} signs with an hmac secret (key_type hmac): it has no public key"
+                ),
+            });
+        }
+        Ok((sub, keys))
+    }
+
     /// Rebuilds the Redis subscription index from the bucket now (`hookline admin reindex`):
     /// every process's fan-out holds events until it is complete. Returns how many
     /// subscriptions it holds.
@@ -206,6 +226,8 @@ mod tests {
             description: String::new(),
             metadata: Default::default(),
             active,
+            key_type: Default::default(),
+            public_key: None,
             signature_schemes: vec![],
             body_format: BodyFormat::Envelope,
             max_in_flight: None,

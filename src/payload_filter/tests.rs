@@ -137,3 +137,33 @@ fn size_and_depth_are_bounded() {
         (0..=MAX_NODES).map(|i| (format!("f{i}"), json!(i))).collect();
     assert!(PayloadFilter::compile(&Value::Object(wide)).is_err());
 }
+
+/// Evaluation cost per subscription and event (BENCHMARKS.md, "Signing cost"): `cargo test
+/// --lib payload_filter_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn payload_filter_cost() {
+    let f = filter(
+        json!({"amount": {"$gt": 100}, "currency": {"$in": ["EUR", "USD"]}, "customer.tier": {"$ne": "test"}}),
+    );
+    let payload = json!({"order_id": 42, "amount": 150, "currency": "USD", "customer": {"id": "c_1", "tier": "gold"}, "items": [{"sku": "A1"}, {"sku": "B2"}]});
+    let n = 200_000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(f.matches(std::hint::black_box(&payload)));
+    }
+    println!(
+        "payload filter (3 conditions), matching event: {:?} per evaluation",
+        start.elapsed() / n
+    );
+    let start = std::time::Instant::now();
+    for _ in 0..n / 10 {
+        std::hint::black_box(
+            PayloadFilter::compile(
+                &json!({"amount": {"$gt": 100}, "currency": {"$in": ["EUR", "USD"]}}),
+            )
+            .unwrap(),
+        );
+    }
+    println!("compiling it (once per cache fill): {:?}", start.elapsed() / (n / 10));
+}

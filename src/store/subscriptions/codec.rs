@@ -187,7 +187,7 @@ pub(super) fn decode(
             // Compiled once here: the in-process cache keeps the compiled copy.
             Some(text) => serde_json::from_str(text)
                 .map_err(|e| e.to_string())
-                .and_then(|doc| super::compile_filter(&doc).map_err(|e| e.to_string()))
+                .and_then(|doc| super::options::compile_filter(&doc).map_err(|e| e.to_string()))
                 .map_err(|why| corrupt(format!("field filter: {why}")))?,
         },
         retry_schedule: match map.get("retry_schedule").filter(|v| !v.is_empty()) {
@@ -204,7 +204,10 @@ pub(super) fn decode(
         secrets: decode_secrets(id, &get("secrets")?, opener)
             .map_err(|why| corrupt(format!("field secrets: {why}")))?,
         revision: map.get("rev").and_then(|v| v.parse().ok()).unwrap_or(0),
-    })
+        key_type: Default::default(),
+        public_key: None,
+    }
+    .with_derived_keys())
 }
 
 #[cfg(test)]

@@ -29,13 +29,13 @@ mod codec;
 pub mod headers;
 mod index;
 mod model;
+mod options;
 pub mod sync;
 
 pub use model::*;
-use model::{
-    compile_filter, dedup_schemes, validate_filters, validate_metadata, validate_schedule,
-    validate_tenant,
-};
+use model::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
+pub use options::schedule_strings;
+use options::{compile_filter, validate_schedule};
 
 use crate::secret_box::SecretBox;
 use crate::signing::Secret;
@@ -128,6 +128,9 @@ impl SubscriptionStore {
         }
         let metadata = input.metadata.unwrap_or_default();
         validate_metadata(&metadata)?;
+        let key_type = input.key_type.unwrap_or_default();
+        let signature_schemes = dedup_schemes(input.signature_schemes.unwrap_or_default());
+        check_schemes(key_type, &signature_schemes)?;
         let at = now();
         let mut sub = Subscription {
             id: crate::ids::SubscriptionId::generate().into_string(),
@@ -137,7 +140,9 @@ impl SubscriptionStore {
             description,
             metadata,
             active: input.active.unwrap_or(true),
-            signature_schemes: dedup_schemes(input.signature_schemes.unwrap_or_default()),
+            key_type,
+            public_key: None,
+            signature_schemes,
             body_format: input.body_format.unwrap_or_default(),
             max_in_flight: input.max_in_flight.filter(|n| *n > 0),
             max_rps: input.max_rps,
@@ -151,9 +156,13 @@ impl SubscriptionStore {
             },
             created_at: at,
             updated_at: at,
-            secrets: vec![SigningSecret { secret: Secret::generate(), expires_at: None }],
+            secrets: vec![SigningSecret {
+                secret: Secret::generate_of(key_type),
+                expires_at: None,
+            }],
             revision: 0,
-        };
+        }
+        .with_derived_keys();
         let value = codec::to_value(&sub, &self.secret_box);
         sub.revision = self
             .kv
@@ -257,8 +266,14 @@ impl SubscriptionStore {
         if let Some(o) = input.ordering {
             new.ordering = o;
         }
+        if let Some(key_type) = input.key_type
+            && key_type != old.key_type
+        {
+            return Err(SubscriptionError::KeyTypeFixed(old.key_type));
+        }
         if let Some(schemes) = input.signature_schemes {
             new.signature_schemes = dedup_schemes(schemes);
+            check_schemes(new.key_type, &new.signature_schemes)?;
         }
         if let Some(format) = input.body_format {
             new.body_format = format;
@@ -323,7 +338,8 @@ impl SubscriptionStore {
     ) -> Result<Subscription, SubscriptionError> {
         let old = self.require(id).await?;
         let at = now();
-        let mut secrets = vec![SigningSecret { secret: Secret::generate(), expires_at: None }];
+        let fresh = Secret::generate_of(old.key_type);
+        let mut secrets = vec![SigningSecret { secret: fresh, expires_at: None }];
         for s in &old.secrets {
             let expires_at = s.expires_at.unwrap_or(at + grace).min(at + grace);
             if expires_at > at {
@@ -361,8 +377,9 @@ impl SubscriptionStore {
     async fn write(
         &self,
         old: &Subscription,
-        mut new: Subscription,
+        new: Subscription,
     ) -> Result<Subscription, SubscriptionError> {
+        let mut new = new.with_derived_keys();
         let value = codec::to_value(&new, &self.secret_box);
         new.revision =
             self.kv.update(&new.id, value, old.revision).await.map_err(|e| match e.kind() {
@@ -430,6 +447,18 @@ impl SubscriptionStore {
             }
         }
     }
+}
+
+/// The extra signature schemes are HMACs of the `whsec_` secret: an ed25519 subscription has
+/// none to give them.
+fn check_schemes(
+    key_type: crate::signing::KeyType,
+    schemes: &[SignatureScheme],
+) -> Result<(), SubscriptionError> {
+    if key_type == crate::signing::KeyType::Ed25519 && !schemes.is_empty() {
+        return Err(SubscriptionError::SchemesNeedHmac);
+    }
+    Ok(())
 }
 
 fn conflict(id: &str) -> SubscriptionError {

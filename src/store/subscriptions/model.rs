@@ -11,7 +11,7 @@ use super::headers::{BadHeader, CustomHeaders};
 use crate::filter::{EventFilter, InvalidFilter};
 use crate::ids::TenantId;
 use crate::payload_filter::{InvalidPayloadFilter, PayloadFilter};
-use crate::signing::Secret;
+use crate::signing::{KeyType, Secret};
 use crate::store::StoreError;
 
 /// Longest accepted endpoint URL.
@@ -89,6 +89,13 @@ pub struct Subscription {
     /// Free key/value pairs for the owner's use.
     pub metadata: BTreeMap<String, String>,
     pub active: bool,
+    /// `hmac` (`v1` signatures with a `whsec_` secret, the default) or `ed25519` (`v1a`
+    /// signatures; receivers verify with `public_key`). Fixed at create.
+    pub key_type: KeyType,
+    /// ed25519 only: the current public key, `whpk_...` (the signing key is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^whpk_[A-Za-z0-9+/]+={0,2}$")]
+    pub public_key: Option<String>,
     /// Extra signature schemes besides Standard Webhooks.
     pub signature_schemes: Vec<SignatureScheme>,
     pub body_format: BodyFormat,
@@ -104,12 +111,18 @@ pub struct Subscription {
     /// Unordered (default) or fifo.
     pub ordering: Ordering,
     /// Payload filter (compiled once, here): only events whose payload matches are delivered.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "filter_document")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::options::filter_document"
+    )]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Arc<PayloadFilter>>,
     /// Delays before each attempt, overriding `retry.schedule` (its length is the attempt
     /// budget); absent: the global schedule.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "schedule_text")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::options::schedule_text"
+    )]
     #[schema(value_type = Option<Vec<String>>)]
     pub retry_schedule: Option<Vec<std::time::Duration>>,
     /// Custom request headers: names only, every value shown as `[redacted]`.
@@ -135,6 +148,20 @@ impl Subscription {
     /// The current (newest) secret.
     pub fn current_secret(&self) -> &Secret {
         &self.secrets[0].secret
+    }
+
+    /// The same subscription with `key_type` and `public_key` read from its current key (every
+    /// path that builds or changes one calls this, so they never disagree with the keys).
+    pub fn with_derived_keys(mut self) -> Subscription {
+        let current = self.secrets.first().map(|s| &s.secret);
+        self.key_type = current.map(Secret::key_type).unwrap_or_default();
+        self.public_key = current.and_then(Secret::public_key).map(|p| p.expose());
+        self
+    }
+
+    /// The public keys of the keys that sign at `now`, newest first (empty for hmac).
+    pub fn live_public_keys(&self, now: OffsetDateTime) -> Vec<String> {
+        self.live_secrets(now).iter().filter_map(Secret::public_key).map(|p| p.expose()).collect()
     }
 
     /// Secrets that sign deliveries at `now`: the current one and rotated ones still in their
@@ -193,6 +220,8 @@ pub struct SubscriptionInput {
     pub metadata: Option<BTreeMap<String, String>>,
     pub active: Option<bool>,
     pub signature_schemes: Option<Vec<SignatureScheme>>,
+    /// `hmac` (default) or `ed25519`; create only (an update may repeat the current one).
+    pub key_type: Option<KeyType>,
     pub body_format: Option<BodyFormat>,
     /// `Some(0)` clears the override.
     #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
@@ -207,7 +236,8 @@ pub struct SubscriptionInput {
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
     /// Delays before each attempt (`["0s", "1m", "10m"]`), overriding `retry.schedule` for this
-    /// subscription: 1-100 durations; `[]` on update returns to the global schedule.
+    /// subscription: 1-100 durations of at most 30 days; `[]` on update returns to the global
+    /// schedule.
     #[schema(max_items = 100)]
     pub retry_schedule: Option<Vec<String>>,
     /// Custom headers sent with every request (replaces the whole set; `{}` removes them). At
@@ -233,6 +263,12 @@ pub enum SubscriptionError {
     BadMetadata,
     #[error(transparent)]
     BadHeader(#[from] BadHeader),
+    #[error("key_type is fixed when a subscription is created (this one's is {0:?})")]
+    KeyTypeFixed(KeyType),
+    #[error(
+        "signature_schemes are HMAC schemes: a subscription with key_type ed25519 cannot use them"
+    )]
+    SchemesNeedHmac,
     #[error("invalid retry_schedule: {0}")]
     BadRetrySchedule(String),
     #[error(transparent)]
@@ -265,6 +301,8 @@ impl SubscriptionError {
             SubscriptionError::BadMetadata => Some("metadata"),
             SubscriptionError::BadHeader(_) => Some("headers"),
             SubscriptionError::BadRetrySchedule(_) => Some("retry_schedule"),
+            SubscriptionError::KeyTypeFixed(_) => Some("key_type"),
+            SubscriptionError::SchemesNeedHmac => Some("signature_schemes"),
             SubscriptionError::BadPayloadFilter(_) => Some("filter"),
             SubscriptionError::BadId(_) => Some("id"),
             _ => None,
@@ -312,42 +350,6 @@ pub(super) fn validate_filters(types: &[String]) -> Result<Vec<String>, Subscrip
     Ok(set.into_iter().collect())
 }
 
-/// A retry schedule as text (`"0s"`, `"1m"`, ...), the way `retry.schedule` is written.
-pub fn schedule_strings(schedule: &[std::time::Duration]) -> Vec<String> {
-    schedule.iter().map(|d| humantime::format_duration(*d).to_string()).collect()
-}
-
-fn filter_document<S: serde::Serializer>(
-    filter: &Option<Arc<PayloadFilter>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    filter.as_ref().map(|f| f.document()).serialize(s)
-}
-
-/// A subscription's `filter`, compiled (`{}`: none).
-pub(super) fn compile_filter(
-    doc: &serde_json::Value,
-) -> Result<Option<Arc<PayloadFilter>>, SubscriptionError> {
-    Ok(PayloadFilter::compile(doc)?.map(Arc::new))
-}
-
-fn schedule_text<S: serde::Serializer>(
-    schedule: &Option<Vec<std::time::Duration>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    schedule.as_deref().map(schedule_strings).serialize(s)
-}
-
-/// A subscription's `retry_schedule` (validated as `retry.schedule` is); `[]` means none.
-pub(super) fn validate_schedule(
-    texts: &[String],
-) -> Result<Option<Vec<std::time::Duration>>, SubscriptionError> {
-    if texts.is_empty() {
-        return Ok(None);
-    }
-    crate::config::parse_schedule(texts).map(Some).map_err(SubscriptionError::BadRetrySchedule)
-}
-
 pub(super) fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), SubscriptionError> {
     let ok =
         m.len() <= 32 && m.iter().all(|(k, v)| !k.is_empty() && k.len() <= 64 && v.len() <= 512);
@@ -383,6 +385,8 @@ mod tests {
             description: String::new(),
             metadata: BTreeMap::new(),
             active: true,
+            key_type: KeyType::Hmac,
+            public_key: None,
             signature_schemes: vec![],
             body_format: BodyFormat::Envelope,
             max_in_flight: None,

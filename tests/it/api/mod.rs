@@ -301,6 +301,7 @@ async fn openapi_document_lists_every_route_and_each_answers() {
         ("post", "/v1/subscriptions/{id}/deactivate"),
         ("post", "/v1/subscriptions/{id}/rotate-secret"),
         ("post", "/v1/subscriptions/{id}/test"),
+        ("get", "/v1/subscriptions/{id}/public-key"),
         ("post", "/v1/events"),
         ("get", "/v1/attempts"),
         ("get", "/v1/dlq"),

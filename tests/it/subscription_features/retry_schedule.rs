@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::api::Api;
 use crate::harness::receiver::Reply;
-use crate::world::{ADMIN, World};
+use crate::world::{ADMIN, WAIT, World};
 
 #[tokio::test]
 async fn a_two_attempt_schedule_dead_letters_after_two_while_the_global_one_has_more() {
@@ -62,5 +62,32 @@ async fn a_two_attempt_schedule_dead_letters_after_two_while_the_global_one_has_
         api.call(Method::PATCH, &path, Some(ADMIN), Some(json!({"retry_schedule": []}))).await;
     assert_eq!(status, 200);
     assert!(cleared.get("retry_schedule").is_none(), "{cleared}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pending_retry_keeps_the_schedule_it_was_made_with() {
+    let w = World::start().await;
+    let app = w.start_app(w.config("\"0s\"")).await;
+    let api = Api::new(&app);
+    w.receiver.set_default("/keep", Reply::Status(500));
+    let (_, sub) = api
+        .post(
+            "/v1/subscriptions",
+            ADMIN,
+            json!({"url": w.receiver.url("/keep"), "event_types": ["order.created"], "retry_schedule": ["0s", "2s", "1s"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap().to_string();
+    w.publish("order.created", "evt_keep", None).await;
+    w.receiver.wait_for_requests("/keep", 1, WAIT).await;
+    // While attempt 2 is pending, the subscription drops to a single attempt: the pending
+    // retry still follows the three-attempt schedule it was made with.
+    let path = format!("/v1/subscriptions/{id}");
+    let (status, _) =
+        api.call(Method::PATCH, &path, Some(ADMIN), Some(json!({"retry_schedule": ["0s"]}))).await;
+    assert_eq!(status, 200);
+    let dlq = w.wait_for_dlq(Some(&id), 1).await;
+    assert_eq!((dlq[0].attempts, w.receiver.count("/keep")), (3, 3));
     app.stop().await;
 }
