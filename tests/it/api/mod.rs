@@ -304,6 +304,7 @@ async fn openapi_document_lists_every_route_and_each_answers() {
         ("get", "/v1/subscriptions/{id}/public-key"),
         ("post", "/v1/events"),
         ("get", "/v1/attempts"),
+        ("get", "/v1/live"),
         ("get", "/v1/dlq"),
         ("delete", "/v1/dlq"),
         ("get", "/v1/dlq/{seq}"),
