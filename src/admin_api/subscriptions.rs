@@ -15,7 +15,7 @@ use crate::ids::{EventTypeFilter, SubscriptionId, TenantId};
 use crate::ops::ListFilter;
 use crate::signing::KeyType;
 use crate::store::subscriptions::{
-    BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionInput,
+    BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionInput, Validation,
 };
 
 pub fn routes() -> Router<ApiState> {
@@ -90,6 +90,10 @@ pub struct CreateSubscription {
     /// $gte $lt $lte $in $nin $exists $prefix`, combinators `$and $or $not`, dotted paths.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// `cloudevents`: the CloudEvents webhook validation handshake (`OPTIONS <url>`) runs
+    /// before the subscription becomes active; a refusal creates it inactive, the reason in
+    /// `disabled_reason`. `none` (default): no handshake.
+    pub validation: Option<Validation>,
 }
 
 /// A subscription with its (new) secret: returned by create and rotate-secret only.
@@ -187,6 +191,7 @@ async fn create(
         headers: Some(body.headers),
         retry_schedule: body.retry_schedule,
         filter: body.filter,
+        validation: body.validation,
     };
     let sub = state.ops.create_subscription(&caller, input).await?;
     Ok((StatusCode::CREATED, Json(with_secret(sub))))
@@ -261,7 +266,8 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Resume deliveries (409 if already active).
+/// Resume deliveries (409 if already active, or `handshake_refused` when the validation
+/// handshake it needs first is refused).
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/activate", tag = "subscriptions", operation_id = "activate_subscription",
     params(("id" = SubscriptionId, Path, description = "Subscription id")),
     responses((status = 200, body = Subscription), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),

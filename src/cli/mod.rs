@@ -18,6 +18,7 @@ pub mod serve;
 pub mod stats;
 pub mod subscriptions;
 pub mod tail;
+mod test_event;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -3,13 +3,15 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
+pub use super::test_event::NotDelivered;
+use super::test_event::run_test;
 use super::{Output, OutputArg};
 use crate::config::Config;
 use crate::ids::{EventType, EventTypeFilter, SubscriptionId, TenantId};
 use crate::ops::{ListFilter, Need, Ops, Scope};
 use crate::signing::KeyType;
 use crate::store::subscriptions::{
-    BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionInput,
+    BodyFormat, Ordering, SignatureScheme, Subscription, SubscriptionInput, Validation,
 };
 
 #[derive(Debug, Subcommand)]
@@ -104,11 +106,6 @@ pub enum SubscriptionsCommand {
     },
 }
 
-/// A test attempt that was not delivered: exit code 1 after its outcome is printed.
-#[derive(Debug, thiserror::Error)]
-#[error("test event not delivered")]
-pub struct NotDelivered;
-
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
@@ -163,6 +160,19 @@ pub struct SubscriptionFields {
     /// Payload filter, a JSON document (e.g. '{"amount": {"$gt": 100}}'); '{}' removes it.
     #[arg(long, value_parser = parse_json)]
     pub filter: Option<serde_json::Value>,
+    /// Endpoint validation: cloudevents (the CloudEvents webhook validation handshake runs
+    /// first; a refusal leaves the subscription inactive with the reason) or none (default).
+    #[arg(long, value_enum)]
+    pub validation: Option<ValidationArg>,
+}
+
+/// `--validation` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidationArg {
+    /// No handshake.
+    None,
+    /// OPTIONS <url> with WebHook-Request-Origin; active once the endpoint agrees.
+    Cloudevents,
 }
 
 /// `--signature-scheme` values.
@@ -253,6 +263,10 @@ impl SubscriptionFields {
                 OrderingArg::Fifo => Ordering::Fifo,
             }),
             filter: self.filter,
+            validation: self.validation.map(|v| match v {
+                ValidationArg::None => Validation::None,
+                ValidationArg::Cloudevents => Validation::Cloudevents,
+            }),
             retry_schedule: self
                 .retry_schedule
                 .map(|s| s.into_iter().filter(|d| !d.trim().is_empty()).collect()),
@@ -360,34 +374,6 @@ pub async fn run(cmd: SubscriptionsCommand, config: Config) -> anyhow::Result<()
     Ok(())
 }
 
-/// `subscriptions test`: the one attempt, printed; exit 1 when it was not delivered.
-async fn run_test(
-    config: Config,
-    id: &SubscriptionId,
-    payload: Option<serde_json::Value>,
-    output: Output,
-) -> anyhow::Result<()> {
-    let ops = Ops::connect(config, Need::Everything).await?;
-    let outcome = ops.test_subscription(&Scope::Admin, id, payload).await?;
-    match output {
-        Output::Json => println!("{}", serde_json::to_string(&outcome)?),
-        Output::Text => {
-            println!("event id:    {}", outcome.event_id);
-            println!("delivered:   {}", outcome.delivered);
-            let status = outcome.status.map_or("(no response)".to_string(), |s| s.to_string());
-            println!("status:      {status}");
-            println!("duration:    {} ms", outcome.duration_ms);
-            if let Some(error) = &outcome.error {
-                println!("error:       {error}");
-            }
-            if !outcome.response_body.is_empty() {
-                println!("response:    {}", outcome.response_body);
-            }
-        }
-    }
-    if outcome.delivered { Ok(()) } else { Err(NotDelivered.into()) }
-}
-
 fn show(sub: &Subscription, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string(sub)?),
@@ -418,6 +404,13 @@ fn print_subscription(s: &Subscription) {
     println!("tenant:      {}", s.tenant_id.as_deref().unwrap_or("(none)"));
     println!("description: {}", s.description);
     println!("active:      {}", s.active);
+    if let Some(reason) = &s.disabled_reason {
+        println!("inactive:    {reason}");
+    }
+    if let Some(status) = s.handshake.status {
+        let rate = s.handshake.allowed_rate.map_or(String::new(), |n| format!(", {n}/min"));
+        println!("validation:  cloudevents, {}{rate}", status.as_str());
+    }
     if let Some(key) = &s.public_key {
         println!("public key:  {key} (ed25519, v1a signatures)");
     }

@@ -29,6 +29,12 @@ pub struct DeliveryConfig {
     pub response_body_limit: usize,
     /// User-Agent header.
     pub user_agent: String,
+    /// `WebHook-Request-Origin` of the CloudEvents validation handshake and of every delivery
+    /// to a subscription with `validation: cloudevents`: a DNS name identifying this sender.
+    pub webhook_origin: String,
+    /// How long the validation handshake waits for the endpoint's answer.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
 }
 
 impl DeliveryConfig {
@@ -46,6 +52,15 @@ impl DeliveryConfig {
         if self.request_timeout.is_zero() {
             return Err(invalid("delivery.request_timeout", "must be greater than zero"));
         }
+        if !is_dns_name(&self.webhook_origin) {
+            return Err(invalid(
+                "delivery.webhook_origin",
+                "must be a DNS name such as \"hooks.example.com\" (letters, digits, '-' and '.', at most 253 characters)",
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(invalid("delivery.handshake_timeout", "must be greater than zero"));
+        }
         if self.ack_wait < self.request_timeout + Duration::from_secs(1) {
             return Err(invalid(
                 "delivery.ack_wait",
@@ -53,5 +68,29 @@ impl DeliveryConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// A DNS name: dot-separated labels of 1-63 letters, digits and inner hyphens, 253 at most.
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn webhook_origins_are_dns_names() {
+        for good in ["hookline", "hooks.example.com", "a-b.c1"] {
+            assert!(super::is_dns_name(good), "{good}");
+        }
+        for bad in ["", "*", "a..b", "-a.b", "a b", "http://x", ".x", &"a".repeat(64)] {
+            assert!(!super::is_dns_name(bad), "{bad}");
+        }
     }
 }

@@ -18,6 +18,7 @@ mod console_links;
 mod dlq;
 mod error;
 mod events;
+mod handshake;
 mod live;
 mod replay;
 mod stats;
@@ -98,6 +99,8 @@ pub struct Ops {
     nats: Option<async_nats::Client>,
     js: Option<jetstream::Context>,
     ctx: Option<Ctx>,
+    /// The deliveries' HTTP client (egress policy applied), for the validation handshake.
+    http: Option<reqwest::Client>,
 }
 
 /// What a command needs connected.
@@ -121,6 +124,7 @@ impl Ops {
             store: Some(ctx.subscriptions.clone()),
             nats: Some(ctx.nats.clone()),
             js: Some(ctx.js.clone()),
+            http: Some(ctx.http.clone()),
             ctx: Some(ctx),
         }
     }
@@ -144,7 +148,9 @@ impl Ops {
         let names = Names::new(&config.streams.prefix);
         let nats = crate::topology::connect(&config.nats).await?;
         let js = crate::topology::jetstream(nats.clone(), &config);
-        let (redis, _, store) = crate::context::connect_subscriptions(&config, &names, &js).await?;
+        let (redis, egress, store) =
+            crate::context::connect_subscriptions(&config, &names, &js).await?;
+        let http = crate::egress::client::http_client(&config.delivery, egress)?;
         let config = Arc::new(config);
         Ok(Ops {
             config,
@@ -154,6 +160,7 @@ impl Ops {
             nats: Some(nats),
             js: Some(js),
             ctx: None,
+            http: Some(http),
         })
     }
 
@@ -172,6 +179,7 @@ impl Ops {
             nats: Some(client),
             js: Some(js),
             ctx: None,
+            http: None,
         })
     }
 

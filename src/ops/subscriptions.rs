@@ -46,7 +46,8 @@ fn not_found(id: &SubscriptionId) -> OpsError {
 
 impl Ops {
     /// Creates a subscription; its secret is in the result (shown to the caller only now).
-    /// `url` is required; a tenant scope's subscription gets its tenant.
+    /// `url` is required; a tenant scope's subscription gets its tenant. With validation, the
+    /// handshake runs first: a refused one is created inactive, with the reason.
     pub async fn create_subscription(
         &self,
         scope: &Scope,
@@ -61,7 +62,9 @@ impl Ops {
         };
         input.tenant_id =
             scope.scope_tenant(asked, "create subscriptions")?.map(TenantId::into_string);
+        let wanted = input.active.unwrap_or(true);
         let sub = self.store()?.create(input).await?;
+        let sub = self.settle_handshake(sub, wanted).await?;
         self.notify(LifecycleKind::Created, &sub).await;
         Ok(sub)
     }
@@ -108,7 +111,9 @@ impl Ops {
                 "only an admin token can move a subscription to another tenant",
             ));
         }
+        let wanted = input.active.unwrap_or(before.active || before.held_by_handshake());
         let sub = self.store()?.update(id, input).await?;
+        let sub = self.settle_handshake(sub, wanted).await?;
         self.notify(LifecycleKind::Updated, &sub).await;
         if before.active != sub.active {
             let kind =
@@ -130,7 +135,8 @@ impl Ops {
         Ok(sub)
     }
 
-    /// Activates (`true`) or deactivates; a conflict when it already is.
+    /// Activates (`true`) or deactivates; a conflict when it already is, and when the
+    /// validation handshake it needs first is refused (`handshake_refused`).
     pub async fn set_active(
         &self,
         scope: &Scope,
@@ -145,7 +151,21 @@ impl Ops {
                 message: format!("subscription {id} is already {state}"),
             });
         }
-        let sub = self.store()?.set_active(id, active).await?;
+        let sub = if active && before.handshake.blocks_delivery() {
+            let sub = self.settle_handshake(before, true).await?;
+            if !sub.active {
+                return Err(OpsError::Conflict {
+                    code: "handshake_refused",
+                    message: format!(
+                        "subscription {id} stays inactive: {}",
+                        sub.disabled_reason.as_deref().unwrap_or("handshake refused")
+                    ),
+                });
+            }
+            sub
+        } else {
+            self.store()?.set_active(id, active).await?
+        };
         let kind = if active { LifecycleKind::Activated } else { LifecycleKind::Deactivated };
         self.notify(kind, &sub).await;
         Ok(sub)
@@ -235,6 +255,7 @@ mod tests {
             disabled_reason: None,
             ordering: Ordering::Unordered,
             headers: Default::default(),
+            handshake: Default::default(),
             retry_schedule: None,
             filter: None,
             created_at: at,

@@ -12,7 +12,7 @@ use crate::attempt_record::FailureKind;
 use crate::config::DeliveryConfig;
 use crate::event::Delivery;
 use crate::signing::{canonical_json, seed_hex_signature, signature_header};
-use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription};
+use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription, Validation};
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +108,9 @@ pub async fn post(
     }
     for (name, value) in signed.headers {
         request = request.header(name, value);
+    }
+    if sub.handshake.validation == Validation::Cloudevents {
+        request = request.header(super::handshake::REQUEST_ORIGIN, &config.webhook_origin);
     }
     match request.body(signed.body).send().await {
         Ok(response) => outcome_of(response, config, started).await,
@@ -207,7 +210,7 @@ async fn read_capped(
 }
 
 /// The class and a short, lowercase description of a transport error (no URL credentials).
-fn describe(e: &reqwest::Error) -> (FailureKind, String) {
+pub(crate) fn describe(e: &reqwest::Error) -> (FailureKind, String) {
     let mut chain = Vec::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {

@@ -9,6 +9,7 @@ pub mod deliver;
 pub mod dlq;
 pub mod fanout;
 pub mod fifo;
+pub mod handshake;
 pub mod headers;
 pub mod http_post;
 pub mod retry;

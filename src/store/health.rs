@@ -152,8 +152,9 @@ pub struct Admit<'a> {
     pub expired: bool,
     /// How long one half-open probe holds the breaker.
     pub probe_timeout: Duration,
-    /// Requests per second (0: no limit); above 1000/s not limited more finely than 1 ms.
-    pub rps: u32,
+    /// The shortest spacing between two requests (zero: no rate limit), whole milliseconds:
+    /// above 1000/s not limited more finely than 1 ms.
+    pub min_interval: Duration,
     /// In-flight leases at most.
     pub limit: u32,
     /// How long a lease is held at most.
@@ -199,7 +200,7 @@ impl Health {
     /// has no rate limit, else the [`ADMIT`] script.
     pub async fn admit(&self, sub: &str, a: &Admit<'_>) -> Result<Admission, StoreError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        if a.rps == 0
+        if a.min_interval.is_zero()
             && !a.breaker_maybe_open
             && let Some(admission) = self.admit_fast(sub, a, &token).await?
         {
@@ -284,7 +285,7 @@ impl Health {
         token: String,
     ) -> Result<Admission, StoreError> {
         // Whole milliseconds keep the Lua arithmetic exact.
-        let interval = 1000u32.checked_div(a.rps).map_or(0, |i| i.max(1));
+        let interval = a.min_interval.as_millis().min(u128::from(u32::MAX)) as u32;
         let mut conn = self.conn.clone();
         let (verdict, n): (i64, i64) = ADMIT_SCRIPT
             .key(super::subscriptions::revision_key(&self.names, sub))

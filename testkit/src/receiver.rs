@@ -36,6 +36,8 @@ pub enum Reply {
     Status(u16),
     /// This status plus one header, e.g. `StatusWithHeader(429, "retry-after".into(), "2".into())`.
     StatusWithHeader(u16, String, String),
+    /// This status plus these headers (name, value), e.g. a validation handshake's answer.
+    StatusWithHeaders(u16, Vec<(String, String)>),
     /// This status with this text body (a failing endpoint that says why).
     StatusWithBody(u16, String),
     /// Never answer (until the receiver stops): the client must time out.
@@ -273,15 +275,8 @@ async fn respond(reply: Reply, mut stopping: watch::Receiver<bool>) -> Response 
     match reply {
         Reply::Status(code) => status(code).into_response(),
         Reply::StatusWithBody(code, body) => (status(code), body).into_response(),
-        Reply::StatusWithHeader(code, name, value) => {
-            let mut response = status(code).into_response();
-            let name = HeaderName::try_from(name.as_str())
-                .unwrap_or_else(|e| panic!("scripted header name {name:?}: {e}"));
-            let value = HeaderValue::try_from(value.as_str())
-                .unwrap_or_else(|e| panic!("scripted header value {value:?}: {e}"));
-            response.headers_mut().insert(name, value);
-            response
-        }
+        Reply::StatusWithHeader(code, name, value) => with_headers(code, vec![(name, value)]),
+        Reply::StatusWithHeaders(code, headers) => with_headers(code, headers),
         Reply::Delay(d) => {
             tokio::time::sleep(d).await;
             StatusCode::OK.into_response()
@@ -294,6 +289,19 @@ async fn respond(reply: Reply, mut stopping: watch::Receiver<bool>) -> Response 
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
+}
+
+/// `code` with these headers, empty body.
+fn with_headers(code: u16, headers: Vec<(String, String)>) -> Response {
+    let mut response = status(code).into_response();
+    for (name, value) in headers {
+        let name = HeaderName::try_from(name.as_str())
+            .unwrap_or_else(|e| panic!("scripted header name {name:?}: {e}"));
+        let value = HeaderValue::try_from(value.as_str())
+            .unwrap_or_else(|e| panic!("scripted header value {value:?}: {e}"));
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 fn status(code: u16) -> StatusCode {

@@ -150,6 +150,7 @@ function advancedFields(s) {
   const filter = el("textarea", { name: "filter", rows: 3, cols: 40, placeholder: '{"amount": {"$gt": 100}}' });
   filter.value = s?.filter ? JSON.stringify(s.filter) : "";
   const schedule = el("input", { name: "retry_schedule", placeholder: "global: or 0s, 1m, 10m", value: (s?.retry_schedule || []).join(", ") });
+  const validation = el("select", { name: "validation" }, ["none", "cloudevents"].map((v) => el("option", { value: v, selected: v === (s?.validation || "none") }, v)));
   const headers = el("textarea", { name: "headers", rows: 2, cols: 40,
     placeholder: s?.headers ? `set: ${Object.keys(s.headers).join(", ")} (values hidden); JSON replaces all, {} removes` : '{"X-Api-Key": "..."}' });
   const json = (field, text) => {
@@ -161,12 +162,13 @@ function advancedFields(s) {
     const r = schedule.value.split(",").map((x) => x.trim()).filter(Boolean);
     if (r.join(",") !== (s?.retry_schedule || []).join(",")) body.retry_schedule = r;
     if (headers.value.trim()) body.headers = json("headers", headers.value.trim());
+    if (validation.value !== (s?.validation || "none")) body.validation = validation.value;
     if (!s && body.retry_schedule && !body.retry_schedule.length) delete body.retry_schedule;
     return body;
   };
-  const fields = el("details", { class: "more" }, el("summary", {}, "Filter, retry schedule, headers"),
+  const fields = el("details", { class: "more" }, el("summary", {}, "Filter, retry schedule, headers, validation"),
     el("div", { class: "inline" }, el("label", {}, "Payload filter (JSON)", filter), el("label", {}, "Retry schedule", schedule),
-      el("label", {}, "Custom headers (JSON)", headers)));
+      el("label", {}, "Custom headers (JSON)", headers), el("label", {}, "Endpoint validation (CloudEvents handshake)", validation)));
   return { fields, apply };
 }
 
@@ -220,7 +222,8 @@ async function subscription(id) {
     el("dl", {}, el("dt", {}, "id"), el("dd", {}, s.id), el("dt", {}, "URL"), el("dd", {}, s.url),
       el("dt", {}, "tenant"), el("dd", {}, s.tenant_id || "–"),
       el("dt", {}, "event types"), el("dd", {}, (s.event_types || []).join(", ") || "all"),
-      el("dt", {}, "state"), el("dd", { id: "sub-state" }, s.active ? "active" : "inactive"),
+      el("dt", {}, "state"), el("dd", { id: "sub-state" }, s.active ? "active" : `inactive${s.disabled_reason ? ` (${s.disabled_reason})` : ""}`),
+      s.validation_status ? [el("dt", {}, "validation"), el("dd", { id: "sub-validation" }, `cloudevents handshake ${s.validation_status}${s.allowed_rate_per_minute ? `, ${s.allowed_rate_per_minute}/min granted` : ""}`)] : "",
       el("dt", {}, "signature"), el("dd", { id: "sub-signature" }, s.key_type === "ed25519" ? "Ed25519 (v1a)" : "HMAC-SHA256 (v1)"),
       s.public_key ? [el("dt", {}, "public key"), el("dd", {}, el("code", { id: "sub-public-key" }, s.public_key))] : "",
       s.filter ? [el("dt", {}, "payload filter"), el("dd", {}, el("code", { id: "sub-filter" }, JSON.stringify(s.filter)))] : "",

@@ -91,7 +91,7 @@ impl Job<'_> {
             inbox_key,
             expired: now - self.state.first_attempt_at > config.health.max_delivery_age,
             probe_timeout: config.delivery.request_timeout + Duration::from_secs(5),
-            rps: sub.max_rps.unwrap_or(config.health.max_rps_per_endpoint),
+            min_interval: sub.min_request_interval(config.health.max_rps_per_endpoint),
             limit,
             lease: config.delivery.request_timeout + Duration::from_secs(5),
             breaker_maybe_open: self.ctx.limits.breaker_maybe_open(&sub.id),

@@ -40,6 +40,12 @@ pub(super) fn encode(sub: &Subscription, sealer: &SecretBox) -> Vec<(&'static st
             serde_json::to_string(&sub.ordering).unwrap_or_else(|_| "\"unordered\"".into()),
         ),
         ("headers", encode_headers(&sub.id, &sub.headers, sealer)),
+        ("validation", json_text(&sub.handshake.validation)),
+        ("validation_status", sub.handshake.status.as_ref().map(json_text).unwrap_or_default()),
+        (
+            "allowed_rate_per_minute",
+            sub.handshake.allowed_rate.map(|n| n.to_string()).unwrap_or_default(),
+        ),
         ("filter", sub.filter.as_ref().map(|f| f.document().to_string()).unwrap_or_default()),
         (
             "retry_schedule",
@@ -51,6 +57,11 @@ pub(super) fn encode(sub: &Subscription, sealer: &SecretBox) -> Vec<(&'static st
         ("created_at", ts(sub.created_at)),
         ("updated_at", ts(sub.updated_at)),
     ]
+}
+
+/// A unit enum as its JSON string (`"cloudevents"`), the form the other enum fields use.
+fn json_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// The bucket's value: the fields as one JSON object.
@@ -180,6 +191,14 @@ pub(super) fn decode(
             .get("ordering")
             .and_then(|m| serde_json::from_str(m).ok())
             .unwrap_or_default(),
+        handshake: super::Handshake {
+            validation: map
+                .get("validation")
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default(),
+            status: map.get("validation_status").and_then(|m| serde_json::from_str(m).ok()),
+            allowed_rate: map.get("allowed_rate_per_minute").and_then(|v| v.parse().ok()),
+        },
         headers: decode_headers(id, map.get("headers").map_or("", String::as_str), opener)
             .map_err(|why| corrupt(format!("field headers: {why}")))?,
         filter: match map.get("filter").filter(|v| !v.is_empty()) {

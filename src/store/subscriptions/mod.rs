@@ -18,7 +18,9 @@
 //!
 //! Files: this one creates, reads, changes and deletes; `index` is the Redis side; `sync` the
 //! watch and the rebuild; `codec` turns a subscription into its fields and back (sealing its
-//! secrets with [`crate::secret_box`]); `model` holds the types and their validation.
+//! secrets with [`crate::secret_box`]); `model` holds the types, `rules` the input checks;
+//! `handshake` the CloudEvents validation handshake's state and its invariant; `secret_writes`
+//! rotation and resealing.
 
 use std::sync::Arc;
 
@@ -26,16 +28,21 @@ use async_nats::jetstream::kv;
 use time::OffsetDateTime;
 
 mod codec;
+pub mod handshake;
 pub mod headers;
 mod index;
 mod model;
 mod options;
+mod rules;
+mod secret_writes;
 pub mod sync;
 
+pub use handshake::{Handshake, Validation, ValidationStatus, Verdict};
 pub use model::*;
-use model::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
 pub use options::schedule_strings;
 use options::{compile_filter, validate_schedule};
+pub use rules::{check_endpoint, validate_url};
+use rules::{dedup_schemes, validate_filters, validate_metadata, validate_tenant};
 
 use crate::secret_box::SecretBox;
 use crate::signing::Secret;
@@ -132,6 +139,7 @@ impl SubscriptionStore {
         let signature_schemes = dedup_schemes(input.signature_schemes.unwrap_or_default());
         check_schemes(key_type, &signature_schemes)?;
         let at = now();
+        let handshake = Handshake::new(input.validation.unwrap_or_default());
         let mut sub = Subscription {
             id: crate::ids::SubscriptionId::generate().into_string(),
             url,
@@ -149,6 +157,7 @@ impl SubscriptionStore {
             disabled_reason: None,
             ordering: input.ordering.unwrap_or_default(),
             headers: headers::validate(&input.headers.unwrap_or_default())?,
+            handshake,
             retry_schedule: validate_schedule(&input.retry_schedule.unwrap_or_default())?,
             filter: match &input.filter {
                 Some(doc) => compile_filter(doc)?,
@@ -163,6 +172,7 @@ impl SubscriptionStore {
             revision: 0,
         }
         .with_derived_keys();
+        handshake::reconcile(&sub.clone(), &mut sub);
         let value = codec::to_value(&sub, &self.secret_box);
         sub.revision = self
             .kv
@@ -287,6 +297,9 @@ impl SubscriptionStore {
         if let Some(doc) = &input.filter {
             new.filter = compile_filter(doc)?;
         }
+        if let Some(validation) = input.validation {
+            new.handshake.validation = validation;
+        }
         new.updated_at = now();
         self.write(&old, new).await
     }
@@ -329,28 +342,6 @@ impl SubscriptionStore {
         }
     }
 
-    /// Makes a new current secret; the previous current one keeps signing for `grace` (expired
-    /// ones are dropped). Returns the subscription with the new secret first.
-    pub async fn rotate_secret(
-        &self,
-        id: &str,
-        grace: std::time::Duration,
-    ) -> Result<Subscription, SubscriptionError> {
-        let old = self.require(id).await?;
-        let at = now();
-        let fresh = Secret::generate_of(old.key_type);
-        let mut secrets = vec![SigningSecret { secret: fresh, expires_at: None }];
-        for s in &old.secrets {
-            let expires_at = s.expires_at.unwrap_or(at + grace).min(at + grace);
-            if expires_at > at {
-                secrets
-                    .push(SigningSecret { secret: s.secret.clone(), expires_at: Some(expires_at) });
-            }
-        }
-        let new = Subscription { secrets, updated_at: at, ..old.clone() };
-        self.write(&old, new).await
-    }
-
     /// Deletes the subscription (compare-and-set on the revision read) and its index entries.
     pub async fn delete(&self, id: &str) -> Result<Subscription, SubscriptionError> {
         let old = self.require(id).await?;
@@ -380,6 +371,7 @@ impl SubscriptionStore {
         new: Subscription,
     ) -> Result<Subscription, SubscriptionError> {
         let mut new = new.with_derived_keys();
+        handshake::reconcile(old, &mut new);
         let value = codec::to_value(&new, &self.secret_box);
         new.revision =
             self.kv.update(&new.id, value, old.revision).await.map_err(|e| match e.kind() {
@@ -424,27 +416,6 @@ impl SubscriptionStore {
     async fn apply_delete(&self, id: &str, revision: u64) {
         if let Err(e) = self.index_delete(id, revision).await {
             tracing::warn!(subscription = %id, error = %e, "deleted from the bucket; the redis index catches up from the watch");
-        }
-    }
-
-    /// Rewrites the subscription when a secret of it is not stored the way the current key
-    /// writes (plain, or sealed with an older key); `false` when it already is, or is gone.
-    /// Changes nothing else (not even `updated_at`); a concurrent change is met by reading again.
-    pub async fn reseal(&self, id: &str) -> Result<bool, SubscriptionError> {
-        let mut tries = 0;
-        loop {
-            let entry = self.kv.entry(id).await.map_err(|e| bucket_error("reading", id, e))?;
-            let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
-                return Ok(false);
-            };
-            if codec::value_secrets_current(&entry.value, &self.secret_box) {
-                return Ok(false);
-            }
-            let sub = codec::from_entry(&entry, &self.secret_box)?;
-            match self.write(&sub, sub.clone()).await {
-                Err(SubscriptionError::Conflict(_)) if tries + 1 < OWN_CHANGE_TRIES => tries += 1,
-                other => return other.map(|_| true),
-            }
         }
     }
 }

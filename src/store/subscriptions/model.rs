@@ -1,21 +1,19 @@
 //! Subscriptions: the model, what a caller may ask for, and its validation (no Redis here; the
 //! store is the parent module).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::handshake::{Handshake, Validation};
 use super::headers::{BadHeader, CustomHeaders};
 use crate::filter::{EventFilter, InvalidFilter};
 use crate::ids::TenantId;
 use crate::payload_filter::{InvalidPayloadFilter, PayloadFilter};
 use crate::signing::{KeyType, Secret};
 use crate::store::StoreError;
-
-/// Longest accepted endpoint URL.
-const MAX_URL_LEN: usize = 2048;
 
 /// Additional, non-standard signature schemes a subscription may ask for (for receivers built
 /// on libraries that do not speak Standard Webhooks); the Standard Webhooks headers are always
@@ -128,6 +126,10 @@ pub struct Subscription {
     /// Custom request headers: names only, every value shown as `[redacted]`.
     #[serde(skip_serializing_if = "CustomHeaders::is_empty")]
     pub headers: CustomHeaders,
+    /// The CloudEvents validation handshake: `validation`, `validation_status`,
+    /// `allowed_rate_per_minute` (see `handshake`).
+    #[serde(flatten)]
+    pub handshake: Handshake,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -244,6 +246,9 @@ pub struct SubscriptionInput {
     /// most 20; no hop-by-hop header and none hookline sets (`webhook-*`, `*signature*`,
     /// `content-*`, `host`, `user-agent`); values are stored like secrets and shown redacted.
     pub headers: Option<BTreeMap<String, String>>,
+    /// `cloudevents`: the endpoint must agree in the CloudEvents validation handshake before
+    /// the subscription becomes active (run at once, and again on a new url); `none` (default).
+    pub validation: Option<Validation>,
 }
 
 /// A rejected subscription input; names the field.
@@ -310,73 +315,13 @@ impl SubscriptionError {
     }
 }
 
-/// Checks an endpoint URL's syntax: http(s), a host, no fragment, bounded length. The address
-/// check (SSRF protection) follows in [`check_endpoint`], which needs the egress policy and DNS.
-pub fn validate_url(url: &str) -> Result<(), SubscriptionError> {
-    let bad = |why: &str| SubscriptionError::BadUrl { url: url.to_string(), why: why.to_string() };
-    if url.len() > MAX_URL_LEN {
-        return Err(bad("longer than 2048 characters"));
-    }
-    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("scheme must be http or https"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("a host is required"));
-    }
-    if parsed.fragment().is_some() {
-        return Err(bad("a fragment is not allowed"));
-    }
-    Ok(())
-}
-
-/// [`validate_url`], then the egress policy: scheme, IP literal, and the name's addresses.
-pub async fn check_endpoint(
-    url: &str,
-    egress: &crate::egress::EgressPolicy,
-) -> Result<(), SubscriptionError> {
-    validate_url(url)?;
-    egress
-        .check_endpoint(url)
-        .await
-        .map_err(|e| SubscriptionError::BadUrl { url: url.to_string(), why: e.to_string() })
-}
-
-pub(super) fn validate_filters(types: &[String]) -> Result<Vec<String>, SubscriptionError> {
-    let set: BTreeSet<String> = types
-        .iter()
-        .map(|t| EventFilter::parse(t).map(|f| f.as_str().to_string()))
-        .collect::<Result<_, _>>()?;
-    Ok(set.into_iter().collect())
-}
-
-pub(super) fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), SubscriptionError> {
-    let ok =
-        m.len() <= 32 && m.iter().all(|(k, v)| !k.is_empty() && k.len() <= 64 && v.len() <= 512);
-    if ok { Ok(()) } else { Err(SubscriptionError::BadMetadata) }
-}
-
-pub(super) fn dedup_schemes(mut schemes: Vec<SignatureScheme>) -> Vec<SignatureScheme> {
-    schemes.sort();
-    schemes.dedup();
-    schemes
-}
-
-pub(super) fn validate_tenant(tenant: &str) -> Result<(), SubscriptionError> {
-    if TenantId::is_valid(tenant) {
-        Ok(())
-    } else {
-        Err(SubscriptionError::BadTenant(tenant.to_string()))
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
 
-    fn sub(types: &[&str], tenant: Option<&str>) -> Subscription {
+    pub(crate) fn sub(types: &[&str], tenant: Option<&str>) -> Subscription {
         Subscription {
             id: "sub_1".into(),
             url: "http://x".into(),
@@ -394,6 +339,7 @@ mod tests {
             disabled_reason: None,
             ordering: Ordering::Unordered,
             headers: Default::default(),
+            handshake: Default::default(),
             retry_schedule: None,
             filter: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
@@ -441,14 +387,5 @@ mod tests {
             expires_at: Some(now - time::Duration::seconds(1)),
         });
         assert_eq!(s.live_secrets(now), vec![s.current_secret().clone(), old]);
-    }
-
-    #[test]
-    fn urls_are_validated() {
-        assert!(validate_url("https://example.com/hook").is_ok());
-        assert!(validate_url("http://127.0.0.1:8080/").is_ok());
-        for bad in ["ftp://x/", "not a url", "http://", "https://x/#frag", "mailto:a@b"] {
-            assert!(validate_url(bad).is_err(), "{bad} accepted");
-        }
     }
 }
