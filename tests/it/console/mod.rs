@@ -7,6 +7,7 @@ mod links;
 mod live;
 mod page;
 mod usable;
+mod validation;
 
 use hookline::config::{Config, Redacted};
 
