@@ -1,6 +1,7 @@
 //! Subscriptions: create (with a fresh secret), get, list with filters, update, delete,
 //! activate, deactivate, rotate secret, public keys, and reseal every secret with the current key. Each change publishes its lifecycle event; a change that
-//! would change nothing is a conflict and publishes none.
+//! would change nothing is a conflict and publishes none. Create, update and activate run the
+//! CloudEvents validation handshake when the subscription needs one (see `handshake`).
 
 use super::{Ops, OpsError, Scope};
 use crate::ids::{EventType, SubscriptionId, TenantId};

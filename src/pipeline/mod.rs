@@ -1,5 +1,7 @@
 //! The data path: consume events -> [`fanout`] -> deliveries -> [`deliver`] (one signed
-//! [`http_post`]) -> ack, or [`retry`] (a JetStream message schedule), or [`dlq`].
+//! [`http_post`]) -> ack, or [`retry`] (a JetStream message schedule), or [`dlq`]. Before
+//! first use of a subscription that asks for it, [`handshake`] makes the CloudEvents validation
+//! request (run by the operations layer, not by a consumer).
 //!
 //! Invariant shared by every step: a message is acked only after whatever replaces it (the
 //! fanned-out deliveries, the scheduled retry, the DLQ entry) has been acknowledged by
