@@ -197,8 +197,7 @@ const SUMMARY_KEYS: &[&str] = &[
     "ratio_to_baseline",
     "ratio_to_fanout",
     "peak_ratio",
-    "hookline_cpu_us_per_delivery",
-    "all_cpu_us_per_delivery",
+    "_cpu_us_per_delivery",
 ];
 
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {

@@ -281,6 +281,16 @@ pub fn resource_metrics(r: &mut Report, hk: &Hookline, cpu: serde_json::Value) {
             .sum();
         r.set("hookline_cpu_us_per_delivery", hookline * 1e6 / deliveries);
         r.set("all_cpu_us_per_delivery", all * 1e6 / deliveries);
+        // The scale-out figure: each server component's CPU per delivery, the deliveries one
+        // of its cores carries, and the cores 100 k deliveries/s would take of it.
+        for component in ["hookline", "nats", "redis"] {
+            let us = cpu[component].as_f64().unwrap_or(0.0) * 1e6 / deliveries;
+            r.set(&format!("{component}_cpu_us_per_delivery"), us);
+            if us > 0.0 {
+                r.set(&format!("{component}_deliveries_per_core_s"), 1e6 / us);
+                r.set(&format!("{component}_cores_for_100k_per_s"), us * 0.1);
+            }
+        }
     }
     r.set("cpu_s", cpu);
 }
