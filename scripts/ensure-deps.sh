@@ -130,10 +130,37 @@ ensure_browser() {
     echo "chromium: /usr/bin/chromium, node: $(node --version)"
 }
 
+# The publisher and receiver examples (examples/, run by tests/it/examples.rs): a venv with
+# examples/python/requirements.txt (nats-py, standardwebhooks) under .deps/, and
+# examples/node's node_modules from its package-lock.json (@nats-io/transport-node,
+# standardwebhooks). Node itself comes with ensure_browser.
+ensure_examples() {
+    local venv="$DEPS/python-examples"
+    local req="$ROOT/examples/python/requirements.txt"
+    if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
+        echo "ensure-deps: installing the Python examples' requirements into $venv" >&2
+        ensure_python
+        if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+            apt_install python3-venv
+        fi
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+        cp "$req" "$venv/requirements.txt"
+    fi
+    local mods="$ROOT/examples/node/node_modules"
+    if [ ! -d "$mods/standardwebhooks" ] || [ ! -d "$mods/@nats-io/jetstream" ] || [ ! -d "$mods/@nats-io/transport-node" ]; then
+        echo "ensure-deps: installing the Node examples' packages into examples/node/node_modules" >&2
+        (cd "$ROOT/examples/node" && npm ci --no-audit --no-fund --silent)
+    fi
+    echo "examples: python $("$venv/bin/python" --version 2>&1), node packages in examples/node/node_modules"
+}
+
 for ver in "${NATS_VERSIONS[@]}"; do
     ensure_nats "$ver"
 done
 ensure_browser
+ensure_examples
 ensure_schemathesis
 ensure_old_nats
 ensure_python_cryptography
