@@ -29,11 +29,16 @@ pub struct DeliveryConfig {
     pub response_body_limit: usize,
     /// User-Agent header.
     pub user_agent: String,
+    /// CloudEvents `source` of events that were not published as CloudEvents.
+    pub cloudevents_source: String,
 }
 
 impl DeliveryConfig {
     /// Checks the section's values; the error names the key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.cloudevents_source.is_empty() {
+            return Err(invalid("delivery.cloudevents_source", "must not be empty"));
+        }
         if self.concurrency == 0 {
             return Err(invalid("delivery.concurrency", "must be at least 1"));
         }

@@ -53,6 +53,12 @@ pub enum BodyFormat {
     Envelope,
     /// The event's payload alone.
     Payload,
+    /// A CloudEvent in structured mode: `Content-Type: application/cloudevents+json`, the whole
+    /// event as JSON.
+    Cloudevents,
+    /// A CloudEvent in binary mode (HTTP binding): `ce-*` headers, the data as the body with
+    /// its own content type.
+    CloudeventsBinary,
 }
 
 /// Delivery order of a subscription.
