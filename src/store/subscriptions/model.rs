@@ -7,12 +7,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+#[path = "body_format.rs"]
+mod body_format;
 use super::headers::{BadHeader, CustomHeaders};
 use crate::filter::{EventFilter, InvalidFilter};
 use crate::ids::TenantId;
 use crate::payload_filter::{InvalidPayloadFilter, PayloadFilter};
 use crate::signing::{KeyType, Secret};
 use crate::store::StoreError;
+pub use body_format::BodyFormat;
 
 /// Longest accepted endpoint URL.
 const MAX_URL_LEN: usize = 2048;
@@ -42,23 +45,6 @@ pub enum SignatureScheme {
     /// (sorted keys, compact, ASCII) so a receiver that re-serialises the parsed body gets the
     /// same bytes.
     XSignatureCanonical,
-}
-
-/// What the POST body carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BodyFormat {
-    /// `{"type", "timestamp", "data"}` (Standard Webhooks).
-    #[default]
-    Envelope,
-    /// The event's payload alone.
-    Payload,
-    /// A CloudEvent in structured mode: `Content-Type: application/cloudevents+json`, the whole
-    /// event as JSON.
-    Cloudevents,
-    /// A CloudEvent in binary mode (HTTP binding): `ce-*` headers, the data as the body with
-    /// its own content type.
-    CloudeventsBinary,
 }
 
 /// Delivery order of a subscription.
