@@ -200,3 +200,73 @@ fn oversized_cloudevents_are_refused_in_both_modes() {
     assert_eq!(binary(&REQUIRED, &big).unwrap_err().reason(), "payload_too_large");
     assert_eq!(structured(&big).unwrap_err().reason(), "payload_too_large");
 }
+
+/// The parse cost of each shape (BENCHMARKS.md, "CloudEvents parse cost"): `cargo test --lib
+/// cloudevents_cost -- --ignored --nocapture` (add `--release` for release numbers).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn cloudevents_cost() {
+    let data = format!(r#"{{"order_id":42,"items":["a","b","c"],"note":"{}"}}"#, "x".repeat(180));
+    let webhook = format!(
+        r#"{{"event_id":"evt_1","event_type":"order.created","payload":{data},"occurred_at":"2024-01-02T03:04:05Z","source":"/shop","tenant_id":"acme"}}"#
+    );
+    let structured_body = format!(
+        r#"{{"specversion":"1.0","id":"evt_1","source":"/shop","type":"order.created","time":"2024-01-02T03:04:05Z","datacontenttype":"application/json","tenantid":"acme","data":{data}}}"#
+    );
+    let mut structured_headers = HeaderMap::new();
+    structured_headers.insert("Nats-Msg-Id", "evt_1");
+    structured_headers.insert("content-type", "application/cloudevents+json");
+    let mut binary_headers = HeaderMap::new();
+    binary_headers.insert("Nats-Msg-Id", "evt_1");
+    for (name, value) in [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "evt_1"),
+        ("ce-source", "/shop"),
+        ("ce-type", "order.created"),
+        ("ce-time", "2024-01-02T03:04:05Z"),
+        ("ce-tenantid", "acme"),
+        ("ce-region", "eu%20west"),
+        ("content-type", "application/json"),
+    ] {
+        binary_headers.insert(name, value);
+    }
+    let mut webhook_headers = HeaderMap::new();
+    webhook_headers.insert("Nats-Msg-Id", "evt_1");
+    let time = |what: &str, n: u32, f: &mut dyn FnMut()| {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        println!("{what}: {:?} per call ({n} calls)", start.elapsed() / n);
+    };
+    let parse = |h: &HeaderMap, body: &str| {
+        parse_message(Some(h), body.as_bytes(), "order.created", 1 << 20).unwrap()
+    };
+    println!(
+        "webhook {} B, structured {} B, binary body {} B",
+        webhook.len(),
+        structured_body.len(),
+        data.len()
+    );
+    for _round in 0..2 {
+        time("WebhookEvent parse", 50_000, &mut || {
+            std::hint::black_box(parse(&webhook_headers, &webhook));
+        });
+        time("structured CloudEvent parse", 50_000, &mut || {
+            std::hint::black_box(parse(&structured_headers, &structured_body));
+        });
+        time("binary CloudEvent parse", 50_000, &mut || {
+            std::hint::black_box(parse(&binary_headers, &data));
+        });
+    }
+    let event = parse(&binary_headers, &data);
+    time("envelope body (webhook_body)", 50_000, &mut || {
+        std::hint::black_box(event.webhook_body());
+    });
+    time("structured CloudEvent body", 50_000, &mut || {
+        std::hint::black_box(crate::cloudevents::encode::structured(&event, "hookline", false));
+    });
+    time("binary CloudEvent headers + body", 50_000, &mut || {
+        std::hint::black_box(crate::cloudevents::encode::binary(&event, "hookline", false));
+    });
+}
