@@ -340,13 +340,25 @@ impl Env {
         hk: &Hookline,
         specs: Vec<(String, Vec<String>)>,
     ) -> anyhow::Result<Vec<String>> {
+        let specs = specs.into_iter().map(|(url, types)| (url, types, None)).collect();
+        self.subscribe_filtered(hk, specs).await
+    }
+
+    /// Creates subscriptions (url, event-type filters, payload filter), 64 at a time; returns
+    /// their ids.
+    pub async fn subscribe_filtered(
+        &self,
+        hk: &Hookline,
+        specs: Vec<(String, Vec<String>, Option<serde_json::Value>)>,
+    ) -> anyhow::Result<Vec<String>> {
         let created: Vec<anyhow::Result<String>> = futures::stream::iter(specs)
-            .map(|(url, types)| {
+            .map(|(url, types, filter)| {
                 let store = hk.subs.clone();
                 async move {
                     let input = SubscriptionInput {
                         url: Some(url),
                         event_types: Some(types),
+                        filter,
                         ..Default::default()
                     };
                     Ok(store.create(input).await.context("creating a subscription")?.id)
@@ -365,10 +377,22 @@ impl Env {
         scenario: &str,
         n: usize,
     ) -> anyhow::Result<Vec<String>> {
+        self.subscribe_n_filtered(hk, scenario, n, None).await
+    }
+
+    /// Like [`Env::subscribe_n`], each with the payload filter `filter`.
+    pub async fn subscribe_n_filtered(
+        &self,
+        hk: &Hookline,
+        scenario: &str,
+        n: usize,
+        filter: Option<serde_json::Value>,
+    ) -> anyhow::Result<Vec<String>> {
         let specs = (0..n).map(|i| {
-            (self.endpoint(&format!("{scenario}-{i}"), false), vec![EVENT_TYPE.to_string()])
+            let url = self.endpoint(&format!("{scenario}-{i}"), false);
+            (url, vec![EVENT_TYPE.to_string()], filter.clone())
         });
-        self.subscribe(hk, specs.collect()).await
+        self.subscribe_filtered(hk, specs.collect()).await
     }
 
     /// Publishes `events` warm-up events (connection pools, caches), waits for their

@@ -83,13 +83,13 @@ pub async fn throughput(
         None
     } else {
         let limit = hookline::config::Config::with_overrides("")?.health.max_in_flight_per_endpoint;
-        let r = fan_out_run(env, "throughput-default-limit", 1, 0, sizes.throughput_events, &[])
-            .await?;
+        let r =
+            fan_out_run(env, "throughput-default-limit", 1, sizes.throughput_events, &[]).await?;
         // Carried into the throughput report below, so a pair lost here fails the run too.
         Some((limit, r))
     };
     let extra: Vec<(&str, &str)> = in_flight.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut r = fan_out_run(env, "throughput", 1, 0, sizes.throughput_events, &extra).await?;
+    let mut r = fan_out_run(env, "throughput", 1, sizes.throughput_events, &extra).await?;
     rate_targets(&mut r, baseline_rps);
     if let Some((limit, d)) = default_limit {
         let rate = d.get("deliveries_per_s").unwrap_or(0.0);
@@ -118,7 +118,7 @@ pub async fn throughput(
 
 /// Scenario 3: ten subscriptions matching every event.
 pub async fn fanout(env: &Env, sizes: &Sizes, baseline_rps: Option<f64>) -> anyhow::Result<Report> {
-    let mut r = fan_out_run(env, "fanout", sizes.fanout_subs, 0, sizes.fanout_events, &[]).await?;
+    let mut r = fan_out_run(env, "fanout", sizes.fanout_subs, sizes.fanout_events, &[]).await?;
     rate_targets(&mut r, baseline_rps);
     Ok(r)
 }
@@ -130,9 +130,10 @@ pub async fn many(
     fanout_events_per_s: Option<f64>,
 ) -> anyhow::Result<Report> {
     let unrelated = sizes.many_subs.saturating_sub(sizes.fanout_subs);
-    let mut r =
-        fan_out_run(env, "many-subs", sizes.fanout_subs, unrelated, sizes.fanout_events, &[])
-            .await?;
+    let hk = env.hookline("many-subs", &[]).await?;
+    let result = many_measure(env, &hk, sizes.fanout_subs, unrelated, sizes.fanout_events).await;
+    env.finish(hk).await?;
+    let mut r = result?;
     let eps = r.get("events_per_s").unwrap_or(0.0);
     if let Some(base) = fanout_events_per_s {
         r.set("ratio_to_fanout", eps / base);
@@ -149,36 +150,72 @@ fn rate_targets(r: &mut Report, baseline_rps: Option<f64>) {
     }
 }
 
-/// `matching` subscriptions get every event; `unrelated` ones filter on other types.
+/// Payload filters on every subscription of the many-subscriptions scenario (issue 16): the
+/// matching ones pass every benchmark event (two conditions), `REJECTING` more of the same type
+/// reject every one (so the filters are evaluated, and say no, for each event), and the rest
+/// filter on other types and on payload fields.
+const REJECTING: usize = 90;
+
+async fn many_measure(
+    env: &Env,
+    hk: &Hookline,
+    matching: usize,
+    unrelated: usize,
+    events: u64,
+) -> anyhow::Result<Report> {
+    let passes = serde_json::json!({"sent_ns": {"$gt": 0}, "pad": {"$exists": true}});
+    let rejects = serde_json::json!({"sent_ns": {"$lt": 0}});
+    let created = std::time::Instant::now();
+    env.subscribe_n_filtered(hk, "many-subs", matching, Some(passes)).await?;
+    let rejecting = REJECTING.min(unrelated);
+    env.subscribe_n_filtered(hk, "many-subs-rejected", rejecting, Some(rejects)).await?;
+    let others = (0..unrelated - rejecting)
+        .map(|i| {
+            let filter =
+                serde_json::json!({"amount": {"$gt": i}, "currency": {"$in": ["EUR", "USD"]}});
+            (
+                env.endpoint(&format!("unrelated-{i}"), false),
+                vec![format!("other.t{i}")],
+                Some(filter),
+            )
+        })
+        .collect();
+    env.subscribe_filtered(hk, others).await?;
+    let setup_s = created.elapsed().as_secs_f64();
+    let mut r = fan_out_measure(env, hk, "many-subs", matching, events).await?;
+    r.set("subscriptions", (matching + unrelated) as u64)
+        .set("filtered_subscriptions", (matching + unrelated) as u64)
+        .set("rejecting_same_type", rejecting as u64)
+        .set("subscription_setup_s", setup_s);
+    Ok(r)
+}
+
+/// `matching` subscriptions get every event.
 async fn fan_out_run(
     env: &Env,
     scenario: &str,
     matching: usize,
-    unrelated: usize,
     events: u64,
     extra: &[(&str, &str)],
 ) -> anyhow::Result<Report> {
     let hk = env.hookline(scenario, extra).await?;
-    let result = fan_out_measure(env, &hk, scenario, matching, unrelated, events).await;
+    let result = async {
+        env.subscribe_n(&hk, scenario, matching).await?;
+        fan_out_measure(env, &hk, scenario, matching, events).await
+    }
+    .await;
     env.finish(hk).await?;
     result
 }
 
+/// Publishes `events` to the `matching` subscriptions `scenario` made and measures their delivery.
 async fn fan_out_measure(
     env: &Env,
     hk: &Hookline,
     scenario: &str,
     matching: usize,
-    unrelated: usize,
     events: u64,
 ) -> anyhow::Result<Report> {
-    let created = std::time::Instant::now();
-    env.subscribe_n(hk, scenario, matching).await?;
-    let others = (0..unrelated)
-        .map(|i| (env.endpoint(&format!("unrelated-{i}"), false), vec![format!("other.t{i}")]))
-        .collect();
-    env.subscribe(hk, others).await?;
-    let setup_s = created.elapsed().as_secs_f64();
     let publisher = Publisher::connect(&env.nats_url, &hk.prefix).await?;
     env.warm_up(&publisher, 50, matching as u64).await?;
     let pairs = Expected::new(Env::paths(scenario, matching), Events::range("ev", 0..events));
@@ -194,12 +231,7 @@ async fn fan_out_measure(
     let loss = env.settle(&pairs).await?;
     let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
     let mut r = Report::new(scenario);
-    r.set("subscriptions", (matching + unrelated) as u64)
-        .set("matching", matching as u64)
-        .set("events", events);
-    if unrelated > 0 {
-        r.set("subscription_setup_s", setup_s);
-    }
+    r.set("subscriptions", matching as u64).set("matching", matching as u64).set("events", events);
     r.set("publish_per_s", published.count as f64 / published.elapsed.as_secs_f64());
     delivery_metrics(&mut r, &waited, matching as u64);
     resource_metrics(&mut r, hk, before.delta(&after));

@@ -258,4 +258,28 @@ mod tests {
         let purge = &doc["paths"]["/v1/dlq"]["delete"]["parameters"];
         assert!(purge.as_array().unwrap().iter().all(|p| p["name"] != "limit"), "{purge}");
     }
+
+    #[test]
+    fn every_reference_resolves_to_a_component() {
+        fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        out.push(r);
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external reference {r}"));
+            assert!(doc.pointer(pointer).is_some(), "{r} points at nothing");
+        }
+    }
 }

@@ -122,22 +122,26 @@ function createForm(made) {
   const types = el("input", { name: "event_types", placeholder: "order.*, invoice.paid" });
   const desc = el("input", { name: "description", placeholder: "optional" });
   const tenant = el("input", { name: "tenant_id", placeholder: "optional" });
+  const keyType = el("select", { name: "key_type" },
+    el("option", { value: "hmac" }, "HMAC-SHA256 (v1)"), el("option", { value: "ed25519" }, "Ed25519 (v1a)"));
   const more = advancedFields(null);
   const submit = async (e) => {
     e.preventDefault();
     const body = { url: url.value, event_types: types.value.split(",").map((t) => t.trim()).filter(Boolean) };
     if (desc.value) body.description = desc.value;
     if (state.admin && tenant.value) body.tenant_id = tenant.value;
+    if (keyType.value !== "hmac") body.key_type = keyType.value;
     try {
       more.apply(body);
       const s = await api("POST", "/v1/subscriptions", body);
-      state.flash = secretNotice(`Endpoint ${s.id} created.`, s.secret);
+      state.flash = s.secret ? secretNotice(`Endpoint ${s.id} created.`, s.secret) : publicKeyNotice(`Endpoint ${s.id} created.`, s.public_key);
       await route();
     } catch (err) { made.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
   };
   return el("form", { class: "inline", onsubmit: submit, "aria-label": "Add an endpoint" },
     el("label", {}, "URL", url), el("label", {}, "Event types", types), el("label", {}, "Description", desc),
-    state.admin ? el("label", {}, "Tenant", tenant) : "", more.fields, el("button", { type: "submit" }, "Add endpoint"));
+    state.admin ? el("label", {}, "Tenant", tenant) : "", el("label", {}, "Signature", keyType), more.fields,
+    el("button", { type: "submit" }, "Add endpoint"));
 }
 
 // The subscription features beyond URL and types: payload filter, own retry schedule, custom
@@ -171,6 +175,12 @@ function secretNotice(what, secret) {
     el("div", { class: "secret", id: "secret" }, secret));
 }
 
+// An ed25519 subscription: hookline keeps the private key; the receiver verifies with this one.
+function publicKeyNotice(what, key) {
+  return el("div", { class: "notice", role: "status" }, el("p", {}, `${what} Receivers verify its v1a signatures with this public key:`),
+    el("div", { class: "secret", id: "public-key" }, key));
+}
+
 // ---- one subscription ----
 async function subscription(id) {
   const s = await api("GET", `/v1/subscriptions/${id}`);
@@ -179,7 +189,9 @@ async function subscription(id) {
     if (confirmText && !confirm(confirmText)) return;
     try {
       const r = await api("POST", `/v1/subscriptions/${id}/${what}`, {});
-      if (what === "rotate-secret") state.flash = secretNotice("Secret rotated.", r.secret);
+      if (what === "rotate-secret") {
+        state.flash = r.secret ? secretNotice("Secret rotated.", r.secret) : publicKeyNotice("Signing key rotated.", r.public_key);
+      }
       await route();
     } catch (err) { notice.replaceChildren(el("p", { class: "notice", role: "alert" }, err.message)); }
   };
@@ -209,6 +221,8 @@ async function subscription(id) {
       el("dt", {}, "tenant"), el("dd", {}, s.tenant_id || "–"),
       el("dt", {}, "event types"), el("dd", {}, (s.event_types || []).join(", ") || "all"),
       el("dt", {}, "state"), el("dd", { id: "sub-state" }, s.active ? "active" : "inactive"),
+      el("dt", {}, "signature"), el("dd", { id: "sub-signature" }, s.key_type === "ed25519" ? "Ed25519 (v1a)" : "HMAC-SHA256 (v1)"),
+      s.public_key ? [el("dt", {}, "public key"), el("dd", {}, el("code", { id: "sub-public-key" }, s.public_key))] : "",
       s.filter ? [el("dt", {}, "payload filter"), el("dd", {}, el("code", { id: "sub-filter" }, JSON.stringify(s.filter)))] : "",
       el("dt", {}, "retry schedule"), el("dd", { id: "sub-schedule" }, s.retry_schedule ? s.retry_schedule.join(", ") : "the global one"),
       s.headers ? [el("dt", {}, "custom headers"), el("dd", {}, `${Object.keys(s.headers).join(", ")} (values hidden)`)] : "",

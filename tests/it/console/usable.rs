@@ -147,10 +147,22 @@ async fn filter_retry_schedule_and_headers_are_set_from_the_console() {
     let app = w.start_app(config(&w)).await;
     let sub = w.subscribe("/features", &["order.*"], Some("acme")).await;
     let url = link(&app, json!({"tenant_id": "acme"})).await;
-    scenario("features.mjs", &[&url, sub.id.as_str()]).await;
+    let signed_url = w.receiver.url("/ed25519");
+    scenario("features.mjs", &[&url, sub.id.as_str(), &signed_url]).await;
     let (_, got) = Api::new(&app).get(&format!("/v1/subscriptions/{}", sub.id), ADMIN).await;
     assert_eq!(got["filter"], json!({"amount": {"$gt": 100}}), "{got}");
     assert_eq!(got["retry_schedule"], json!(["0s", "5s"]), "{got}");
     assert!(got["headers"].get("X-Api-Key").is_some(), "{got}");
+    // The endpoint made in the console is acme's (the tenant link's) and signs with ed25519.
+    let (_, page) = Api::new(&app).get("/v1/subscriptions?tenant_id=acme", ADMIN).await;
+    let made: Vec<&serde_json::Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["url"] == signed_url.as_str())
+        .collect();
+    assert_eq!(made.len(), 1, "{page}");
+    assert_eq!(made[0]["key_type"], "ed25519", "{page}");
+    assert!(made[0]["public_key"].as_str().unwrap().starts_with("whpk_"), "{page}");
     app.stop().await;
 }
