@@ -2,7 +2,7 @@
 //! formats are signed over the exact body sent and read as valid CloudEvents by the CloudEvents
 //! Python SDK (`tests/it/python/cloudevents_check.py`); an event that came in as a CloudEvent
 //! keeps its attributes, a WebhookEvent gets the configured source. Also the other ways in:
-//! `POST /v1/events` with `application/cloudevents+json`, and publishing in binary mode.
+//! `POST /v1/events` with `application/cloudevents+json`, publishing in binary mode, and replay.
 
 use std::process::Stdio;
 
@@ -127,7 +127,7 @@ async fn cloudevents_deliveries_are_valid_for_the_python_sdk_and_keep_the_attrib
 }
 
 #[tokio::test]
-async fn cloudevents_posted_to_the_api_or_published_in_binary_mode_are_delivered() {
+async fn cloudevents_posted_to_the_api_or_published_in_binary_mode_are_delivered_and_replayed() {
     let w = World::start().await;
     let sub = subscribe(&w, "/hook", BodyFormat::Cloudevents).await;
     let app = w.start_app(w.config("\"0s\"")).await;
@@ -165,7 +165,7 @@ async fn cloudevents_posted_to_the_api_or_published_in_binary_mode_are_delivered
         event_id: "evt_bin_1".parse().unwrap(),
         event_type: "order.created".parse().unwrap(),
         payload: json!({"via": "binary"}),
-        occurred_at: None,
+        occurred_at: Some(time::macros::datetime!(2024-05-06 07:08:12 UTC)),
         source: Some("urn:cli".into()),
         tenant_id: None,
         cloudevent: Some(hookline::event::CeContext::json()),
@@ -192,5 +192,14 @@ async fn cloudevents_posted_to_the_api_or_published_in_binary_mode_are_delivered
     assert_eq!(body("evt_bin_1")["source"], "urn:cli");
     assert_eq!(body("evt_bin_1")["data"], json!({"via": "binary"}));
     assert_eq!(body("evt_api_2")["source"], "hookline");
+
+    // Replay reads the CloudEvent from the event log as fan-out did: the same CloudEvent again.
+    let (status, r) = api.post("/v1/replay", ADMIN, json!({"event_id": "evt_bin_1"})).await;
+    assert_eq!(status, 202, "{r}");
+    let reqs = w.receiver.wait_for_requests("/hook", 4, WAIT).await;
+    let replayed =
+        reqs.iter().filter(|r| r.header("webhook-id") == Some("evt_bin_1")).collect::<Vec<_>>();
+    assert_eq!(replayed.len(), 2);
+    assert_eq!(replayed[0].body, replayed[1].body);
     app.stop().await;
 }
