@@ -106,3 +106,38 @@ async fn a_cloudevent_tenant_routes_like_a_webhook_event_tenant() {
     assert_eq!((w.receiver.count("/acme"), w.receiver.count("/globex")), (1, 0));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn hookline_publish_writes_cloudevents_in_either_mode() {
+    let w = World::start().await;
+    w.subscribe("/hook", &[], None).await;
+    let app = w.start_app(w.config("\"0s\"")).await;
+    let structured = cli_publish(&w, "evt_cli_s", "cloudevents").await;
+    let binary = cli_publish(&w, "evt_cli_b", "cloudevents-binary").await;
+    let events = w.js().await.get_stream(w.names.events_stream()).await.unwrap();
+    let stored = events.direct_get(structured).await.unwrap();
+    assert_eq!(
+        stored.headers.get("content-type").map(|v| v.as_str()),
+        Some("application/cloudevents+json")
+    );
+    let doc: Value = serde_json::from_slice(&stored.payload).unwrap();
+    assert_eq!((doc["id"].as_str(), doc["source"].as_str()), (Some("evt_cli_s"), Some("hookline")));
+    let stored = events.direct_get(binary).await.unwrap();
+    assert_eq!(stored.headers.get("ce-id").map(|v| v.as_str()), Some("evt_cli_b"));
+    assert_eq!(stored.headers.get("ce-specversion").map(|v| v.as_str()), Some("1.0"));
+    assert_eq!(stored.payload.as_ref(), br#"{"n":1}"#);
+    let reqs = w.receiver.wait_for_requests("/hook", 2, WAIT).await;
+    let mut ids: Vec<_> = reqs.iter().filter_map(|r| r.header("webhook-id")).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["evt_cli_b", "evt_cli_s"]);
+    app.stop().await;
+}
+
+/// `hookline publish` of `{"n":1}` as `order.created` in `format`; the stream sequence it got.
+async fn cli_publish(w: &World, id: &str, format: &str) -> u64 {
+    let args = ["publish", "order.created", r#"{"n":1}"#, "--event-id", id, "--format", format];
+    let out = w.cli(&[&args[..], &["--output", "json"]].concat()).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let published: Value = serde_json::from_slice(&out.stdout).unwrap();
+    published["stream_sequence"].as_u64().unwrap()
+}
