@@ -1,7 +1,7 @@
 //! hookline: webhook delivery on NATS JetStream and Redis.
 //!
 //! ```text
-//! publisher --(WebhookEvent JSON)--> <p>.events.<type>          [<P>_EVENTS: the log]
+//! publisher --(WebhookEvent JSON | CloudEvent)--> <p>.events.<type>  [<P>_EVENTS: the log]
 //!   pipeline::fanout   (durable consumer; store::subscriptions index lookup)
 //!   --> <p>.deliver.<subscription>                              [<P>_DELIVERIES: work queue]
 //!   pipeline::deliver  (store::inbox dedupe -> pipeline::http_post signed POST)

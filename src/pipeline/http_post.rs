@@ -61,7 +61,6 @@ fn body_of(
 ) -> (Vec<u8>, String, Vec<(String, String)>) {
     let event = &delivery.event;
     let canonical = sub.signature_schemes.contains(&SignatureScheme::XSignatureCanonical);
-    let json = "application/json".to_string();
     let body = match (sub.body_format, canonical) {
         (BodyFormat::Envelope, false) => event.webhook_body(),
         (BodyFormat::Payload, false) => serde_json::to_vec(&event.payload).unwrap_or_default(),
@@ -79,7 +78,7 @@ fn body_of(
             return (b.body, b.content_type, b.headers);
         }
     };
-    (body, json, Vec::new())
+    (body, "application/json".to_string(), Vec::new())
 }
 
 /// Builds the body (envelope, bare payload or CloudEvent) and every signature header: Standard
@@ -130,8 +129,7 @@ pub async fn post(
     sub: &Subscription,
     delivery: &Delivery,
 ) -> Outcome {
-    let now = OffsetDateTime::now_utc();
-    let signed = sign_request(sub, delivery, now, &config.cloudevents_source);
+    let signed = sign_request(sub, delivery, OffsetDateTime::now_utc(), &config.cloudevents_source);
     let started = Instant::now();
     let mut request = match endpoint_url(&sub.url) {
         Some(url) => http.post(url),
