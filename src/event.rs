@@ -14,6 +14,11 @@ use time::OffsetDateTime;
 
 use crate::ids::{EventId, EventType, SubscriptionId, TenantId};
 
+mod ce_context;
+mod invalid;
+pub use ce_context::CeContext;
+pub use invalid::InvalidEvent;
+
 /// Longest accepted event id, type, source or tenant id.
 pub const MAX_ID_LEN: usize = crate::ids::MAX_NAME_LEN;
 /// Deepest accepted JSON nesting of an event.
@@ -44,6 +49,10 @@ pub struct WebhookEvent {
     /// Tenant; when set, only subscriptions of that tenant (or of none) receive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<TenantId>,
+    /// The CloudEvents attributes of an event published as a CloudEvent (absent otherwise, so
+    /// a WebhookEvent's JSON is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudevent: Option<CeContext>,
 }
 
 /// An event as read: the same fields and defaults as [`WebhookEvent`], unchecked.
@@ -58,6 +67,8 @@ struct EventWire {
     source: Option<String>,
     #[serde(default)]
     tenant_id: Option<String>,
+    #[serde(default)]
+    cloudevent: Option<CeContext>,
 }
 
 impl TryFrom<EventWire> for WebhookEvent {
@@ -66,27 +77,36 @@ impl TryFrom<EventWire> for WebhookEvent {
     /// Checks in a fixed order (id, type, source, tenant), so the first wrong field is the one
     /// reported. Each id moves into its type without a copy.
     fn try_from(w: EventWire) -> Result<WebhookEvent, InvalidEvent> {
-        let EventWire { event_id, event_type, payload, occurred_at, source, tenant_id } = w;
+        let EventWire { event_id, event_type, payload, occurred_at, source, tenant_id, cloudevent } =
+            w;
         let event_id =
             EventId::try_from(event_id).map_err(|e| InvalidEvent::BadEventId(e.value))?;
         let event_type =
             EventType::try_from(event_type).map_err(|e| InvalidEvent::BadEventType(e.value))?;
         check_source(source.as_deref())?;
-        let tenant_id = match tenant_id {
-            Some(t) if t.len() > MAX_ID_LEN => {
-                return Err(InvalidEvent::TooLong { field: "tenant_id" });
-            }
-            Some(t) => {
-                Some(TenantId::try_from(t).map_err(|e| InvalidEvent::BadField(e.to_string()))?)
-            }
-            None => None,
-        };
-        Ok(WebhookEvent { event_id, event_type, payload, occurred_at, source, tenant_id })
+        let tenant_id = tenant_id.map(|t| check_tenant(t, "tenant_id")).transpose()?;
+        Ok(WebhookEvent {
+            event_id,
+            event_type,
+            payload,
+            occurred_at,
+            source,
+            tenant_id,
+            cloudevent,
+        })
     }
 }
 
+/// A tenant id read from `field`, checked.
+pub(crate) fn check_tenant(t: String, field: &'static str) -> Result<TenantId, InvalidEvent> {
+    if t.len() > MAX_ID_LEN {
+        return Err(InvalidEvent::TooLong { field });
+    }
+    TenantId::try_from(t).map_err(|e| InvalidEvent::BadField(e.to_string()))
+}
+
 /// The one check the types do not carry: `source` is free-form but bounded.
-fn check_source(source: Option<&str>) -> Result<(), InvalidEvent> {
+pub(crate) fn check_source(source: Option<&str>) -> Result<(), InvalidEvent> {
     match source {
         Some(s) if s.len() > MAX_ID_LEN => Err(InvalidEvent::TooLong { field: "source" }),
         _ => Ok(()),
@@ -120,6 +140,8 @@ struct DeliveryWire {
     #[serde(default)]
     tenant_id: Option<String>,
     subscription_id: String,
+    #[serde(default)]
+    cloudevent: Option<CeContext>,
 }
 
 impl TryFrom<DeliveryWire> for Delivery {
@@ -135,8 +157,10 @@ impl TryFrom<DeliveryWire> for Delivery {
             source,
             tenant_id,
             subscription_id,
+            cloudevent,
         } = w;
-        let wire = EventWire { event_id, event_type, payload, occurred_at, source, tenant_id };
+        let wire =
+            EventWire { event_id, event_type, payload, occurred_at, source, tenant_id, cloudevent };
         let event = WebhookEvent::try_from(wire)?;
         let subscription_id = SubscriptionId::try_from(subscription_id).map_err(|e| {
             InvalidEvent::BadField(format!(
@@ -161,6 +185,8 @@ struct DeliveryRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tenant_id: Option<&'a str>,
     subscription_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloudevent: Option<&'a CeContext>,
 }
 
 impl<'a> DeliveryRef<'a> {
@@ -173,6 +199,7 @@ impl<'a> DeliveryRef<'a> {
             source: e.source.as_deref(),
             tenant_id: e.tenant_id.as_deref(),
             subscription_id,
+            cloudevent: e.cloudevent.as_ref(),
         }
     }
 }
@@ -180,41 +207,6 @@ impl<'a> DeliveryRef<'a> {
 impl Serialize for Delivery {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         DeliveryRef::new(&self.event, &self.subscription_id).serialize(serializer)
-    }
-}
-
-/// Why an inbound message cannot be processed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidEvent {
-    #[error("event is {size} bytes, over the {limit} byte limit")]
-    TooLarge { size: usize, limit: usize },
-    #[error("event is not valid JSON: {0}")]
-    InvalidJson(String),
-    #[error("event JSON is nested deeper than {MAX_JSON_DEPTH} levels")]
-    TooDeep,
-    #[error("event is missing or has a wrong field: {0}")]
-    BadField(String),
-    #[error("invalid event_id {0:?}: 1-128 characters of letters, digits, '_', '-' or ':'")]
-    BadEventId(String),
-    #[error("invalid event_type {0:?}: dot-separated segments of letters, digits, '_' or '-'")]
-    BadEventType(String),
-    #[error("event_type {body:?} does not match the subject's type {subject:?}")]
-    TypeMismatch { body: String, subject: String },
-    #[error("invalid {field}: longer than 128 characters")]
-    TooLong { field: &'static str },
-}
-
-impl InvalidEvent {
-    /// The stable reason code written to the DLQ.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            InvalidEvent::TooLarge { .. } => "payload_too_large",
-            InvalidEvent::InvalidJson(_) | InvalidEvent::TooDeep => "invalid_json",
-            InvalidEvent::BadField(_) | InvalidEvent::TooLong { .. } => "invalid_field",
-            InvalidEvent::BadEventId(_) => "invalid_event_id",
-            InvalidEvent::BadEventType(_) => "invalid_event_type",
-            InvalidEvent::TypeMismatch { .. } => "event_type_mismatch",
-        }
     }
 }
 
@@ -230,7 +222,7 @@ pub fn valid_event_type(t: &str) -> bool {
 
 /// Deepest nesting of `{`/`[` in JSON text, ignoring brackets inside strings. Checked before
 /// parsing so a hostile document cannot blow the parser's stack.
-fn json_depth(bytes: &[u8]) -> usize {
+pub(crate) fn json_depth(bytes: &[u8]) -> usize {
     let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
     for &b in bytes {
         if in_str {
@@ -348,112 +340,4 @@ impl Delivery {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(json: &str, t: &str) -> Result<WebhookEvent, InvalidEvent> {
-        WebhookEvent::parse(json.as_bytes(), t, 1024)
-    }
-
-    #[test]
-    fn a_valid_event_parses_and_gets_a_receipt_time() {
-        let e = parse(
-            r#"{"event_id":"evt_1","event_type":"order.created","payload":{"a":1}}"#,
-            "order.created",
-        )
-        .unwrap();
-        assert_eq!(e.event_id.as_str(), "evt_1");
-        assert!(e.occurred_at.is_some());
-    }
-
-    #[test]
-    fn each_kind_of_bad_event_has_its_reason() {
-        let cases = [
-            ("not json", "order.created", "invalid_json"),
-            (r#"{"event_type":"a","payload":1}"#, "a", "invalid_field"),
-            (r#"{"event_id":"has space","event_type":"a","payload":1}"#, "a", "invalid_event_id"),
-            (r#"{"event_id":"e1","event_type":"a..b","payload":1}"#, "a..b", "invalid_event_type"),
-            (r#"{"event_id":"e1","event_type":"a.b","payload":1}"#, "a.c", "event_type_mismatch"),
-            (
-                r#"{"event_id":"e1","event_type":"a","payload":1,"occurred_at":"yesterday"}"#,
-                "a",
-                "invalid_field",
-            ),
-            (
-                r#"{"event_id":"e1","event_type":"a","payload":1,"tenant_id":"a b"}"#,
-                "a",
-                "invalid_field",
-            ),
-            (
-                r#"{"event_id":"e1","event_type":"a","payload":1,"tenant_id":""}"#,
-                "a",
-                "invalid_field",
-            ),
-        ];
-        for (json, t, reason) in cases {
-            assert_eq!(parse(json, t).unwrap_err().reason(), reason, "{json}");
-        }
-    }
-
-    #[test]
-    fn oversized_and_deep_events_are_rejected_before_parsing() {
-        let big =
-            format!(r#"{{"event_id":"e","event_type":"a","payload":"{}"}}"#, "x".repeat(2000));
-        assert_eq!(parse(&big, "a").unwrap_err().reason(), "payload_too_large");
-        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        assert_eq!(
-            WebhookEvent::parse(deep.as_bytes(), "a", 1 << 20).unwrap_err(),
-            InvalidEvent::TooDeep
-        );
-    }
-
-    #[test]
-    fn brackets_inside_strings_do_not_count_as_depth() {
-        assert_eq!(json_depth(br#"{"a":"[[[[\"[["}"#), 1);
-    }
-
-    #[test]
-    fn webhook_body_is_stable_across_calls() {
-        let e = parse(r#"{"event_id":"e1","event_type":"a","payload":{"x":[1,2]},"occurred_at":"2024-01-02T03:04:05Z"}"#, "a").unwrap();
-        assert_eq!(e.webhook_body(), e.webhook_body());
-        assert_eq!(
-            String::from_utf8(e.webhook_body()).unwrap(),
-            r#"{"type":"a","timestamp":"2024-01-02T03:04:05Z","data":{"x":[1,2]}}"#
-        );
-    }
-
-    #[test]
-    fn delivery_round_trips_through_json() {
-        let e = parse(r#"{"event_id":"e1","event_type":"a","payload":null,"tenant_id":"t1"}"#, "a")
-            .unwrap();
-        let d = Delivery {
-            event: e,
-            subscription_id: "sub_0123456789abcdef0123456789abcdef".parse().unwrap(),
-        };
-        assert_eq!(Delivery::parse(&d.to_bytes()).unwrap(), d);
-    }
-
-    #[test]
-    fn the_wire_format_is_the_ids_as_strings_in_field_order() {
-        let json = r#"{"event_id":"e1","event_type":"a.b","payload":{"x":1},"occurred_at":"2024-01-02T03:04:05Z","source":"s","tenant_id":"t1"}"#;
-        let e = parse(json, "a.b").unwrap();
-        assert_eq!(serde_json::to_string(&e).unwrap(), json);
-        let d = Delivery { event: e, subscription_id: "sub_1".parse().unwrap() };
-        let with_sub = format!(r#"{},"subscription_id":"sub_1"}}"#, &json[..json.len() - 1]);
-        assert_eq!(String::from_utf8(d.to_bytes()).unwrap(), with_sub);
-    }
-
-    #[test]
-    fn a_delivery_names_its_wrong_field() {
-        let body = |id: &str, sub: &str| {
-            format!(
-                r#"{{"event_id":"{id}","event_type":"a","payload":1,"subscription_id":"{sub}"}}"#
-            )
-        };
-        let reason = |id, sub| Delivery::parse(body(id, sub).as_bytes()).map_err(|e| e.reason());
-        assert!(reason("e1", "sub_1").is_ok());
-        assert_eq!(reason("e 1", "sub_1").unwrap_err(), "invalid_event_id");
-        assert_eq!(reason("e1", "sub_").unwrap_err(), "invalid_field");
-        assert_eq!(Delivery::parse(br#"{"event_id":"e1"}"#).unwrap_err().reason(), "invalid_json");
-    }
-}
+mod tests;

@@ -1,9 +1,11 @@
 //! Publishing events into hookline: the library side of `hookline publish` (applications with a
-//! NATS client publish the same JSON themselves).
+//! NATS client publish the same JSON themselves), as a WebhookEvent or as a CloudEvent in
+//! structured or binary mode (NATS protocol binding).
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 
+use crate::cloudevents::{self, encode};
 use crate::event::{InvalidEvent, WebhookEvent};
 use crate::subjects::Names;
 
@@ -25,6 +27,18 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+/// The shape an event is published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EventFormat {
+    /// WebhookEvent JSON.
+    #[default]
+    Webhook,
+    /// Structured CloudEvent: `content-type: application/cloudevents+json`, the event as JSON.
+    Cloudevents,
+    /// Binary CloudEvent: attributes in `ce-*` headers, the data as the body.
+    CloudeventsBinary,
+}
+
 /// Validates `event` and publishes it on `<p>.events.<type>` with `Nats-Msg-Id = event_id`;
 /// returns once JetStream has stored it.
 pub async fn publish_event(
@@ -33,8 +47,38 @@ pub async fn publish_event(
     event: &WebhookEvent,
     limit: usize,
 ) -> Result<Published, PublishError> {
+    publish_as(js, names, event, limit, EventFormat::Webhook, "").await
+}
+
+/// [`publish_event`] in `format`; `ce_source` is the CloudEvents source of an event that has
+/// none of its own.
+pub async fn publish_as(
+    js: &jetstream::Context,
+    names: &Names,
+    event: &WebhookEvent,
+    limit: usize,
+    format: EventFormat,
+    ce_source: &str,
+) -> Result<Published, PublishError> {
     event.validate()?;
-    let body = serde_json::to_vec(event).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
+    let mut headers = HeaderMap::new();
+    let body = match format {
+        EventFormat::Webhook => {
+            serde_json::to_vec(event).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?
+        }
+        EventFormat::Cloudevents => {
+            headers.insert("content-type", cloudevents::STRUCTURED_JSON);
+            encode::structured(event, ce_source, false)
+        }
+        EventFormat::CloudeventsBinary => {
+            let binary = encode::binary(event, ce_source, false);
+            for (name, value) in &binary.headers {
+                headers.insert(name.as_str(), value.as_str());
+            }
+            headers.insert("content-type", binary.content_type.as_str());
+            binary.body
+        }
+    };
     if body.len() > limit {
         return Err(InvalidEvent::TooLarge { size: body.len(), limit }.into());
     }
@@ -44,7 +88,6 @@ pub async fn publish_event(
         subject: subject.clone(),
         message: e.to_string(),
     };
-    let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", event.event_id.as_str());
     let ack = js
         .publish_with_headers(subject.clone(), headers, body.into())

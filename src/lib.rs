@@ -1,7 +1,7 @@
 //! hookline: webhook delivery on NATS JetStream and Redis.
 //!
 //! ```text
-//! publisher --(WebhookEvent JSON)--> <p>.events.<type>          [<P>_EVENTS: the log]
+//! publisher --(WebhookEvent JSON | CloudEvent)--> <p>.events.<type>  [<P>_EVENTS: the log]
 //!   pipeline::fanout   (durable consumer; store::subscriptions index lookup)
 //!   --> <p>.deliver.<subscription>                              [<P>_DELIVERIES: work queue]
 //!   pipeline::deliver  (store::inbox dedupe -> pipeline::http_post signed POST)
@@ -14,7 +14,7 @@
 //!
 //! Modules in pipeline order: [`ids`] holds the typed ids and their grammar, [`config`] and
 //! [`subjects`] name everything, [`topology`] creates the streams, [`ingest`] publishes events,
-//! [`event`] parses them, [`filter`] and [`store`] find subscriptions, [`payload_filter`] narrows
+//! [`event`] parses them ([`cloudevents`] reads and writes them as CloudEvents), [`filter`] and [`store`] find subscriptions, [`payload_filter`] narrows
 //! them by payload, [`pipeline`] moves
 //! messages, [`signing`] signs (and lets Rust receivers verify), [`app`] composes the roles,
 //! [`ops`] implements every operator action once, and its two front ends are [`admin_api`]
@@ -25,8 +25,8 @@
 //!
 //! ```text
 //! ids         ids (typed ids and names, their one grammar)
-//! models      subjects, signing, console_link, secret_box, event, filter, payload_filter,
-//!             attempt_record, ip_ranges, metrics, limiter, tls
+//! models      subjects, signing, console_link, secret_box, event, cloudevents, filter,
+//!             payload_filter, attempt_record, ip_ranges, metrics, limiter, tls
 //! config      config (one file per section)
 //! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
 //!             ingest, telemetry
@@ -41,6 +41,7 @@ pub mod app;
 pub mod attempt_log;
 pub mod attempt_record;
 pub mod cli;
+pub mod cloudevents;
 pub mod config;
 pub mod console_link;
 pub mod context;

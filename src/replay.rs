@@ -14,6 +14,7 @@ use futures::StreamExt;
 use redis::AsyncCommands;
 use time::OffsetDateTime;
 
+use crate::cloudevents::parse_message;
 use crate::context::Ctx;
 use crate::event::{Delivery, WebhookEvent};
 use crate::pipeline::headers;
@@ -113,9 +114,8 @@ pub async fn replay(
                 }
                 let Some(kind) = ctx.names.event_type_of(&msg.subject) else { continue };
                 // Events that never parsed were dead-lettered at the time; skip them here too.
-                if let Ok(event) =
-                    WebhookEvent::parse(&msg.payload, kind, ctx.config.delivery.max_payload_bytes)
-                {
+                let limit = ctx.config.delivery.max_payload_bytes;
+                if let Ok(event) = parse_message(msg.headers.as_ref(), &msg.payload, kind, limit) {
                     queued += queue(ctx, &event, target.as_ref(), tenant, &replay_id).await?;
                 }
                 if pending == 0 {
@@ -147,7 +147,7 @@ async fn load_event(
         Err(e) => return Err(failed("reading the event log")(&e)),
     };
     let kind = ctx.names.event_type_of(&msg.subject).unwrap_or_default();
-    WebhookEvent::parse(&msg.payload, kind, ctx.config.delivery.max_payload_bytes)
+    parse_message(Some(&msg.headers), &msg.payload, kind, ctx.config.delivery.max_payload_bytes)
         .map_err(|_| ReplayError::EventNotFound(id.to_string()))
 }
 

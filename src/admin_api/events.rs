@@ -1,16 +1,22 @@
 //! `POST /v1/events`: publish an event over HTTP, for stacks without a NATS client. Same
 //! validation and dedupe as the NATS path; 202 once JetStream has stored it, 409 when the event
-//! id was already published inside the duplicate window.
+//! id was already published inside the duplicate window. The body is a WebhookEvent
+//! (`application/json`) or a structured CloudEvent (`application/cloudevents+json`), which is
+//! published as a structured CloudEvent.
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{ApiJson, ApiResult, ApiState, Caller};
+use super::{ApiError, ApiJson, ApiResult, ApiState, Caller};
+use crate::cloudevents;
+use crate::event::InvalidEvent;
 use crate::ids::{EventId, EventType, TenantId};
-use crate::ingest::Published;
+use crate::ingest::{EventFormat, Published};
 use crate::ops::NewEvent;
 
 pub fn routes() -> Router<ApiState> {
@@ -35,24 +41,111 @@ pub struct PublishEvent {
     pub tenant_id: Option<TenantId>,
 }
 
+/// A structured-mode CloudEvent 1.0 (JSON event format), for the OpenAPI document; read by
+/// [`cloudevents::parse_structured`]. Other members are extension attributes (names of
+/// lower-case letters and digits; string, number or boolean values).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CloudEvent {
+    /// Only "1.0".
+    #[schema(pattern = "^1\\.0$")]
+    pub specversion: String,
+    /// The event id (also the dedupe key).
+    #[schema(value_type = EventId)]
+    pub id: String,
+    /// URI-reference of the producer.
+    #[schema(min_length = 1, max_length = 128)]
+    pub source: String,
+    /// The event type.
+    #[schema(value_type = EventType, rename = "type")]
+    pub kind: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub time: Option<String>,
+    /// Media type of `data` (JSON when absent).
+    pub datacontenttype: Option<String>,
+    pub dataschema: Option<String>,
+    pub subject: Option<String>,
+    /// The payload.
+    pub data: Option<serde_json::Value>,
+    /// Non-JSON data, base64 (instead of `data`).
+    pub data_base64: Option<String>,
+    /// Extension: the tenant (forced to the caller's tenant for tenant tokens).
+    #[schema(value_type = Option<TenantId>)]
+    pub tenantid: Option<String>,
+}
+
 /// Publish an event.
-#[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "publish_event", request_body = PublishEvent,
+#[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "publish_event",
+    request_body(content((PublishEvent = "application/json"), (CloudEvent = "application/cloudevents+json"))),
     responses((status = 202, body = Published), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
-        (status = 413, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
+        (status = 413, body = super::ErrorBody), (status = 415, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
 async fn publish(
     State(state): State<ApiState>,
     caller: Caller,
-    ApiJson(body): ApiJson<PublishEvent>,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
-    let event = NewEvent {
-        event_id: body.event_id,
-        event_type: body.event_type,
-        payload: body.payload,
-        occurred_at: body.occurred_at,
-        source: body.source,
-        tenant_id: body.tenant_id,
+    let structured = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(cloudevents::is_structured);
+    let event = if structured {
+        cloudevent_body(&state, request).await?
+    } else {
+        let ApiJson(body) = ApiJson::<PublishEvent>::from_request(request, &state).await?;
+        NewEvent {
+            event_id: body.event_id,
+            event_type: body.event_type,
+            payload: body.payload,
+            occurred_at: body.occurred_at,
+            source: body.source,
+            tenant_id: body.tenant_id,
+            format: EventFormat::Webhook,
+            cloudevent: None,
+        }
     };
     let published = state.ops.publish(&caller, event).await?;
     Ok((StatusCode::ACCEPTED, Json(published)))
+}
+
+/// Reads a structured CloudEvent body; a bad one is a 400 naming the attribute at fault.
+async fn cloudevent_body(state: &ApiState, request: Request) -> ApiResult<NewEvent> {
+    let bytes = Bytes::from_request(request, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(r.status(), "body_too_large", "request body is over the limit")
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
+        }
+    })?;
+    let limit = state.ops.config().delivery.max_payload_bytes;
+    let event = cloudevents::parse_structured(&bytes, None, limit).map_err(cloudevent_error)?;
+    Ok(NewEvent {
+        event_id: Some(event.event_id),
+        event_type: event.event_type,
+        payload: event.payload,
+        occurred_at: event.occurred_at,
+        source: event.source,
+        tenant_id: event.tenant_id,
+        format: EventFormat::Cloudevents,
+        cloudevent: event.cloudevent,
+    })
+}
+
+/// A bad CloudEvent as an API error: 413 over the size limit, else 400 naming the attribute.
+fn cloudevent_error(e: InvalidEvent) -> ApiError {
+    let field = match &e {
+        InvalidEvent::TooLarge { .. } => {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "event_too_large", e.to_string());
+        }
+        InvalidEvent::CeMissingAttribute(name) => name,
+        InvalidEvent::CeSpecVersion(_) => "specversion",
+        InvalidEvent::BadEventId(_) => "id",
+        InvalidEvent::BadEventType(_) => "type",
+        InvalidEvent::CeDataNotJson { .. } => "data",
+        InvalidEvent::TooLong { field } => field,
+        InvalidEvent::BadField(_) => "tenantid",
+        _ => "body",
+    };
+    ApiError::bad_field(field, e.to_string())
 }

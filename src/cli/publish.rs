@@ -1,8 +1,10 @@
-//! `hookline publish`: publish one event (the same validation and dedupe as the API).
+//! `hookline publish`: publish one event (the same validation and dedupe as the API), as a
+//! WebhookEvent or a CloudEvent.
 
 use super::{InputError, OutputArg};
 use crate::config::Config;
 use crate::ids::{EventId, EventType, TenantId};
+use crate::ingest::EventFormat;
 use crate::ops::{Need, NewEvent, Ops, Scope};
 
 #[derive(Debug, clap::Args)]
@@ -17,9 +19,13 @@ pub struct PublishArgs {
     /// Tenant of the event.
     #[arg(long)]
     pub tenant: Option<TenantId>,
-    /// Free-form source of the event.
+    /// Free-form source of the event (a CloudEvent's default: delivery.cloudevents_source).
     #[arg(long)]
     pub source: Option<String>,
+    /// Shape of the published message: WebhookEvent JSON, or a CloudEvent in structured
+    /// (application/cloudevents+json) or binary (ce-* headers) mode.
+    #[arg(long, value_enum, default_value_t = EventFormat::Webhook)]
+    pub format: EventFormat,
     #[command(flatten)]
     pub output: OutputArg,
 }
@@ -36,6 +42,8 @@ pub async fn run(args: PublishArgs, config: Config) -> anyhow::Result<()> {
         occurred_at: None,
         source: args.source,
         tenant_id: args.tenant,
+        format: args.format,
+        cloudevent: None,
     };
     let ops = Ops::connect(config, Need::Streams).await?;
     let published = ops.publish(&Scope::Admin, event).await?;

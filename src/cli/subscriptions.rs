@@ -131,7 +131,8 @@ pub struct SubscriptionFields {
     /// Extra signature scheme besides Standard Webhooks; repeatable.
     #[arg(long = "signature-scheme", value_enum)]
     pub signature_schemes: Vec<SchemeArg>,
-    /// POST body: the Standard Webhooks envelope or the bare payload.
+    /// POST body: the Standard Webhooks envelope, the bare payload, or a CloudEvent (structured
+    /// JSON, or binary: ce-* headers and the data as the body).
     #[arg(long, value_enum)]
     pub body_format: Option<BodyFormatArg>,
     /// Most requests in flight to this endpoint at once (overrides health.max_in_flight_per_endpoint; 0 clears).
@@ -209,6 +210,10 @@ pub enum BodyFormatArg {
     Envelope,
     /// The event's payload alone.
     Payload,
+    /// A structured CloudEvent (application/cloudevents+json).
+    Cloudevents,
+    /// A binary CloudEvent: ce-* headers, the data as the body.
+    CloudeventsBinary,
 }
 
 /// A tenant id, or "" (update: no tenant).
@@ -255,6 +260,8 @@ impl SubscriptionFields {
             body_format: self.body_format.map(|f| match f {
                 BodyFormatArg::Envelope => BodyFormat::Envelope,
                 BodyFormatArg::Payload => BodyFormat::Payload,
+                BodyFormatArg::Cloudevents => BodyFormat::Cloudevents,
+                BodyFormatArg::CloudeventsBinary => BodyFormat::CloudeventsBinary,
             }),
             max_in_flight: self.max_in_flight,
             max_rps: self.max_rps,

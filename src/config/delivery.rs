@@ -35,11 +35,16 @@ pub struct DeliveryConfig {
     /// How long the validation handshake waits for the endpoint's answer.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
+    /// CloudEvents `source` of events that were not published as CloudEvents.
+    pub cloudevents_source: String,
 }
 
 impl DeliveryConfig {
     /// Checks the section's values; the error names the key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.cloudevents_source.is_empty() {
+            return Err(invalid("delivery.cloudevents_source", "must not be empty"));
+        }
         if self.concurrency == 0 {
             return Err(invalid("delivery.concurrency", "must be at least 1"));
         }

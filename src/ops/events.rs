@@ -1,10 +1,11 @@
 //! Publishing an event (the NATS path's validation and dedupe, for callers without a NATS
-//! client): `<p>.events.<type>` with `Nats-Msg-Id = event_id`, done once JetStream stored it.
+//! client): `<p>.events.<type>` with `Nats-Msg-Id = event_id`, done once JetStream stored it,
+//! as a WebhookEvent or a CloudEvent (structured or binary).
 
 use super::{Ops, OpsError, Scope};
-use crate::event::{InvalidEvent, WebhookEvent};
+use crate::event::{CeContext, InvalidEvent, WebhookEvent};
 use crate::ids::{EventId, EventType, TenantId};
-use crate::ingest::{PublishError, Published};
+use crate::ingest::{EventFormat, PublishError, Published};
 
 /// An event to publish, as a front end parsed it.
 #[derive(Debug, Clone)]
@@ -18,6 +19,10 @@ pub struct NewEvent {
     pub source: Option<String>,
     /// Forced to the scope's tenant for a tenant scope.
     pub tenant_id: Option<TenantId>,
+    /// The shape it is published in.
+    pub format: EventFormat,
+    /// The other attributes of an event given as a CloudEvent.
+    pub cloudevent: Option<CeContext>,
 }
 
 fn invalid(e: InvalidEvent) -> OpsError {
@@ -36,22 +41,36 @@ impl Ops {
     /// conflict, `duplicate_event`: nothing new was stored, and every front end says so alike.
     pub async fn publish(&self, scope: &Scope, event: NewEvent) -> Result<Published, OpsError> {
         let tenant_id = scope.scope_tenant(event.tenant_id, "publish events")?;
+        let ce_source = &self.config.delivery.cloudevents_source;
+        // Published as a CloudEvent, it is one from the start: its own attributes, or JSON data
+        // and the configured source.
+        let (cloudevent, source) = match (event.format, event.cloudevent) {
+            (EventFormat::Webhook, cloudevent) => (cloudevent, event.source),
+            (_, cloudevent) => (
+                Some(cloudevent.unwrap_or_else(CeContext::json)),
+                Some(event.source.unwrap_or_else(|| ce_source.clone())),
+            ),
+        };
+        let format = event.format;
         let event = WebhookEvent {
             event_id: event.event_id.unwrap_or_else(EventId::generate),
             event_type: event.event_type,
             payload: event.payload,
             occurred_at: Some(event.occurred_at.unwrap_or_else(time::OffsetDateTime::now_utc)),
-            source: event.source,
+            source,
             tenant_id,
+            cloudevent,
         };
         event.validate().map_err(invalid)?;
         let limit = self.config.delivery.max_payload_bytes;
-        let published = crate::ingest::publish_event(self.js()?, &self.names, &event, limit)
-            .await
-            .map_err(|e| match e {
-                PublishError::Invalid(i) => invalid(i),
-                other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
-            })?;
+        let js = self.js()?;
+        let published =
+            crate::ingest::publish_as(js, &self.names, &event, limit, format, ce_source)
+                .await
+                .map_err(|e| match e {
+                    PublishError::Invalid(i) => invalid(i),
+                    other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
+                })?;
         if published.duplicate {
             return Err(OpsError::Conflict {
                 code: "duplicate_event",

@@ -41,7 +41,22 @@ pub async fn publish(
     original_subject: &str,
     msg_id: &str,
 ) -> Result<(), Transient> {
-    let mut h = HeaderMap::new();
+    publish_carrying(ctx, token, body, entry, event, original_subject, msg_id, HeaderMap::new())
+        .await
+}
+
+/// [`publish`], starting from headers `h` of the original message worth keeping.
+#[allow(clippy::too_many_arguments)]
+async fn publish_carrying(
+    ctx: &Ctx,
+    token: &str,
+    body: &[u8],
+    entry: &Entry<'_>,
+    event: Option<(&str, &str)>,
+    original_subject: &str,
+    msg_id: &str,
+    mut h: HeaderMap,
+) -> Result<(), Transient> {
     h.insert("Nats-Msg-Id", msg_id);
     h.insert(headers::REASON, entry.reason);
     h.insert(headers::REASON_DETAIL, headers::sanitize(entry.detail).as_str());
@@ -86,18 +101,39 @@ pub async fn publish_invalid(
     subject: &str,
     seq: u64,
 ) -> Result<(), Transient> {
+    publish_invalid_carrying(ctx, body, reason, detail, subject, seq, HeaderMap::new()).await
+}
+
+/// [`publish_invalid`] keeping headers `carried` of the original message.
+async fn publish_invalid_carrying(
+    ctx: &Ctx,
+    body: &[u8],
+    reason: &str,
+    detail: &str,
+    subject: &str,
+    seq: u64,
+    carried: HeaderMap,
+) -> Result<(), Transient> {
     tracing::warn!(%subject, seq, reason, detail, "dead-lettering unprocessable message");
     let entry = Entry { reason, detail, state: None, last_status: None, last_attempt_at: None };
-    publish(
-        ctx,
-        INVALID_EVENTS_TOKEN,
-        body,
-        &entry,
-        None,
-        subject,
-        &format!("invalid.{subject}.{seq}"),
-    )
-    .await
+    let msg_id = format!("invalid.{subject}.{seq}");
+    publish_carrying(ctx, INVALID_EVENTS_TOKEN, body, &entry, None, subject, &msg_id, carried).await
+}
+
+/// The headers of an unparsable message that are part of the event itself: a binary-mode
+/// CloudEvent's `ce-*` attributes and the data's `content-type`. Kept on its DLQ entry so that
+/// nothing of the event is lost.
+fn event_headers(msg: &async_nats::jetstream::Message) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for (name, values) in msg.headers.iter().flat_map(|h| h.iter()) {
+        let lower = AsRef::<str>::as_ref(name).to_ascii_lowercase();
+        if lower.starts_with("ce-") || lower == "content-type" {
+            for value in values {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+    }
+    kept
 }
 
 /// Dead-letters `msg` (stream sequence `seq`), which did not parse, with the reason `invalid` names.
@@ -108,7 +144,9 @@ pub async fn publish_unparsable(
     invalid: &InvalidEvent,
 ) -> Result<(), Transient> {
     let detail = invalid.to_string();
-    publish_invalid(ctx, &msg.payload, invalid.reason(), &detail, &msg.subject, seq).await
+    let kept = event_headers(msg);
+    publish_invalid_carrying(ctx, &msg.payload, invalid.reason(), &detail, &msg.subject, seq, kept)
+        .await
 }
 
 /// The `Nats-Msg-Id` of a delivery's DLQ entry: one per (event, subscription, replay, DLQ entry

@@ -25,7 +25,7 @@ use crate::store::subscriptions::SubscriptionError;
 /// How long an event waits while the subscription index is rebuilt.
 const INDEX_WAIT: Duration = Duration::from_secs(1);
 use crate::context::Ctx;
-use crate::event::{Delivery, WebhookEvent};
+use crate::event::Delivery;
 use crate::metrics;
 use crate::store::event_index;
 use crate::store::health::Health;
@@ -86,7 +86,9 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         )
         .await;
     };
-    let event = match WebhookEvent::parse(
+    // A WebhookEvent, or a CloudEvent in binary or structured mode (told apart by headers).
+    let event = match crate::cloudevents::parse_message(
+        msg.headers.as_ref(),
         &msg.payload,
         subject_type,
         ctx.config.delivery.max_payload_bytes,

@@ -3,12 +3,14 @@
 //! outcomes to ack, retry or dead-letter, and writes the attempt log
 //! ([`crate::attempt_log`]).
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 
 use crate::attempt_record::FailureKind;
+use crate::cloudevents;
 use crate::config::DeliveryConfig;
 use crate::event::Delivery;
 use crate::signing::{canonical_json, seed_hex_signature, signature_header};
@@ -47,13 +49,16 @@ impl Outcome {
 /// subscription alone (so the body is identical on every attempt).
 pub struct SignedRequest {
     pub body: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
 }
 
-/// Builds the body (envelope or bare payload; canonical JSON when a scheme needs it) and every
-/// signature header: Standard Webhooks with each live secret, plus the subscription's extra
-/// schemes with the current secret.
-pub fn sign_request(sub: &Subscription, delivery: &Delivery, now: OffsetDateTime) -> SignedRequest {
+/// The body in the subscription's format (canonical JSON when a scheme needs it), its content
+/// type, and the `ce-*` headers of the binary CloudEvents format.
+fn body_of(
+    sub: &Subscription,
+    delivery: &Delivery,
+    ce_source: &str,
+) -> (Vec<u8>, String, Vec<(String, String)>) {
     let event = &delivery.event;
     let canonical = sub.signature_schemes.contains(&SignatureScheme::XSignatureCanonical);
     let body = match (sub.body_format, canonical) {
@@ -64,25 +69,53 @@ pub fn sign_request(sub: &Subscription, delivery: &Delivery, now: OffsetDateTime
             canonical_json(&envelope)
         }
         (BodyFormat::Payload, true) => canonical_json(&event.payload),
+        (BodyFormat::Cloudevents, canonical) => {
+            let body = cloudevents::encode::structured(event, ce_source, canonical);
+            return (body, cloudevents::STRUCTURED_JSON.to_string(), Vec::new());
+        }
+        (BodyFormat::CloudeventsBinary, canonical) => {
+            let b = cloudevents::encode::binary(event, ce_source, canonical);
+            return (b.body, b.content_type, b.headers);
+        }
     };
+    (body, "application/json".to_string(), Vec::new())
+}
+
+/// Builds the body (envelope, bare payload or CloudEvent) and every signature header: Standard
+/// Webhooks with each live secret, plus the subscription's extra schemes with the current
+/// secret. `ce_source` is the CloudEvents source of an event published in another shape.
+pub fn sign_request(
+    sub: &Subscription,
+    delivery: &Delivery,
+    now: OffsetDateTime,
+    ce_source: &str,
+) -> SignedRequest {
+    let event = &delivery.event;
+    let (body, content_type, ce_headers) = body_of(sub, delivery, ce_source);
     let timestamp = now.unix_timestamp();
     let id = event.event_id.as_str();
-    let mut headers = vec![
-        ("content-type", "application/json".to_string()),
-        ("webhook-id", id.to_string()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature_header(&sub.live_secrets(now), id, timestamp, &body)),
-    ];
+    let mut headers: Vec<(Cow<'static, str>, String)> =
+        ce_headers.into_iter().map(|(name, value)| (Cow::Owned(name), value)).collect();
+    headers.extend([
+        ("content-type".into(), content_type),
+        ("webhook-id".into(), id.to_string()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        (
+            "webhook-signature".into(),
+            signature_header(&sub.live_secrets(now), id, timestamp, &body),
+        ),
+    ]);
     for scheme in &sub.signature_schemes {
         let signature = seed_hex_signature(sub.current_secret(), &body);
         match scheme {
             SignatureScheme::WebhookSha256 => {
-                headers.push(("x-webhook-signature", format!("sha256={signature}")));
-                headers.push(("x-webhook-event-type", event.event_type.to_string()));
-                headers.push(("x-webhook-event-id", id.to_string()));
-                headers.push(("x-webhook-timestamp", now.format(&Rfc3339).unwrap_or_default()));
+                headers.push(("x-webhook-signature".into(), format!("sha256={signature}")));
+                headers.push(("x-webhook-event-type".into(), event.event_type.to_string()));
+                headers.push(("x-webhook-event-id".into(), id.to_string()));
+                let at = now.format(&Rfc3339).unwrap_or_default();
+                headers.push(("x-webhook-timestamp".into(), at));
             }
-            SignatureScheme::XSignatureCanonical => headers.push(("x-signature", signature)),
+            SignatureScheme::XSignatureCanonical => headers.push(("x-signature".into(), signature)),
         }
     }
     SignedRequest { body, headers }
@@ -96,7 +129,7 @@ pub async fn post(
     sub: &Subscription,
     delivery: &Delivery,
 ) -> Outcome {
-    let signed = sign_request(sub, delivery, OffsetDateTime::now_utc());
+    let signed = sign_request(sub, delivery, OffsetDateTime::now_utc(), &config.cloudevents_source);
     let started = Instant::now();
     let mut request = match endpoint_url(&sub.url) {
         Some(url) => http.post(url),
@@ -107,7 +140,7 @@ pub async fn post(
         request = request.header(name.as_str(), value.as_str());
     }
     for (name, value) in signed.headers {
-        request = request.header(name, value);
+        request = request.header(name.as_ref(), value);
     }
     if sub.handshake.validation == Validation::Cloudevents {
         request = request.header(super::handshake::REQUEST_ORIGIN, &config.webhook_origin);

@@ -54,6 +54,7 @@ pub async fn send(ctx: &Ctx, sub: &Subscription, payload: serde_json::Value) -> 
             occurred_at: Some(now),
             source: None,
             tenant_id: None,
+            cloudevent: None,
         },
         subscription_id: SubscriptionId::parse(&sub.id).expect("a stored subscription id"),
     };

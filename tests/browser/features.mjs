@@ -33,6 +33,7 @@ await run(async (page) => {
   const add = page.locator("form[aria-label='Add an endpoint']");
   await add.locator("input[name=url]").fill(newUrl);
   await add.locator("select[name=key_type]").selectOption("ed25519");
+  await add.locator("select[name=body_format]").selectOption("cloudevents_binary");
   await add.locator("button[type=submit]").click();
   const key = (await page.locator("#public-key").textContent()).trim();
   check(key.startsWith("whpk_"), `the public key is shown once created: ${key}`);
@@ -40,4 +41,5 @@ await run(async (page) => {
   await page.locator(`a:text("${newUrl}")`).first().click();
   await page.locator("#sub-signature", { hasText: "Ed25519 (v1a)" }).waitFor();
   check((await page.locator("#sub-public-key").textContent()) === key, "the view shows the same public key");
+  check((await page.locator("#sub-body-format").textContent()) === "CloudEvent (binary)", "the chosen body format is shown");
 });

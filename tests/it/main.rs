@@ -11,6 +11,7 @@ mod world;
 
 mod api;
 mod cli;
+mod cloudevents;
 mod console;
 mod delivery;
 mod egress;

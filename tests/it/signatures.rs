@@ -129,6 +129,7 @@ async fn seed_compatible_signatures_verify_with_a_python_receiver_using_their_al
         occurred_at: None,
         source: None,
         tenant_id: None,
+        cloudevent: None,
     };
     hookline::ingest::publish_event(&w.js().await, &w.names, &event, 1 << 20).await.unwrap();
 

@@ -130,6 +130,7 @@ impl World {
             occurred_at: None,
             source: None,
             tenant_id: tenant.map(|t| t.parse().unwrap()),
+            cloudevent: None,
         };
         hookline::ingest::publish_event(&self.js().await, &self.names, &event, 1 << 20)
             .await

@@ -117,6 +117,10 @@ async function endpoints() {
   poll(draw, 5000);
 }
 
+// A subscription's body_format values and how the console names them.
+const BODY_FORMATS = [["envelope", "Standard Webhooks envelope"], ["payload", "Payload only"],
+  ["cloudevents", "CloudEvent (structured)"], ["cloudevents_binary", "CloudEvent (binary)"]];
+
 function createForm(made) {
   const url = el("input", { name: "url", type: "url", required: true, placeholder: "https://example.com/hooks", size: 34 });
   const types = el("input", { name: "event_types", placeholder: "order.*, invoice.paid" });
@@ -124,6 +128,7 @@ function createForm(made) {
   const tenant = el("input", { name: "tenant_id", placeholder: "optional" });
   const keyType = el("select", { name: "key_type" },
     el("option", { value: "hmac" }, "HMAC-SHA256 (v1)"), el("option", { value: "ed25519" }, "Ed25519 (v1a)"));
+  const bodyFormat = el("select", { name: "body_format" }, ...BODY_FORMATS.map(([v, label]) => el("option", { value: v }, label)));
   const more = advancedFields(null);
   const submit = async (e) => {
     e.preventDefault();
@@ -131,6 +136,7 @@ function createForm(made) {
     if (desc.value) body.description = desc.value;
     if (state.admin && tenant.value) body.tenant_id = tenant.value;
     if (keyType.value !== "hmac") body.key_type = keyType.value;
+    if (bodyFormat.value !== "envelope") body.body_format = bodyFormat.value;
     try {
       more.apply(body);
       const s = await api("POST", "/v1/subscriptions", body);
@@ -140,7 +146,8 @@ function createForm(made) {
   };
   return el("form", { class: "inline", onsubmit: submit, "aria-label": "Add an endpoint" },
     el("label", {}, "URL", url), el("label", {}, "Event types", types), el("label", {}, "Description", desc),
-    state.admin ? el("label", {}, "Tenant", tenant) : "", el("label", {}, "Signature", keyType), more.fields,
+    state.admin ? el("label", {}, "Tenant", tenant) : "", el("label", {}, "Signature", keyType),
+    el("label", {}, "Body", bodyFormat), more.fields,
     el("button", { type: "submit" }, "Add endpoint"));
 }
 
@@ -225,6 +232,7 @@ async function subscription(id) {
       el("dt", {}, "state"), el("dd", { id: "sub-state" }, s.active ? "active" : `inactive${s.disabled_reason ? ` (${s.disabled_reason})` : ""}`),
       s.validation_status ? [el("dt", {}, "validation"), el("dd", { id: "sub-validation" }, `cloudevents handshake ${s.validation_status}${s.allowed_rate_per_minute ? `, ${s.allowed_rate_per_minute}/min granted` : ""}`)] : "",
       el("dt", {}, "signature"), el("dd", { id: "sub-signature" }, s.key_type === "ed25519" ? "Ed25519 (v1a)" : "HMAC-SHA256 (v1)"),
+      el("dt", {}, "body"), el("dd", { id: "sub-body-format" }, (BODY_FORMATS.find(([v]) => v === s.body_format) || [0, s.body_format])[1]),
       s.public_key ? [el("dt", {}, "public key"), el("dd", {}, el("code", { id: "sub-public-key" }, s.public_key))] : "",
       s.filter ? [el("dt", {}, "payload filter"), el("dd", {}, el("code", { id: "sub-filter" }, JSON.stringify(s.filter)))] : "",
       el("dt", {}, "retry schedule"), el("dd", { id: "sub-schedule" }, s.retry_schedule ? s.retry_schedule.join(", ") : "the global one"),

@@ -40,8 +40,9 @@ const FORBIDDEN: [&str; 14] = [
     "user-agent",
 ];
 
-/// Prefixes of headers hookline sets itself (Standard Webhooks, the extra schemes, tracing).
-const FORBIDDEN_PREFIXES: [&str; 4] = ["webhook-", "x-webhook-", "content-", "hookline-"];
+/// Prefixes of headers hookline sets itself (Standard Webhooks, the extra schemes, tracing,
+/// CloudEvents binary mode).
+const FORBIDDEN_PREFIXES: [&str; 5] = ["webhook-", "x-webhook-", "content-", "hookline-", "ce-"];
 
 /// A subscription's custom headers; `Debug` and `Serialize` show the names only.
 #[derive(Clone, PartialEq, Eq, Default)]

@@ -8,12 +8,15 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::handshake::{Handshake, Validation};
+#[path = "body_format.rs"]
+mod body_format;
 use super::headers::{BadHeader, CustomHeaders};
 use crate::filter::{EventFilter, InvalidFilter};
 use crate::ids::TenantId;
 use crate::payload_filter::{InvalidPayloadFilter, PayloadFilter};
 use crate::signing::{KeyType, Secret};
 use crate::store::StoreError;
+pub use body_format::BodyFormat;
 
 /// Additional, non-standard signature schemes a subscription may ask for (for receivers built
 /// on libraries that do not speak Standard Webhooks); the Standard Webhooks headers are always
@@ -40,17 +43,6 @@ pub enum SignatureScheme {
     /// (sorted keys, compact, ASCII) so a receiver that re-serialises the parsed body gets the
     /// same bytes.
     XSignatureCanonical,
-}
-
-/// What the POST body carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BodyFormat {
-    /// `{"type", "timestamp", "data"}` (Standard Webhooks).
-    #[default]
-    Envelope,
-    /// The event's payload alone.
-    Payload,
 }
 
 /// Delivery order of a subscription.

@@ -87,6 +87,7 @@ pub(super) async fn publish_batch(
             occurred_at: None,
             source: Some("chaos".into()),
             tenant_id: None,
+            cloudevent: None,
         };
         eventually(STEP_WAIT, &format!("event {event_id} stored"), || async {
             hookline::ingest::publish_event(js, names, &event, 1 << 20).await.ok()

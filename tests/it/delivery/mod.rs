@@ -85,6 +85,7 @@ async fn delivery_follows_standard_webhooks_headers_and_body() {
         occurred_at: Some(time::macros::datetime!(2024-05-06 07:08:09 UTC)),
         source: Some("accounts".into()),
         tenant_id: None,
+        cloudevent: None,
     };
     hookline::ingest::publish_event(&w.js().await, &w.names, &event, 1 << 20).await.unwrap();
     let reqs = w.receiver.wait_for_requests("/hook", 1, WAIT).await;
@@ -219,6 +220,7 @@ async fn each_kind_of_malformed_event_is_dead_lettered_with_its_reason() {
             occurred_at: None,
             source: None,
             tenant_id: None,
+            cloudevent: None,
         },
         subscription_id: "sub_unknown".parse().unwrap(),
     };

@@ -133,6 +133,7 @@ async fn subscription_changes_made_elsewhere_are_seen_by_the_next_event_and_deli
             occurred_at: None,
             source: None,
             tenant_id: None,
+            cloudevent: None,
         },
         subscription_id: sub.id.parse().unwrap(),
     };
