@@ -6,6 +6,7 @@ use async_nats::jetstream;
 
 use crate::event::{InvalidEvent, WebhookEvent};
 use crate::subjects::Names;
+use crate::trace_context::TraceContext;
 
 /// A publish that failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,18 @@ pub async fn publish_event(
     event: &WebhookEvent,
     limit: usize,
 ) -> Result<Published, PublishError> {
+    publish_event_traced(js, names, event, limit, None).await
+}
+
+/// [`publish_event`] with a W3C trace context, sent as the `traceparent` / `tracestate`
+/// headers that every delivery of the event carries on to its webhook requests.
+pub async fn publish_event_traced(
+    js: &jetstream::Context,
+    names: &Names,
+    event: &WebhookEvent,
+    limit: usize,
+    trace: Option<&TraceContext>,
+) -> Result<Published, PublishError> {
     event.validate()?;
     let body = serde_json::to_vec(event).map_err(|e| InvalidEvent::InvalidJson(e.to_string()))?;
     if body.len() > limit {
@@ -46,6 +59,9 @@ pub async fn publish_event(
     };
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", event.event_id.as_str());
+    if let Some(trace) = trace {
+        trace.insert_into(&mut headers);
+    }
     let ack = js
         .publish_with_headers(subject.clone(), headers, body.into())
         .await

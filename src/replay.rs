@@ -19,6 +19,7 @@ use crate::event::{Delivery, WebhookEvent};
 use crate::pipeline::headers;
 use crate::store::event_index;
 use crate::store::subscriptions::Subscription;
+use crate::trace_context::TraceContext;
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -76,8 +77,9 @@ pub async fn replay(
     let mut queued = 0;
     match selection {
         ReplaySelection::Event(id) => {
-            let event = load_event(ctx, &events, id).await?;
-            queued += queue(ctx, &event, target.as_ref(), tenant, &replay_id).await?;
+            let (event, trace) = load_event(ctx, &events, id).await?;
+            let replayed = Replayed { event: &event, trace: trace.as_ref() };
+            queued += queue(ctx, replayed, target.as_ref(), tenant, &replay_id).await?;
         }
         ReplaySelection::Range { since, until, event_types } => {
             if since >= until {
@@ -116,7 +118,9 @@ pub async fn replay(
                 if let Ok(event) =
                     WebhookEvent::parse(&msg.payload, kind, ctx.config.delivery.max_payload_bytes)
                 {
-                    queued += queue(ctx, &event, target.as_ref(), tenant, &replay_id).await?;
+                    let trace = TraceContext::from_nats(msg.headers.as_ref());
+                    let replayed = Replayed { event: &event, trace: trace.as_ref() };
+                    queued += queue(ctx, replayed, target.as_ref(), tenant, &replay_id).await?;
                 }
                 if pending == 0 {
                     break;
@@ -132,7 +136,7 @@ async fn load_event(
     ctx: &Ctx,
     events: &jetstream::stream::Stream<()>,
     id: &str,
-) -> Result<WebhookEvent, ReplayError> {
+) -> Result<(WebhookEvent, Option<TraceContext>), ReplayError> {
     let mut redis = ctx.redis.clone();
     let seq: Option<u64> = redis
         .get(event_index::key(&ctx.names, id))
@@ -147,14 +151,23 @@ async fn load_event(
         Err(e) => return Err(failed("reading the event log")(&e)),
     };
     let kind = ctx.names.event_type_of(&msg.subject).unwrap_or_default();
-    WebhookEvent::parse(&msg.payload, kind, ctx.config.delivery.max_payload_bytes)
-        .map_err(|_| ReplayError::EventNotFound(id.to_string()))
+    let event = WebhookEvent::parse(&msg.payload, kind, ctx.config.delivery.max_payload_bytes)
+        .map_err(|_| ReplayError::EventNotFound(id.to_string()))?;
+    Ok((event, TraceContext::from_nats(Some(&msg.headers))))
+}
+
+/// An event to replay and the trace context it was published with (its replayed deliveries
+/// carry it, so they belong to the event's trace).
+#[derive(Clone, Copy)]
+struct Replayed<'a> {
+    event: &'a WebhookEvent,
+    trace: Option<&'a TraceContext>,
 }
 
 /// Publishes one replayed delivery per target subscription; waits for every ack.
 async fn queue(
     ctx: &Ctx,
-    event: &WebhookEvent,
+    Replayed { event, trace }: Replayed<'_>,
     only: Option<&Subscription>,
     tenant: Option<&str>,
     replay_id: &str,
@@ -179,6 +192,9 @@ async fn queue(
         let mut h = HeaderMap::new();
         h.insert("Nats-Msg-Id", format!("{replay_id}.{}.{}", event.event_id, sub.id).as_str());
         h.insert(headers::REPLAY_ID, replay_id);
+        if let Some(trace) = trace {
+            trace.insert_into(&mut h);
+        }
         let ack = ctx
             .js
             .publish_with_headers(

@@ -18,6 +18,9 @@ pub struct NewEvent {
     pub source: Option<String>,
     /// Forced to the scope's tenant for a tenant scope.
     pub tenant_id: Option<TenantId>,
+    /// W3C trace context to publish the event with (a valid `traceparent`; an invalid one is
+    /// dropped by the front end).
+    pub trace: Option<crate::trace_context::TraceContext>,
 }
 
 fn invalid(e: InvalidEvent) -> OpsError {
@@ -36,6 +39,7 @@ impl Ops {
     /// conflict, `duplicate_event`: nothing new was stored, and every front end says so alike.
     pub async fn publish(&self, scope: &Scope, event: NewEvent) -> Result<Published, OpsError> {
         let tenant_id = scope.scope_tenant(event.tenant_id, "publish events")?;
+        let trace = event.trace;
         let event = WebhookEvent {
             event_id: event.event_id.unwrap_or_else(EventId::generate),
             event_type: event.event_type,
@@ -46,12 +50,14 @@ impl Ops {
         };
         event.validate().map_err(invalid)?;
         let limit = self.config.delivery.max_payload_bytes;
-        let published = crate::ingest::publish_event(self.js()?, &self.names, &event, limit)
-            .await
-            .map_err(|e| match e {
-                PublishError::Invalid(i) => invalid(i),
-                other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
-            })?;
+        let js = self.js()?;
+        let published =
+            crate::ingest::publish_event_traced(js, &self.names, &event, limit, trace.as_ref())
+                .await
+                .map_err(|e| match e {
+                    PublishError::Invalid(i) => invalid(i),
+                    other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
+                })?;
         if published.duplicate {
             return Err(OpsError::Conflict {
                 code: "duplicate_event",

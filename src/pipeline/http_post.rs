@@ -88,13 +88,15 @@ pub fn sign_request(sub: &Subscription, delivery: &Delivery, now: OffsetDateTime
     SignedRequest { body, headers }
 }
 
-/// Signs and POSTs `delivery` to `sub.url`.
+/// Signs and POSTs `delivery` to `sub.url`, with `traceparent` / `tracestate` from `trace` (the
+/// attempt's own span id as the parent) when the delivery carries a trace context.
 #[tracing::instrument(level = "debug", skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %sub.id))]
 pub async fn post(
     http: &reqwest::Client,
     config: &DeliveryConfig,
     sub: &Subscription,
     delivery: &Delivery,
+    trace: Option<&crate::trace_context::TraceContext>,
 ) -> Outcome {
     let signed = sign_request(sub, delivery, OffsetDateTime::now_utc());
     let started = Instant::now();
@@ -107,6 +109,9 @@ pub async fn post(
         request = request.header(name.as_str(), value.as_str());
     }
     for (name, value) in signed.headers {
+        request = request.header(name, value);
+    }
+    for (name, value) in trace.map(|t| t.http_headers()).unwrap_or_default() {
         request = request.header(name, value);
     }
     match request.body(signed.body).send().await {

@@ -29,3 +29,4 @@ mod secrets;
 mod secrets_at_rest;
 mod signatures;
 mod subscription_features;
+mod trace;
