@@ -93,4 +93,18 @@ mod tests {
             assert!(err.to_string().contains(key), "{err}");
         }
     }
+
+    #[test]
+    // figment::Jail's closure returns figment's own (large) error type: not ours to shrink.
+    #[allow(clippy::result_large_err)]
+    fn export_headers_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKLINE_TELEMETRY__OTLP_ENDPOINT", "https://otlp.example:4318");
+            jail.set_env("HOOKLINE_TELEMETRY__OTLP_HEADERS", "{x-api-key=\"s3cret\"}");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let headers = &config.telemetry.otlp_headers;
+            assert_eq!(headers.get("x-api-key").map(|v| v.0.as_str()), Some("s3cret"));
+            Ok(())
+        });
+    }
 }

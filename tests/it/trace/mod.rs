@@ -55,15 +55,19 @@ pub fn trace_of(req: &Recorded) -> (String, String) {
 async fn traceparent_reaches_each_attempt_with_the_same_trace_and_a_new_span_id() {
     let w = World::start().await;
     w.subscribe("/flaky", &[], None).await;
-    w.receiver.script("/flaky", vec![Reply::Status(500)]);
-    let app = w.start_app(w.config("\"0s\", \"200ms\"")).await;
+    // A 500 (a scheduled retry), then a 429 (a deferral), then the default 200.
+    w.receiver.script("/flaky", vec![Reply::Status(500), Reply::retry_after(429, 1)]);
+    let app = w.start_app(w.config("\"0s\", \"200ms\", \"200ms\"")).await;
     publish_with_trace(&w, "evt_traced", TRACEPARENT, TRACESTATE).await;
-    let reqs = w.receiver.wait_for_requests("/flaky", 2, WAIT).await;
-    assert_eq!(reqs.len(), 2, "a 500, then the retry's 200");
-    let (first, second) = (trace_of(&reqs[0]), trace_of(&reqs[1]));
-    assert_eq!((first.0.as_str(), second.0.as_str()), (TRACE_ID, TRACE_ID));
-    assert_ne!(first.1, second.1, "each attempt has its own span id");
-    assert!(first.1 != PARENT_ID && second.1 != PARENT_ID, "a new span id, not the publisher's");
+    let reqs = w.receiver.wait_for_requests("/flaky", 3, WAIT).await;
+    assert_eq!(reqs.len(), 3, "a 500, the retry's 429, then the deferred attempt's 200");
+    let traces: Vec<(String, String)> = reqs.iter().map(trace_of).collect();
+    for (trace_id, span_id) in &traces {
+        assert_eq!(trace_id, TRACE_ID);
+        assert_ne!(span_id, PARENT_ID, "a new span id, not the publisher's");
+    }
+    let spans: std::collections::HashSet<&String> = traces.iter().map(|t| &t.1).collect();
+    assert_eq!(spans.len(), 3, "each attempt has its own span id: {traces:?}");
     for req in &reqs {
         assert_eq!(req.header("tracestate"), Some(TRACESTATE), "tracestate unchanged");
         assert!(req.header("traceparent").unwrap().ends_with("-01"), "flags kept");
