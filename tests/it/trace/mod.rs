@@ -167,3 +167,22 @@ async fn the_publish_api_passes_a_traceparent_header_through() {
     assert_eq!(untraced.header("traceparent"), None);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn hookline_publish_sends_its_traceparent_and_refuses_a_bad_one() {
+    let w = World::start().await;
+    w.subscribe("/cli", &[], None).await;
+    let app = w.start_app(w.config("\"0s\"")).await;
+    let args = ["publish", "order.created", "{}", "--event-id", "evt_cli_traced"];
+    let out = w
+        .cli(&[&args[..], &["--traceparent", TRACEPARENT, "--tracestate", TRACESTATE]].concat())
+        .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reqs = w.receiver.wait_for_requests("/cli", 1, WAIT).await;
+    assert_eq!(trace_of(&reqs[0]).0, TRACE_ID);
+    assert_eq!(reqs[0].header("tracestate"), Some(TRACESTATE));
+    let bad = w.cli(&["publish", "order.created", "{}", "--traceparent", "00-nope"]).await;
+    assert!(!bad.status.success(), "a bad --traceparent is refused");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--traceparent"));
+    app.stop().await;
+}
