@@ -53,7 +53,7 @@ enum ConsoleAssetName {
 
 /// One of the console's assets: `console.js`, `live.js`, `console.css` or `theme.css`.
 #[utoipa::path(get, path = "/console/assets/{file}", tag = "console", operation_id = "console_asset",
-    params(("file" = ConsoleAssetName, Path, description = "console.js, live.js, console.css or theme.css")),
+    params(("file" = inline(ConsoleAssetName), Path, description = "console.js, live.js, console.css or theme.css")),
     responses((status = 200, description = "The asset", content((String = "text/javascript; charset=utf-8"), (String = "text/css; charset=utf-8"))), (status = 404, body = super::ErrorBody)))]
 async fn asset(State(state): State<ApiState>, Path(file): Path<String>) -> Response {
     let api = &state.ctx.config.api;
