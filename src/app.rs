@@ -99,6 +99,8 @@ impl App {
             result.context("a role task panicked")??;
         }
         self.ctx.attempts.flush().await;
+        // The spans of the last deliveries, queued for export.
+        self.ctx.otel.shutdown().await;
         // Acks are fire-and-forget publishes: push the last ones out before the process ends.
         if let Err(e) = self.ctx.nats.flush().await {
             tracing::warn!(error = %e, "could not flush the last acks; those messages will be redelivered");

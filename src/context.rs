@@ -30,6 +30,8 @@ pub struct Ctx {
     pub attempts: crate::attempt_log::Recorder,
     /// In-process per-endpoint permits (in front of the Redis leases).
     pub limits: Arc<crate::limiter::LocalLimits>,
+    /// OpenTelemetry span export (an empty handle unless `telemetry.otlp_endpoint` is set).
+    pub otel: crate::otel::Otel,
 }
 
 impl Ctx {
@@ -51,6 +53,7 @@ impl Ctx {
         ));
         let http = crate::egress::client::http_client(&config.delivery, egress)?;
         let limits = Arc::default();
+        let otel = crate::otel::Otel::start(&config.telemetry)?;
         let retention =
             std::time::Duration::from_secs(config.streams.delivery_log_retention_days * 86_400);
         let attempts = crate::attempt_log::Recorder::start(
@@ -71,6 +74,7 @@ impl Ctx {
             http,
             attempts,
             limits,
+            otel,
         })
     }
 }

@@ -8,6 +8,7 @@ use async_nats::jetstream;
 use crate::cloudevents::{self, encode};
 use crate::event::{InvalidEvent, WebhookEvent};
 use crate::subjects::Names;
+use crate::trace_context::TraceContext;
 
 /// A publish that failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +48,12 @@ pub async fn publish_event(
     event: &WebhookEvent,
     limit: usize,
 ) -> Result<Published, PublishError> {
-    publish_as(js, names, event, limit, EventFormat::Webhook, "").await
+    publish_as(js, names, event, limit, EventFormat::Webhook, "", None).await
 }
 
 /// [`publish_event`] in `format`; `ce_source` is the CloudEvents source of an event that has
-/// none of its own.
+/// none of its own; `trace`, a W3C trace context, is sent as the `traceparent` / `tracestate`
+/// headers that every delivery of the event carries on to its webhook requests.
 pub async fn publish_as(
     js: &jetstream::Context,
     names: &Names,
@@ -59,6 +61,7 @@ pub async fn publish_as(
     limit: usize,
     format: EventFormat,
     ce_source: &str,
+    trace: Option<&TraceContext>,
 ) -> Result<Published, PublishError> {
     event.validate()?;
     let mut headers = HeaderMap::new();
@@ -89,6 +92,9 @@ pub async fn publish_as(
         message: e.to_string(),
     };
     headers.insert("Nats-Msg-Id", event.event_id.as_str());
+    if let Some(trace) = trace {
+        trace.insert_into(&mut headers);
+    }
     let ack = js
         .publish_with_headers(subject.clone(), headers, body.into())
         .await

@@ -26,10 +26,10 @@
 //! ```text
 //! ids         ids (typed ids and names, their one grammar)
 //! models      subjects, signing, console_link, secret_box, event, cloudevents, filter,
-//!             payload_filter, attempt_record, ip_ranges, metrics, limiter, tls
+//!             payload_filter, attempt_record, ip_ranges, metrics, limiter, tls, trace_context
 //! config      config (one file per section)
 //! adapters    topology (NATS), store (Redis), egress (HTTP), attempt_log, stats, lifecycle,
-//!             ingest, telemetry
+//!             ingest, telemetry, otel (OpenTelemetry span export)
 //! context     context: the shared handles (Ctx), built from config and the adapters
 //! pipeline    pipeline: fanout -> deliver (http_post) -> retry | dlq
 //! operations  ops (every operator action, once), replay
@@ -55,6 +55,7 @@ pub mod lifecycle;
 pub mod limiter;
 pub mod metrics;
 pub mod ops;
+pub mod otel;
 pub mod payload_filter;
 pub mod pipeline;
 pub mod replay;
@@ -66,5 +67,6 @@ pub mod subjects;
 pub mod telemetry;
 pub mod tls;
 pub mod topology;
+pub mod trace_context;
 
 pub use signing::{Secret, verify};

@@ -20,6 +20,7 @@ use crate::event::{Delivery, WebhookEvent};
 use crate::pipeline::headers;
 use crate::store::event_index;
 use crate::store::subscriptions::Subscription;
+use crate::trace_context::TraceContext;
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -77,8 +78,9 @@ pub async fn replay(
     let mut queued = 0;
     match selection {
         ReplaySelection::Event(id) => {
-            let event = load_event(ctx, &events, id).await?;
-            queued += queue(ctx, &event, target.as_ref(), tenant, &replay_id).await?;
+            let (event, trace) = load_event(ctx, &events, id).await?;
+            let replayed = Replayed { event: &event, trace: trace.as_ref() };
+            queued += queue(ctx, replayed, target.as_ref(), tenant, &replay_id).await?;
         }
         ReplaySelection::Range { since, until, event_types } => {
             if since >= until {
@@ -116,7 +118,9 @@ pub async fn replay(
                 // Events that never parsed were dead-lettered at the time; skip them here too.
                 let limit = ctx.config.delivery.max_payload_bytes;
                 if let Ok(event) = parse_message(msg.headers.as_ref(), &msg.payload, kind, limit) {
-                    queued += queue(ctx, &event, target.as_ref(), tenant, &replay_id).await?;
+                    let trace = TraceContext::of_event(msg.headers.as_ref(), &event);
+                    let replayed = Replayed { event: &event, trace: trace.as_ref() };
+                    queued += queue(ctx, replayed, target.as_ref(), tenant, &replay_id).await?;
                 }
                 if pending == 0 {
                     break;
@@ -132,7 +136,7 @@ async fn load_event(
     ctx: &Ctx,
     events: &jetstream::stream::Stream<()>,
     id: &str,
-) -> Result<WebhookEvent, ReplayError> {
+) -> Result<(WebhookEvent, Option<TraceContext>), ReplayError> {
     let mut redis = ctx.redis.clone();
     let seq: Option<u64> = redis
         .get(event_index::key(&ctx.names, id))
@@ -147,14 +151,29 @@ async fn load_event(
         Err(e) => return Err(failed("reading the event log")(&e)),
     };
     let kind = ctx.names.event_type_of(&msg.subject).unwrap_or_default();
-    parse_message(Some(&msg.headers), &msg.payload, kind, ctx.config.delivery.max_payload_bytes)
-        .map_err(|_| ReplayError::EventNotFound(id.to_string()))
+    let event = parse_message(
+        Some(&msg.headers),
+        &msg.payload,
+        kind,
+        ctx.config.delivery.max_payload_bytes,
+    )
+    .map_err(|_| ReplayError::EventNotFound(id.to_string()))?;
+    let trace = TraceContext::of_event(Some(&msg.headers), &event);
+    Ok((event, trace))
+}
+
+/// An event to replay and the trace context it was published with (its replayed deliveries
+/// carry it, so they belong to the event's trace).
+#[derive(Clone, Copy)]
+struct Replayed<'a> {
+    event: &'a WebhookEvent,
+    trace: Option<&'a TraceContext>,
 }
 
 /// Publishes one replayed delivery per target subscription; waits for every ack.
 async fn queue(
     ctx: &Ctx,
-    event: &WebhookEvent,
+    Replayed { event, trace }: Replayed<'_>,
     only: Option<&Subscription>,
     tenant: Option<&str>,
     replay_id: &str,
@@ -179,6 +198,9 @@ async fn queue(
         let mut h = HeaderMap::new();
         h.insert("Nats-Msg-Id", format!("{replay_id}.{}.{}", event.event_id, sub.id).as_str());
         h.insert(headers::REPLAY_ID, replay_id);
+        if let Some(trace) = trace {
+            trace.insert_into(&mut h);
+        }
         let ack = ctx
             .js
             .publish_with_headers(

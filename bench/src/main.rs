@@ -19,6 +19,7 @@
 mod env;
 mod faults;
 mod load;
+mod otlp_sink;
 mod pairs;
 mod procs;
 mod receiver;
@@ -86,6 +87,10 @@ struct Cli {
     /// Keep the temp dir (server and hookline logs) and print its path.
     #[arg(long)]
     keep: bool,
+    /// Turn OpenTelemetry span export on, to an OTLP/HTTP sink in this process (it counts the
+    /// export requests and bytes, reported at the end).
+    #[arg(long)]
+    otlp_sink: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +276,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             raw.split_once('=').with_context(|| format!("--env {raw}: expected NAME=VALUE"))?;
         hookline_env.push((k.to_string(), v.to_string()));
     }
+    let sink = match cli.otlp_sink {
+        true => Some(otlp_sink::start().await?),
+        false => None,
+    };
+    if let Some((url, _)) = &sink {
+        hookline_env.push(("HOOKLINE_TELEMETRY__OTLP_ENDPOINT".into(), url.clone()));
+    }
     let concurrency = match hookline_env.iter().find(|(k, _)| k == "HOOKLINE_DELIVERY__CONCURRENCY")
     {
         Some((_, v)) => v.parse().context("--set delivery.concurrency: not a number")?,
@@ -359,6 +371,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let verdict = Verdict::of(&runs, (cli.runs > 1).then_some(medians.as_slice()));
     table(format!("total {:.0} s", started.elapsed().as_secs_f64()));
+    if let Some((url, received)) = &sink {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (requests, bytes) = (received.requests.load(Relaxed), received.bytes.load(Relaxed));
+        table(format!("otlp sink {url}: {requests} export requests, {bytes} bytes"));
+    }
     for line in verdict.lines() {
         table(line);
     }

@@ -6,8 +6,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use crate::event::InvalidEvent;
 use crate::ids::{EventId, EventType, TenantId};
 use crate::ingest::{EventFormat, Published};
 use crate::ops::NewEvent;
+use crate::trace_context::{TRACEPARENT, TRACESTATE, TraceContext};
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/events", post(publish))
@@ -75,8 +76,15 @@ pub struct CloudEvent {
 }
 
 /// Publish an event.
+///
+/// A valid W3C `traceparent` header (with its `tracestate`) is published with the event and
+/// carried to every webhook request it causes; an invalid one is ignored.
 #[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "publish_event",
     request_body(content((PublishEvent = "application/json"), (CloudEvent = "application/cloudevents+json"))),
+    params(
+        ("traceparent" = Option<String>, Header, description = "W3C trace context of the event (version 00, e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01); ignored when invalid"),
+        ("tracestate" = Option<String>, Header, description = "W3C vendor trace state, carried unchanged with a valid traceparent"),
+    ),
     responses((status = 202, body = Published), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
         (status = 413, body = super::ErrorBody), (status = 415, body = super::ErrorBody), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
@@ -85,13 +93,14 @@ async fn publish(
     caller: Caller,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
+    let trace = trace_of(request.headers());
     let structured = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(cloudevents::is_structured);
     let event = if structured {
-        cloudevent_body(&state, request).await?
+        cloudevent_body(&state, request, trace).await?
     } else {
         let ApiJson(body) = ApiJson::<PublishEvent>::from_request(request, &state).await?;
         NewEvent {
@@ -103,6 +112,7 @@ async fn publish(
             tenant_id: body.tenant_id,
             format: EventFormat::Webhook,
             cloudevent: None,
+            trace,
         }
     };
     let published = state.ops.publish(&caller, event).await?;
@@ -110,7 +120,11 @@ async fn publish(
 }
 
 /// Reads a structured CloudEvent body; a bad one is a 400 naming the attribute at fault.
-async fn cloudevent_body(state: &ApiState, request: Request) -> ApiResult<NewEvent> {
+async fn cloudevent_body(
+    state: &ApiState,
+    request: Request,
+    trace: Option<TraceContext>,
+) -> ApiResult<NewEvent> {
     let bytes = Bytes::from_request(request, state).await.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(r.status(), "body_too_large", "request body is over the limit")
@@ -129,6 +143,7 @@ async fn cloudevent_body(state: &ApiState, request: Request) -> ApiResult<NewEve
         tenant_id: event.tenant_id,
         format: EventFormat::Cloudevents,
         cloudevent: event.cloudevent,
+        trace,
     })
 }
 
@@ -148,4 +163,10 @@ fn cloudevent_error(e: InvalidEvent) -> ApiError {
         _ => "body",
     };
     ApiError::bad_field(field, e.to_string())
+}
+
+/// The request's W3C trace context; absent, unreadable or invalid means none.
+fn trace_of(headers: &HeaderMap) -> Option<TraceContext> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    TraceContext::parse(text(TRACEPARENT)?, text(TRACESTATE))
 }

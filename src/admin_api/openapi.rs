@@ -224,6 +224,13 @@ mod tests {
                         path.contains(&format!("{{{name}}}")),
                         "{method} {path}: {name} is not in the path"
                     );
+                } else if place == "header" {
+                    // The W3C trace context of a published event is the one header parameter.
+                    assert!(
+                        ["traceparent", "tracestate"].contains(&name),
+                        "{method} {path} {name}"
+                    );
+                    assert_ne!(p["required"], true, "{method} {path}: {name} is optional");
                 } else {
                     assert_eq!(place, "query", "{method} {path} {name}");
                     assert_ne!(p["required"], true, "{method} {path}: {name} is optional");

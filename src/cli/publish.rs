@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::ids::{EventId, EventType, TenantId};
 use crate::ingest::EventFormat;
 use crate::ops::{Need, NewEvent, Ops, Scope};
+use crate::trace_context::TraceContext;
 
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
@@ -26,6 +27,14 @@ pub struct PublishArgs {
     /// (application/cloudevents+json) or binary (ce-* headers) mode.
     #[arg(long, value_enum, default_value_t = EventFormat::Webhook)]
     pub format: EventFormat,
+    /// W3C trace context to publish the event with, e.g.
+    /// 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01: every webhook request of the
+    /// event carries its trace id.
+    #[arg(long)]
+    pub traceparent: Option<String>,
+    /// W3C tracestate sent along with --traceparent, unchanged.
+    #[arg(long, requires = "traceparent")]
+    pub tracestate: Option<String>,
     #[command(flatten)]
     pub output: OutputArg,
 }
@@ -35,6 +44,12 @@ pub struct PublishArgs {
 pub async fn run(args: PublishArgs, config: Config) -> anyhow::Result<()> {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .map_err(|e| InputError(format!("payload is not valid JSON: {e}")))?;
+    let trace = match &args.traceparent {
+        Some(tp) => Some(TraceContext::parse(tp, args.tracestate.as_deref()).ok_or_else(|| {
+            InputError(format!("--traceparent {tp:?} is not a valid W3C traceparent"))
+        })?),
+        None => None,
+    };
     let event = NewEvent {
         event_id: args.event_id,
         event_type: args.event_type,
@@ -44,6 +59,7 @@ pub async fn run(args: PublishArgs, config: Config) -> anyhow::Result<()> {
         tenant_id: args.tenant,
         format: args.format,
         cloudevent: None,
+        trace,
     };
     let ops = Ops::connect(config, Need::Streams).await?;
     let published = ops.publish(&Scope::Admin, event).await?;

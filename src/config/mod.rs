@@ -21,6 +21,7 @@ mod redis;
 mod retry;
 mod secrets;
 mod streams;
+mod telemetry;
 
 use std::path::Path;
 
@@ -39,6 +40,7 @@ pub use retry::{MAX_ATTEMPTS, RetryConfig, parse_schedule};
 use retry::{RawRetry, validate_retry};
 pub use secrets::SecretsConfig;
 pub use streams::{StorageKind, StreamsConfig};
+pub use telemetry::TelemetryConfig;
 
 /// The base layer, compiled in so the binary runs with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -71,6 +73,7 @@ pub struct Config {
     pub egress: EgressConfig,
     pub runtime: RuntimeConfig,
     pub secrets: SecretsConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// A string that is never printed by `Debug`.
@@ -112,6 +115,7 @@ struct RawConfig {
     egress: EgressConfig,
     runtime: RuntimeConfig,
     secrets: SecretsConfig,
+    telemetry: TelemetryConfig,
 }
 
 impl Config {
@@ -148,6 +152,7 @@ impl Config {
             egress: raw.egress,
             runtime: raw.runtime,
             secrets: raw.secrets,
+            telemetry: raw.telemetry,
         };
         config.validate()?;
         Ok(config)
@@ -167,7 +172,8 @@ impl Config {
         self.health.validate()?;
         self.api.validate()?;
         self.egress.validate()?;
-        self.secrets.validate()
+        self.secrets.validate()?;
+        self.telemetry.validate()
     }
 }
 

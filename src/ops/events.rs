@@ -23,6 +23,9 @@ pub struct NewEvent {
     pub format: EventFormat,
     /// The other attributes of an event given as a CloudEvent.
     pub cloudevent: Option<CeContext>,
+    /// W3C trace context to publish the event with (a valid `traceparent`; an invalid one is
+    /// dropped by the front end).
+    pub trace: Option<crate::trace_context::TraceContext>,
 }
 
 fn invalid(e: InvalidEvent) -> OpsError {
@@ -52,6 +55,7 @@ impl Ops {
             ),
         };
         let format = event.format;
+        let trace = event.trace;
         let event = WebhookEvent {
             event_id: event.event_id.unwrap_or_else(EventId::generate),
             event_type: event.event_type,
@@ -64,13 +68,20 @@ impl Ops {
         event.validate().map_err(invalid)?;
         let limit = self.config.delivery.max_payload_bytes;
         let js = self.js()?;
-        let published =
-            crate::ingest::publish_as(js, &self.names, &event, limit, format, ce_source)
-                .await
-                .map_err(|e| match e {
-                    PublishError::Invalid(i) => invalid(i),
-                    other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
-                })?;
+        let published = crate::ingest::publish_as(
+            js,
+            &self.names,
+            &event,
+            limit,
+            format,
+            ce_source,
+            trace.as_ref(),
+        )
+        .await
+        .map_err(|e| match e {
+            PublishError::Invalid(i) => invalid(i),
+            other => OpsError::Backend(super::BackendError::Nats(other.to_string())),
+        })?;
         if published.duplicate {
             return Err(OpsError::Conflict {
                 code: "duplicate_event",

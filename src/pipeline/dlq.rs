@@ -68,6 +68,9 @@ async fn publish_carrying(
     if let Some(state) = entry.state {
         h.insert(headers::ATTEMPTS, state.attempt.to_string().as_str());
         h.insert(headers::FIRST_ATTEMPT_AT, headers::rfc3339(state.first_attempt_at).as_str());
+        if let Some(trace) = &state.trace {
+            trace.insert_into(&mut h);
+        }
     }
     if let Some(at) = entry.last_attempt_at {
         h.insert(headers::LAST_ATTEMPT_AT, headers::rfc3339(at).as_str());
@@ -316,6 +319,9 @@ pub async fn redeliver(
     h.insert("Nats-Msg-Id", format!("redeliver.{}.{seq}", names.dlq_stream()).as_str());
     h.insert(headers::ATTEMPT, "1");
     h.insert(headers::REDELIVERED_FROM, seq.to_string().as_str());
+    if let Some(trace) = crate::trace_context::TraceContext::from_nats(Some(&msg.headers)) {
+        trace.insert_into(&mut h);
+    }
     let subject = names.deliver(&delivery.subscription_id);
     let ack = js
         .publish_with_headers(subject.clone(), h, msg.payload.clone())

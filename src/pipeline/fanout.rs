@@ -27,6 +27,7 @@ const INDEX_WAIT: Duration = Duration::from_secs(1);
 use crate::context::Ctx;
 use crate::event::Delivery;
 use crate::metrics;
+use crate::otel::Kind;
 use crate::store::event_index;
 use crate::store::health::Health;
 use crate::store::subscriptions::{Ordering, Subscription};
@@ -97,6 +98,15 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         Err(invalid) => return dlq::publish_unparsable(ctx, msg, seq, &invalid).await,
     };
     tracing::Span::current().record("event_id", event.event_id.as_str());
+    // The event's trace context goes on every delivery: as published, or (with export on) as
+    // the child of this fan-out's span, which starts a new trace for an event without one.
+    let incoming = crate::trace_context::TraceContext::of_event(msg.headers.as_ref(), &event);
+    let mut span = ctx.otel.span("hookline.fanout", Kind::Consumer, incoming.as_ref());
+    let trace = span.as_ref().map(|s| s.context().clone()).or(incoming);
+    if let Some(span) = span.as_mut() {
+        span.set_str("hookline.event_id", event.event_id.as_str());
+        span.set_str("hookline.event_type", event.event_type.as_str());
+    }
     // The replay index (event id -> stream sequence) rides along with the lookup's round trip;
     // it only serves replay-by-id and is idempotent, so writing it before the publishes is fine.
     let retention = ctx.config.streams.events_max_age;
@@ -122,12 +132,15 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
             &matched
         };
     tracing::Span::current().record("matched", subscriptions.len());
+    if let Some(span) = span.as_mut() {
+        span.set_int("hookline.matched_subscriptions", subscriptions.len() as i64);
+    }
     for chunk in subscriptions.chunks(PUBLISH_CHUNK) {
         let holds = holds(ctx, chunk).await?;
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(chunk.len());
         for (sub, hold) in chunk.iter().zip(holds) {
             let msg_id = format!("{}.{}", event.event_id, sub.id);
-            let (subject, headers) = match hold {
+            let (subject, mut headers) = match hold {
                 None => {
                     let mut headers = HeaderMap::new();
                     headers.insert("Nats-Msg-Id", msg_id.as_str());
@@ -149,6 +162,9 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
                     (ctx.names.retry(&sub.id, &event.event_id, 1), headers)
                 }
             };
+            if let Some(trace) = &trace {
+                trace.insert_into(&mut headers);
+            }
             let ack = ctx
                 .js
                 .publish_with_headers(subject, headers, Delivery::bytes_for(&event, &sub.id).into())

@@ -74,6 +74,8 @@ pub struct AttemptState {
     /// The retry schedule it started with (a scheduled retry or deferral carries it); `None`
     /// on a first attempt: the subscription's then applies.
     pub schedule: Option<Vec<std::time::Duration>>,
+    /// The W3C trace context it carries (`traceparent`, `tracestate`), if any and valid.
+    pub trace: Option<crate::trace_context::TraceContext>,
 }
 
 impl AttemptState {
@@ -87,7 +89,8 @@ impl AttemptState {
         let replay_id = get(REPLAY_ID).filter(|v| crate::event::valid_event_id(v));
         let redelivered_from = get(REDELIVERED_FROM).and_then(|v| v.parse().ok());
         let schedule = get(RETRY_SCHEDULE).and_then(|v| parse_schedule(&v));
-        AttemptState { attempt, first_attempt_at, replay_id, redelivered_from, schedule }
+        let trace = crate::trace_context::TraceContext::from_nats(headers);
+        AttemptState { attempt, first_attempt_at, replay_id, redelivered_from, schedule, trace }
     }
 }
 
@@ -119,6 +122,7 @@ mod tests {
                 replay_id: None,
                 redelivered_from: None,
                 schedule: None,
+                trace: None,
             }
         );
     }

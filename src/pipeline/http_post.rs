@@ -121,13 +121,15 @@ pub fn sign_request(
     SignedRequest { body, headers }
 }
 
-/// Signs and POSTs `delivery` to `sub.url`.
+/// Signs and POSTs `delivery` to `sub.url`, with `traceparent` / `tracestate` from `trace` (the
+/// attempt's own span id as the parent) when the delivery carries a trace context.
 #[tracing::instrument(level = "debug", skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %sub.id))]
 pub async fn post(
     http: &reqwest::Client,
     config: &DeliveryConfig,
     sub: &Subscription,
     delivery: &Delivery,
+    trace: Option<&crate::trace_context::TraceContext>,
 ) -> Outcome {
     let signed = sign_request(sub, delivery, OffsetDateTime::now_utc(), &config.cloudevents_source);
     let started = Instant::now();
@@ -144,6 +146,9 @@ pub async fn post(
     }
     if sub.handshake.validation == Validation::Cloudevents {
         request = request.header(super::handshake::REQUEST_ORIGIN, &config.webhook_origin);
+    }
+    for (name, value) in trace.map(|t| t.http_headers()).unwrap_or_default() {
+        request = request.header(name, value);
     }
     match request.body(signed.body).send().await {
         Ok(response) => outcome_of(response, config, started).await,

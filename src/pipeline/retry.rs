@@ -112,6 +112,9 @@ pub async fn schedule(
         h.insert(headers::REDELIVERED_FROM, from.to_string().as_str());
     }
     h.insert(headers::RETRY_SCHEDULE, headers::schedule_value(schedule).as_str());
+    if let Some(trace) = &state.trace {
+        trace.insert_into(&mut h);
+    }
     let subject = ctx.names.retry(sub_id, &delivery.event.event_id, next);
     let ack = ctx
         .js

@@ -58,7 +58,7 @@ pub async fn send(ctx: &Ctx, sub: &Subscription, payload: serde_json::Value) -> 
         },
         subscription_id: SubscriptionId::parse(&sub.id).expect("a stored subscription id"),
     };
-    let outcome = http_post::post(&ctx.http, &ctx.config.delivery, sub, &delivery).await;
+    let outcome = http_post::post(&ctx.http, &ctx.config.delivery, sub, &delivery, None).await;
     let (result, kind) = match outcome {
         Outcome::Delivered { status, duration, response_body } => (
             TestOutcome {

@@ -148,7 +148,8 @@ async fn examples_publish_and_verify(lang: Lang, tag: &str) {
         .unwrap();
     assert_eq!(forged.status(), 400);
     let lines = receiver.wait_for(formats.len() + 1).await;
-    let refused = lines.iter().find(|l| l["id"] == "msg_forged").expect("the forged request logged");
+    let refused =
+        lines.iter().find(|l| l["id"] == "msg_forged").expect("the forged request logged");
     assert_eq!(refused["ok"], false, "{refused}");
     app.stop().await;
 }

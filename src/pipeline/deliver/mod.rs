@@ -48,6 +48,7 @@ macro_rules! job_log {
 mod admission;
 mod conclude;
 mod settle;
+mod trace;
 
 /// Reads of a subscription that changed before it could be used, at most per delivery.
 const MAX_STALE_READS: usize = 3;
@@ -96,6 +97,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     span.record("attempt", state.attempt);
     let fifo = ctx.names.is_subject_of(&msg.subject, "fifo", &delivery.subscription_id);
     let mut state = state;
+    trace::ensure_trace(ctx, &mut state, &delivery.event.event_id, &delivery.subscription_id);
     if fifo {
         // A FIFO head keeps its place in the stream; its attempt count lives in Redis.
         state.attempt = fifo_failures(ctx, seq).await? as u32 + 1;
@@ -175,10 +177,14 @@ impl Job<'_> {
                     return self.not_admitted(&sub, other).await;
                 }
             };
+            let (span, trace) = self.attempt_trace();
             let outcome = {
                 let _in_flight = metrics::InFlight::start();
-                http_post::post(&ctx.http, &ctx.config.delivery, &sub, &self.delivery).await
+                let delivery = &self.delivery;
+                http_post::post(&ctx.http, &ctx.config.delivery, &sub, delivery, trace.as_ref())
+                    .await
             };
+            trace::end_attempt(span, &outcome);
             drop(permit);
             let delivered = matches!(outcome, Outcome::Delivered { .. });
             if admit.breaker_maybe_open && delivered {

@@ -172,7 +172,7 @@ async fn cloudevents_posted_to_the_api_or_published_in_binary_mode_are_delivered
     };
     let js = w.js().await;
     let format = EventFormat::CloudeventsBinary;
-    hookline::ingest::publish_as(&js, &w.names, &webhook, 1 << 20, format, "hookline")
+    hookline::ingest::publish_as(&js, &w.names, &webhook, 1 << 20, format, "hookline", None)
         .await
         .unwrap();
 
