@@ -94,6 +94,19 @@ ensure_old_nats() {
     echo "nats-server (Debian, too old, tests only): /usr/sbin/nats-server"
 }
 
+# Makes a fresh venv at $1 and pip-installs the rest of the arguments into it.
+make_venv() {
+    local venv="$1"
+    shift
+    ensure_python
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+}
+
 # schemathesis (PyPI), pinned, in a venv of its own: the admin API's contract test
 # (scripts/contract.sh). Keep in step with SCHEMATHESIS_VERSION there.
 SCHEMATHESIS_VERSION=4.32.5
@@ -101,13 +114,7 @@ ensure_schemathesis() {
     local venv="$DEPS/schemathesis-$SCHEMATHESIS_VERSION"
     if [ ! -x "$venv/bin/schemathesis" ]; then
         echo "ensure-deps: installing schemathesis $SCHEMATHESIS_VERSION into $venv" >&2
-        ensure_python
-        if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-            apt_install python3-venv
-        fi
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+        make_venv "$venv" "schemathesis==$SCHEMATHESIS_VERSION"
     fi
     echo "schemathesis: $("$venv/bin/schemathesis" --version)"
 }
@@ -121,13 +128,7 @@ ensure_cloudevents_sdk() {
     local venv="$DEPS/cloudevents-sdk-$CLOUDEVENTS_SDK_VERSION"
     if ! "$venv/bin/python" -c 'from cloudevents.http import from_http' >/dev/null 2>&1; then
         echo "ensure-deps: installing cloudevents $CLOUDEVENTS_SDK_VERSION into $venv" >&2
-        ensure_python
-        if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-            apt_install python3-venv
-        fi
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "cloudevents==$CLOUDEVENTS_SDK_VERSION"
+        make_venv "$venv" "cloudevents==$CLOUDEVENTS_SDK_VERSION"
     fi
     echo "cloudevents sdk: $("$venv/bin/python" -c 'import cloudevents; print(cloudevents.__version__)')"
 }
@@ -160,13 +161,7 @@ ensure_examples() {
     local req="$ROOT/examples/python/requirements.txt"
     if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
         echo "ensure-deps: installing the Python examples' requirements into $venv" >&2
-        ensure_python
-        if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-            apt_install python3-venv
-        fi
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+        make_venv "$venv" -r "$req"
         cp "$req" "$venv/requirements.txt"
     fi
     local mods="$ROOT/examples/node/node_modules"

@@ -251,3 +251,31 @@ pub fn assert_signed(req: &crate::harness::receiver::Recorded, sub: &Subscriptio
     );
     assert_eq!(result, Ok(()), "signature of {} verifies", req.path);
 }
+
+/// Runs the Python script `tests/it/python/<script>` with the interpreter `python`, the JSON
+/// `input` on its stdin, and returns the JSON it prints; a failing script fails the test with
+/// `what` and its stderr.
+pub async fn python_json(
+    python: &str,
+    script: &str,
+    input: &serde_json::Value,
+    what: &str,
+) -> serde_json::Value {
+    use tokio::io::AsyncWriteExt;
+    let script = format!("{}/tests/it/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new(python)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{python} runs {script} (scripts/ensure-deps.sh installs it): {e}")
+        });
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&serde_json::to_vec(input).unwrap()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -4,19 +4,16 @@
 //! keeps its attributes, a WebhookEvent gets the configured source. Also the other ways in:
 //! `POST /v1/events` with `application/cloudevents+json`, publishing in binary mode, and replay.
 
-use std::process::Stdio;
-
 use base64::Engine;
 use hookline::event::WebhookEvent;
 use hookline::ingest::EventFormat;
 use hookline::store::subscriptions::{BodyFormat, Subscription, SubscriptionInput};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use super::{binary_headers, publish_with, wait_until_idle};
 use crate::api::Api;
 use crate::harness::receiver::Recorded;
-use crate::world::{ADMIN, WAIT, World, assert_signed};
+use crate::world::{ADMIN, WAIT, World, assert_signed, python_json};
 
 /// Keep in step with CLOUDEVENTS_SDK_VERSION in scripts/ensure-deps.sh.
 const CE_SDK_VERSION: &str = "1.12.0";
@@ -41,24 +38,14 @@ async fn sdk_read(reqs: &[Recorded]) -> Vec<Value> {
         .collect();
     let python =
         format!("{}/.deps/cloudevents-sdk-{CE_SDK_VERSION}/bin/python", env!("CARGO_MANIFEST_DIR"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/python/cloudevents_check.py");
-    let mut child = tokio::process::Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{python} runs (scripts/ensure-deps.sh installs it): {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&serde_json::to_vec(&input).unwrap()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "the CloudEvents SDK refused a delivery: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = python_json(
+        &python,
+        "cloudevents_check.py",
+        &json!(input),
+        "the CloudEvents SDK refused a delivery",
+    )
+    .await;
+    serde_json::from_value(out).unwrap()
 }
 
 fn by_id<'a>(reqs: &'a [Recorded], id: &str) -> &'a Recorded {

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use crate::api::Api;
 use crate::harness::eventually_true;
 use crate::harness::receiver::Recorded;
-use crate::world::{ADMIN, WAIT, World};
+use crate::world::{ADMIN, WAIT, World, python_json};
 
 /// Which of `keys` verify each delivery, according to the Python verifier.
 async fn python_verifies(deliveries: &[&Recorded], keys: &[&str]) -> Vec<Vec<String>> {
@@ -30,24 +30,10 @@ async fn python_verifies(deliveries: &[&Recorded], keys: &[&str]) -> Vec<Vec<Str
             })
         })
         .collect();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/python/v1a_verify.py");
-    let mut child = tokio::process::Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs the v1a verifier");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&serde_json::to_vec(&input).unwrap()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "v1a_verify.py failed (needs python3 `cryptography`: scripts/ensure-deps.sh installs it): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let what =
+        "v1a_verify.py failed (needs python3 `cryptography`: scripts/ensure-deps.sh installs it)";
+    let out = python_json("python3", "v1a_verify.py", &json!(input), what).await;
+    serde_json::from_value(out).unwrap()
 }
 
 async fn public_keys(api: &Api, id: &str) -> Vec<String> {
