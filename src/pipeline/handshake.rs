@@ -11,10 +11,9 @@
 
 use std::time::Duration;
 
+use super::http_post::REQUEST_ORIGIN;
 use crate::store::subscriptions::Verdict;
 
-/// The request's header naming the sender; also sent with every delivery afterwards.
-pub const REQUEST_ORIGIN: &str = "webhook-request-origin";
 const REQUEST_RATE: &str = "webhook-request-rate";
 const ALLOWED_ORIGIN: &str = "webhook-allowed-origin";
 const ALLOWED_RATE: &str = "webhook-allowed-rate";

@@ -16,6 +16,10 @@ use crate::event::Delivery;
 use crate::signing::{canonical_json, seed_hex_signature, signature_header};
 use crate::store::subscriptions::{BodyFormat, SignatureScheme, Subscription, Validation};
 
+/// The CloudEvents webhook handshake's header naming the sender: sent with the validation
+/// request ([`super::handshake`]) and with every delivery to a subscription that asked for it.
+pub const REQUEST_ORIGIN: &str = "webhook-request-origin";
+
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -145,7 +149,7 @@ pub async fn post(
         request = request.header(name.as_ref(), value);
     }
     if sub.handshake.validation == Validation::Cloudevents {
-        request = request.header(super::handshake::REQUEST_ORIGIN, &config.webhook_origin);
+        request = request.header(REQUEST_ORIGIN, &config.webhook_origin);
     }
     for (name, value) in trace.map(|t| t.http_headers()).unwrap_or_default() {
         request = request.header(name, value);
