@@ -32,6 +32,8 @@ pub struct Ctx {
     pub limits: Arc<crate::limiter::LocalLimits>,
     /// OpenTelemetry span export (an empty handle unless `telemetry.otlp_endpoint` is set).
     pub otel: crate::otel::Otel,
+    /// First attempts the fan-out may have running at once (`delivery.concurrency`).
+    pub first_attempts: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ctx {
@@ -62,7 +64,9 @@ impl Ctx {
             names.clone(),
             retention,
         );
+        let first_attempts = Arc::new(tokio::sync::Semaphore::new(config.delivery.concurrency));
         Ok(Ctx {
+            first_attempts,
             config: Arc::new(config),
             names,
             nats,

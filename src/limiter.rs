@@ -21,6 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// An endpoint that returned no permit for this long counts as busy: nobody waits for it.
 pub const BUSY_AFTER: Duration = Duration::from_millis(500);
 
+/// After this long without a permit of an endpoint, its recorded pace is no longer trusted.
+pub const STALE_PACE: Duration = Duration::from_secs(10);
+
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn now_ms() -> u64 {
@@ -149,6 +152,20 @@ impl LocalLimits {
         slots
             .get(endpoint)
             .is_some_and(|slot| slot.permits.available_permits() == 0 && !slot.pace.moving())
+    }
+
+    /// How long `endpoint` has held a permit lately (a moving average); `None` before it first
+    /// answered, or when this process has not used it for [`STALE_PACE`] (what it knew is old).
+    pub fn recent_hold(&self, endpoint: &str) -> Option<Duration> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let pace = &slots.get(endpoint)?.pace;
+        let last =
+            pace.last_release.load(Ordering::SeqCst).max(pace.last_acquire.load(Ordering::SeqCst));
+        if now_ms().saturating_sub(last) > STALE_PACE.as_millis() as u64 {
+            return None;
+        }
+        let avg = pace.avg_hold_us.load(Ordering::Relaxed);
+        (avg > 0).then(|| Duration::from_micros(avg))
     }
 
     /// A permit for `endpoint` (at most `limit` at once in this process), waiting up to

@@ -73,6 +73,7 @@ const KNOWN: &[(&str, &[KnownLabels])] = &[
             &[("reason", "rate_limited")],
         ],
     ),
+    ("hookline_first_attempts_total", &[&[("path", "fanout")], &[("path", "handed_over")]]),
     ("hookline_subscription_index_rebuilds_total", &[&[]]),
     ("hookline_subscriptions_disabled_total", &[&[("reason", "failing")], &[("reason", "gone")]]),
     (

@@ -37,6 +37,13 @@ pub struct DeliveryConfig {
     pub handshake_timeout: Duration,
     /// CloudEvents `source` of events that were not published as CloudEvents.
     pub cloudevents_source: String,
+    /// The fan-out makes the first attempt of a delivery itself when the endpoint can take it
+    /// now, instead of publishing a delivery message for the deliverer.
+    pub first_attempt_in_fanout: bool,
+    /// How long the fan-out waits for such a first attempt before it hands the delivery over to
+    /// the deliverer (a delivery message) and goes on.
+    #[serde(with = "humantime_serde")]
+    pub first_attempt_deadline: Duration,
 }
 
 impl DeliveryConfig {
@@ -65,6 +72,14 @@ impl DeliveryConfig {
         }
         if self.handshake_timeout.is_zero() {
             return Err(invalid("delivery.handshake_timeout", "must be greater than zero"));
+        }
+        if self.first_attempt_deadline.is_zero()
+            || self.first_attempt_deadline + Duration::from_secs(1) > self.ack_wait
+        {
+            return Err(invalid(
+                "delivery.first_attempt_deadline",
+                "must be greater than zero and at least 1s below delivery.ack_wait",
+            ));
         }
         if self.ack_wait < self.request_timeout + Duration::from_secs(1) {
             return Err(invalid(

@@ -1,7 +1,13 @@
-//! Fan-out: one event in, one delivery message per matching active subscription out (matching:
-//! the event type and tenant through the index, then the subscription's payload filter).
+//! Fan-out: one event in, one delivery per matching active subscription out (matching: the
+//! event type and tenant through the index, then the subscription's payload filter).
 //!
-//! Each delivery is published to `<p>.deliver.<subscription_id>` with
+//! A delivery whose endpoint can take it at once (no hold below, a free in-flight permit) gets
+//! its first attempt from the fan-out itself ([`crate::pipeline::deliver::FirstAttempt`],
+//! `delivery.first_attempt_in_fanout`): a delivered event costs no delivery message. The event
+//! is acked only when every such attempt is concluded (delivered and in the inbox, or its
+//! retry, deferral or DLQ entry acknowledged by JetStream) or handed over as a delivery message.
+//!
+//! Every other delivery is published to `<p>.deliver.<subscription_id>` with
 //! `Nats-Msg-Id: <event_id>.<subscription_id>`, so repeating the fan-out of an event (after a
 //! crash before its ack, or a duplicate publish) is absorbed by the deliveries stream's
 //! duplicate window. The event is acked only after every delivery publish is acknowledged.
@@ -25,12 +31,15 @@ use crate::store::subscriptions::SubscriptionError;
 /// How long an event waits while the subscription index is rebuilt.
 const INDEX_WAIT: Duration = Duration::from_secs(1);
 use crate::context::Ctx;
-use crate::event::Delivery;
+use crate::event::{Delivery, WebhookEvent};
+use crate::ids::SubscriptionId;
 use crate::metrics;
 use crate::otel::Kind;
+use crate::pipeline::deliver::{FirstAttempt, Settled};
 use crate::store::event_index;
 use crate::store::health::Health;
 use crate::store::subscriptions::{Ordering, Subscription};
+use crate::trace_context::TraceContext;
 
 /// Publishes are awaited in chunks of this many, so a huge fan-out has bounded acks in flight.
 const PUBLISH_CHUNK: usize = 1000;
@@ -69,6 +78,68 @@ async fn holds(
         }
     }
     Ok(holds)
+}
+
+/// The counter of first attempts by where they ended (made by the fan-out, or handed over).
+const FIRST_ATTEMPTS: &str = "hookline_first_attempts_total";
+
+/// Starts the fan-out's own first attempt of a delivery, when configured, the subscription is
+/// not FIFO (its order lives in its stream), its endpoint has lately answered well within the
+/// deadline (a slow one would hold the event, and the fan-out slot, only to be handed over) and
+/// the process has room for another.
+fn start_first_attempt(
+    ctx: &Ctx,
+    event: &WebhookEvent,
+    sub: &Subscription,
+    trace: Option<&TraceContext>,
+) -> Option<FirstAttempt> {
+    let delivery = &ctx.config.delivery;
+    if !delivery.first_attempt_in_fanout || sub.ordering == Ordering::Fifo {
+        return None;
+    }
+    if ctx
+        .limits
+        .recent_hold(&sub.id)
+        .is_some_and(|hold| hold > delivery.first_attempt_deadline / 4)
+    {
+        return None;
+    }
+    let sub_id = SubscriptionId::parse(&sub.id).ok()?;
+    FirstAttempt::start(ctx, event, sub_id, delivery_subject(ctx, sub), trace.cloned())
+}
+
+/// Publishes the delivery message of `sub` (or, with a hold, its message schedule due when the
+/// hold ends), with `Nats-Msg-Id: <event>.<subscription>`; returns the pending ack.
+async fn publish_delivery(
+    ctx: &Ctx,
+    event: &WebhookEvent,
+    sub: &Subscription,
+    hold: Option<(Duration, &'static str)>,
+    trace: Option<&TraceContext>,
+) -> Result<PublishAckFuture, Transient> {
+    let msg_id = format!("{}.{}", event.event_id, sub.id);
+    let (subject, mut headers) = match hold {
+        None => {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", msg_id.as_str());
+            (delivery_subject(ctx, sub), headers)
+        }
+        Some((wait, reason)) => {
+            metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
+            let now = OffsetDateTime::now_utc();
+            let failure = Failure { status: None, error: reason, at: now };
+            let headers =
+                retry::schedule_headers(ctx, &sub.id, now + wait, &msg_id, 1, now, &failure);
+            (ctx.names.retry(&sub.id, &event.event_id, 1), headers)
+        }
+    };
+    if let Some(trace) = trace {
+        trace.insert_into(&mut headers);
+    }
+    ctx.js
+        .publish_with_headers(subject, headers, Delivery::bytes_for(event, &sub.id).into())
+        .await
+        .map_err(|e| Transient::nats(format!("publishing delivery for {}", sub.id), e))
 }
 
 /// Handles one message of the events stream.
@@ -137,46 +208,39 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     }
     for chunk in subscriptions.chunks(PUBLISH_CHUNK) {
         let holds = holds(ctx, chunk).await?;
+        // First attempts start at once; the delivery messages of the others are published
+        // meanwhile; then each first attempt is settled (handed over = its message published).
+        let deadline = tokio::time::Instant::now() + ctx.config.delivery.first_attempt_deadline;
+        let mut firsts = Vec::new();
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(chunk.len());
         for (sub, hold) in chunk.iter().zip(holds) {
-            let msg_id = format!("{}.{}", event.event_id, sub.id);
-            let (subject, mut headers) = match hold {
-                None => {
-                    let mut headers = HeaderMap::new();
-                    headers.insert("Nats-Msg-Id", msg_id.as_str());
-                    (delivery_subject(ctx, sub), headers)
-                }
-                Some((wait, reason)) => {
-                    metrics::inc("hookline_deferrals_total", &[("reason", reason)]);
-                    let now = OffsetDateTime::now_utc();
-                    let failure = Failure { status: None, error: reason, at: now };
-                    let headers = retry::schedule_headers(
-                        ctx,
-                        &sub.id,
-                        now + wait,
-                        &msg_id,
-                        1,
-                        now,
-                        &failure,
-                    );
-                    (ctx.names.retry(&sub.id, &event.event_id, 1), headers)
-                }
-            };
-            if let Some(trace) = &trace {
-                trace.insert_into(&mut headers);
+            if hold.is_none()
+                && let Some(first) = start_first_attempt(ctx, &event, sub, trace.as_ref())
+            {
+                firsts.push((sub, first));
+                continue;
             }
-            let ack = ctx
-                .js
-                .publish_with_headers(subject, headers, Delivery::bytes_for(&event, &sub.id).into())
-                .await
-                .map_err(|e| Transient::nats(format!("publishing delivery for {}", sub.id), e))?;
-            acks.push(ack);
+            acks.push(publish_delivery(ctx, &event, sub, hold, trace.as_ref()).await?);
+        }
+        let mut failed = None;
+        for (sub, first) in firsts {
+            match first.settle(deadline).await {
+                Settled::Concluded => metrics::inc(FIRST_ATTEMPTS, &[("path", "fanout")]),
+                Settled::HandOver => {
+                    metrics::inc(FIRST_ATTEMPTS, &[("path", "handed_over")]);
+                    acks.push(publish_delivery(ctx, &event, sub, None, trace.as_ref()).await?);
+                }
+                Settled::Failed(e) => failed = Some(e),
+            }
         }
         for ack in
             futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
                 .await
         {
             ack.map_err(|e| Transient::nats("awaiting delivery publish ack", e))?;
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
     tracing::debug!(matched = subscriptions.len(), "event fanned out");

@@ -5,7 +5,10 @@
 //!
 //! Invariant shared by every step: a message is acked only after whatever replaces it (the
 //! fanned-out deliveries, the scheduled retry, the DLQ entry) has been acknowledged by
-//! JetStream. A crash at any instant therefore leaves the message or its replacement stored.
+//! JetStream, or — for a first attempt the fan-out makes itself — after the endpoint's 2xx is
+//! recorded in the inbox. A crash at any instant therefore leaves the message or its
+//! replacement stored, and a repeated step finds what the first run concluded (the inbox, the
+//! duplicate window of `Nats-Msg-Id`).
 
 pub mod deliver;
 pub mod dlq;

@@ -81,8 +81,9 @@ pub fn schedule_headers(
 
 /// Publishes attempt `next.attempt` (`state.attempt + 1` after a failure; `state.attempt` again for a
 /// backpressure deferral, which uses no attempt) as a message schedule due after `next.delay`;
-/// returns when JetStream has stored it. `origin_seq` (the failed message's stream sequence)
-/// makes the publish idempotent if this step is repeated after a crash. `next.schedule` is the one
+/// returns when JetStream has stored it. `msg_id` (unique per message the attempt came from:
+/// `retry.<stream sequence>`, or `<event>.<subscription>` for a first attempt made by the
+/// fan-out) makes the publish idempotent if this step is repeated after a crash. `next.schedule` is the one
 /// this delivery follows; the message carries it, so the pending retry keeps it.
 #[tracing::instrument(level = "debug", skip_all, fields(event_id = %delivery.event.event_id, subscription_id = %delivery.subscription_id, next_attempt = next.attempt))]
 pub async fn schedule(
@@ -90,21 +91,13 @@ pub async fn schedule(
     delivery: &Delivery,
     state: &AttemptState,
     failure: &Failure<'_>,
-    origin_seq: u64,
+    msg_id: &str,
     next: Next<'_>,
 ) -> Result<OffsetDateTime, Transient> {
     let Next { attempt: next, delay, schedule } = next;
     let sub_id = &delivery.subscription_id;
     let due = OffsetDateTime::now_utc() + delay;
-    let mut h = schedule_headers(
-        ctx,
-        sub_id,
-        due,
-        &format!("retry.{origin_seq}"),
-        next,
-        state.first_attempt_at,
-        failure,
-    );
+    let mut h = schedule_headers(ctx, sub_id, due, msg_id, next, state.first_attempt_at, failure);
     if let Some(replay) = &state.replay_id {
         h.insert(headers::REPLAY_ID, replay.as_str());
     }

@@ -72,6 +72,39 @@ impl Job<'_> {
         }
     }
 
+    /// Concludes a first attempt whose delivery the fan-out took back while the POST was under
+    /// way (see [`super::first`]): a success is recorded as usual (the delivery message then
+    /// finds it in the inbox); a failure is logged and counted for the endpoint's health only,
+    /// since the delivery message makes the attempt again.
+    pub(super) async fn conclude_handed_over(
+        &self,
+        sub: &Subscription,
+        outcome: Outcome,
+        lease: &str,
+        inbox_key: &str,
+    ) -> Result<(), Transient> {
+        match outcome {
+            Outcome::Delivered { status, duration, response_body } => {
+                self.delivered(sub, lease, inbox_key, (status, duration), response_body).await;
+            }
+            Outcome::Failed { status, kind, error, duration, response_body, .. } => {
+                metrics::attempt("failed", status, duration);
+                if kind != FailureKind::Blocked && status != Some(429) {
+                    self.count_failure(sub).await?;
+                }
+                let log = Log {
+                    http: Some((status.unwrap_or(0), duration)),
+                    error: Some(error),
+                    kind: Some(kind),
+                    body: Some(response_body),
+                    next: None,
+                };
+                self.log(sub, AttemptStatus::Failed, log).await;
+            }
+        }
+        Ok(())
+    }
+
     async fn delivered(
         &self,
         sub: &Subscription,
@@ -154,7 +187,8 @@ impl Job<'_> {
         let failure = Failure { status, error: &f.error, at: self.now };
         let next = retry::Next { attempt: next, delay, schedule: &plan.schedule };
         let due =
-            retry::schedule(ctx, &self.delivery, &self.state, &failure, self.seq, next).await?;
+            retry::schedule(ctx, &self.delivery, &self.state, &failure, &self.follow_up_id, next)
+                .await?;
         let error = &f.error;
         job_log!(info, self, status = status.map(i64::from).unwrap_or(-1), %error, ms = duration.as_millis() as u64, retry_in = ?delay, "attempt failed; retry scheduled");
         self.log(sub, AttemptStatus::Failed, Log { next: Some(due), ..log }).await;

@@ -22,6 +22,7 @@ use async_nats::jetstream;
 use time::OffsetDateTime;
 
 use self::admission::Read;
+pub use self::first::{FirstAttempt, Settled};
 use super::Transient;
 use super::dlq;
 use super::headers::AttemptState;
@@ -47,6 +48,7 @@ macro_rules! job_log {
 
 mod admission;
 mod conclude;
+mod first;
 mod settle;
 mod trace;
 
@@ -62,13 +64,22 @@ const FULL_RETRIES_MS: [u64; 3] = [1, 4, 16];
 /// One message being delivered, with what the later steps need.
 struct Job<'a> {
     ctx: &'a Ctx,
-    msg: &'a jetstream::Message,
+    /// The delivery subject it arrived on (for a first attempt made by the fan-out: the one it
+    /// would have been published to); DLQ entries name it.
+    subject: &'a str,
+    /// Its stream sequence (0 for a first attempt made by the fan-out).
     seq: u64,
+    /// `Nats-Msg-Id` of the retry or deferral this attempt may publish: unique per message it
+    /// came from, so a repeat of this step after a crash stores it once.
+    follow_up_id: String,
     now: OffsetDateTime,
     state: AttemptState,
     delivery: Delivery,
     /// Arrived on `<p>.fifo.<sub>`: failures hold the head instead of scheduling a retry.
     fifo: bool,
+    /// Made by the fan-out (a first attempt without a delivery message): the hand-over gate
+    /// it shares with the fan-out, see [`first`].
+    first: Option<&'a first::Gate>,
 }
 
 /// How long a delivery to a busy endpoint (every permit of this process held by requests that
@@ -106,7 +117,17 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         }
         span.record("attempt", state.attempt);
     }
-    let job = Job { ctx, msg, seq, now, state, delivery, fifo };
+    let job = Job {
+        ctx,
+        subject: &msg.subject,
+        seq,
+        follow_up_id: format!("retry.{seq}"),
+        now,
+        state,
+        delivery,
+        fifo,
+        first: None,
+    };
     if !fifo && !ctx.names.is_subject_of(&msg.subject, "deliver", &job.delivery.subscription_id) {
         let detail = format!(
             "body names subscription {} but the subject is {}",
@@ -146,6 +167,14 @@ impl Job<'_> {
         Health::new(self.ctx.redis.clone(), self.ctx.names.clone())
     }
 
+    /// Returns the in-flight lease of an attempt that did not succeed (or was not made).
+    async fn return_lease(&self, token: &str, inbox_key: &str) {
+        let sub_id = &self.delivery.subscription_id;
+        if let Err(e) = self.health().release(sub_id, token, inbox_key).await {
+            job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
+        }
+    }
+
     async fn run(&self) -> Result<(), Transient> {
         let (ctx, sub_id) = (self.ctx, &self.delivery.subscription_id);
         let inbox_key =
@@ -161,7 +190,13 @@ impl Job<'_> {
             let limit = sub.max_in_flight.unwrap_or(ctx.config.health.max_in_flight_per_endpoint);
             // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then
             // everything Redis decides, in one round trip.
-            let Some(permit) = ctx.limits.acquire(sub_id, limit, LOCAL_PERMIT_WAIT).await else {
+            let wait = if self.first.is_some() { first::PERMIT_WAIT } else { LOCAL_PERMIT_WAIT };
+            let Some(permit) = ctx.limits.acquire(sub_id, limit, wait).await else {
+                if let Some(gate) = self.first {
+                    // The fan-out publishes the delivery message: the deliverer waits longer.
+                    gate.not_started();
+                    return Ok(());
+                }
                 return self.defer(&sub, self.no_permit_wait(), "in_flight_limit", None).await;
             };
             let admit = self.admit_request(&sub, &version, &inbox_key, limit);
@@ -177,6 +212,14 @@ impl Job<'_> {
                     return self.not_admitted(&sub, other).await;
                 }
             };
+            if let Some(gate) = self.first
+                && !gate.begin_post()
+            {
+                // Handed over before the POST: the delivery message makes this attempt.
+                drop(permit);
+                self.return_lease(&token, &inbox_key).await;
+                return Ok(());
+            }
             let (span, trace) = self.attempt_trace();
             let outcome = {
                 let _in_flight = metrics::InFlight::start();
@@ -193,8 +236,13 @@ impl Job<'_> {
                 ctx.limits.note_breaker_closed(sub_id);
             }
             // After a success the lease is returned together with the inbox and health writes.
-            if !delivered && let Err(e) = self.health().release(sub_id, &token, &inbox_key).await {
-                job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
+            if !delivered {
+                self.return_lease(&token, &inbox_key).await;
+            }
+            if let Some(gate) = self.first
+                && !gate.begin_conclude()
+            {
+                return self.conclude_handed_over(&sub, outcome, &token, &inbox_key).await;
             }
             return self.conclude(&sub, outcome, &token, &inbox_key).await;
         }

@@ -43,7 +43,7 @@ impl Job<'_> {
             &self.delivery,
             &self.state,
             &failure,
-            self.seq,
+            &self.follow_up_id,
             retry::Next {
                 attempt: self.state.attempt,
                 delay: wait,
@@ -84,8 +84,7 @@ impl Job<'_> {
             last_status: status,
             last_attempt_at: Some(self.now),
         };
-        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq)
-            .await?;
+        dlq::publish_delivery(self.ctx, &self.delivery, &entry, self.subject, self.seq).await?;
         metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
         self.log(sub, AttemptStatus::DeadLettered, log).await;
         Ok(())
@@ -105,8 +104,7 @@ impl Job<'_> {
             last_status: None,
             last_attempt_at: None,
         };
-        dlq::publish_delivery(self.ctx, &self.delivery, &entry, &self.msg.subject, self.seq)
-            .await?;
+        dlq::publish_delivery(self.ctx, &self.delivery, &entry, self.subject, self.seq).await?;
         metrics::inc("hookline_dead_letters_total", &[("reason", reason)]);
         let tenant = sub
             .and_then(|s| s.tenant_id.clone())

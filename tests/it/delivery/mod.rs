@@ -9,6 +9,7 @@ use crate::harness::receiver::Reply;
 use crate::world::{WAIT, World, assert_signed};
 
 mod dedupe;
+mod first_attempt;
 mod resilience;
 #[tokio::test]
 async fn event_is_fanned_out_to_every_matching_subscription_once_with_mixed_filters_and_tenants() {
