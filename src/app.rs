@@ -94,9 +94,31 @@ impl App {
             let shutdown = shutdown.clone();
             tasks.spawn(async move { run_role(ctx, role, shutdown).await });
         }
+        {
+            // Handlers waiting for a first attempt stop handing it over: they see it through.
+            let (shutdown, stopping) = (shutdown.clone(), self.ctx.stopping.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                stopping.cancel();
+            });
+        }
         tracing::info!(prefix = %self.ctx.names.prefix(), "hookline running");
         while let Some(result) = tasks.join_next().await {
             result.context("a role task panicked")??;
+        }
+        // First attempts the fan-out handed over are still POSTing: let them record their
+        // outcome (their delivery messages are stored either way).
+        let first_attempts =
+            u32::try_from(self.ctx.config.delivery.concurrency).unwrap_or(u32::MAX);
+        let grace = self.ctx.config.shutdown.grace_period;
+        if tokio::time::timeout(grace, self.ctx.first_attempts.acquire_many(first_attempts))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "first attempts still running after the grace period; their delivery messages will make them"
+            );
         }
         self.ctx.attempts.flush().await;
         // The spans of the last deliveries, queued for export.

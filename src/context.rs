@@ -34,6 +34,8 @@ pub struct Ctx {
     pub otel: crate::otel::Otel,
     /// First attempts the fan-out may have running at once (`delivery.concurrency`).
     pub first_attempts: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the process begins to stop.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Ctx {
@@ -67,6 +69,7 @@ impl Ctx {
         let first_attempts = Arc::new(tokio::sync::Semaphore::new(config.delivery.concurrency));
         Ok(Ctx {
             first_attempts,
+            stopping: Default::default(),
             config: Arc::new(config),
             names,
             nats,

@@ -224,7 +224,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         }
         let mut failed = None;
         for (sub, first) in firsts {
-            match first.settle(deadline).await {
+            match first.settle(deadline, &ctx.stopping).await {
                 Settled::Concluded => metrics::inc(FIRST_ATTEMPTS, &[("path", "fanout")]),
                 Settled::HandOver => {
                     metrics::inc(FIRST_ATTEMPTS, &[("path", "handed_over")]);

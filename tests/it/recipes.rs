@@ -25,10 +25,11 @@ async fn backlog_per_subscription_and_consumer_lag_are_visible_and_one_queue_can
     let w = World::start().await;
     let slow = w.subscribe("/slow", &[], None).await;
     let fast = w.subscribe("/fast", &[], None).await;
-    // hookline is not running: fan-out happens (roles split), delivery does not.
-    let app = hookline::app::App::build(w.config("\"0s\""), &[hookline::app::Role::Fanout])
-        .await
-        .unwrap();
+    // hookline is not running: fan-out happens (roles split), delivery does not (nor does the
+    // fan-out make first attempts).
+    let mut config = w.config("\"0s\"");
+    config.delivery.first_attempt_in_fanout = false;
+    let app = hookline::app::App::build(config, &[hookline::app::Role::Fanout]).await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
     for i in 0..3 {

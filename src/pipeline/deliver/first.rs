@@ -29,6 +29,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::Job;
 use crate::context::Ctx;
@@ -139,11 +140,21 @@ impl FirstAttempt {
     /// Waits for the attempt until `deadline`, then takes the delivery back unless the attempt
     /// is already concluding (then waits for that, which is bounded by NATS's and Redis's own
     /// timeouts).
-    pub async fn settle(mut self, deadline: Instant) -> Settled {
-        let joined = match tokio::time::timeout_at(deadline, &mut self.task).await {
-            Ok(joined) => joined,
-            Err(_) if self.gate.hand_over() => return Settled::HandOver,
-            Err(_) => (&mut self.task).await,
+    ///
+    /// Once the process is stopping (`stopping`), a pending attempt is seen through instead:
+    /// the grace period bounds the wait, and nothing is left for the deliverer that just
+    /// stopped.
+    pub async fn settle(mut self, deadline: Instant, stopping: &CancellationToken) -> Settled {
+        let joined = tokio::select! {
+            biased;
+            joined = &mut self.task => joined,
+            () = stopping.cancelled() => (&mut self.task).await,
+            () = tokio::time::sleep_until(deadline) => {
+                if self.gate.hand_over() {
+                    return Settled::HandOver;
+                }
+                (&mut self.task).await
+            }
         };
         let state = self.gate.get();
         match joined {

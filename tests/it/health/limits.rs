@@ -80,7 +80,10 @@ async fn healthy_endpoints_at_their_in_flight_limit_are_not_deferred() {
     for p in paths {
         subscribe_limited(&w, p, Some(2), None).await;
     }
-    let app = w.start_app(w.config("\"0s\"")).await;
+    // The deliverer's permits are under test: every delivery is a delivery message.
+    let mut config = w.config("\"0s\"");
+    config.delivery.first_attempt_in_fanout = false;
+    let app = w.start_app(config).await;
     // A new endpoint earns waiting for a permit by answering once (see hookline::limiter).
     w.publish("order.created", "evt_warm", None).await;
     for p in paths {
