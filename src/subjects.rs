@@ -282,6 +282,18 @@ impl Names {
         format!("{}:{rest}", self.prefix)
     }
 
+    /// `<p>:fifo_failures:<seq>` (partitioned: `<p>:fifo_failures:<k>:<seq>`): the failed
+    /// attempts of the FIFO head at stream sequence `seq` of the subscription's deliveries
+    /// stream (sequences repeat across partitions, so the partition is part of the key).
+    pub fn fifo_failures_key(&self, subscription_id: &str, seq: u64) -> String {
+        if self.partitioned() {
+            let k = self.partition_of(subscription_id);
+            self.key(&format!("fifo_failures:{k}:{seq}"))
+        } else {
+            self.key(&format!("fifo_failures:{seq}"))
+        }
+    }
+
     /// `<p>:{<subscription>}:<rest>`: a key of one subscription, hash-tagged so that all of a
     /// subscription's keys share one Redis Cluster slot (a script may touch several of them).
     pub fn sub_key(&self, subscription: &str, rest: &str) -> String {
@@ -350,6 +362,7 @@ mod tests {
         assert_eq!(n.retry_of_subscription("sub_1"), "webhooks.retry.sub_1.>");
         assert_eq!(n.fifo("sub_1"), "webhooks.fifo.sub_1");
         assert_eq!(n.subscription_of_deliver_at("webhooks.deliver.sub_1", 0), Some("sub_1"));
+        assert_eq!(n.fifo_failures_key("sub_1", 7), "webhooks:fifo_failures:7");
     }
 
     #[test]
@@ -381,6 +394,7 @@ mod tests {
             assert!(!n.is_subject_of(&other, "deliver", &sub), "another partition");
             assert!(!n.is_subject_of(&format!("webhooks.deliver.{sub}"), "deliver", &sub));
             assert_eq!(n.subscription_of_deliver_at(&n.deliver(&sub), k), Some(sub.as_str()));
+            assert_eq!(n.fifo_failures_key(&sub, 7), format!("webhooks:fifo_failures:{k}:7"));
         }
         assert_eq!(seen, [true; 3], "100 subscriptions use every partition");
     }

@@ -1,0 +1,330 @@
+//! Partitioned delivery (`streams.partitions = 3`) on a 3-node JetStream cluster with R3
+//! streams: every delivery once across the partitions, a failing endpoint's retries scheduled
+//! and fired inside its own partition, FIFO order kept; on one server, hookline's partition
+//! function against nats-server's own `{{partition(N,1)}}` mapping, and a changed partition
+//! count refused at start-up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
+use hookline::app::{App, Role};
+use hookline::config::Config;
+use hookline::event::WebhookEvent;
+use hookline::store::subscriptions::{
+    Ordering, Subscription, SubscriptionInput, SubscriptionStore,
+};
+use hookline::subjects::Names;
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::cluster::Cluster;
+use crate::harness::nats::NatsServer;
+use crate::harness::receiver::{Receiver, Reply};
+use crate::harness::redis::RedisServer;
+use crate::harness::{eventually, eventually_true, init, unique_prefix};
+use crate::world::WAIT;
+
+const PARTITIONS: u32 = 3;
+
+/// A 3-node cluster, Redis, a receiver and hookline's names with three partitions.
+struct Partitioned {
+    cluster: Cluster,
+    redis: RedisServer,
+    receiver: Receiver,
+    prefix: String,
+    names: Names,
+}
+
+/// hookline (fan-out and delivery roles) running in this test process.
+struct Running {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(WAIT, self.task).await.expect("hookline stops in time");
+        result.expect("hookline task joins").expect("hookline returns Ok");
+    }
+}
+
+impl Partitioned {
+    async fn start() -> Partitioned {
+        init();
+        let (cluster, redis, receiver) =
+            tokio::join!(Cluster::start(), RedisServer::start(), Receiver::start());
+        let prefix = unique_prefix();
+        let names = Names::new(&prefix).with_partitions(PARTITIONS);
+        Partitioned { cluster, redis, receiver, prefix, names }
+    }
+
+    fn config(&self, retry_schedule: &str) -> Config {
+        let toml = format!(
+            "[nats]\nurl = \"{}\"\n[redis]\nurl = \"{}\"\n[streams]\nprefix = \"{}\"\n\
+             duplicate_window = \"30s\"\nreplicas = 3\npartitions = {PARTITIONS}\n\
+             [delivery]\nrequest_timeout = \"2s\"\nack_wait = \"4s\"\nconcurrency = 32\n\
+             [health]\nbreaker_failure_threshold = 0\n[retry]\nschedule = [{retry_schedule}]\njitter = 0.0\n[shutdown]\n\
+             grace_period = \"5s\"\n[egress]\nallow_cidrs = [\"127.0.0.0/8\"]\n",
+            self.cluster.url(),
+            self.redis.url(),
+            self.prefix,
+        );
+        Config::with_overrides(&toml).expect("test config is valid")
+    }
+
+    async fn start_app(&self, config: Config) -> Running {
+        let app =
+            App::build(config, &[Role::Fanout, Role::Deliver]).await.expect("hookline builds");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        Running { shutdown, task }
+    }
+
+    async fn store(&self) -> SubscriptionStore {
+        let config = self.config("\"0s\"");
+        hookline::context::subscription_store(&config).await.expect("nats and redis connect")
+    }
+
+    async fn subscribe(&self, path: &str, ordering: Ordering) -> Subscription {
+        let input = SubscriptionInput {
+            url: Some(self.receiver.url(path)),
+            ordering: Some(ordering),
+            ..Default::default()
+        };
+        self.store().await.create(input).await.expect("subscription is created")
+    }
+
+    async fn js(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.cluster.client().await)
+    }
+
+    async fn publish(&self, event_id: &str) {
+        let event = WebhookEvent {
+            event_id: event_id.parse().unwrap(),
+            event_type: "order.created".parse().unwrap(),
+            payload: serde_json::json!({"n": event_id}),
+            occurred_at: None,
+            source: None,
+            tenant_id: None,
+            cloudevent: None,
+        };
+        hookline::ingest::publish_event(&self.js().await, &self.names, &event, 1 << 20)
+            .await
+            .expect("event published");
+    }
+
+    /// Messages left in every deliveries stream together.
+    async fn deliveries_left(&self) -> u64 {
+        let js = self.js().await;
+        let mut left = 0;
+        for name in self.names.deliveries_streams() {
+            let mut stream = js.get_stream(&name).await.expect("deliveries stream exists");
+            left += stream.info().await.expect("stream info").state.messages;
+        }
+        left
+    }
+
+    /// The subjects holding messages in one stream under `filter`.
+    async fn subjects(&self, stream: &str, filter: &str) -> Vec<String> {
+        let js = self.js().await;
+        let Ok(stream) = js.get_stream(stream).await else { return Vec::new() };
+        let Ok(subjects) = stream.info_with_subjects(filter).await else { return Vec::new() };
+        subjects.filter_map(|s| async move { s.ok().map(|(subject, _)| subject) }).collect().await
+    }
+}
+
+/// Creates subscriptions until one lives in each partition (ids are random; 40 tries make a
+/// missing partition a ~1e-7 event), returning them partition by partition.
+async fn one_per_partition(p: &Partitioned, ordering: Ordering) -> Vec<Subscription> {
+    let mut found: BTreeMap<u32, Subscription> = BTreeMap::new();
+    for i in 0..40 {
+        let sub = p.subscribe(&format!("/{ordering:?}-{i}"), ordering).await;
+        found.entry(p.names.partition_of(&sub.id)).or_insert(sub);
+        if found.len() == PARTITIONS as usize {
+            return found.into_values().collect();
+        }
+    }
+    panic!("40 subscriptions did not cover {PARTITIONS} partitions: {:?}", found.keys());
+}
+
+/// The receiver path a subscription posts to.
+fn path_of(p: &Partitioned, sub: &Subscription) -> String {
+    let port = format!(":{}", p.receiver.port());
+    sub.url.split_once(&port).map(|(_, path)| path.to_string()).expect("a receiver url")
+}
+
+#[tokio::test]
+async fn deliveries_spread_over_partitions_on_a_cluster_arrive_exactly_once_and_retry_in_their_partition()
+ {
+    let p = Partitioned::start().await;
+    let mut subs = one_per_partition(&p, Ordering::Unordered).await;
+    for i in 0..6 {
+        subs.push(p.subscribe(&format!("/extra-{i}"), Ordering::Unordered).await);
+    }
+    let flaky = subs[1].clone();
+    let flaky_path = path_of(&p, &flaky);
+    // Fails until its pending retry has been seen in its partition.
+    p.receiver.set_default(&flaky_path, Reply::Status(500));
+    let app = p.start_app(p.config("\"0s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\"")).await;
+    const EVENTS: usize = 15;
+    for i in 0..EVENTS {
+        p.publish(&format!("evt_{i}")).await;
+    }
+
+    let k = p.names.partition_of(&flaky.id);
+    let own = p.names.deliveries_stream_of(&flaky.id);
+    let retry = eventually(WAIT, "a pending retry of the failing endpoint", || async {
+        p.subjects(&own, &p.names.retry_of_subscription(&flaky.id)).await.into_iter().next()
+    })
+    .await;
+    assert!(retry.starts_with(&format!("{}.retry.{k}.{}.", p.prefix, flaky.id)), "{retry}");
+    for other in p.names.deliveries_streams().into_iter().filter(|s| *s != own) {
+        for filter in
+            [format!("{}.*.*.{}", p.prefix, flaky.id), format!("{}.*.*.{}.>", p.prefix, flaky.id)]
+        {
+            assert!(
+                p.subjects(&other, &filter).await.is_empty(),
+                "no work of {} in {other}",
+                flaky.id
+            );
+        }
+    }
+    p.receiver.set_default(&flaky_path, Reply::Status(200));
+    let healed = std::time::Instant::now();
+
+    eventually_true(WAIT, "every subscription got every event", || async {
+        subs.iter().all(|s| {
+            let requests = p.receiver.requests_for(&path_of(&p, s));
+            let ok = requests.iter().filter(|r| s.id != flaky.id || r.received_at > healed);
+            let ids: BTreeSet<&str> = ok.filter_map(|r| r.header("webhook-id")).collect();
+            ids.len() == EVENTS
+        })
+    })
+    .await;
+    eventually_true(WAIT, "the deliveries streams drained", || async {
+        p.deliveries_left().await == 0
+    })
+    .await;
+    for s in subs.iter().filter(|s| s.id != flaky.id) {
+        assert_eq!(p.receiver.count(&path_of(&p, s)), EVENTS, "exactly once to {}", s.id);
+    }
+    let flaky_requests = p.receiver.requests_for(&flaky_path);
+    assert!(flaky_requests.len() > EVENTS, "the failing endpoint was retried");
+
+    // Each partition has its own R3 stream, stamped with the count, and its consumer did work.
+    let js = p.js().await;
+    for k in 0..PARTITIONS {
+        let mut stream = js.get_stream(p.names.deliveries_stream_at(k)).await.unwrap();
+        let info = stream.info().await.unwrap().clone();
+        assert_eq!(info.config.num_replicas, 3);
+        assert_eq!(
+            info.config.metadata.get(hookline::topology::PARTITIONS_METADATA).map(String::as_str),
+            Some("3")
+        );
+        let consumer = stream.consumer_info(p.names.deliver_consumer_at(k)).await.unwrap();
+        assert!(consumer.delivered.stream_sequence > 0, "partition {k} delivered nothing");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fifo_subscriptions_keep_publish_order_in_their_partitions() {
+    let p = Partitioned::start().await;
+    let fifos = one_per_partition(&p, Ordering::Fifo).await;
+    // Each head fails twice before it gets through; the rest of its queue waits for it.
+    for sub in &fifos {
+        p.receiver.script(&path_of(&p, sub), vec![Reply::Status(500), Reply::Status(503)]);
+    }
+    let app = p.start_app(p.config("\"0s\", \"300ms\", \"300ms\", \"300ms\"")).await;
+    for i in 0..6 {
+        p.publish(&format!("evt_f{i}")).await;
+    }
+    for sub in &fifos {
+        let reqs = p.receiver.wait_for_requests(&path_of(&p, sub), 8, WAIT).await;
+        let order: Vec<&str> = reqs.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+        assert_eq!(
+            order,
+            ["evt_f0", "evt_f0", "evt_f0", "evt_f1", "evt_f2", "evt_f3", "evt_f4", "evt_f5"],
+            "order of {}",
+            sub.id
+        );
+        let js = p.js().await;
+        let stream = js.get_stream(p.names.deliveries_stream_of(&sub.id)).await.unwrap();
+        let consumer = stream.consumer_info(p.names.fifo_consumer(&sub.id)).await;
+        assert!(consumer.is_ok(), "the fifo consumer of {} is on its partition's stream", sub.id);
+    }
+    eventually_true(WAIT, "the deliveries streams drained", || async {
+        p.deliveries_left().await == 0
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn partition_of_a_subscription_agrees_with_the_server_partition_mapping() {
+    init();
+    let nats = NatsServer::start().await;
+    let js = nats.jetstream().await;
+    let prefix = unique_prefix();
+    let names = Names::new(&prefix).with_partitions(7);
+    // nats-server maps `<p>.deliver.<sub>` to `<p>.deliver.<k>.<sub>` itself.
+    let config = async_nats::jetstream::stream::Config {
+        name: format!("{}_MAPPED", prefix.to_uppercase().replace('-', "_")),
+        subjects: vec![format!("{prefix}.deliver.*")],
+        subject_transform: Some(async_nats::jetstream::stream::SubjectTransform {
+            source: format!("{prefix}.deliver.*"),
+            destination: format!("{prefix}.deliver.{{{{partition(7,1)}}}}.{{{{wildcard(1)}}}}"),
+        }),
+        ..Default::default()
+    };
+    let stream = js.create_stream(config).await.expect("stream with a partition transform");
+    let ids: Vec<String> = (0..64).map(|i| format!("sub_{i:x}{}", "z".repeat(i % 5))).collect();
+    for id in &ids {
+        js.publish(format!("{prefix}.deliver.{id}"), "x".into()).await.unwrap().await.unwrap();
+    }
+    let stored: BTreeSet<String> = stream
+        .info_with_subjects(format!("{prefix}.deliver.>"))
+        .await
+        .unwrap()
+        .filter_map(|s| async move { s.ok().map(|(subject, _)| subject) })
+        .collect()
+        .await;
+    let ours: BTreeSet<String> = ids.iter().map(|id| names.deliver(id)).collect();
+    assert_eq!(stored, ours);
+}
+
+#[tokio::test]
+async fn a_changed_partition_count_is_refused_naming_the_key() {
+    init();
+    let nats = NatsServer::start().await;
+    let redis = RedisServer::start().await;
+    let prefix = unique_prefix();
+    let config = |partitions: u32| {
+        Config::with_overrides(&format!(
+            "[nats]\nurl = \"{}\"\n[redis]\nurl = \"{}\"\n[streams]\nprefix = \"{prefix}\"\n\
+             partitions = {partitions}\n",
+            nats.url(),
+            redis.url()
+        ))
+        .expect("test config is valid")
+    };
+    let roles = [Role::Fanout, Role::Deliver];
+    drop(App::build(config(3), &roles).await.expect("a fresh deployment with 3 partitions"));
+    drop(App::build(config(3), &roles).await.expect("the same count again"));
+    for changed in [1, 2, 4] {
+        let err = App::build(config(changed), &roles).await.err().expect("a changed count");
+        let text = format!("{err:#}");
+        assert!(text.contains("streams.partitions") && text.contains("with 3"), "{text}");
+    }
+    let unpartitioned = unique_prefix();
+    let names = Names::new(&unpartitioned);
+    let mut one = config(1);
+    one.streams.prefix = unpartitioned.clone();
+    drop(App::build(one.clone(), &roles).await.expect("a fresh deployment with 1 partition"));
+    let js = nats.jetstream().await;
+    assert!(js.get_stream(names.deliveries_stream()).await.is_ok(), "<P>_DELIVERIES as before");
+    let mut three = one;
+    three.streams.partitions = 3;
+    let err = App::build(three, &roles).await.err().expect("1 -> 3 is refused");
+    assert!(format!("{err:#}").contains("streams.partitions is 3"), "{err:#}");
+}
