@@ -10,6 +10,7 @@ use futures::StreamExt;
 use hookline::app::{App, Role};
 use hookline::config::Config;
 use hookline::event::WebhookEvent;
+use hookline::ops::{Need, Ops, Scope};
 use hookline::store::subscriptions::{
     Ordering, Subscription, SubscriptionInput, SubscriptionStore,
 };
@@ -25,9 +26,38 @@ use crate::world::WAIT;
 
 const PARTITIONS: u32 = 3;
 
-/// A 3-node cluster, Redis, a receiver and hookline's names with three partitions.
+/// The NATS side of a test: a 3-node cluster (R3 streams) or one server (R1).
+enum Nats {
+    Cluster(Cluster),
+    Single(NatsServer),
+}
+
+impl Nats {
+    fn url(&self) -> String {
+        match self {
+            Nats::Cluster(c) => c.url(),
+            Nats::Single(s) => s.url(),
+        }
+    }
+
+    async fn client(&self) -> async_nats::Client {
+        match self {
+            Nats::Cluster(c) => c.client().await,
+            Nats::Single(s) => s.client().await,
+        }
+    }
+
+    fn replicas(&self) -> usize {
+        match self {
+            Nats::Cluster(_) => 3,
+            Nats::Single(_) => 1,
+        }
+    }
+}
+
+/// NATS, Redis, a receiver and hookline's names with three partitions.
 struct Partitioned {
-    cluster: Cluster,
+    nats: Nats,
     redis: RedisServer,
     receiver: Receiver,
     prefix: String,
@@ -49,32 +79,49 @@ impl Running {
 }
 
 impl Partitioned {
+    /// On a 3-node cluster, with R3 streams.
     async fn start() -> Partitioned {
         init();
         let (cluster, redis, receiver) =
             tokio::join!(Cluster::start(), RedisServer::start(), Receiver::start());
+        Self::with(Nats::Cluster(cluster), redis, receiver)
+    }
+
+    /// On one server, with R1 streams.
+    async fn start_single() -> Partitioned {
+        init();
+        let (nats, redis, receiver) =
+            tokio::join!(NatsServer::start(), RedisServer::start(), Receiver::start());
+        Self::with(Nats::Single(nats), redis, receiver)
+    }
+
+    fn with(nats: Nats, redis: RedisServer, receiver: Receiver) -> Partitioned {
         let prefix = unique_prefix();
         let names = Names::new(&prefix).with_partitions(PARTITIONS);
-        Partitioned { cluster, redis, receiver, prefix, names }
+        Partitioned { nats, redis, receiver, prefix, names }
     }
 
     fn config(&self, retry_schedule: &str) -> Config {
         let toml = format!(
             "[nats]\nurl = \"{}\"\n[redis]\nurl = \"{}\"\n[streams]\nprefix = \"{}\"\n\
-             duplicate_window = \"30s\"\nreplicas = 3\npartitions = {PARTITIONS}\n\
+             duplicate_window = \"30s\"\nreplicas = {}\npartitions = {PARTITIONS}\n\
              [delivery]\nrequest_timeout = \"2s\"\nack_wait = \"4s\"\nconcurrency = 32\n\
              [health]\nbreaker_failure_threshold = 0\n[retry]\nschedule = [{retry_schedule}]\njitter = 0.0\n[shutdown]\n\
              grace_period = \"5s\"\n[egress]\nallow_cidrs = [\"127.0.0.0/8\"]\n",
-            self.cluster.url(),
+            self.nats.url(),
             self.redis.url(),
             self.prefix,
+            self.nats.replicas(),
         );
         Config::with_overrides(&toml).expect("test config is valid")
     }
 
     async fn start_app(&self, config: Config) -> Running {
-        let app =
-            App::build(config, &[Role::Fanout, Role::Deliver]).await.expect("hookline builds");
+        self.start_roles(config, &[Role::Fanout, Role::Deliver]).await
+    }
+
+    async fn start_roles(&self, config: Config, roles: &[Role]) -> Running {
+        let app = App::build(config, roles).await.expect("hookline builds");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         Running { shutdown, task }
@@ -95,7 +142,7 @@ impl Partitioned {
     }
 
     async fn js(&self) -> async_nats::jetstream::Context {
-        async_nats::jetstream::new(self.cluster.client().await)
+        async_nats::jetstream::new(self.nats.client().await)
     }
 
     async fn publish(&self, event_id: &str) {
@@ -216,7 +263,7 @@ async fn deliveries_spread_over_partitions_on_a_cluster_arrive_exactly_once_and_
     for k in 0..PARTITIONS {
         let mut stream = js.get_stream(p.names.deliveries_stream_at(k)).await.unwrap();
         let info = stream.info().await.unwrap().clone();
-        assert_eq!(info.config.num_replicas, 3);
+        assert_eq!(info.config.num_replicas, p.nats.replicas());
         assert_eq!(
             info.config.metadata.get(hookline::topology::PARTITIONS_METADATA).map(String::as_str),
             Some("3")
@@ -257,6 +304,36 @@ async fn fifo_subscriptions_keep_publish_order_in_their_partitions() {
         p.deliveries_left().await == 0
     })
     .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn backlog_gauges_and_subscription_stats_read_every_partition() {
+    let p = Partitioned::start_single().await;
+    let subs = one_per_partition(&p, Ordering::Unordered).await;
+    // Fan-out only: the deliveries wait in their partitions.
+    let app = p.start_roles(p.config("\"0s\""), &[Role::Fanout]).await;
+    let all = p.store().await.list().await.expect("subscriptions list");
+    for i in 0..2 {
+        p.publish(&format!("evt_b{i}")).await;
+    }
+    let expected = 2 * all.len() as u64;
+    eventually_true(WAIT, "every delivery stored in its partition", || async {
+        p.deliveries_left().await == expected
+    })
+    .await;
+    let ops = Ops::connect(p.config("\"0s\""), Need::Everything).await.expect("ops connect");
+    let gauges = ops.gauges().await.expect("gauges over every partition");
+    assert_eq!(gauges.deliver_pending, expected);
+    let backlog: BTreeMap<String, u64> = gauges.backlog.into_iter().collect();
+    for sub in &all {
+        assert_eq!(backlog.get(&sub.id), Some(&2), "backlog of {}", sub.id);
+    }
+    for sub in &subs {
+        let id = sub.id.parse().expect("subscription id");
+        let stats = ops.subscription_stats(&Scope::Admin, &id).await.expect("stats");
+        assert_eq!(stats.backlog, 2, "stats backlog of {}", sub.id);
+    }
     app.stop().await;
 }
 
