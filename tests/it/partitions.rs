@@ -10,7 +10,7 @@ use futures::StreamExt;
 use hookline::app::{App, Role};
 use hookline::config::Config;
 use hookline::event::WebhookEvent;
-use hookline::ops::{Need, Ops, Scope};
+use hookline::ops::{Need, Ops, RedeliverTarget, ReplayRequest, Scope};
 use hookline::store::subscriptions::{
     Ordering, Subscription, SubscriptionInput, SubscriptionStore,
 };
@@ -334,6 +334,50 @@ async fn backlog_gauges_and_subscription_stats_read_every_partition() {
         let stats = ops.subscription_stats(&Scope::Admin, &id).await.expect("stats");
         assert_eq!(stats.backlog, 2, "stats backlog of {}", sub.id);
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letters_redelivered_and_events_replayed_reach_subscriptions_in_every_partition() {
+    let p = Partitioned::start_single().await;
+    one_per_partition(&p, Ordering::Unordered).await;
+    let all = p.store().await.list().await.expect("subscriptions list");
+    for sub in &all {
+        p.receiver.set_default(&path_of(&p, sub), Reply::Status(500));
+    }
+    // One attempt, then the DLQ.
+    let app = p.start_app(p.config("\"0s\"")).await;
+    p.publish("evt_d0").await;
+    let ops = Ops::connect(p.config("\"0s\""), Need::Everything).await.expect("ops connect");
+    eventually_true(WAIT, "every subscription's delivery dead-lettered", || async {
+        ops.dlq_list(&Scope::Admin, None, 100).await.map(|e| e.len()).unwrap_or(0) == all.len()
+    })
+    .await;
+    for sub in &all {
+        p.receiver.set_default(&path_of(&p, sub), Reply::Status(200));
+    }
+    let redelivered = ops.dlq_redeliver(&Scope::Admin, RedeliverTarget::All(None)).await.unwrap();
+    assert!(redelivered.failed.is_empty(), "{:?}", redelivered.failed);
+    eventually_true(WAIT, "every dead letter redelivered", || async {
+        all.iter().all(|s| p.receiver.count(&path_of(&p, s)) == 2)
+    })
+    .await;
+    let replay = ReplayRequest {
+        event_id: Some("evt_d0".parse().unwrap()),
+        since: None,
+        until: None,
+        event_types: Vec::new(),
+        subscription_id: None,
+    };
+    assert_eq!(ops.replay(&Scope::Admin, replay).await.expect("replay"), all.len() as u64);
+    eventually_true(WAIT, "the replay delivered to every subscription", || async {
+        all.iter().all(|s| p.receiver.count(&path_of(&p, s)) == 3)
+    })
+    .await;
+    eventually_true(WAIT, "the deliveries streams drained", || async {
+        p.deliveries_left().await == 0
+    })
+    .await;
     app.stop().await;
 }
 
