@@ -133,21 +133,13 @@ impl App {
 }
 
 async fn run_role(ctx: Ctx, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (stream, consumer) = match role {
-        Role::Fanout => (ctx.names.events_stream(), ctx.names.fanout_consumer()),
-        Role::Deliver => (ctx.names.deliveries_stream(), ctx.names.deliver_consumer()),
-        Role::Api => return Ok(()),
-    };
-    let consumer: async_nats::jetstream::consumer::PullConsumer = ctx
-        .js
-        .get_consumer_from_stream(&consumer, &stream)
-        .await
-        .with_context(|| format!("opening consumer {consumer} on {stream}"))?;
     let grace = ctx.config.shutdown.grace_period;
-    let ctx = Arc::new(ctx);
     match role {
         Role::Fanout => {
+            let consumer =
+                open_consumer(&ctx, ctx.names.events_stream(), ctx.names.fanout_consumer()).await?;
             let n = ctx.config.delivery.fanout_concurrency;
+            let ctx = Arc::new(ctx);
             worker::run("fanout", consumer, n, grace, shutdown, move |msg| {
                 let ctx = ctx.clone();
                 async move { fanout::handle(&ctx, &msg).await }
@@ -155,20 +147,60 @@ async fn run_role(ctx: Ctx, role: Role, shutdown: CancellationToken) -> anyhow::
             .await
         }
         Role::Deliver => {
-            let n = ctx.config.delivery.concurrency;
+            let names = &ctx.names;
+            let mut consumers = Vec::new();
+            for k in 0..names.partitions() {
+                let (stream, consumer) =
+                    (names.deliveries_stream_at(k), names.deliver_consumer_at(k));
+                consumers.push(open_consumer(&ctx, stream, consumer).await?);
+            }
+            let n = partition_concurrency(ctx.config.delivery.concurrency, consumers.len());
+            let ctx = Arc::new(ctx);
             let fifo = tokio::spawn(crate::pipeline::fifo::supervise(
                 ctx.clone(),
                 grace,
                 shutdown.clone(),
             ));
-            worker::run("deliver", consumer, n, grace, shutdown, move |msg| {
+            let loops = consumers.into_iter().map(|consumer| {
                 let ctx = ctx.clone();
-                async move { deliver::handle(&ctx, &msg).await }
-            })
-            .await;
+                worker::run("deliver", consumer, n, grace, shutdown.clone(), move |msg| {
+                    let ctx = ctx.clone();
+                    async move { deliver::handle(&ctx, &msg).await }
+                })
+            });
+            futures::future::join_all(loops).await;
             fifo.await.context("the fifo supervisor panicked")?;
         }
         Role::Api => {}
     }
     Ok(())
+}
+
+async fn open_consumer(
+    ctx: &Ctx,
+    stream: String,
+    consumer: String,
+) -> anyhow::Result<async_nats::jetstream::consumer::PullConsumer> {
+    ctx.js
+        .get_consumer_from_stream(&consumer, &stream)
+        .await
+        .with_context(|| format!("opening consumer {consumer} on {stream}"))
+}
+
+/// Each partition's share of `delivery.concurrency`, rounded up: a process holds at most
+/// `concurrency + partitions - 1` deliveries in flight however the work is spread.
+fn partition_concurrency(concurrency: usize, partitions: usize) -> usize {
+    concurrency.div_ceil(partitions.max(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_concurrency;
+
+    #[test]
+    fn concurrency_is_shared_between_partitions() {
+        assert_eq!(partition_concurrency(256, 1), 256);
+        assert_eq!(partition_concurrency(256, 3), 86);
+        assert_eq!(partition_concurrency(2, 3), 1);
+    }
 }

@@ -43,7 +43,7 @@ impl Ctx {
     /// Does not create streams: see [`crate::topology::ensure`].
     pub async fn connect(config: Config) -> anyhow::Result<Ctx> {
         crate::tls::install_provider();
-        let names = Names::new(&config.streams.prefix);
+        let names = config.streams.names();
         let nats = crate::topology::connect(&config.nats).await?;
         crate::topology::check_server_version(&nats)?;
         let js = crate::topology::jetstream(nats.clone(), &config);
@@ -125,7 +125,7 @@ pub async fn connect_subscriptions(
 /// A subscription store for `config` (connects NATS and Redis): for tools and tests.
 pub async fn subscription_store(config: &Config) -> anyhow::Result<SubscriptionStore> {
     crate::tls::install_provider();
-    let names = Names::new(&config.streams.prefix);
+    let names = config.streams.names();
     let nats = crate::topology::connect(&config.nats).await?;
     let js = crate::topology::jetstream(nats, config);
     Ok(connect_subscriptions(config, &names, &js).await?.2)

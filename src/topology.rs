@@ -4,6 +4,11 @@
 //! nats-server 2.9 accepts `allow_msg_schedules` and silently returns it as false, then stores
 //! schedule messages as ordinary ones that never fire; so the check is twofold: the server's
 //! version, and the flag as echoed back by the stream create/update.
+//!
+//! Partitioned delivery (`streams.partitions = N > 1`): N deliveries streams, each with its own
+//! delivery consumer, stamped with N in their metadata; a deployment whose streams were made
+//! with another N is refused at start-up (moving work between partitions would break FIFO order
+//! and strand scheduled retries), see [`check_partitions`].
 
 use async_nats::jetstream::{self, consumer, stream};
 
@@ -43,6 +48,14 @@ pub enum TopologyError {
         "stream {stream} came back without allow_msg_schedules: the server ignores message schedules"
     )]
     SchedulesIgnored { stream: String },
+    #[error(
+        "streams.partitions is {configured} but the deliveries streams were created with {found}: \
+         the partition count of a deployment cannot change in place (drain the deliveries \
+         streams, delete them and start again with the new value; see docs/scaling.md)"
+    )]
+    PartitionsChanged { configured: u32, found: String },
+    #[error("looking up stream {stream}: {source}")]
+    StreamLookup { stream: String, source: jetstream::context::GetStreamError },
     #[error("creating or updating consumer {consumer} on {stream}: {source}")]
     Consumer { stream: String, consumer: String, source: jetstream::stream::ConsumerError },
     #[error("creating or updating the key-value bucket {bucket}: {source}")]
@@ -115,8 +128,12 @@ fn storage(kind: StorageKind) -> stream::StorageType {
     }
 }
 
-/// The stream configurations.
-pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 4] {
+/// The metadata key stamping a partitioned deliveries stream with `streams.partitions`.
+pub const PARTITIONS_METADATA: &str = "hookline.partitions";
+
+/// The stream configurations: events, the deliveries stream of each partition (partition 0
+/// first), DLQ, attempts.
+pub fn stream_configs(config: &Config, names: &Names) -> Vec<stream::Config> {
     let s = &config.streams;
     let events = stream::Config {
         name: names.events_stream(),
@@ -130,18 +147,27 @@ pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 4] {
         allow_direct: true,
         ..Default::default()
     };
-    let deliveries = stream::Config {
-        name: names.deliveries_stream(),
+    let deliveries = (0..names.partitions()).map(|k| stream::Config {
+        name: names.deliveries_stream_at(k),
         description: Some("hookline: due deliveries and scheduled retries (work queue)".into()),
-        subjects: vec![names.deliver_wildcard(), names.retry_wildcard(), names.fifo_wildcard()],
+        subjects: vec![
+            names.deliver_wildcard_at(k),
+            names.retry_wildcard_at(k),
+            names.fifo_wildcard_at(k),
+        ],
         retention: stream::RetentionPolicy::WorkQueue,
         duplicate_window: s.duplicate_window,
         storage: storage(s.storage),
         num_replicas: s.replicas,
         allow_message_schedules: true,
         allow_direct: true,
+        metadata: if names.partitioned() {
+            [(PARTITIONS_METADATA.to_string(), names.partitions().to_string())].into()
+        } else {
+            Default::default()
+        },
         ..Default::default()
-    };
+    });
     let dlq = stream::Config {
         name: names.dlq_stream(),
         description: Some("hookline: dead-lettered deliveries (replayable)".into()),
@@ -165,7 +191,7 @@ pub fn stream_configs(config: &Config, names: &Names) -> [stream::Config; 4] {
         allow_direct: true,
         ..Default::default()
     };
-    [events, deliveries, dlq, attempts]
+    std::iter::once(events).chain(deliveries).chain([dlq, attempts]).collect()
 }
 
 /// Version check, then create-or-update of every stream and durable consumer.
@@ -177,6 +203,7 @@ pub async fn ensure(
 ) -> Result<(), TopologyError> {
     check_server_version(client)?;
     check_jetstream(js, config).await?;
+    check_partitions(js, names).await?;
     for stream_config in stream_configs(config, names) {
         let name = stream_config.name.clone();
         let wants_schedules = stream_config.allow_message_schedules;
@@ -189,8 +216,55 @@ pub async fn ensure(
     }
     subscriptions_bucket(js, config, names).await?;
     ensure_consumer(js, &names.events_stream(), fanout_consumer_config(config, names)).await?;
-    ensure_consumer(js, &names.deliveries_stream(), deliver_consumer_config(config, names)).await?;
+    for k in 0..names.partitions() {
+        let stream = names.deliveries_stream_at(k);
+        ensure_consumer(js, &stream, deliver_consumer_config(config, names, k)).await?;
+    }
     Ok(())
+}
+
+/// Refuses a `streams.partitions` other than the one the existing deliveries streams were
+/// created with: `<P>_DELIVERIES` means 1, `<P>_DELIVERIES_0` carries its N in metadata
+/// (created first, so a start-up that stopped half-way is recognised). The two cannot both
+/// exist: their subjects overlap, which JetStream refuses.
+pub async fn check_partitions(js: &jetstream::Context, names: &Names) -> Result<(), TopologyError> {
+    let configured = names.partitions();
+    let single = names.clone().with_partitions(1).deliveries_stream_at(0);
+    let first = names.clone().with_partitions(2).deliveries_stream_at(0);
+    let found = if stream_info(js, &single).await?.is_some() {
+        Some("1".to_string())
+    } else {
+        stream_info(js, &first).await?.map(|info| {
+            info.config.metadata.get(PARTITIONS_METADATA).cloned().unwrap_or_else(|| {
+                format!("an unknown count ({first} has no {PARTITIONS_METADATA} metadata)")
+            })
+        })
+    };
+    match found {
+        Some(found) if found != configured.to_string() => {
+            Err(TopologyError::PartitionsChanged { configured, found })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The stream's info, or `None` when it does not exist.
+async fn stream_info(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<Option<stream::Info>, TopologyError> {
+    use jetstream::context::GetStreamErrorKind;
+    match js.get_stream(name).await {
+        Ok(stream) => Ok(Some(stream.cached_info().clone())),
+        Err(e) => match e.kind() {
+            GetStreamErrorKind::JetStream(j)
+                if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+            {
+                Ok(None)
+            }
+            _ => Err(TopologyError::StreamLookup { stream: name.into(), source: e }),
+        },
+    }
 }
 
 /// JetStream answers for hookline's account (else the error tells "off" from "unavailable").
@@ -316,13 +390,13 @@ pub fn fanout_consumer_config(config: &Config, names: &Names) -> consumer::pull:
     }
 }
 
-/// Durable pull consumer of the delivery role: due deliveries only (scheduled retries on
-/// `<p>.retry.>` wait in the stream until the server fires them onto `<p>.deliver.>`).
-pub fn deliver_consumer_config(config: &Config, names: &Names) -> consumer::pull::Config {
+/// Durable pull consumer of the delivery role on partition `k`: due deliveries only (scheduled
+/// retries on `<p>.retry.>` wait in the stream until the server fires them onto `<p>.deliver.>`).
+pub fn deliver_consumer_config(config: &Config, names: &Names, k: u32) -> consumer::pull::Config {
     consumer::pull::Config {
-        durable_name: Some(names.deliver_consumer()),
+        durable_name: Some(names.deliver_consumer_at(k)),
         description: Some("hookline delivery".into()),
-        filter_subject: names.deliver_wildcard(),
+        filter_subject: names.deliver_wildcard_at(k),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
         // Longer than the slowest POST plus the retry publish (validated); a crash mid-attempt

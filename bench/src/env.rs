@@ -263,6 +263,15 @@ impl Env {
         Ok(self.js.get_stream(stream).await?.info().await?.state.last_sequence)
     }
 
+    /// Messages ever stored in the scenario's deliveries streams (every partition).
+    pub async fn deliveries_stored(&self, hk: &Hookline) -> anyhow::Result<u64> {
+        let mut stored = 0;
+        for stream in hk.names.deliveries_streams() {
+            stored += self.stream_messages(&stream).await?;
+        }
+        Ok(stored)
+    }
+
     pub async fn reset_receiver(&self) -> anyhow::Result<()> {
         let url = format!("http://127.0.0.1:{}/_bench/reset", self.receiver_port);
         self.control.post(url).send().await?.error_for_status()?;
@@ -311,10 +320,20 @@ impl Env {
             rust_log: &self.opts.rust_log,
             log: self.dir.path().join(format!("hookline-{scenario}.log")),
         };
+        // `--env HOOKLINE_STREAMS__PARTITIONS=N` runs hookline with N partitions.
+        let partitions = setup
+            .env
+            .iter()
+            .find(|(k, _)| k == "HOOKLINE_STREAMS__PARTITIONS")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1);
         let mut proc = procs::spawn_hookline(setup)?;
-        let names = Names::new(&prefix);
+        let names = Names::new(&prefix).with_partitions(partitions);
         let js = self.js.clone();
-        let (stream, consumer) = (names.deliveries_stream(), names.deliver_consumer());
+        // The last consumer `ensure` creates.
+        let last = names.partitions() - 1;
+        let (stream, consumer) =
+            (names.deliveries_stream_at(last), names.deliver_consumer_at(last));
         procs::wait_ready(&mut proc, Duration::from_secs(20), || {
             let (js, stream, consumer) = (js.clone(), stream.clone(), consumer.clone());
             async move {
@@ -463,9 +482,9 @@ impl Env {
     /// Clean-up failures are reported, never fatal: the scenario's numbers are already taken.
     pub async fn finish(&self, mut hk: Hookline) -> anyhow::Result<()> {
         hk.proc.kill().await;
-        for stream in
-            [hk.names.events_stream(), hk.names.deliveries_stream(), hk.names.dlq_stream()]
-        {
+        let mut streams = hk.names.deliveries_streams();
+        streams.extend([hk.names.events_stream(), hk.names.dlq_stream()]);
+        for stream in streams {
             let _ = self.js.delete_stream(&stream).await;
         }
         if let Some(redis) = &self.redis {

@@ -85,7 +85,7 @@ pub async fn isolation(
             Events::range("ev", 0..events),
         );
         let expected = pairs.len();
-        let stored_before = env.stream_messages(&hk.names.deliveries_stream()).await?;
+        let stored_before = env.deliveries_stored(&hk).await?;
         let before = env.cpu(&hk);
         let is_healthy = |p: &str| p.starts_with("/s/");
         let (published, waited) = tokio::join!(
@@ -108,7 +108,7 @@ pub async fn isolation(
             .set("healthy_subscriptions", healthy)
             .set("dead_requests_parked", waited.stats.hanging);
         // Deferrals: what the dead endpoint cost the others.
-        let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
+        let stored = env.deliveries_stored(&hk).await? - stored_before;
         let deferrals = deferrals(stored, events * (healthy + 1));
         r.set("deferrals", deferrals)
             .set("deferrals_per_dead_delivery", deferrals as f64 / events.max(1) as f64);

@@ -220,7 +220,7 @@ async fn fan_out_measure(
     env.warm_up(&publisher, 50, matching as u64).await?;
     let pairs = Expected::new(Env::paths(scenario, matching), Events::range("ev", 0..events));
     let expected = pairs.len();
-    let stored_before = env.stream_messages(&hk.names.deliveries_stream()).await?;
+    let stored_before = env.deliveries_stored(hk).await?;
     let before = env.cpu(hk);
     let (published, waited) = tokio::join!(
         publisher.burst("ev", 0..events),
@@ -229,7 +229,7 @@ async fn fan_out_measure(
     let (published, waited) = (published?, waited?);
     let after = env.cpu(hk);
     let loss = env.settle(&pairs).await?;
-    let stored = env.stream_messages(&hk.names.deliveries_stream()).await? - stored_before;
+    let stored = env.deliveries_stored(hk).await? - stored_before;
     let mut r = Report::new(scenario);
     r.set("subscriptions", matching as u64).set("matching", matching as u64).set("events", events);
     r.set("publish_per_s", published.count as f64 / published.elapsed.as_secs_f64());

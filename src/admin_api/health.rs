@@ -41,12 +41,13 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) 
     let redis_ok = redis::cmd("PING").query_async::<String>(&mut redis).await.is_ok();
     let mut streams = nats;
     if nats {
-        for name in [
+        let mut names = ctx.names.deliveries_streams();
+        names.extend([
             ctx.names.events_stream(),
-            ctx.names.deliveries_stream(),
             ctx.names.dlq_stream(),
             ctx.names.attempts_stream(),
-        ] {
+        ]);
+        for name in names {
             streams &= ctx.js.get_stream(&name).await.is_ok();
         }
     }

@@ -23,7 +23,7 @@ pub struct TailArgs {
 
 /// Prints one line per attempt until interrupted or `--count` lines.
 pub async fn run(args: TailArgs, config: Config) -> anyhow::Result<()> {
-    let names = crate::subjects::Names::new(&config.streams.prefix);
+    let names = config.streams.names();
     let client = crate::topology::connect(&config.nats).await?;
     let subject = match &args.subscription {
         Some(s) => names.attempts(s),

@@ -212,6 +212,20 @@ mod tests {
     }
 
     #[test]
+    fn partitions_out_of_range_name_the_key() {
+        for bad in ["0", "65"] {
+            let err =
+                Config::with_overrides(&format!("[streams]\npartitions = {bad}")).unwrap_err();
+            assert!(err.to_string().contains("streams.partitions"), "{err}");
+        }
+        assert_eq!(Config::with_overrides("").unwrap().streams.partitions, 1);
+        let ok = Config::with_overrides("[streams]\npartitions = 64").unwrap();
+        assert_eq!(ok.streams.names().deliveries_streams().len(), 64);
+        let err = Config::with_overrides("[streams]\npartitions = -1").unwrap_err();
+        assert!(err.to_string().contains("partitions"), "{err}");
+    }
+
+    #[test]
     fn breaker_max_open_for_below_open_for_names_the_key() {
         let err = Config::with_overrides(
             "[health]\nbreaker_open_for = \"1m\"\nbreaker_max_open_for = \"30s\"",

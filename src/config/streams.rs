@@ -36,9 +36,21 @@ pub struct StreamsConfig {
     pub replicas: usize,
     /// File or memory storage.
     pub storage: StorageKind,
+    /// Delivery partitions: deliveries streams (and delivery consumers) the work is spread over,
+    /// a subscription's work always in one of them (1 = the single `<P>_DELIVERIES`).
+    pub partitions: u32,
 }
 
+/// Largest `streams.partitions`: each partition is a stream (a raft group when replicated) and
+/// a consumer per process; past a few per nats-server core they only add overhead.
+pub const MAX_PARTITIONS: u32 = 64;
+
 impl StreamsConfig {
+    /// Every stream, subject, consumer and key name for this section.
+    pub fn names(&self) -> crate::subjects::Names {
+        crate::subjects::Names::new(&self.prefix).with_partitions(self.partitions)
+    }
+
     /// Checks the section's values; the error names the key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let prefix = &self.prefix;
@@ -61,6 +73,12 @@ impl StreamsConfig {
             return Err(invalid(
                 "streams.duplicate_window",
                 "must not exceed streams.events_max_age",
+            ));
+        }
+        if self.partitions == 0 || self.partitions > MAX_PARTITIONS {
+            return Err(invalid(
+                "streams.partitions",
+                format!("{} must be between 1 and {MAX_PARTITIONS}", self.partitions),
             ));
         }
         if self.delivery_log_retention_days == 0 {

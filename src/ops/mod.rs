@@ -145,7 +145,7 @@ impl Ops {
 
     /// NATS (the bucket holds the subscriptions) and Redis (their index).
     async fn connect_subscriptions(config: Config) -> anyhow::Result<Ops> {
-        let names = Names::new(&config.streams.prefix);
+        let names = config.streams.names();
         let nats = crate::topology::connect(&config.nats).await?;
         let js = crate::topology::jetstream(nats.clone(), &config);
         let (redis, egress, store) =
@@ -166,7 +166,7 @@ impl Ops {
 
     /// NATS with the streams ensured (so `publish` and `dlq` work before `serve` ran).
     async fn connect_streams(config: Config) -> anyhow::Result<Ops> {
-        let names = Names::new(&config.streams.prefix);
+        let names = config.streams.names();
         let client = crate::topology::connect(&config.nats).await?;
         let js = crate::topology::jetstream(client.clone(), &config);
         crate::topology::ensure(&client, &js, &config, &names).await?;

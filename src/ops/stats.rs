@@ -65,17 +65,19 @@ fn mixed(doing: &str) -> impl Fn(anyhow::Error) -> OpsError + '_ {
 }
 
 impl Ops {
-    /// Due deliveries per subscription id, from the deliveries stream's subject counts.
+    /// Due deliveries per subscription id, from the deliveries streams' subject counts.
     async fn backlog(&self) -> anyhow::Result<Vec<(String, u64)>> {
         let js = self.js()?;
-        let stream = js.get_stream(self.names.deliveries_stream()).await?;
-        let subjects: Vec<_> =
-            stream.info_with_subjects(self.names.deliver_wildcard()).await?.collect().await;
-        let prefix = format!("{}.deliver.", self.names.prefix());
         let mut out = Vec::new();
-        for s in subjects {
-            let (subject, n) = s?;
-            out.push((subject.trim_start_matches(&prefix).to_string(), n as u64));
+        for k in 0..self.names.partitions() {
+            let stream = js.get_stream(self.names.deliveries_stream_at(k)).await?;
+            let subjects: Vec<_> =
+                stream.info_with_subjects(self.names.deliver_wildcard_at(k)).await?.collect().await;
+            for s in subjects {
+                let (subject, n) = s?;
+                let sub = self.names.subscription_of_deliver_at(&subject, k).unwrap_or(&subject);
+                out.push((sub.to_string(), n as u64));
+            }
         }
         out.sort();
         Ok(out)
@@ -87,8 +89,11 @@ impl Ops {
         g.dlq_messages = js.get_stream(names.dlq_stream()).await?.info().await?.state.messages;
         let events = js.get_stream(names.events_stream()).await?;
         g.fanout_lag = events.consumer_info(names.fanout_consumer()).await?.num_pending;
-        let deliveries = js.get_stream(names.deliveries_stream()).await?;
-        g.deliver_pending = deliveries.consumer_info(names.deliver_consumer()).await?.num_pending;
+        for k in 0..names.partitions() {
+            let deliveries = js.get_stream(names.deliveries_stream_at(k)).await?;
+            g.deliver_pending +=
+                deliveries.consumer_info(names.deliver_consumer_at(k)).await?.num_pending;
+        }
         let subs = self.store()?.list().await?;
         // Every breaker in one round trip, not one per subscription.
         let ids: Vec<&str> = subs.iter().map(|s| s.id.as_str()).collect();
@@ -140,7 +145,7 @@ impl Ops {
             .map_err(|e| OpsError::redis("reading stats", e))?;
         let stream = self
             .js()?
-            .get_stream(self.names.deliveries_stream())
+            .get_stream(self.names.deliveries_stream_of(id))
             .await
             .map_err(|e| OpsError::nats("opening the deliveries stream", e))?;
         let mut counts = stream

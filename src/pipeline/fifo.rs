@@ -1,5 +1,6 @@
 //! FIFO subscriptions (`ordering = "fifo"`): each gets its own durable consumer on
-//! `<p>.fifo.<sub>` with one message in flight, so deliveries happen one at a time in publish
+//! `<p>.fifo.<sub>` (in the deliveries stream of the subscription's partition, when
+//! partitioned) with one message in flight, so deliveries happen one at a time in publish
 //! order across all processes. A failing head is held in place (NAK with the retry delay), which
 //! blocks only that subscription; the shared consumer and every other subscription go on.
 //!
@@ -72,7 +73,7 @@ async fn start(
     token: CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> anyhow::Result<()> {
-    let stream = ctx.js.get_stream_no_info(ctx.names.deliveries_stream()).await?;
+    let stream = ctx.js.get_stream_no_info(ctx.names.deliveries_stream_of(id)).await?;
     let consumer = stream
         .create_consumer(crate::topology::fifo_consumer_config(&ctx.config, &ctx.names, id))
         .await?;

@@ -23,6 +23,7 @@ mod hostile;
 mod inputs;
 mod observability;
 mod parity;
+mod partitions;
 mod process;
 mod recipes;
 mod redis_loss;

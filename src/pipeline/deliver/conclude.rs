@@ -217,7 +217,7 @@ impl Job<'_> {
         log: Log,
     ) -> Result<(), Transient> {
         let mut redis = self.ctx.redis.clone();
-        let key = fifo_key(self.ctx, self.seq);
+        let key = fifo_key(self.ctx, &self.delivery.subscription_id, self.seq);
         redis::pipe()
             .incr(&key, 1)
             .ignore()

@@ -111,7 +111,7 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
     trace::ensure_trace(ctx, &mut state, &delivery.event.event_id, &delivery.subscription_id);
     if fifo {
         // A FIFO head keeps its place in the stream; its attempt count lives in Redis.
-        state.attempt = fifo_failures(ctx, seq).await? as u32 + 1;
+        state.attempt = fifo_failures(ctx, &delivery.subscription_id, seq).await? as u32 + 1;
         if let Ok(info) = msg.info() {
             state.first_attempt_at = info.published;
         }
@@ -135,23 +135,24 @@ pub async fn handle(ctx: &Ctx, msg: &jetstream::Message) -> Result<(), Transient
         );
         return job.dead_letter("subscription_mismatch", &detail, None).await;
     }
+    let fifo_sub = fifo.then(|| job.delivery.subscription_id.clone());
     let result = job.run().await;
-    if fifo && result.is_ok() {
+    if let (Some(sub), true) = (fifo_sub, result.is_ok()) {
         let mut redis = ctx.redis.clone();
         let _: Result<(), _> =
-            redis::cmd("DEL").arg(fifo_key(ctx, seq)).query_async(&mut redis).await;
+            redis::cmd("DEL").arg(fifo_key(ctx, &sub, seq)).query_async(&mut redis).await;
     }
     result
 }
 
-fn fifo_key(ctx: &Ctx, seq: u64) -> String {
-    ctx.names.key(&format!("fifo_failures:{seq}"))
+fn fifo_key(ctx: &Ctx, subscription_id: &str, seq: u64) -> String {
+    ctx.names.fifo_failures_key(subscription_id, seq)
 }
 
-async fn fifo_failures(ctx: &Ctx, seq: u64) -> Result<u64, Transient> {
+async fn fifo_failures(ctx: &Ctx, subscription_id: &str, seq: u64) -> Result<u64, Transient> {
     let mut redis = ctx.redis.clone();
     let n: Option<u64> = redis::cmd("GET")
-        .arg(fifo_key(ctx, seq))
+        .arg(fifo_key(ctx, subscription_id, seq))
         .query_async(&mut redis)
         .await
         .map_err(Transient::redis)?;
