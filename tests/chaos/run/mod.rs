@@ -218,7 +218,10 @@ pub async fn run(plan: Plan) -> Outcome {
     for (i, step) in plan.steps.iter().enumerate() {
         publish_batch(&js, &names, &mut events, plan.batch, started).await;
         let seen = receiver.count();
-        let progress = rng.random_range(20..=120);
+        // At most what the batch must cause (one request per matched pair; retries add more),
+        // so the gate never waits for requests the batch cannot produce.
+        let matched = plan.flaky_subs + plan.dead_subs + plan.healthy_subs;
+        let progress = rng.random_range(20..=120).min(plan.batch * matched);
         eventually_true(
             STEP_WAIT,
             &format!("{progress} new requests before step {i} ({step:?})"),
