@@ -173,6 +173,22 @@ impl World {
         s.info().await.expect("stream info").state.messages
     }
 
+    /// Waits until every published event is fanned out (acked) and every delivery message, if
+    /// any was published, is consumed.
+    pub async fn wait_until_idle(&self) {
+        crate::harness::eventually_true(
+            WAIT,
+            "events fanned out and deliveries drained",
+            || async {
+                let info = self.fanout_consumer_info().await;
+                info.num_pending == 0
+                    && info.num_ack_pending == 0
+                    && self.stream_messages(&self.names.deliveries_stream()).await == 0
+            },
+        )
+        .await;
+    }
+
     /// Writes this world's config to a file for child processes.
     pub fn config_file(&self, retry_schedule: &str) -> PathBuf {
         let path = self.dir.path().join(format!("hookline-{}.toml", rand_suffix()));

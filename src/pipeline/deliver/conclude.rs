@@ -83,25 +83,21 @@ impl Job<'_> {
         lease: &str,
         inbox_key: &str,
     ) -> Result<(), Transient> {
-        match outcome {
-            Outcome::Delivered { status, duration, response_body } => {
-                self.delivered(sub, lease, inbox_key, (status, duration), response_body).await;
-            }
-            Outcome::Failed { status, kind, error, duration, response_body, .. } => {
-                metrics::attempt("failed", status, duration);
-                if kind != FailureKind::Blocked && status != Some(429) {
-                    self.count_failure(sub).await?;
-                }
-                let log = Log {
-                    http: Some((status.unwrap_or(0), duration)),
-                    error: Some(error),
-                    kind: Some(kind),
-                    body: Some(response_body),
-                    next: None,
-                };
-                self.log(sub, AttemptStatus::Failed, log).await;
-            }
+        let Outcome::Failed { status, kind, error, duration, response_body, .. } = outcome else {
+            return self.conclude(sub, outcome, lease, inbox_key).await;
+        };
+        metrics::attempt("failed", status, duration);
+        if kind != FailureKind::Blocked && status != Some(429) {
+            self.count_failure(sub).await?;
         }
+        let log = Log {
+            http: Some((status.unwrap_or(0), duration)),
+            error: Some(error),
+            kind: Some(kind),
+            body: Some(response_body),
+            next: None,
+        };
+        self.log(sub, AttemptStatus::Failed, log).await;
         Ok(())
     }
 

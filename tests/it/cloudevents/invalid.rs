@@ -4,7 +4,7 @@
 use hookline::pipeline::headers::ORIGINAL_SUBJECT;
 use hookline::subjects::INVALID_EVENTS_TOKEN;
 
-use super::{binary_headers, publish_with, wait_until_idle};
+use super::{binary_headers, publish_with};
 use crate::world::World;
 
 /// Headers, body and the reason expected.
@@ -54,7 +54,7 @@ async fn each_malformed_cloudevent_is_dead_lettered_with_its_reason() {
         publish_with(&w, "order.created", headers, body).await;
     }
     let entries = w.wait_for_dlq(Some(INVALID_EVENTS_TOKEN), cases.len()).await;
-    wait_until_idle(&w).await;
+    w.wait_until_idle().await;
     assert_eq!(w.dlq(None).await.len(), cases.len(), "one entry per case, no redelivery");
 
     let stream = w.js().await.get_stream(w.names.dlq_stream()).await.unwrap();

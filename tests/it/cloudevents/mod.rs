@@ -5,7 +5,6 @@
 use async_nats::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::harness::eventually_true;
 use crate::world::{WAIT, World, assert_signed};
 
 mod invalid;
@@ -38,17 +37,6 @@ pub fn binary_headers(id: &str) -> Vec<(&str, &str)> {
     ]
 }
 
-/// Waits until every published event is fanned out and every delivery is done.
-pub async fn wait_until_idle(w: &World) {
-    eventually_true(WAIT, "events fanned out and deliveries drained", || async {
-        let info = w.fanout_consumer_info().await;
-        info.num_pending == 0
-            && info.num_ack_pending == 0
-            && w.stream_messages(&w.names.deliveries_stream()).await == 0
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn binary_and_structured_cloudevents_are_delivered_once_each_signed_with_their_data() {
     let w = World::start().await;
@@ -68,7 +56,7 @@ async fn binary_and_structured_cloudevents_are_delivered_once_each_signed_with_t
         publish_with(&w, "order.created", &binary_headers("ce_binary_1"), binary_body).await;
         publish_with(&w, "order.created", &structured_headers, &structured_body).await;
     }
-    wait_until_idle(&w).await;
+    w.wait_until_idle().await;
 
     let reqs = w.receiver.wait_for_requests("/hook", 2, WAIT).await;
     assert_eq!(w.receiver.count("/hook"), 2, "each CloudEvent delivered once");
@@ -102,7 +90,7 @@ async fn a_cloudevent_tenant_routes_like_a_webhook_event_tenant() {
     headers.push(("ce-tenantid", "acme"));
     publish_with(&w, "order.created", &headers, b"{}").await;
     w.receiver.wait_for_requests("/acme", 1, WAIT).await;
-    wait_until_idle(&w).await;
+    w.wait_until_idle().await;
     assert_eq!((w.receiver.count("/acme"), w.receiver.count("/globex")), (1, 0));
     app.stop().await;
 }

@@ -10,7 +10,7 @@ use hookline::ingest::EventFormat;
 use hookline::store::subscriptions::{BodyFormat, Subscription, SubscriptionInput};
 use serde_json::{Value, json};
 
-use super::{binary_headers, publish_with, wait_until_idle};
+use super::{binary_headers, publish_with};
 use crate::api::Api;
 use crate::harness::receiver::Recorded;
 use crate::world::{ADMIN, WAIT, World, assert_signed, python_json};
@@ -75,7 +75,7 @@ async fn cloudevents_deliveries_are_valid_for_the_python_sdk_and_keep_the_attrib
 
     let got_structured = w.receiver.wait_for_requests("/structured", 2, WAIT).await;
     let got_binary = w.receiver.wait_for_requests("/binary", 2, WAIT).await;
-    wait_until_idle(&w).await;
+    w.wait_until_idle().await;
     for (reqs, sub) in [(&got_structured, &structured), (&got_binary, &binary)] {
         for r in reqs.iter() {
             assert_signed(r, sub);
@@ -164,7 +164,7 @@ async fn cloudevents_posted_to_the_api_or_published_in_binary_mode_are_delivered
         .unwrap();
 
     let reqs = w.receiver.wait_for_requests("/hook", 3, WAIT).await;
-    wait_until_idle(&w).await;
+    w.wait_until_idle().await;
     assert_eq!(w.receiver.count("/hook"), 3);
     for r in &reqs {
         assert_signed(r, &sub);

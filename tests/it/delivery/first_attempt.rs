@@ -14,17 +14,6 @@ async fn deliveries_published(w: &World) -> u64 {
     stream.info().await.expect("stream info").state.last_sequence
 }
 
-/// Every event acked and every delivery message (if any) consumed.
-async fn drained(w: &World) {
-    eventually_true(WAIT, "events and deliveries consumed", || async {
-        let info = w.fanout_consumer_info().await;
-        info.num_pending == 0
-            && info.num_ack_pending == 0
-            && w.stream_messages(&w.names.deliveries_stream()).await == 0
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_delivery_the_endpoint_takes_at_once_costs_no_delivery_message() {
     let w = World::start().await;
@@ -40,7 +29,7 @@ async fn a_delivery_the_endpoint_takes_at_once_costs_no_delivery_message() {
             assert_signed(req, sub);
         }
     }
-    drained(&w).await;
+    w.wait_until_idle().await;
     assert_eq!(deliveries_published(&w).await, 0, "no delivery message was published");
     for path in ["/a", "/b"] {
         assert_eq!(w.receiver.count(path), 3, "{path} got each event once");
@@ -58,7 +47,7 @@ async fn a_failed_first_attempt_is_retried_from_its_schedule() {
     w.publish("order.created", "evt_flaky", None).await;
     let reqs = w.receiver.wait_for_requests("/flaky", 2, WAIT).await;
     assert!(reqs.iter().all(|r| r.header("webhook-id") == Some("evt_flaky")));
-    drained(&w).await;
+    w.wait_until_idle().await;
     assert_eq!(w.receiver.count("/flaky"), 2, "one failure, one success");
     // The retry went through JetStream (a message schedule and the message it fired), the first
     // attempt did not.
@@ -82,7 +71,7 @@ async fn a_first_attempt_past_its_deadline_is_handed_over_and_delivered_once() {
     })
     .await;
     // The handed-over message waits for the attempt under way, then finds it in the inbox.
-    drained(&w).await;
+    w.wait_until_idle().await;
     assert_eq!(w.receiver.count("/slow"), 1, "delivered once");
     assert!(w.dlq(None).await.is_empty());
     app.stop().await;
@@ -98,7 +87,7 @@ async fn with_first_attempts_off_every_delivery_is_a_delivery_message() {
     w.publish("order.created", "evt_off_1", None).await;
     w.publish("order.created", "evt_off_2", None).await;
     w.receiver.wait_for_requests("/a", 2, WAIT).await;
-    drained(&w).await;
+    w.wait_until_idle().await;
     assert_eq!(deliveries_published(&w).await, 2);
     assert_eq!(w.receiver.count("/a"), 2);
     app.stop().await;
