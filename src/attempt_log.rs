@@ -1,13 +1,15 @@
-//! The attempt log: one record per delivery attempt on the `<P>_ATTEMPTS` stream, subject
+//! The attempt log: a record per delivery attempt on the `<P>_ATTEMPTS` stream, subject
 //! `<p>.attempts.<subscription_id>`, and the queries over it.
 //!
 //! The records double as outcome events: any plain NATS subscriber of `<p>.attempts.>` sees
-//! `succeeded`, `failed`, `dead_lettered` and `skipped_duplicate` as they happen. Queries (newest
-//! first, paginated, by subscription, event, tenant or status) use small Redis sorted sets whose
-//! members are stream sequences (a query for all records, or for successes alone, reads the
-//! stream backwards instead); entries whose record has aged out of the stream are dropped
-//! lazily when a query meets them. Records are written by one [`Recorder`] task per process,
-//! in batches, off the delivery path.
+//! `succeeded`, `failed`, `dead_lettered` and `skipped_duplicate` as they happen. A message
+//! holds the records of one subscription that one batch wrote, as JSON Lines (a lone record is
+//! one JSON object); a record's position is its message's sequence and its line
+//! ([`crate::attempt_record::position`]). Queries (newest first, paginated, by subscription,
+//! event, tenant or status) use small Redis sorted sets of positions (a query for all records,
+//! or for successes alone, reads the stream backwards instead); entries whose record has aged
+//! out of the stream are dropped lazily when a query meets them. Records are written by one
+//! [`Recorder`] task per process, in batches, off the delivery path.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use serde::Serialize;
 
 pub use crate::attempt_record::{AttemptRecord, AttemptStatus};
+use crate::attempt_record::{SLOTS, position, records_of};
 use crate::subjects::Names;
 
 /// Records kept per query index (per subscription, tenant, status, and overall).
@@ -31,12 +34,12 @@ pub const RESPONSE_BODY_LIMIT: usize = 1024;
 /// Redis a sorted-set insert per delivery (measured: the attempt indexes were ~40 % of Redis's
 /// command time before).
 fn index_keys(names: &Names, r: &AttemptRecord) -> Vec<String> {
-    let mut keys = vec![names.key(&format!("att:sub:{}", r.subscription_id))];
+    let mut keys = vec![names.attempt_index("sub", &r.subscription_id)];
     if r.status != AttemptStatus::Succeeded {
-        keys.push(names.key(&format!("att:status:{}", r.status.as_str())));
+        keys.push(names.attempt_index("status", r.status.as_str()));
     }
     if let Some(t) = &r.tenant_id {
-        keys.push(names.key(&format!("att:tenant:{t}")));
+        keys.push(names.attempt_index("tenant", t));
     }
     keys
 }
@@ -44,9 +47,13 @@ fn index_keys(names: &Names, r: &AttemptRecord) -> Vec<String> {
 /// How many records wait for the recorder at most; a full queue makes deliveries wait (bounded
 /// memory, and no record is dropped).
 const QUEUE: usize = 10_000;
-/// Records written per batch (one JetStream publish each, acks awaited together, one Redis
-/// round trip for all their index and stats updates).
+/// Records written per batch: one message per subscription in it (JSON Lines), acks awaited
+/// together, one Redis round trip for all their index and stats updates.
 const BATCH: usize = 256;
+/// A message of the attempts stream is cut at this size (the records of one subscription in a
+/// batch go in several messages then); well under NATS's default 1 MiB payload limit.
+const MESSAGE_BYTES: usize = 256 * 1024;
+const _: () = assert!(BATCH as u64 <= crate::attempt_record::SLOTS);
 
 enum Msg {
     Record(Box<AttemptRecord>),
@@ -114,57 +121,95 @@ async fn run(
     }
 }
 
-/// Publishes the records, waits for JetStream, then indexes and counts them in one Redis round
-/// trip. A failure is logged, never retried into a duplicate record.
-async fn write_batch(
+/// Encodes `records` (all of one subscription, in order) as JSON Lines messages of at most
+/// [`MESSAGE_BYTES`] (a record bigger than that alone in its message) and [`SLOTS`] records.
+fn encode(records: Vec<AttemptRecord>) -> Vec<(Vec<u8>, Vec<AttemptRecord>)> {
+    let mut messages: Vec<(Vec<u8>, Vec<AttemptRecord>)> = Vec::new();
+    for mut r in records {
+        if let Some(body) = &mut r.response_body {
+            truncate(body, RESPONSE_BODY_LIMIT);
+        }
+        let line = match serde_json::to_vec(&r) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode attempt record");
+                continue;
+            }
+        };
+        match messages.last_mut() {
+            Some((payload, rs))
+                if payload.len() + 1 + line.len() <= MESSAGE_BYTES && rs.len() < SLOTS as usize =>
+            {
+                payload.push(b'\n');
+                payload.extend_from_slice(&line);
+                rs.push(r);
+            }
+            _ => messages.push((line, vec![r])),
+        }
+    }
+    messages
+}
+
+/// Publishes the records, one message per subscription (JSON Lines, see
+/// [`crate::attempt_record::records_of`]), waits for JetStream, then indexes and counts them in
+/// one Redis round trip. A failure is logged, never retried into a duplicate record.
+///
+/// One message per subscription and batch instead of one per record: at ten endpoints the
+/// records were most of nats-server's work per delivery.
+pub async fn write_batch(
     js: &jetstream::Context,
     redis: &mut RedisConn,
     names: &Names,
     retention: std::time::Duration,
     records: Vec<AttemptRecord>,
 ) {
-    let mut pending = Vec::with_capacity(records.len());
-    for mut r in records {
-        if let Some(body) = &mut r.response_body {
-            truncate(body, RESPONSE_BODY_LIMIT);
-        }
-        let payload = match serde_json::to_vec(&r) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode attempt record");
-                continue;
-            }
-        };
-        match js.publish(names.attempts(&r.subscription_id), payload.into()).await {
-            Ok(ack) => pending.push((r, ack)),
-            Err(e) => {
-                tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not published")
+    let mut by_subscription: BTreeMap<String, Vec<AttemptRecord>> = BTreeMap::new();
+    for r in records {
+        by_subscription.entry(r.subscription_id.clone()).or_default().push(r);
+    }
+    let mut pending = Vec::new();
+    for (subscription_id, records) in by_subscription {
+        for (payload, rs) in encode(records) {
+            match js.publish(names.attempts(&subscription_id), payload.into()).await {
+                Ok(ack) => pending.push((rs, ack)),
+                Err(e) => tracing::warn!(
+                    error = %e, subscription_id, records = rs.len(), "attempt records not published"
+                ),
             }
         }
     }
     // One round trip for the batch, aggregated: one ZADD and one trim per index key, one
     // HINCRBY per stats field (not per record).
     let mut indexes: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
+    let mut events: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
     let mut tally = crate::stats::Tally::default();
     let mut pipe = redis::pipe();
     let ttl = retention.as_secs().max(1) as i64;
-    for (r, ack) in pending {
+    for (records, ack) in pending {
         let seq = match ack.await {
             Ok(ack) => ack.sequence,
             Err(e) => {
-                tracing::warn!(error = %e, event_id = %r.event_id, "attempt record not stored");
+                tracing::warn!(error = %e, records = records.len(), "attempt records not stored");
                 continue;
             }
         };
-        for key in index_keys(names, &r) {
-            indexes.entry(key).or_default().push((seq as f64, seq));
+        for (index, r) in records.iter().enumerate() {
+            let pos = position(seq, index);
+            for key in index_keys(names, r) {
+                indexes.entry(key).or_default().push((pos as f64, pos));
+            }
+            events
+                .entry(names.attempt_index("event", &r.event_id))
+                .or_default()
+                .push((pos as f64, pos));
+            tally.add(names, r);
         }
-        // An event has a handful of attempts: its index needs no trim, only to expire with
-        // the records.
-        let event_key = names.key(&format!("att:event:{}", r.event_id));
-        pipe.zadd(&event_key, seq, seq as f64).ignore();
-        pipe.expire(&event_key, ttl).ignore();
-        tally.add(names, &r);
+    }
+    // An event has a handful of attempts: its index needs no trim, only to expire with the
+    // records.
+    for (key, members) in &events {
+        pipe.zadd_multiple(key, members).ignore();
+        pipe.expire(key, ttl).ignore();
     }
     for (key, members) in &indexes {
         pipe.zadd_multiple(key, members).ignore();
@@ -233,13 +278,13 @@ pub async fn query(
     q: &AttemptQuery,
 ) -> anyhow::Result<AttemptPage> {
     let key = if let Some(e) = &q.event_id {
-        names.key(&format!("att:event:{e}"))
+        names.attempt_index("event", e)
     } else if let Some(s) = &q.subscription_id {
-        names.key(&format!("att:sub:{s}"))
+        names.attempt_index("sub", s)
     } else if let Some(t) = &q.tenant_id {
-        names.key(&format!("att:tenant:{t}"))
+        names.attempt_index("tenant", t)
     } else if let Some(st) = q.status.filter(|s| *s != AttemptStatus::Succeeded) {
-        names.key(&format!("att:status:{}", st.as_str()))
+        names.attempt_index("status", st.as_str())
     } else {
         return scan(js, names, q).await;
     };
@@ -248,8 +293,10 @@ pub async fn query(
     let mut redis = redis.clone();
     let mut items = Vec::new();
     let mut max = q.before.map(|b| format!("({b}")).unwrap_or_else(|| "+inf".into());
+    // The message last read: consecutive positions are mostly records of one message.
+    let mut message: Option<(u64, Vec<AttemptRecord>)> = None;
     loop {
-        let seqs: Vec<u64> = redis::cmd("ZREVRANGEBYSCORE")
+        let positions: Vec<u64> = redis::cmd("ZREVRANGEBYSCORE")
             .arg(&key)
             .arg(&max)
             .arg("-inf")
@@ -258,25 +305,29 @@ pub async fn query(
             .arg(limit * 2)
             .query_async(&mut redis)
             .await?;
-        if seqs.is_empty() {
+        if positions.is_empty() {
             return Ok(AttemptPage { items, next_cursor: None });
         }
-        for &seq in &seqs {
-            max = format!("({seq}");
-            let msg = match stream.direct_get(seq).await {
-                Ok(m) => m,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
-                    let _: () =
-                        redis::cmd("ZREM").arg(&key).arg(seq).query_async(&mut redis).await?;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+        for &pos in &positions {
+            max = format!("({pos}");
+            let (seq, index) = (pos / SLOTS, (pos % SLOTS) as usize);
+            if message.as_ref().is_none_or(|(s, _)| *s != seq) {
+                let records = match stream.direct_get(seq).await {
+                    Ok(msg) => records_of(&msg.payload).collect(),
+                    // Aged out of the stream: its index entries go as queries meet them.
+                    Err(e) if e.kind() == DirectGetErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                };
+                message = Some((seq, records));
+            }
+            let Some(r) = message.as_ref().and_then(|(_, rs)| rs.get(index)) else {
+                let _: () = redis::cmd("ZREM").arg(&key).arg(pos).query_async(&mut redis).await?;
+                continue;
             };
-            let Ok(r) = serde_json::from_slice::<AttemptRecord>(&msg.payload) else { continue };
-            if keeps(q, &r) {
-                items.push(r);
+            if keeps(q, r) {
+                items.push(r.clone());
                 if items.len() == limit {
-                    return Ok(AttemptPage { items, next_cursor: Some(seq) });
+                    return Ok(AttemptPage { items, next_cursor: Some(pos) });
                 }
             }
         }
@@ -284,7 +335,7 @@ pub async fn query(
 }
 
 /// Reads the stream backwards from `before` (or its last record), at most [`SCAN_BUDGET`]
-/// reads; a page cut short by the budget still has a `next_cursor`.
+/// messages; a page cut short by the budget still has a `next_cursor`.
 async fn scan(
     js: &jetstream::Context,
     names: &Names,
@@ -293,28 +344,36 @@ async fn scan(
     let limit = q.limit.clamp(1, 500);
     let mut stream = js.get_stream(names.attempts_stream()).await?;
     let state = stream.info().await?.state.clone();
-    let mut seq = match q.before {
-        Some(b) => b.saturating_sub(1).min(state.last_sequence),
-        None => state.last_sequence,
+    // The newest record to look at: the one just below the cursor, or the stream's last.
+    let (mut seq, mut below) = match q.before {
+        Some(0) => return Ok(AttemptPage { items: Vec::new(), next_cursor: None }),
+        Some(b) => ((b - 1) / SLOTS, ((b - 1) % SLOTS) as usize + 1),
+        None => (state.last_sequence, SLOTS as usize),
     };
+    if seq > state.last_sequence {
+        (seq, below) = (state.last_sequence, SLOTS as usize);
+    }
     let first = state.first_sequence.max(1);
     let mut items = Vec::new();
     let mut reads = 0;
     while seq >= first {
         if reads == SCAN_BUDGET {
-            return Ok(AttemptPage { items, next_cursor: Some(seq + 1) });
+            return Ok(AttemptPage { items, next_cursor: Some(position(seq + 1, 0)) });
         }
         reads += 1;
         match stream.direct_get(seq).await {
             Ok(msg) => {
-                if let Ok(r) = serde_json::from_slice::<AttemptRecord>(&msg.payload)
-                    && keeps(q, &r)
-                {
-                    items.push(r);
+                let records: Vec<AttemptRecord> = records_of(&msg.payload).collect();
+                for index in (0..records.len().min(below)).rev() {
+                    if !keeps(q, &records[index]) {
+                        continue;
+                    }
+                    items.push(records[index].clone());
                     if items.len() == limit {
+                        let last = seq == first && index == 0;
                         return Ok(AttemptPage {
                             items,
-                            next_cursor: (seq > first).then_some(seq),
+                            next_cursor: (!last).then_some(position(seq, index)),
                         });
                     }
                 }
@@ -323,6 +382,7 @@ async fn scan(
             Err(e) => return Err(e.into()),
         }
         seq -= 1;
+        below = SLOTS as usize;
     }
     Ok(AttemptPage { items, next_cursor: None })
 }

@@ -142,6 +142,24 @@ pub struct AttemptRecord {
     pub test: bool,
 }
 
+/// Positions per message of the attempts stream: a record's position is its message's stream
+/// sequence times this, plus its index in the message (so a message holds at most this many).
+pub const SLOTS: u64 = 1024;
+
+/// The position of the `index`th record of the message at stream sequence `seq`: what the
+/// query indexes hold and what a page's cursor is. Positions order records as they were
+/// written.
+pub fn position(seq: u64, index: usize) -> u64 {
+    seq * SLOTS + index as u64
+}
+
+/// The records of one message of the attempts stream: JSON Lines, one record per line, one or
+/// more records of one subscription (a single record is one JSON object, as before batching).
+/// Reading stops at the first line that is not a record.
+pub fn records_of(payload: &[u8]) -> impl Iterator<Item = AttemptRecord> + '_ {
+    serde_json::Deserializer::from_slice(payload).into_iter::<AttemptRecord>().map_while(Result::ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +176,48 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
         assert_eq!(AttemptStatus::parse("nope"), None);
+    }
+
+    fn record(n: u32) -> AttemptRecord {
+        AttemptRecord {
+            attempt_id: format!("att_{n}"),
+            subscription_id: "sub_1".into(),
+            event_id: format!("evt_{n}"),
+            event_type: "order.created".into(),
+            tenant_id: None,
+            attempt: n,
+            status: AttemptStatus::Succeeded,
+            http_status: Some(204),
+            duration_ms: 1,
+            error: None,
+            error_kind: None,
+            response_body: Some("line one\nline two".into()),
+            next_retry_at: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+            test: false,
+        }
+    }
+
+    #[test]
+    fn a_message_holds_one_record_or_json_lines_of_several() {
+        let one = serde_json::to_vec(&record(1)).unwrap();
+        let ids = |p: &[u8]| records_of(p).map(|r| r.attempt_id).collect::<Vec<_>>();
+        assert_eq!(ids(&one), ["att_1"]);
+        let mut lines = one.clone();
+        for n in 2..=3 {
+            lines.push(b'\n');
+            lines.extend(serde_json::to_vec(&record(n)).unwrap());
+        }
+        assert_eq!(ids(&lines), ["att_1", "att_2", "att_3"]);
+        // Reading stops at a line that is not a record, keeping the ones before it.
+        lines.extend(b"\nnot json");
+        assert_eq!(ids(&lines), ["att_1", "att_2", "att_3"]);
+        assert_eq!(ids(b"garbage"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn positions_order_records_by_message_then_index() {
+        assert!(position(7, 0) > position(6, (SLOTS - 1) as usize));
+        assert_eq!((position(7, 3) / SLOTS, position(7, 3) % SLOTS), (7, 3));
     }
 }

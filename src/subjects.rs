@@ -252,6 +252,13 @@ impl Names {
         format!("{}.attempts.{subscription_id}", self.prefix)
     }
 
+    /// `<p>:attempts:<by>:<value>`: the attempt log's query index by subscription (`sub`),
+    /// event, tenant or status: a sorted set of record positions (see
+    /// [`crate::attempt_record::position`]).
+    pub fn attempt_index(&self, by: &str, value: &str) -> String {
+        self.key(&format!("attempts:{by}:{value}"))
+    }
+
     /// `<p>.lifecycle.<kind>`: subscription lifecycle events (plain NATS).
     pub fn lifecycle(&self, kind: &str) -> String {
         format!("{}.lifecycle.{kind}", self.prefix)

@@ -4,7 +4,8 @@
 use anyhow::Context as _;
 use futures::StreamExt;
 
-use crate::attempt_log::{AttemptRecord, AttemptStatus};
+use crate::attempt_log::AttemptStatus;
+use crate::attempt_record::records_of;
 use crate::config::Config;
 use crate::ids::SubscriptionId;
 
@@ -36,18 +37,18 @@ pub async fn run(args: TailArgs, config: Config) -> anyhow::Result<()> {
     eprintln!("following {subject} (ctrl-c to stop)");
     let mut printed = 0;
     while let Some(msg) = sub.next().await {
-        let Ok(r) = serde_json::from_slice::<AttemptRecord>(&msg.payload) else {
-            continue;
-        };
-        if args.failures
-            && matches!(r.status, AttemptStatus::Succeeded | AttemptStatus::SkippedDuplicate)
-        {
-            continue;
-        }
-        println!("{}", super::attempts::tail_line(&r));
-        printed += 1;
-        if args.count.is_some_and(|c| printed >= c) {
-            break;
+        // One message holds one or more records of a subscription (JSON Lines).
+        for r in records_of(&msg.payload) {
+            if args.failures
+                && matches!(r.status, AttemptStatus::Succeeded | AttemptStatus::SkippedDuplicate)
+            {
+                continue;
+            }
+            println!("{}", super::attempts::tail_line(&r));
+            printed += 1;
+            if args.count.is_some_and(|c| printed >= c) {
+                return Ok(());
+            }
         }
     }
     Ok(())

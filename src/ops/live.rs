@@ -155,10 +155,23 @@ impl Ops {
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.reset(); // the first summary after a whole second, not at once
-        let state = (sub, ticks, Window::default(), scope.clone(), request.failures_only);
+        // A message of the attempts stream may hold several records (JSON Lines): the ones
+        // not yet passed on wait in `queued`.
+        let queued = std::collections::VecDeque::<AttemptRecord>::new();
+        let state = (sub, ticks, Window::default(), scope.clone(), request.failures_only, queued);
         let feed = futures::stream::unfold(state, |mut s| async move {
-            let (sub, ticks, window, scope, failures_only) = &mut s;
+            let (sub, ticks, window, scope, failures_only, queued) = &mut s;
             loop {
+                while let Some(r) = queued.pop_front() {
+                    if !scope.sees(r.tenant_id.as_deref()) {
+                        continue;
+                    }
+                    window.count(&r);
+                    if (*failures_only && !is_failure(r.status)) || !window.admit() {
+                        continue;
+                    }
+                    return Some((LiveEvent::Attempt(Box::new(r)), s));
+                }
                 tokio::select! {
                     _ = ticks.tick() => {
                         let tick = window.close();
@@ -166,17 +179,7 @@ impl Ops {
                     }
                     msg = sub.next() => {
                         let msg = msg?;
-                        let Ok(r) = serde_json::from_slice::<AttemptRecord>(&msg.payload) else {
-                            continue;
-                        };
-                        if !scope.sees(r.tenant_id.as_deref()) {
-                            continue;
-                        }
-                        window.count(&r);
-                        if (*failures_only && !is_failure(r.status)) || !window.admit() {
-                            continue;
-                        }
-                        return Some((LiveEvent::Attempt(Box::new(r)), s));
+                        queued.extend(crate::attempt_record::records_of(&msg.payload));
                     }
                 }
             }

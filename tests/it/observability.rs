@@ -201,3 +201,39 @@ async fn a_fresh_process_exposes_every_known_counter_at_zero() {
         assert!(text.lines().any(|l| l == series), "{series} missing from\n{text}");
     }
 }
+
+#[tokio::test]
+async fn tail_prints_every_record_of_a_message_written_in_one_batch() {
+    use hookline::attempt_log::{AttemptStatus, write_batch};
+    let w = World::start().await;
+    let sub = w.subscribe("/tail-batch", &[], None).await;
+    let app = w.start_app(w.config("\"0s\"")).await;
+    let file = w.config_file("\"0s\"");
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("--config")
+        .arg(&file)
+        .args(["tail", "--count", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = tokio::io::BufReader::new(tail.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, err.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(first.contains("following"), "{first}");
+    let records = (0..3)
+        .map(|n| crate::api::attempt_batches::record(n, ("tail", &sub), AttemptStatus::Succeeded))
+        .collect();
+    let config = w.config("\"0s\"");
+    let mut redis = hookline::store::connect(&config.redis).await.expect("redis connects");
+    let js = w.js().await;
+    write_batch(&js, &mut redis, &w.names, std::time::Duration::from_secs(60), records).await;
+    let out = tokio::time::timeout(WAIT, tail.wait_with_output())
+        .await
+        .expect("tail stops after 3 lines")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<bool> = (0..3).map(|n| text.contains(&format!("evt_batch_{n}"))).collect();
+    assert_eq!((text.lines().count(), events), (3, vec![true; 3]), "{text}");
+    app.stop().await;
+}

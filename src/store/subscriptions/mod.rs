@@ -357,10 +357,8 @@ impl SubscriptionStore {
         self.apply_delete(id, revision.unwrap_or(old.revision + 1)).await;
         // Its attempt index goes too (the records themselves age out of the stream).
         let mut conn = self.conn.clone();
-        let _: Result<(), _> = redis::cmd("DEL")
-            .arg(self.names.key(&format!("att:sub:{id}")))
-            .query_async(&mut conn)
-            .await;
+        let _: Result<(), _> =
+            redis::cmd("DEL").arg(self.names.attempt_index("sub", id)).query_async(&mut conn).await;
         Ok(old)
     }
 

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::harness::{eventually_true, http_client};
 use crate::world::{ACME, ADMIN, GLOBEX, RunningApp, WAIT, World};
 
+pub mod attempt_batches;
 mod events;
 /// A tiny client for the admin API.
 pub struct Api {

@@ -151,3 +151,31 @@ async fn failures_only_passes_on_failures_and_bad_queries_name_the_field() {
     assert_eq!(status, 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_record_of_a_message_written_in_one_batch_reaches_the_feed() {
+    use hookline::attempt_log::{AttemptStatus, write_batch};
+    let w = World::start().await;
+    let config = config(&w);
+    let app = w.start_app(config.clone()).await;
+    let sub = w.subscribe("/live-batch", &["order.*"], None).await;
+    let mut feed = Feed::open(&app, "", ADMIN).await;
+    // Three records of one subscription in one batch: one JSON Lines message.
+    let records = (0..3)
+        .map(|n| crate::api::attempt_batches::record(n, ("live", &sub), AttemptStatus::Succeeded))
+        .collect();
+    let mut redis = hookline::store::connect(&config.redis).await.expect("redis connects");
+    let js = w.js().await;
+    write_batch(&js, &mut redis, &w.names, std::time::Duration::from_secs(60), records).await;
+    assert_eq!(w.stream_messages(&w.names.attempts_stream()).await, 1, "one message");
+    let seen = feed
+        .until("the third record", |n, d| n == "attempt" && d["attempt_id"] == "att_live_2")
+        .await;
+    let ids: Vec<&str> = seen
+        .iter()
+        .filter(|(n, _)| n == "attempt")
+        .map(|(_, d)| d["attempt_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["att_live_0", "att_live_1", "att_live_2"]);
+    app.stop().await;
+}
