@@ -115,7 +115,8 @@ pub async fn isolation(
         let rate = waited.rate();
         if let Some(base) = fanout_rate {
             r.set("ratio_to_fanout", rate / base);
-            r.at_least("healthy deliveries/s vs fan-out", rate / base, 0.9);
+            // Issue 17 (issue 7 asked for 0.9).
+            r.at_least("healthy deliveries/s vs fan-out", rate / base, 0.95);
         }
         // At the time cap the pairs not yet delivered are slow, not proven lost: a target of
         // their own; otherwise every expected pair must have arrived.
