@@ -125,6 +125,26 @@ async fn prometheus_metrics_of_a_hookline_process_count_the_run() {
     assert!(text.contains("hookline_fanout_lag 0") && text.contains("hookline_in_flight 0"));
 }
 
+/// `hookline tail ARGS` against this world, once it says on stderr that it is subscribed.
+async fn start_tail(w: &World, args: &[&str]) -> tokio::process::Child {
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("--config")
+        .arg(w.config_file("\"0s\""))
+        .arg("tail")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = tokio::io::BufReader::new(tail.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, err.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(first.contains("following"), "{first}");
+    // Keep reading what else it says, so that its stderr never meets a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = err.next_line().await {} });
+    tail
+}
+
 #[tokio::test]
 async fn tail_prints_failures_live() {
     let w = World::start().await;
@@ -132,20 +152,7 @@ async fn tail_prints_failures_live() {
     w.subscribe("/tail-ok", &[], None).await;
     w.receiver.set_default("/tail-dead", Reply::Status(503));
     let app = w.start_app(w.config("\"0s\", \"100ms\"")).await;
-    let file = w.config_file("\"0s\"");
-    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .arg("--config")
-        .arg(&file)
-        .args(["tail", "--failures", "--count", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // The tail is subscribed once it says so on stderr.
-    let mut err = tokio::io::BufReader::new(tail.stderr.take().unwrap()).lines();
-    let first = tokio::time::timeout(WAIT, err.next_line()).await.unwrap().unwrap().unwrap();
-    assert!(first.contains("following"), "{first}");
+    let tail = start_tail(&w, &["--failures", "--count", "2"]).await;
     w.publish("order.created", "evt_tail", None).await;
     let out = tokio::time::timeout(WAIT, tail.wait_with_output())
         .await
@@ -208,19 +215,7 @@ async fn tail_prints_every_record_of_a_message_written_in_one_batch() {
     let w = World::start().await;
     let sub = w.subscribe("/tail-batch", &[], None).await;
     let app = w.start_app(w.config("\"0s\"")).await;
-    let file = w.config_file("\"0s\"");
-    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .arg("--config")
-        .arg(&file)
-        .args(["tail", "--count", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut err = tokio::io::BufReader::new(tail.stderr.take().unwrap()).lines();
-    let first = tokio::time::timeout(WAIT, err.next_line()).await.unwrap().unwrap().unwrap();
-    assert!(first.contains("following"), "{first}");
+    let tail = start_tail(&w, &["--count", "3"]).await;
     let records = (0..3)
         .map(|n| crate::api::attempt_batches::record(n, ("tail", &sub), AttemptStatus::Succeeded))
         .collect();
