@@ -32,7 +32,7 @@ pub struct AttemptsQuery {
     /// Page size, 1-500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
-    /// Cursor from a previous page's `next_cursor` (a stream sequence).
+    /// Cursor from a previous page's `next_cursor` (a record position, opaque: pass it back).
     #[param(minimum = 0)]
     pub before: Option<i64>,
 }
