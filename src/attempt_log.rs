@@ -363,12 +363,13 @@ async fn scan(
         reads += 1;
         match stream.direct_get(seq).await {
             Ok(msg) => {
-                let records: Vec<AttemptRecord> = records_of(&msg.payload).collect();
-                for index in (0..records.len().min(below)).rev() {
-                    if !keeps(q, &records[index]) {
+                let mut records: Vec<AttemptRecord> = records_of(&msg.payload).collect();
+                records.truncate(below);
+                for (index, r) in records.into_iter().enumerate().rev() {
+                    if !keeps(q, &r) {
                         continue;
                     }
-                    items.push(records[index].clone());
+                    items.push(r);
                     if items.len() == limit {
                         let last = seq == first && index == 0;
                         return Ok(AttemptPage {
