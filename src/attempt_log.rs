@@ -53,7 +53,6 @@ const BATCH: usize = 256;
 /// A message of the attempts stream is cut at this size (the records of one subscription in a
 /// batch go in several messages then); well under NATS's default 1 MiB payload limit.
 const MESSAGE_BYTES: usize = 256 * 1024;
-const _: () = assert!(BATCH as u64 <= crate::attempt_record::SLOTS);
 
 enum Msg {
     Record(Box<AttemptRecord>),
