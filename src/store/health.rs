@@ -9,9 +9,9 @@
 //! Keys ([`key`], all in the subscription's hash slot so one script may touch them together on
 //! Redis Cluster): `<p>:{<sub>}:health` hash {failures, first_failure_ms, opens, open_until_ms},
 //! `<p>:{<sub>}:probe` (the half-open probe lock), `<p>:{<sub>}:inflight` zset of leases,
-//! `<p>:{<sub>}:rate` (GCRA theoretical arrival time), and the pair's claim
-//! ([`super::inbox::claim_key`]) taken with a lease so two copies of one delivery are never sent
-//! at once.
+//! `<p>:{<sub>}:rate` (GCRA theoretical arrival time), and the pair's inbox key
+//! ([`super::inbox`]), which holds the lease token while a copy of the delivery is being sent
+//! (the claim, so two copies are never sent at once) and `1` once it was delivered.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -95,16 +95,18 @@ return {n, opened_for}
 /// expires (at least 1 s): asking every moment would cost a deferral per pending delivery each
 /// time, for nothing.
 ///
-/// KEYS: the subscription's revision, inbox, health, probe, rate, inflight, claim. ARGV: the cached copy's revision, now ms,
+/// KEYS: the subscription's revision, inbox (the claim), health, probe, rate, inflight. ARGV:
+/// the cached copy's revision, now ms,
 /// expired (0/1), probe timeout ms, (unused), rate interval ms (0: none), in-flight limit, lease
 /// ms, lease token.
 const ADMIT: &str = r#"
 if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[1]) then return {0, 0} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {1, 0} end
+local held = redis.call('GET', KEYS[2])
+if held == '1' then return {1, 0} end
 if ARGV[3] == '1' then return {2, 0} end
-if not redis.call('SET', KEYS[7], ARGV[9], 'NX', 'PX', ARGV[8]) then return {7, 0} end
+if held or not redis.call('SET', KEYS[2], ARGV[9], 'NX', 'PX', ARGV[8]) then return {7, 0} end
 local function no(verdict, n)
-  redis.call('DEL', KEYS[7])
+  redis.call('DEL', KEYS[2])
   return {verdict, n}
 end
 local now = tonumber(ARGV[2])
@@ -130,9 +132,9 @@ redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[8]))
 return {6, probe}
 "#;
 
-/// Returns a lease and, if this lease still holds it, the pair's claim.
+/// Returns a lease and, if this lease still holds it, the pair's claim (its inbox key).
 ///
-/// KEYS: inflight, claim. ARGV: lease token.
+/// KEYS: inflight, inbox. ARGV: lease token.
 const RELEASE: &str = r#"
 redis.call('ZREM', KEYS[1], ARGV[1])
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
@@ -183,8 +185,9 @@ pub enum Admission {
     /// that one has answered.
     InFlight,
     /// Send; return `token` (the lease, and the pair's claim) with [`Health::succeeded`] or
-    /// [`Health::release`].
-    Admitted { token: String, probe: bool },
+    /// [`Health::release`]. `failing`: the endpoint has failures or breaker state to reset on a
+    /// success (false only when the admission saw none).
+    Admitted { token: String, probe: bool, failing: bool },
 }
 
 impl Health {
@@ -210,11 +213,13 @@ impl Health {
     }
 
     /// The common case without a script: one pipeline of plain commands that reads the version,
-    /// the inbox and the breaker and takes a lease optimistically (add, then count), giving the
-    /// lease back when any answer is "no". Measured: the script cost Redis ~33 us per delivery,
-    /// the pipeline a fraction of that. Two processes racing for the last lease may both see
-    /// the count over the limit and both step back: the limit is never exceeded. `None` when
-    /// the breaker is not closed: the script decides then (probe lock, its wait).
+    /// claims the pair in its inbox key (`SET NX`, then reads what the key holds: `1` when it
+    /// was delivered, another copy's token while that copy is being sent), reads the breaker
+    /// and takes a lease optimistically (add, then count), giving the claim and the lease back
+    /// when any answer is "no". Measured: the script cost Redis ~33 us per delivery, the
+    /// pipeline a fraction of that. Two processes racing for the last lease may both see the
+    /// count over the limit and both step back: the limit is never exceeded. `None` when the
+    /// breaker is not closed: the script decides then (probe lock, its wait).
     async fn admit_fast(
         &self,
         sub: &str,
@@ -225,22 +230,26 @@ impl Health {
         let inflight = self.key("inflight", sub);
         let lease_ms = a.lease.as_millis() as i64;
         let mut conn = self.conn.clone();
-        let (version, in_inbox, claimed, open_until, count): (
+        #[allow(clippy::type_complexity)]
+        let (version, claimed, held, (open_until, failing), count): (
             Option<String>,
-            bool,
             Option<String>,
-            Option<i64>,
+            Option<String>,
+            (Option<i64>, Option<i64>),
             u64,
         ) = redis::pipe()
             .get(super::subscriptions::revision_key(&self.names, sub))
-            .exists(a.inbox_key)
             .cmd("SET")
-            .arg(super::inbox::claim_key(a.inbox_key))
+            .arg(a.inbox_key)
             .arg(token)
             .arg("NX")
             .arg("PX")
             .arg(lease_ms)
-            .hget(self.key("health", sub), "open_until_ms")
+            .get(a.inbox_key)
+            .cmd("HMGET")
+            .arg(self.key("health", sub))
+            .arg("open_until_ms")
+            .arg("first_failure_ms")
             .cmd("ZREMRANGEBYSCORE")
             .arg(&inflight)
             .arg("-inf")
@@ -260,7 +269,7 @@ impl Health {
         };
         let verdict = if newer(version.as_deref()) {
             Some(Admission::Stale)
-        } else if in_inbox {
+        } else if held.as_deref() == Some(super::inbox::DELIVERED) {
             Some(Admission::Duplicate)
         } else if a.expired {
             Some(Admission::Expired)
@@ -271,13 +280,18 @@ impl Health {
         } else if count > u64::from(a.limit) {
             Some(Admission::Full)
         } else {
-            return Ok(Some(Admission::Admitted { token: token.to_string(), probe: false }));
+            // No failure counted and no breaker state: a success has nothing to reset.
+            let failing = failing.is_some() || open_until.is_some();
+            return Ok(Some(Admission::Admitted {
+                token: token.to_string(),
+                probe: false,
+                failing,
+            }));
         };
         self.release(sub, token, a.inbox_key).await?;
         Ok(verdict)
     }
 
-    /// The full admission check (see [`ADMIT`]), one round trip.
     async fn admit_script(
         &self,
         sub: &str,
@@ -294,7 +308,6 @@ impl Health {
             .key(self.key("probe", sub))
             .key(self.key("rate", sub))
             .key(self.key("inflight", sub))
-            .key(super::inbox::claim_key(a.inbox_key))
             .arg(a.version)
             .arg(now_ms())
             .arg(u8::from(a.expired))
@@ -319,7 +332,7 @@ impl Health {
             4 => Admission::RateLimited { wait: ms(n) },
             5 => Admission::Full,
             7 => Admission::InFlight,
-            _ => Admission::Admitted { token, probe: n == 1 },
+            _ => Admission::Admitted { token, probe: n == 1, failing: true },
         })
     }
 
@@ -349,37 +362,33 @@ impl Health {
         Ok(FailureCount { consecutive: n, opened })
     }
 
-    /// A success, in one round trip: records the pair in the inbox (`SET NX EX`, see
-    /// [`super::inbox`]), drops its claim, returns the in-flight lease, resets the failure count
-    /// and closes the breaker.
+    /// A success, in one round trip: records the pair in the inbox (its claim becomes `1`, see
+    /// [`super::inbox`]), returns the in-flight lease and, when the endpoint had failures or
+    /// breaker state counted (`failing`), resets the failure count and closes the breaker.
     pub async fn succeeded(
         &self,
         sub: &str,
         lease: &str,
         inbox_key: &str,
         dedupe_ttl: Duration,
+        failing: bool,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .cmd("SET")
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
             .arg(inbox_key)
-            .arg(1)
-            .arg("NX")
+            .arg(super::inbox::DELIVERED)
             .arg("EX")
             .arg(dedupe_ttl.as_secs().max(1))
             .ignore()
             .cmd("ZREM")
             .arg(self.key("inflight", sub))
             .arg(lease)
-            .ignore()
-            .cmd("DEL")
-            .arg(super::inbox::claim_key(inbox_key))
-            .arg(self.key("health", sub))
-            .arg(self.key("probe", sub))
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
-            .doing(|| format!("recording the success of {sub}"))
+            .ignore();
+        if failing {
+            pipe.cmd("DEL").arg(self.key("health", sub)).arg(self.key("probe", sub)).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.doing(|| format!("recording the success of {sub}"))
     }
 
     /// Whether the breaker of `sub` is open now (for metrics and stats).
@@ -414,7 +423,7 @@ impl Health {
         let mut conn = self.conn.clone();
         RELEASE_SCRIPT
             .key(self.key("inflight", sub))
-            .key(super::inbox::claim_key(inbox_key))
+            .key(inbox_key)
             .arg(token)
             .invoke_async::<()>(&mut conn)
             .await

@@ -28,7 +28,8 @@ async fn delivery_in_flight_while_nats_restarts_is_neither_lost_nor_posted_twice
     eventually_true(WAIT, "the 2xx recorded in the inbox while NATS is down", || {
         let mut redis = redis.clone();
         let key = key.clone();
-        async move { redis.exists::<_, bool>(&key).await.unwrap_or(false) }
+        // The key holds the POST's lease token while it is out, `1` once it was delivered.
+        async move { redis.get::<_, Option<String>>(&key).await.ok().flatten().as_deref() == Some("1") }
     })
     .await;
     w.nats.restart().await;

@@ -141,8 +141,8 @@ async fn sigterm_lets_the_in_flight_delivery_finish_then_exits_zero() {
     // The in-flight POST completed and was recorded and acked before the exit.
     let mut redis = w.redis.connection().await;
     let key = format!("{}:{{{}}}:delivered:evt_slow", w.prefix, sub.id);
-    let marked: bool = redis.exists(&key).await.unwrap();
-    assert!(marked, "delivery recorded before exit");
+    let marked: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(marked.as_deref(), Some("1"), "delivery recorded before exit");
     assert_eq!(w.stream_messages(&w.names.deliveries_stream()).await, 0, "acked before exit");
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::settle::Log;
-use super::{Job, fifo_key};
+use super::{Claim, Job, fifo_key};
 use crate::attempt_record::{AttemptStatus, FailureKind};
 use crate::config::RetryConfig;
 use crate::lifecycle::{self, LifecycleKind};
@@ -33,12 +33,12 @@ impl Job<'_> {
         &self,
         sub: &Subscription,
         outcome: Outcome,
-        lease: &str,
+        claim: &Claim,
         inbox_key: &str,
     ) -> Result<(), Transient> {
         match outcome {
             Outcome::Delivered { status, duration, response_body } => {
-                self.delivered(sub, lease, inbox_key, (status, duration), response_body).await;
+                self.delivered(sub, claim, inbox_key, (status, duration), response_body).await;
                 Ok(())
             }
             Outcome::Failed { status: Some(429), retry_after, duration, .. } => {
@@ -80,11 +80,11 @@ impl Job<'_> {
         &self,
         sub: &Subscription,
         outcome: Outcome,
-        lease: &str,
+        claim: &Claim,
         inbox_key: &str,
     ) -> Result<(), Transient> {
         let Outcome::Failed { status, kind, error, duration, response_body, .. } = outcome else {
-            return self.conclude(sub, outcome, lease, inbox_key).await;
+            return self.conclude(sub, outcome, claim, inbox_key).await;
         };
         metrics::attempt("failed", status, duration);
         if kind != FailureKind::Blocked && status != Some(429) {
@@ -104,7 +104,7 @@ impl Job<'_> {
     async fn delivered(
         &self,
         sub: &Subscription,
-        lease: &str,
+        claim: &Claim,
         inbox_key: &str,
         (status, duration): (u16, Duration),
         response_body: String,
@@ -115,7 +115,9 @@ impl Job<'_> {
         // The endpoint has it: a Redis failure here must not cause a retry (that would be a
         // duplicate); the worst case is a duplicate if JetStream also redelivers.
         let (sub_id, ttl) = (&self.delivery.subscription_id, self.ctx.config.delivery.dedupe_ttl);
-        if let Err(e) = self.health().succeeded(sub_id, lease, inbox_key, ttl).await {
+        let health = self.health();
+        if let Err(e) = health.succeeded(sub_id, &claim.token, inbox_key, ttl, claim.failing).await
+        {
             job_log!(error, self, error = %e, "could not record the delivery for dedupe");
         }
         let log =

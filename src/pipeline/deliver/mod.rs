@@ -82,6 +82,13 @@ struct Job<'a> {
     first: Option<&'a first::Gate>,
 }
 
+/// What an admitted attempt holds until it concludes: its lease token (which is also the pair's
+/// claim in its inbox key) and whether a success has failures or breaker state to reset.
+struct Claim {
+    token: String,
+    failing: bool,
+}
+
 /// How long a delivery to a busy endpoint (every permit of this process held by requests that
 /// have not answered) is deferred: spread over the second half of the request timeout, when
 /// the first of those requests must have ended.
@@ -201,8 +208,8 @@ impl Job<'_> {
                 return self.defer(&sub, self.no_permit_wait(), "in_flight_limit", None).await;
             };
             let admit = self.admit_request(&sub, &version, &inbox_key, limit);
-            let token = match self.admit(&admit).await? {
-                Admission::Admitted { token, .. } => token,
+            let claim = match self.admit(&admit).await? {
+                Admission::Admitted { token, failing, .. } => Claim { token, failing },
                 Admission::Stale => {
                     drop(permit);
                     ctx.cache.forget(sub_id);
@@ -218,7 +225,7 @@ impl Job<'_> {
             {
                 // Handed over before the POST: the delivery message makes this attempt.
                 drop(permit);
-                self.return_lease(&token, &inbox_key).await;
+                self.return_lease(&claim.token, &inbox_key).await;
                 return Ok(());
             }
             let (span, trace) = self.attempt_trace();
@@ -238,14 +245,14 @@ impl Job<'_> {
             }
             // After a success the lease is returned together with the inbox and health writes.
             if !delivered {
-                self.return_lease(&token, &inbox_key).await;
+                self.return_lease(&claim.token, &inbox_key).await;
             }
             if let Some(gate) = self.first
                 && !gate.begin_conclude()
             {
-                return self.conclude_handed_over(&sub, outcome, &token, &inbox_key).await;
+                return self.conclude_handed_over(&sub, outcome, &claim, &inbox_key).await;
             }
-            return self.conclude(&sub, outcome, &token, &inbox_key).await;
+            return self.conclude(&sub, outcome, &claim, &inbox_key).await;
         }
         // The subscription keeps changing in Redis: a Redis-side condition, tried again later.
         Err(Transient::redis(format!(

@@ -213,12 +213,84 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
     );
     // A success closes it and the next opening starts again from open_for.
     health
-        .succeeded("sub_b", "no-lease", &w.names.key("inbox:x"), Duration::from_secs(60))
+        .succeeded("sub_b", "no-lease", &w.names.key("inbox:x"), Duration::from_secs(60), true)
         .await
         .unwrap();
     assert!(!health.is_open("sub_b").await.unwrap());
     assert_eq!(fail().await.unwrap().opened, None);
     assert_eq!(fail().await.unwrap().opened, Some(Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn admission_claims_the_pair_in_its_inbox_key_and_a_success_resets_only_a_failing_endpoint() {
+    use hookline::store::health::{Admission, Admit, Backoff, Health};
+    use hookline::store::inbox;
+    let w = World::start().await;
+    let config = w.config("\"0s\"");
+    let mut conn = hookline::store::connect(&config.redis).await.unwrap();
+    let health = Health::new(conn.clone(), w.names.clone());
+    let inbox_key = inbox::delivered_key(&w.names, "evt_claim", "sub_c", None);
+    let admit = Admit {
+        version: "0",
+        inbox_key: &inbox_key,
+        expired: false,
+        probe_timeout: Duration::from_secs(5),
+        min_interval: Duration::ZERO,
+        limit: 4,
+        lease: Duration::from_secs(30),
+        breaker_maybe_open: false,
+    };
+    let held = |conn: hookline::store::RedisConn| {
+        let key = inbox_key.clone();
+        async move {
+            let mut conn = conn;
+            redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut conn).await.unwrap()
+        }
+    };
+    // A clean endpoint: admitted, nothing to reset; the pair's key holds the lease token.
+    let Admission::Admitted { token, failing, .. } = health.admit("sub_c", &admit).await.unwrap()
+    else {
+        panic!("admitted")
+    };
+    assert!(!failing, "no failure counted, no breaker state");
+    assert_eq!(held(conn.clone()).await.as_deref(), Some(token.as_str()));
+    assert!(!inbox::was_delivered(&mut conn, &w.names, "evt_claim", "sub_c", None).await.unwrap());
+    // A second copy while the first is out is held back.
+    assert_eq!(health.admit("sub_c", &admit).await.unwrap(), Admission::InFlight);
+    // The first one fails: its claim is given back, and the pair can be claimed again.
+    health.release("sub_c", &token, &inbox_key).await.unwrap();
+    assert_eq!(held(conn.clone()).await, None);
+    // A failure counted: the next admission says a success has it to reset, and the success
+    // does (the count starts again from one).
+    let backoff = Backoff { first: Duration::from_secs(30), max: Duration::from_secs(60) };
+    let fail = || health.record_failure("sub_c", Duration::from_secs(3600), 0, backoff);
+    assert_eq!(fail().await.unwrap().consecutive, 1);
+    let Admission::Admitted { token, failing, .. } = health.admit("sub_c", &admit).await.unwrap()
+    else {
+        panic!("admitted")
+    };
+    assert!(failing, "a failure is counted");
+    let ttl = Duration::from_secs(60);
+    health.succeeded("sub_c", &token, &inbox_key, ttl, failing).await.unwrap();
+    assert_eq!(held(conn.clone()).await.as_deref(), Some(inbox::DELIVERED));
+    assert!(inbox::was_delivered(&mut conn, &w.names, "evt_claim", "sub_c", None).await.unwrap());
+    assert_eq!(health.admit("sub_c", &admit).await.unwrap(), Admission::Duplicate);
+    assert_eq!(fail().await.unwrap().consecutive, 1, "the success reset the count");
+    // The in-flight lease went back with the success: all four are free again.
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        let key = inbox::delivered_key(&w.names, &format!("evt_lease{i}"), "sub_c", None);
+        let a = Admit { inbox_key: &key, ..admit };
+        match health.admit("sub_c", &a).await.unwrap() {
+            Admission::Admitted { token, .. } => tokens.push(token),
+            other => panic!("lease {i}: {other:?}"),
+        }
+    }
+    let key = inbox::delivered_key(&w.names, "evt_lease4", "sub_c", None);
+    assert_eq!(
+        health.admit("sub_c", &Admit { inbox_key: &key, ..admit }).await.unwrap(),
+        Admission::Full
+    );
 }
 
 /// Waits for the message schedule of `event`'s first attempt to `sub` in the deliveries stream
