@@ -89,6 +89,14 @@ impl App {
                     .context("serving the admin api")
             });
         }
+        {
+            // Idle in-flight leases go back to Redis, for the other processes.
+            let (ctx, shutdown) = (self.ctx.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                crate::pipeline::deliver::sweep_leases(ctx, shutdown).await;
+                Ok(())
+            });
+        }
         for role in self.roles.into_iter().filter(|r| *r != Role::Api) {
             let ctx = self.ctx.clone();
             let shutdown = shutdown.clone();
@@ -120,6 +128,7 @@ impl App {
                 "first attempts still running after the grace period; their delivery messages will make them"
             );
         }
+        crate::pipeline::deliver::return_all_leases(&self.ctx).await;
         self.ctx.attempts.flush().await;
         // The spans of the last deliveries, queued for export.
         self.ctx.otel.shutdown().await;

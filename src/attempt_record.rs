@@ -48,6 +48,12 @@ impl AttemptStatus {
     pub fn parse(s: &str) -> Option<AttemptStatus> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
+
+    /// What "failures only" shows (the live feed, `hookline tail --failures`): everything but a
+    /// success and a duplicate that needed no request.
+    pub fn is_failure(self) -> bool {
+        !matches!(self, AttemptStatus::Succeeded | AttemptStatus::SkippedDuplicate)
+    }
 }
 
 /// The class of a failed attempt (for stats and metrics).

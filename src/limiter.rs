@@ -10,6 +10,14 @@
 //! permits out, none moving), since nothing frees up sooner — so it ties up at most its
 //! in-flight limit of the process's slots (and none once its breaker opens). Waiters per endpoint are capped at what the endpoint can serve within the
 //! wait (`limit x max_wait / average hold time`), and each wait is bounded.
+//!
+//! Each endpoint also keeps a pool of the cross-process leases this process holds in Redis
+//! ([`Lease`], members of the endpoint's in-flight set, see [`crate::store::health`]): a request
+//! takes one from the pool with its permit and gives it back with it, so a busy endpoint's
+//! deliveries take and return no lease in Redis each (measured: five of the ~14 Redis commands
+//! of a delivery). A lease idle for [`LEASE_IDLE`], or too close to its expiry to cover another
+//! request, is returned to Redis by the sweep ([`LocalLimits::leases_to_return`]), so another
+//! process can have it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +25,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use crate::store::health::Lease;
 
 /// An endpoint that returned no permit for this long counts as busy: nobody waits for it.
 pub const BUSY_AFTER: Duration = Duration::from_millis(500);
@@ -48,6 +58,20 @@ struct Slot {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     pace: Arc<Pace>,
+    leases: Arc<Mutex<Vec<Pooled>>>,
+}
+
+/// A lease no request uses now, since `idle_since` (ms since `EPOCH`).
+struct Pooled {
+    lease: Lease,
+    idle_since: u64,
+}
+
+/// How long a lease may sit unused in the pool before the sweep returns it to Redis.
+pub const LEASE_IDLE: Duration = Duration::from_millis(100);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Pace {
@@ -60,15 +84,43 @@ impl Pace {
     }
 }
 
-/// A held permit; returning it marks the endpoint as moving and updates its pace.
+/// A held permit; returning it marks the endpoint as moving and updates its pace, and puts
+/// the lease its request held back in the endpoint's pool.
 pub struct Permit {
     _permit: OwnedSemaphorePermit,
     pace: Arc<Pace>,
     acquired: Instant,
+    leases: Arc<Mutex<Vec<Pooled>>>,
+    lease: Option<Lease>,
+}
+
+impl Permit {
+    /// A pooled lease of the endpoint that is valid at least until `until_ms` (Unix ms), taken
+    /// out of the pool; `None` when there is none (a new one is taken in Redis).
+    pub fn pooled_lease(&self, until_ms: i64) -> Option<Lease> {
+        let mut pool = lock(&self.leases);
+        let i = pool.iter().rposition(|p| p.lease.expires_ms >= until_ms)?;
+        Some(pool.swap_remove(i).lease)
+    }
+
+    /// The request under this permit holds `lease`: it goes back to the pool with the permit.
+    pub fn hold_lease(&mut self, lease: Lease) {
+        if let Some(previous) = self.lease.replace(lease) {
+            self.put_back(previous);
+        }
+    }
+
+    /// Puts a lease this request does not use back in the pool at once.
+    pub fn put_back(&self, lease: Lease) {
+        lock(&self.leases).push(Pooled { lease, idle_since: now_ms() });
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.put_back(lease);
+        }
         let held = self.acquired.elapsed().as_micros() as u64;
         let avg = self.pace.avg_hold_us.load(Ordering::Relaxed);
         let next = if avg == 0 { held } else { (avg * 7 + held) / 8 };
@@ -95,6 +147,8 @@ fn waiter_cap(limit: u32, max_wait: Duration, avg_hold_us: u64) -> usize {
 pub struct LocalLimits {
     slots: Mutex<HashMap<String, Slot>>,
     breakers: Mutex<HashMap<String, u64>>,
+    /// Pooled leases of endpoints whose limit changed, for the sweep to return.
+    retired: Mutex<Vec<(String, Lease)>>,
 }
 
 /// Decrements the waiter count on every exit path.
@@ -107,21 +161,52 @@ impl Drop for Waiting {
 }
 
 impl LocalLimits {
-    fn slot(&self, endpoint: &str, limit: u32) -> (Arc<Semaphore>, Arc<AtomicUsize>, Arc<Pace>) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+    #[allow(clippy::type_complexity)]
+    fn slot(
+        &self,
+        endpoint: &str,
+        limit: u32,
+    ) -> (Arc<Semaphore>, Arc<AtomicUsize>, Arc<Pace>, Arc<Mutex<Vec<Pooled>>>) {
+        let mut slots = lock(&self.slots);
         let slot = slots.entry(endpoint.to_string()).or_insert_with(|| Slot {
             limit,
             permits: Arc::new(Semaphore::new(limit as usize)),
             waiting: Arc::new(AtomicUsize::new(0)),
             // A new endpoint earns waiting by answering.
             pace: Arc::new(Pace::default()),
+            leases: Arc::default(),
         });
         if slot.limit != limit {
-            // The limit changed: new permits; requests holding old ones finish undisturbed.
+            // The limit changed: new permits; requests holding old ones finish undisturbed. The
+            // idle leases go back to Redis, so the new limit is counted afresh there.
             slot.limit = limit;
             slot.permits = Arc::new(Semaphore::new(limit as usize));
+            let idle = std::mem::take(&mut *lock(&slot.leases));
+            lock(&self.retired).extend(idle.into_iter().map(|p| (endpoint.to_string(), p.lease)));
         }
-        (slot.permits.clone(), slot.waiting.clone(), slot.pace.clone())
+        (slot.permits.clone(), slot.waiting.clone(), slot.pace.clone(), slot.leases.clone())
+    }
+
+    /// Takes out of the pools the leases to give back to Redis: idle for `idle`, or expiring
+    /// before `until_ms` (Unix ms: they could not cover another request), with the endpoint of
+    /// each. `(Duration::ZERO, i64::MAX)` takes every idle one (at shutdown).
+    pub fn leases_to_return(&self, idle: Duration, until_ms: i64) -> Vec<(String, Lease)> {
+        let mut out = std::mem::take(&mut *lock(&self.retired));
+        let (now, idle) = (now_ms(), idle.as_millis() as u64);
+        let slots = lock(&self.slots);
+        for (endpoint, slot) in slots.iter() {
+            let mut pool = lock(&slot.leases);
+            let mut i = 0;
+            while i < pool.len() {
+                let p = &pool[i];
+                if now.saturating_sub(p.idle_since) >= idle || p.lease.expires_ms < until_ms {
+                    out.push((endpoint.clone(), pool.swap_remove(i).lease));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        out
     }
 
     /// The endpoint's breaker was seen open (or its probe out) for another `for_`.
@@ -172,10 +257,16 @@ impl LocalLimits {
     /// `max_wait` while the endpoint is moving; `None` when it is busy, too many already wait,
     /// or the wait ran out.
     pub async fn acquire(&self, endpoint: &str, limit: u32, max_wait: Duration) -> Option<Permit> {
-        let (permits, waiting, pace) = self.slot(endpoint, limit.max(1));
+        let (permits, waiting, pace, leases) = self.slot(endpoint, limit.max(1));
         let permit = |p| {
             pace.last_acquire.store(now_ms(), Ordering::SeqCst);
-            Permit { _permit: p, pace: pace.clone(), acquired: Instant::now() }
+            Permit {
+                _permit: p,
+                pace: pace.clone(),
+                acquired: Instant::now(),
+                leases: leases.clone(),
+                lease: None,
+            }
         };
         if let Ok(p) = permits.clone().try_acquire_owned() {
             return Some(permit(p));
@@ -262,6 +353,51 @@ mod tests {
         limits.note_breaker_open("e", Duration::from_secs(60));
         limits.note_breaker_closed("e");
         assert!(!limits.breaker_maybe_open("e"), "a success closes it at once");
+    }
+
+    fn lease(member: &str, expires_ms: i64) -> Lease {
+        Lease { member: member.to_string(), expires_ms }
+    }
+
+    #[tokio::test]
+    async fn a_lease_goes_back_to_its_endpoints_pool_with_the_permit_and_serves_the_next_request() {
+        let limits = LocalLimits::default();
+        let mut first = limits.acquire("e", 2, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(first.pooled_lease(0), None, "nothing pooled yet");
+        first.hold_lease(lease("a", 5_000));
+        drop(first);
+        let mut second = limits.acquire("e", 2, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(second.pooled_lease(6_000), None, "expires too soon for this request");
+        let reused = second.pooled_lease(4_000).expect("pooled with the first permit");
+        assert_eq!(reused, lease("a", 5_000));
+        second.hold_lease(reused);
+        // Another endpoint has a pool of its own.
+        let other = limits.acquire("other", 2, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(other.pooled_lease(0), None);
+        // Held by a request: not idle, not returned.
+        assert!(limits.leases_to_return(Duration::ZERO, 0).is_empty());
+        drop(second);
+        assert_eq!(
+            limits.leases_to_return(Duration::ZERO, 0),
+            vec![("e".to_string(), lease("a", 5_000))]
+        );
+        assert!(limits.leases_to_return(Duration::ZERO, i64::MAX).is_empty(), "taken out");
+    }
+
+    #[tokio::test]
+    async fn leases_are_returned_when_idle_too_long_expiring_or_their_limit_changed() {
+        let limits = LocalLimits::default();
+        let p = limits.acquire("e", 2, Duration::from_millis(10)).await.unwrap();
+        p.put_back(lease("fresh", 10_000));
+        p.put_back(lease("expiring", 1_000));
+        // Just put back, so not idle for an hour: only the one expiring before 2_000 goes.
+        let out = limits.leases_to_return(Duration::from_secs(3600), 2_000);
+        assert_eq!(out, vec![("e".to_string(), lease("expiring", 1_000))]);
+        // The limit changes: the idle ones go back, so Redis counts the new limit afresh.
+        drop(p);
+        let _p = limits.acquire("e", 3, Duration::from_millis(10)).await.unwrap();
+        let out = limits.leases_to_return(Duration::from_secs(3600), 0);
+        assert_eq!(out, vec![("e".to_string(), lease("fresh", 10_000))]);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use anyhow::Context as _;
 use futures::StreamExt;
 
-use crate::attempt_log::AttemptStatus;
 use crate::attempt_record::records_of;
 use crate::config::Config;
 use crate::ids::SubscriptionId;
@@ -39,9 +38,7 @@ pub async fn run(args: TailArgs, config: Config) -> anyhow::Result<()> {
     while let Some(msg) = sub.next().await {
         // One message holds one or more records of a subscription (JSON Lines).
         for r in records_of(&msg.payload) {
-            if args.failures
-                && matches!(r.status, AttemptStatus::Succeeded | AttemptStatus::SkippedDuplicate)
-            {
+            if args.failures && !r.status.is_failure() {
                 continue;
             }
             println!("{}", super::attempts::tail_line(&r));

@@ -132,10 +132,6 @@ impl Window {
     }
 }
 
-fn is_failure(status: AttemptStatus) -> bool {
-    !matches!(status, AttemptStatus::Succeeded | AttemptStatus::SkippedDuplicate)
-}
-
 impl Ops {
     /// Follows the attempts the scope sees (of one subscription, if asked), with a summary
     /// every second. Another tenant's subscription is not found.
@@ -167,7 +163,7 @@ impl Ops {
                         continue;
                     }
                     window.count(&r);
-                    if (*failures_only && !is_failure(r.status)) || !window.admit() {
+                    if (*failures_only && !r.status.is_failure()) || !window.admit() {
                         continue;
                     }
                     return Some((LiveEvent::Attempt(Box::new(r)), s));
@@ -246,15 +242,15 @@ mod tests {
 
     #[test]
     fn failures_are_everything_but_success_and_duplicates() {
-        assert!(!is_failure(AttemptStatus::Succeeded));
-        assert!(!is_failure(AttemptStatus::SkippedDuplicate));
+        assert!(!AttemptStatus::Succeeded.is_failure());
+        assert!(!AttemptStatus::SkippedDuplicate.is_failure());
         for s in [
             AttemptStatus::Failed,
             AttemptStatus::DeadLettered,
             AttemptStatus::Deferred,
             AttemptStatus::Aborted,
         ] {
-            assert!(is_failure(s), "{s:?}");
+            assert!(s.is_failure(), "{s:?}");
         }
     }
 }

@@ -21,6 +21,16 @@ use crate::store::RedisConn;
 use super::{Doing, StoreError};
 use crate::subjects::Names;
 
+/// An in-flight lease this process holds in Redis for an endpoint: a member of its
+/// `inflight` set, counted against the endpoint's limit by every process until it is removed
+/// or expires. Pooled by [`crate::limiter`] and used by one request after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub member: String,
+    /// When Redis drops it by itself, Unix milliseconds.
+    pub expires_ms: i64,
+}
+
 /// The state after a failure was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureCount {
@@ -43,7 +53,8 @@ pub fn key(names: &Names, kind: &str, sub: &str) -> String {
     names.sub_key(sub, kind)
 }
 
-fn now_ms() -> i64 {
+/// Unix milliseconds, the clock of lease scores.
+pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -95,19 +106,22 @@ return {n, opened_for}
 /// expires (at least 1 s): asking every moment would cost a deferral per pending delivery each
 /// time, for nothing.
 ///
+/// The lease is the caller's pooled one when it is still in the set (it is this process's
+/// already: nothing is counted), else a new member counted against the limit.
+///
 /// KEYS: the subscription's revision, inbox (the claim), health, probe, rate, inflight. ARGV:
-/// the cached copy's revision, now ms,
-/// expired (0/1), probe timeout ms, (unused), rate interval ms (0: none), in-flight limit, lease
-/// ms, lease token.
+/// the cached copy's revision, now ms, expired (0/1), probe timeout ms, (unused), rate interval
+/// ms (0: none), in-flight limit, claim ms, claim token, lease member, lease ms, pooled (0/1).
+/// Returns {verdict, n, the pooled lease was used (0/1)}.
 const ADMIT: &str = r#"
-if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[1]) then return {0, 0} end
+if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[1]) then return {0, 0, 0} end
 local held = redis.call('GET', KEYS[2])
-if held == '1' then return {1, 0} end
-if ARGV[3] == '1' then return {2, 0} end
-if held or not redis.call('SET', KEYS[2], ARGV[9], 'NX', 'PX', ARGV[8]) then return {7, 0} end
+if held == '1' then return {1, 0, 0} end
+if ARGV[3] == '1' then return {2, 0, 0} end
+if held or not redis.call('SET', KEYS[2], ARGV[9], 'NX', 'PX', ARGV[8]) then return {7, 0, 0} end
 local function no(verdict, n)
   redis.call('DEL', KEYS[2])
-  return {verdict, n}
+  return {verdict, n, 0}
 end
 local now = tonumber(ARGV[2])
 local probe = 0
@@ -126,17 +140,20 @@ if interval > 0 then
   redis.call('SET', KEYS[5], string.format('%.0f', new_tat), 'PX', interval + interval)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+if ARGV[12] == '1' and redis.call('ZSCORE', KEYS[6], ARGV[10]) then return {6, probe, 1} end
 if redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[7]) then return no(5, 0) end
-redis.call('ZADD', KEYS[6], now + tonumber(ARGV[8]), ARGV[9])
-redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[8]))
-return {6, probe}
+redis.call('ZADD', KEYS[6], now + tonumber(ARGV[11]), ARGV[10])
+redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[11]))
+return {6, probe, 0}
 "#;
 
-/// Returns a lease and, if this lease still holds it, the pair's claim (its inbox key).
+/// Returns the pair's claim (its inbox key) if this attempt still holds it, and a lease taken
+/// for nothing (the admission said no); prunes leases that expired (of a process that died).
 ///
-/// KEYS: inflight, inbox. ARGV: lease token.
+/// KEYS: inflight, inbox. ARGV: claim token, now ms, lease member ('': none).
 const RELEASE: &str = r#"
-redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[3] ~= '' then redis.call('ZREM', KEYS[1], ARGV[3]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 "#;
 
@@ -159,8 +176,13 @@ pub struct Admit<'a> {
     pub min_interval: Duration,
     /// In-flight leases at most.
     pub limit: u32,
-    /// How long a lease is held at most.
+    /// How long one request may take at most: the pair's claim expires after it, and a lease
+    /// is taken for twice as long (it serves one request after another, see
+    /// [`Lease`]).
     pub lease: Duration,
+    /// A lease of the endpoint this process holds and no request uses (from the pool of
+    /// [`crate::limiter`]), valid for at least `lease` more: no new one is taken in Redis.
+    pub pooled: Option<&'a Lease>,
     /// The breaker was seen open lately: go straight to the script (which answers an open
     /// breaker in one round trip; the pipeline would take a lease only to give it back).
     pub breaker_maybe_open: bool,
@@ -184,10 +206,11 @@ pub enum Admission {
     /// Another copy of this delivery is being sent (the pair is claimed): offer it again once
     /// that one has answered.
     InFlight,
-    /// Send; return `token` (the lease, and the pair's claim) with [`Health::succeeded`] or
-    /// [`Health::release`]. `failing`: the endpoint has failures or breaker state to reset on a
-    /// success (false only when the admission saw none).
-    Admitted { token: String, probe: bool, failing: bool },
+    /// Send; `token` is the pair's claim (given back by [`Health::succeeded`] or
+    /// [`Health::release`]), `lease` the in-flight lease the request holds (the pooled one, or
+    /// a new one). `failing`: the endpoint has failures or breaker state to reset on a success
+    /// (false only when the admission saw none).
+    Admitted { token: String, probe: bool, failing: bool, lease: Lease },
 }
 
 impl Health {
@@ -214,12 +237,13 @@ impl Health {
 
     /// The common case without a script: one pipeline of plain commands that reads the version,
     /// claims the pair in its inbox key (`SET NX`, then reads what the key holds: `1` when it
-    /// was delivered, another copy's token while that copy is being sent), reads the breaker
-    /// and takes a lease optimistically (add, then count), giving the claim and the lease back
-    /// when any answer is "no". Measured: the script cost Redis ~33 us per delivery, the
-    /// pipeline a fraction of that. Two processes racing for the last lease may both see the
-    /// count over the limit and both step back: the limit is never exceeded. `None` when the
-    /// breaker is not closed: the script decides then (probe lock, its wait).
+    /// was delivered, another copy's token while that copy is being sent) and reads the
+    /// breaker; without a pooled lease it also takes a new one optimistically (add, then
+    /// count). The claim and a new lease are given back when any answer is "no". Measured: the
+    /// script cost Redis ~33 us per delivery, the pipeline a fraction of that. Two processes
+    /// racing for the last lease may both see the count over the limit and both step back: the
+    /// limit is never exceeded. `None` when the breaker is not closed: the script decides then
+    /// (probe lock, its wait).
     async fn admit_fast(
         &self,
         sub: &str,
@@ -228,41 +252,57 @@ impl Health {
     ) -> Result<Option<Admission>, StoreError> {
         let now = now_ms();
         let inflight = self.key("inflight", sub);
-        let lease_ms = a.lease.as_millis() as i64;
-        let mut conn = self.conn.clone();
-        #[allow(clippy::type_complexity)]
-        let (version, claimed, held, (open_until, failing), count): (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            (Option<i64>, Option<i64>),
-            u64,
-        ) = redis::pipe()
-            .get(super::subscriptions::revision_key(&self.names, sub))
+        let claim_ms = a.lease.as_millis() as i64;
+        let mut pipe = redis::pipe();
+        pipe.get(super::subscriptions::revision_key(&self.names, sub))
             .cmd("SET")
             .arg(a.inbox_key)
             .arg(token)
             .arg("NX")
             .arg("PX")
-            .arg(lease_ms)
+            .arg(claim_ms)
             .get(a.inbox_key)
             .cmd("HMGET")
             .arg(self.key("health", sub))
             .arg("open_until_ms")
-            .arg("first_failure_ms")
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&inflight)
-            .arg("-inf")
-            .arg(now)
-            .ignore()
-            .zadd(&inflight, token, now + lease_ms)
-            .ignore()
-            .zcard(&inflight)
-            .pexpire(&inflight, lease_ms)
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .doing(|| format!("admitting a delivery to {sub}"))?;
+            .arg("first_failure_ms");
+        let (lease, new) = match a.pooled {
+            Some(pooled) => (pooled.clone(), false),
+            None => {
+                let member = uuid::Uuid::new_v4().simple().to_string();
+                (Lease { member, expires_ms: now + 2 * claim_ms }, true)
+            }
+        };
+        if new {
+            // Leases not yet expired; expired ones (of a process that died) are pruned by the
+            // release below, the script and the key's own expiry.
+            pipe.zadd(&inflight, &lease.member, lease.expires_ms)
+                .ignore()
+                .zcount(&inflight, now, "+inf")
+                .pexpire(&inflight, 2 * claim_ms)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        let doing = || format!("admitting a delivery to {sub}");
+        #[allow(clippy::type_complexity)]
+        let (version, claimed, held, (open_until, failing), count) = if new {
+            let reply: (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                (Option<i64>, Option<i64>),
+                u64,
+            ) = pipe.query_async(&mut conn).await.doing(doing)?;
+            reply
+        } else {
+            let (v, c, h, f): (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                (Option<i64>, Option<i64>),
+            ) = pipe.query_async(&mut conn).await.doing(doing)?;
+            (v, c, h, f, 0)
+        };
         let newer = |stored: Option<&str>| {
             stored.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
                 > a.version.parse::<u64>().unwrap_or(0)
@@ -286,9 +326,10 @@ impl Health {
                 token: token.to_string(),
                 probe: false,
                 failing,
+                lease,
             }));
         };
-        self.release(sub, token, a.inbox_key).await?;
+        self.release(sub, token, a.inbox_key, new.then_some(lease.member.as_str())).await?;
         Ok(verdict)
     }
 
@@ -300,8 +341,14 @@ impl Health {
     ) -> Result<Admission, StoreError> {
         // Whole milliseconds keep the Lua arithmetic exact.
         let interval = a.min_interval.as_millis().min(u128::from(u32::MAX)) as u32;
+        let now = now_ms();
+        let claim_ms = a.lease.as_millis() as i64;
+        let member = match a.pooled {
+            Some(pooled) => pooled.member.clone(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
         let mut conn = self.conn.clone();
-        let (verdict, n): (i64, i64) = ADMIT_SCRIPT
+        let (verdict, n, used_pooled): (i64, i64, i64) = ADMIT_SCRIPT
             .key(super::subscriptions::revision_key(&self.names, sub))
             .key(a.inbox_key)
             .key(self.key("health", sub))
@@ -309,14 +356,17 @@ impl Health {
             .key(self.key("rate", sub))
             .key(self.key("inflight", sub))
             .arg(a.version)
-            .arg(now_ms())
+            .arg(now)
             .arg(u8::from(a.expired))
             .arg(a.probe_timeout.as_millis() as i64)
             .arg(0)
             .arg(interval)
             .arg(a.limit)
-            .arg(a.lease.as_millis() as i64)
+            .arg(claim_ms)
             .arg(&token)
+            .arg(&member)
+            .arg(2 * claim_ms)
+            .arg(u8::from(a.pooled.is_some()))
             .invoke_async(&mut conn)
             .await
             .doing(|| format!("admitting a delivery to {sub}"))?;
@@ -332,7 +382,13 @@ impl Health {
             4 => Admission::RateLimited { wait: ms(n) },
             5 => Admission::Full,
             7 => Admission::InFlight,
-            _ => Admission::Admitted { token, probe: n == 1, failing: true },
+            _ => {
+                let lease = match a.pooled {
+                    Some(pooled) if used_pooled == 1 => pooled.clone(),
+                    _ => Lease { member, expires_ms: now + 2 * claim_ms },
+                };
+                Admission::Admitted { token, probe: n == 1, failing: true, lease }
+            }
         })
     }
 
@@ -363,12 +419,12 @@ impl Health {
     }
 
     /// A success, in one round trip: records the pair in the inbox (its claim becomes `1`, see
-    /// [`super::inbox`]), returns the in-flight lease and, when the endpoint had failures or
-    /// breaker state counted (`failing`), resets the failure count and closes the breaker.
+    /// [`super::inbox`]) and, when the endpoint had failures or breaker state counted
+    /// (`failing`), resets the failure count and closes the breaker. The request's lease stays
+    /// with this process (pooled for the next request, see [`Lease`]).
     pub async fn succeeded(
         &self,
         sub: &str,
-        lease: &str,
         inbox_key: &str,
         dedupe_ttl: Duration,
         failing: bool,
@@ -380,10 +436,6 @@ impl Health {
             .arg(super::inbox::DELIVERED)
             .arg("EX")
             .arg(dedupe_ttl.as_secs().max(1))
-            .ignore()
-            .cmd("ZREM")
-            .arg(self.key("inflight", sub))
-            .arg(lease)
             .ignore();
         if failing {
             pipe.cmd("DEL").arg(self.key("health", sub)).arg(self.key("probe", sub)).ignore();
@@ -418,15 +470,39 @@ impl Health {
             .collect())
     }
 
-    /// Returns a lease, and the claim on the pair of `inbox_key` if the lease still holds it.
-    pub async fn release(&self, sub: &str, token: &str, inbox_key: &str) -> Result<(), StoreError> {
+    /// Gives back the claim on the pair of `inbox_key` if `token` still holds it, and `lease`
+    /// (a member of the endpoint's in-flight set) if one is given.
+    pub async fn release(
+        &self,
+        sub: &str,
+        token: &str,
+        inbox_key: &str,
+        lease: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         RELEASE_SCRIPT
             .key(self.key("inflight", sub))
             .key(inbox_key)
             .arg(token)
+            .arg(now_ms())
+            .arg(lease.unwrap_or(""))
             .invoke_async::<()>(&mut conn)
             .await
-            .doing(|| format!("returning an in-flight lease of {sub}"))
+            .doing(|| format!("returning the claim of {sub}"))
+    }
+
+    /// Gives back leases this process no longer uses (idle in its pool, or too close to their
+    /// expiry), in one round trip.
+    pub async fn return_leases(&self, sub: &str, members: &[&str]) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        redis::cmd("ZREM")
+            .arg(self.key("inflight", sub))
+            .arg(members)
+            .query_async::<()>(&mut conn)
+            .await
+            .doing(|| format!("returning {} in-flight leases of {sub}", members.len()))
     }
 }

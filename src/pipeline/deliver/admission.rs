@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::{FULL_RETRIES_MS, Job, busy_endpoint_wait};
 use crate::attempt_record::AttemptStatus;
+use crate::config::Config;
 use crate::pipeline::Transient;
-use crate::store::health::{Admission, Admit};
+use crate::store::health::{Admission, Admit, Lease};
 use crate::store::subscriptions::Subscription;
 
 /// What reading the subscription came to.
@@ -19,6 +20,12 @@ pub(super) enum Read {
     Changed,
     /// Inactive or unknown: the delivery was dead-lettered.
     Settled,
+}
+
+/// How long one request holds its claim and lease at most: the request timeout and a margin for
+/// what follows the POST.
+pub(super) fn request_lease(config: &Config) -> Duration {
+    config.delivery.request_timeout + Duration::from_secs(5)
 }
 
 impl Job<'_> {
@@ -84,6 +91,7 @@ impl Job<'_> {
         version: &'a str,
         inbox_key: &'a str,
         limit: u32,
+        pooled: Option<&'a Lease>,
     ) -> Admit<'a> {
         let (config, now) = (&self.ctx.config, self.now);
         Admit {
@@ -93,7 +101,8 @@ impl Job<'_> {
             probe_timeout: config.delivery.request_timeout + Duration::from_secs(5),
             min_interval: sub.min_request_interval(config.health.max_rps_per_endpoint),
             limit,
-            lease: config.delivery.request_timeout + Duration::from_secs(5),
+            lease: request_lease(config),
+            pooled,
             breaker_maybe_open: self.ctx.limits.breaker_maybe_open(&sub.id),
         }
     }

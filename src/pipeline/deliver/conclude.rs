@@ -115,9 +115,7 @@ impl Job<'_> {
         // The endpoint has it: a Redis failure here must not cause a retry (that would be a
         // duplicate); the worst case is a duplicate if JetStream also redelivers.
         let (sub_id, ttl) = (&self.delivery.subscription_id, self.ctx.config.delivery.dedupe_ttl);
-        let health = self.health();
-        if let Err(e) = health.succeeded(sub_id, &claim.token, inbox_key, ttl, claim.failing).await
-        {
+        if let Err(e) = self.health().succeeded(sub_id, inbox_key, ttl, claim.failing).await {
             job_log!(error, self, error = %e, "could not record the delivery for dedupe");
         }
         let log =

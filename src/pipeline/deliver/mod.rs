@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 
 use self::admission::Read;
 pub use self::first::{FirstAttempt, Settled};
+pub use self::leases::{return_all_leases, sweep_leases};
 use super::Transient;
 use super::dlq;
 use super::headers::AttemptState;
@@ -30,7 +31,7 @@ use super::http_post::{self, Outcome};
 use crate::context::Ctx;
 use crate::event::Delivery;
 use crate::metrics;
-use crate::store::health::{Admission, Health};
+use crate::store::health::{self, Admission, Health};
 use crate::store::inbox;
 
 /// A log line of one job, naming its event, subscription and attempt (the per-message span is
@@ -49,6 +50,7 @@ macro_rules! job_log {
 mod admission;
 mod conclude;
 mod first;
+mod leases;
 mod settle;
 mod trace;
 
@@ -82,8 +84,8 @@ struct Job<'a> {
     first: Option<&'a first::Gate>,
 }
 
-/// What an admitted attempt holds until it concludes: its lease token (which is also the pair's
-/// claim in its inbox key) and whether a success has failures or breaker state to reset.
+/// What an admitted attempt holds until it concludes: its claim token (held in the pair's inbox
+/// key) and whether a success has failures or breaker state to reset.
 struct Claim {
     token: String,
     failing: bool,
@@ -175,11 +177,12 @@ impl Job<'_> {
         Health::new(self.ctx.redis.clone(), self.ctx.names.clone())
     }
 
-    /// Returns the in-flight lease of an attempt that did not succeed (or was not made).
-    async fn return_lease(&self, token: &str, inbox_key: &str) {
+    /// Returns the claim of an attempt that did not succeed (or was not made); its lease goes
+    /// back to the pool with its permit.
+    async fn return_claim(&self, token: &str, inbox_key: &str) {
         let sub_id = &self.delivery.subscription_id;
-        if let Err(e) = self.health().release(sub_id, token, inbox_key).await {
-            job_log!(warn, self, error = %e, "could not return the in-flight lease (it expires by itself)");
+        if let Err(e) = self.health().release(sub_id, token, inbox_key, None).await {
+            job_log!(warn, self, error = %e, "could not return the claim (it expires by itself)");
         }
     }
 
@@ -199,7 +202,7 @@ impl Job<'_> {
             // Local permit first (cheap, and no deferral churn for a busy fast endpoint), then
             // everything Redis decides, in one round trip.
             let wait = if self.first.is_some() { first::PERMIT_WAIT } else { LOCAL_PERMIT_WAIT };
-            let Some(permit) = ctx.limits.acquire(sub_id, limit, wait).await else {
+            let Some(mut permit) = ctx.limits.acquire(sub_id, limit, wait).await else {
                 if let Some(gate) = self.first {
                     // The fan-out publishes the delivery message: the deliverer waits longer.
                     gate.not_started();
@@ -207,8 +210,25 @@ impl Job<'_> {
                 }
                 return self.defer(&sub, self.no_permit_wait(), "in_flight_limit", None).await;
             };
-            let admit = self.admit_request(&sub, &version, &inbox_key, limit);
-            let claim = match self.admit(&admit).await? {
+            // A lease this process already holds for the endpoint, valid for a whole request.
+            let until = health::now_ms() + admission::request_lease(&ctx.config).as_millis() as i64;
+            let pooled = permit.pooled_lease(until);
+            let admit = self.admit_request(&sub, &version, &inbox_key, limit, pooled.as_ref());
+            let admission = self.admit(&admit).await;
+            let breaker_maybe_open = admit.breaker_maybe_open;
+            // The request holds the lease the admission gave (it goes back to the pool with
+            // the permit); a pooled one it did not use goes back at once.
+            let unused = match &admission {
+                Ok(Admission::Admitted { lease, .. }) => {
+                    permit.hold_lease(lease.clone());
+                    pooled.filter(|p| p.member != lease.member)
+                }
+                _ => pooled,
+            };
+            if let Some(lease) = unused {
+                permit.put_back(lease);
+            }
+            let claim = match admission? {
                 Admission::Admitted { token, failing, .. } => Claim { token, failing },
                 Admission::Stale => {
                     drop(permit);
@@ -225,7 +245,7 @@ impl Job<'_> {
             {
                 // Handed over before the POST: the delivery message makes this attempt.
                 drop(permit);
-                self.return_lease(&claim.token, &inbox_key).await;
+                self.return_claim(&claim.token, &inbox_key).await;
                 return Ok(());
             }
             let (span, trace) = self.attempt_trace();
@@ -238,14 +258,14 @@ impl Job<'_> {
             trace::end_attempt(span, &outcome);
             drop(permit);
             let delivered = matches!(outcome, Outcome::Delivered { .. });
-            if admit.breaker_maybe_open && delivered {
+            if breaker_maybe_open && delivered {
                 // The success closes the breaker (in Redis, below): the next deliveries and the
                 // fan-out need not check it, nor take the script path, until it opens again.
                 ctx.limits.note_breaker_closed(sub_id);
             }
-            // After a success the lease is returned together with the inbox and health writes.
+            // After a success the claim becomes the inbox entry, with the health writes.
             if !delivered {
-                self.return_lease(&claim.token, &inbox_key).await;
+                self.return_claim(&claim.token, &inbox_key).await;
             }
             if let Some(gate) = self.first
                 && !gate.begin_conclude()

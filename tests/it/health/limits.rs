@@ -124,6 +124,51 @@ async fn per_endpoint_concurrency_limit_holds_across_processes() {
 }
 
 #[tokio::test]
+async fn in_flight_leases_are_reused_while_busy_and_go_back_to_redis_when_idle() {
+    let w = World::start().await;
+    let sub = subscribe_limited(&w, "/leased", Some(3), None).await;
+    w.receiver.set_default("/leased", Reply::Delay(Duration::from_millis(50)));
+    let app = w.start_app(w.config("\"0s\"")).await;
+    for i in 0..30 {
+        w.publish("order.created", &format!("evt_l{i}"), None).await;
+    }
+    let key = w.names.sub_key(&sub, "inflight");
+    let redis = w.redis.connection().await;
+    // The most leases Redis held at once during the burst, sampled until it is over.
+    let done = tokio_util::sync::CancellationToken::new();
+    let sampler = tokio::spawn({
+        let (mut redis, key, done) = (redis.clone(), key.clone(), done.clone());
+        async move {
+            let mut most = 0u64;
+            let mut every = tokio::time::interval(Duration::from_millis(5));
+            while !done.is_cancelled() {
+                every.tick().await;
+                let leases: u64 =
+                    redis::cmd("ZCARD").arg(&key).query_async(&mut redis).await.unwrap();
+                most = most.max(leases);
+            }
+            most
+        }
+    });
+    let reqs = w.receiver.wait_for_requests("/leased", 30, Duration::from_secs(60)).await;
+    done.cancel();
+    let most = sampler.await.unwrap();
+    let ids: std::collections::HashSet<&str> =
+        reqs.iter().filter_map(|r| r.header("webhook-id")).collect();
+    assert_eq!((reqs.len(), ids.len()), (30, 30), "every event once");
+    assert!(most <= 3, "{most} leases in Redis for a limit of 3");
+    assert!(most >= 1, "requests are made under leases");
+    // Idle once the burst is over: the sweep gives every lease back, long before they expire
+    // (request timeout + 5 s, twice).
+    eventually_true(WAIT, "the leases were given back", || {
+        let (mut redis, key) = (redis.clone(), key.clone());
+        async move { redis::cmd("ZCARD").arg(&key).query_async::<u64>(&mut redis).await.unwrap() == 0 }
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn per_endpoint_rate_limit_is_respected_within_tolerance() {
     let w = World::start().await;
     subscribe_limited(&w, "/slowrate", None, Some(5)).await;

@@ -213,7 +213,7 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
     );
     // A success closes it and the next opening starts again from open_for.
     health
-        .succeeded("sub_b", "no-lease", &w.names.key("inbox:x"), Duration::from_secs(60), true)
+        .succeeded("sub_b", &w.names.key("inbox:x"), Duration::from_secs(60), true)
         .await
         .unwrap();
     assert!(!health.is_open("sub_b").await.unwrap());
@@ -238,6 +238,7 @@ async fn admission_claims_the_pair_in_its_inbox_key_and_a_success_resets_only_a_
         min_interval: Duration::ZERO,
         limit: 4,
         lease: Duration::from_secs(30),
+        pooled: None,
         breaker_maybe_open: false,
     };
     let held = |conn: hookline::store::RedisConn| {
@@ -247,7 +248,7 @@ async fn admission_claims_the_pair_in_its_inbox_key_and_a_success_resets_only_a_
             redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut conn).await.unwrap()
         }
     };
-    // A clean endpoint: admitted, nothing to reset; the pair's key holds the lease token.
+    // A clean endpoint: admitted, nothing to reset; the pair's key holds the claim token.
     let Admission::Admitted { token, failing, .. } = health.admit("sub_c", &admit).await.unwrap()
     else {
         panic!("admitted")
@@ -258,39 +259,83 @@ async fn admission_claims_the_pair_in_its_inbox_key_and_a_success_resets_only_a_
     // A second copy while the first is out is held back.
     assert_eq!(health.admit("sub_c", &admit).await.unwrap(), Admission::InFlight);
     // The first one fails: its claim is given back, and the pair can be claimed again.
-    health.release("sub_c", &token, &inbox_key).await.unwrap();
+    health.release("sub_c", &token, &inbox_key, None).await.unwrap();
     assert_eq!(held(conn.clone()).await, None);
     // A failure counted: the next admission says a success has it to reset, and the success
     // does (the count starts again from one).
     let backoff = Backoff { first: Duration::from_secs(30), max: Duration::from_secs(60) };
     let fail = || health.record_failure("sub_c", Duration::from_secs(3600), 0, backoff);
     assert_eq!(fail().await.unwrap().consecutive, 1);
-    let Admission::Admitted { token, failing, .. } = health.admit("sub_c", &admit).await.unwrap()
-    else {
+    let Admission::Admitted { failing, .. } = health.admit("sub_c", &admit).await.unwrap() else {
         panic!("admitted")
     };
     assert!(failing, "a failure is counted");
     let ttl = Duration::from_secs(60);
-    health.succeeded("sub_c", &token, &inbox_key, ttl, failing).await.unwrap();
+    health.succeeded("sub_c", &inbox_key, ttl, failing).await.unwrap();
     assert_eq!(held(conn.clone()).await.as_deref(), Some(inbox::DELIVERED));
     assert!(inbox::was_delivered(&mut conn, &w.names, "evt_claim", "sub_c", None).await.unwrap());
     assert_eq!(health.admit("sub_c", &admit).await.unwrap(), Admission::Duplicate);
     assert_eq!(fail().await.unwrap().consecutive, 1, "the success reset the count");
-    // The in-flight lease went back with the success: all four are free again.
-    let mut tokens = Vec::new();
-    for i in 0..4 {
-        let key = inbox::delivered_key(&w.names, &format!("evt_lease{i}"), "sub_c", None);
-        let a = Admit { inbox_key: &key, ..admit };
-        match health.admit("sub_c", &a).await.unwrap() {
-            Admission::Admitted { token, .. } => tokens.push(token),
-            other => panic!("lease {i}: {other:?}"),
+}
+
+#[tokio::test]
+async fn a_pooled_lease_serves_one_request_after_another_without_a_new_one_in_redis() {
+    use hookline::store::health::{Admission, Admit, Health};
+    use hookline::store::inbox;
+    let w = World::start().await;
+    let config = w.config("\"0s\"");
+    let conn = hookline::store::connect(&config.redis).await.unwrap();
+    let health = Health::new(conn.clone(), w.names.clone());
+    let leases_in_redis = || {
+        let mut conn = conn.clone();
+        let key = w.names.sub_key("sub_p", "inflight");
+        async move { redis::cmd("ZCARD").arg(key).query_async::<u64>(&mut conn).await.unwrap() }
+    };
+    let keys: Vec<String> = (0..8)
+        .map(|i| inbox::delivered_key(&w.names, &format!("evt_p{i}"), "sub_p", None))
+        .collect();
+    let admit = |i: usize| Admit {
+        version: "0",
+        inbox_key: &keys[i],
+        expired: false,
+        probe_timeout: Duration::from_secs(5),
+        min_interval: Duration::ZERO,
+        limit: 2,
+        lease: Duration::from_secs(30),
+        pooled: None,
+        breaker_maybe_open: false,
+    };
+    // Two new leases fill the limit of 2; a third request without one is turned away.
+    let mut leases = Vec::new();
+    for i in 0..2 {
+        match health.admit("sub_p", &admit(i)).await.unwrap() {
+            Admission::Admitted { lease, .. } => leases.push(lease),
+            other => panic!("request {i}: {other:?}"),
         }
     }
-    let key = inbox::delivered_key(&w.names, "evt_lease4", "sub_c", None);
-    assert_eq!(
-        health.admit("sub_c", &Admit { inbox_key: &key, ..admit }).await.unwrap(),
-        Admission::Full
-    );
+    assert_eq!(leases_in_redis().await, 2);
+    assert_eq!(health.admit("sub_p", &admit(2)).await.unwrap(), Admission::Full);
+    assert_eq!(leases_in_redis().await, 2, "the lease taken for nothing was given back");
+    // With a pooled lease the next requests are admitted on it, nothing new counted: by the
+    // plain pipeline, and by the script (a rate-limited endpoint).
+    let pooled = leases[0].clone();
+    let on_pooled = Admit { pooled: Some(&pooled), ..admit(3) };
+    match health.admit("sub_p", &on_pooled).await.unwrap() {
+        Admission::Admitted { lease, .. } => assert_eq!(lease, pooled),
+        other => panic!("pooled: {other:?}"),
+    }
+    let scripted =
+        Admit { pooled: Some(&pooled), min_interval: Duration::from_millis(1), ..admit(4) };
+    match health.admit("sub_p", &scripted).await.unwrap() {
+        Admission::Admitted { lease, .. } => assert_eq!(lease, pooled),
+        other => panic!("scripted: {other:?}"),
+    }
+    assert_eq!(leases_in_redis().await, 2);
+    // Returned leases free the limit for any process.
+    let members: Vec<&str> = leases.iter().map(|l| l.member.as_str()).collect();
+    health.return_leases("sub_p", &members).await.unwrap();
+    assert_eq!(leases_in_redis().await, 0);
+    assert!(matches!(health.admit("sub_p", &admit(5)).await.unwrap(), Admission::Admitted { .. }));
 }
 
 /// Waits for the message schedule of `event`'s first attempt to `sub` in the deliveries stream
