@@ -8,10 +8,11 @@
 //!
 //! Keys ([`key`], all in the subscription's hash slot so one script may touch them together on
 //! Redis Cluster): `<p>:{<sub>}:health` hash {failures, first_failure_ms, opens, open_until_ms},
-//! `<p>:{<sub>}:probe` (the half-open probe lock), `<p>:{<sub>}:inflight` zset of leases,
-//! `<p>:{<sub>}:rate` (GCRA theoretical arrival time), and the pair's inbox key
-//! ([`super::inbox`]), which holds the lease token while a copy of the delivery is being sent
-//! (the claim, so two copies are never sent at once) and `1` once it was delivered.
+//! `<p>:{<sub>}:probe` (the half-open probe lock), `<p>:{<sub>}:inflight` zset of leases
+//! (member -> expiry; each process reuses its own, see [`Lease`]), `<p>:{<sub>}:rate` (GCRA
+//! theoretical arrival time), and the pair's inbox key ([`super::inbox`]), which holds the
+//! claim token while a copy of the delivery is being sent (so two copies are never sent at
+//! once) and `1` once it was delivered.
 
 use std::sync::LazyLock;
 use std::time::Duration;
