@@ -26,8 +26,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use crate::store::health::Lease;
-
 /// An endpoint that returned no permit for this long counts as busy: nobody waits for it.
 pub const BUSY_AFTER: Duration = Duration::from_millis(500);
 
@@ -59,6 +57,17 @@ struct Slot {
     waiting: Arc<AtomicUsize>,
     pace: Arc<Pace>,
     leases: Arc<Mutex<Vec<Pooled>>>,
+}
+
+/// An in-flight lease this process holds in Redis for an endpoint: a member of its
+/// `<p>:{<sub>}:inflight` set ([`crate::store::health`]), counted against the endpoint's limit
+/// by every process until it is removed or expires. Pooled here and used by one request after
+/// another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub member: String,
+    /// When Redis drops it by itself, Unix milliseconds.
+    pub expires_ms: i64,
 }
 
 /// A lease no request uses now, since `idle_since` (ms since `EPOCH`).

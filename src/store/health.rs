@@ -17,20 +17,11 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::limiter::Lease;
 use crate::store::RedisConn;
 
 use super::{Doing, StoreError};
 use crate::subjects::Names;
-
-/// An in-flight lease this process holds in Redis for an endpoint: a member of its
-/// `inflight` set, counted against the endpoint's limit by every process until it is removed
-/// or expires. Pooled by [`crate::limiter`] and used by one request after another.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub member: String,
-    /// When Redis drops it by itself, Unix milliseconds.
-    pub expires_ms: i64,
-}
 
 /// The state after a failure was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::{FULL_RETRIES_MS, Job, busy_endpoint_wait};
 use crate::attempt_record::AttemptStatus;
 use crate::config::Config;
+use crate::limiter::Lease;
 use crate::pipeline::Transient;
-use crate::store::health::{Admission, Admit, Lease};
+use crate::store::health::{Admission, Admit};
 use crate::store::subscriptions::Subscription;
 
 /// What reading the subscription came to.
