@@ -325,6 +325,7 @@ impl Health {
         Ok(verdict)
     }
 
+    /// The full admission check (see [`ADMIT`]), one round trip.
     async fn admit_script(
         &self,
         sub: &str,
