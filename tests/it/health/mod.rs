@@ -165,13 +165,34 @@ async fn breaker_opens_defers_without_http_calls_then_one_probe_closes_it() {
     app.stop().await;
 }
 
+/// The test's Redis (a connection of the app's own kind) and the health store on it.
+async fn store_health(w: &World) -> (hookline::store::RedisConn, hookline::store::health::Health) {
+    let conn = hookline::store::connect(&w.config("\"0s\"").redis).await.unwrap();
+    let health = hookline::store::health::Health::new(conn.clone(), w.names.clone());
+    (conn, health)
+}
+
+/// An admission of the pair `inbox_key` at a current revision, within its age, to an endpoint
+/// without a rate limit whose breaker was not seen open, with no pooled lease.
+fn plain_admit(inbox_key: &str, limit: u32) -> hookline::store::health::Admit<'_> {
+    hookline::store::health::Admit {
+        version: "0",
+        inbox_key,
+        expired: false,
+        probe_timeout: Duration::from_secs(5),
+        min_interval: Duration::ZERO,
+        limit,
+        lease: Duration::from_secs(30),
+        pooled: None,
+        breaker_maybe_open: false,
+    }
+}
+
 #[tokio::test]
 async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap() {
-    use hookline::store::health::{Backoff, Health};
+    use hookline::store::health::Backoff;
     let w = World::start().await;
-    let config = w.config("\"0s\"");
-    let conn = hookline::store::connect(&config.redis).await.unwrap();
-    let health = Health::new(conn.clone(), w.names.clone());
+    let (conn, health) = store_health(&w).await;
     let backoff = Backoff { first: Duration::from_secs(30), max: Duration::from_secs(100) };
     let window = Duration::from_secs(3600);
     let fail = || health.record_failure("sub_b", window, 2, backoff);
@@ -223,24 +244,12 @@ async fn breaker_reopens_for_twice_as_long_after_each_failed_probe_up_to_the_cap
 
 #[tokio::test]
 async fn admission_claims_the_pair_in_its_inbox_key_and_a_success_resets_only_a_failing_endpoint() {
-    use hookline::store::health::{Admission, Admit, Backoff, Health};
+    use hookline::store::health::{Admission, Backoff};
     use hookline::store::inbox;
     let w = World::start().await;
-    let config = w.config("\"0s\"");
-    let mut conn = hookline::store::connect(&config.redis).await.unwrap();
-    let health = Health::new(conn.clone(), w.names.clone());
+    let (mut conn, health) = store_health(&w).await;
     let inbox_key = inbox::delivered_key(&w.names, "evt_claim", "sub_c", None);
-    let admit = Admit {
-        version: "0",
-        inbox_key: &inbox_key,
-        expired: false,
-        probe_timeout: Duration::from_secs(5),
-        min_interval: Duration::ZERO,
-        limit: 4,
-        lease: Duration::from_secs(30),
-        pooled: None,
-        breaker_maybe_open: false,
-    };
+    let admit = plain_admit(&inbox_key, 4);
     let held = |conn: hookline::store::RedisConn| {
         let key = inbox_key.clone();
         async move {
@@ -280,12 +289,10 @@ async fn admission_claims_the_pair_in_its_inbox_key_and_a_success_resets_only_a_
 
 #[tokio::test]
 async fn a_pooled_lease_serves_one_request_after_another_without_a_new_one_in_redis() {
-    use hookline::store::health::{Admission, Admit, Health};
+    use hookline::store::health::{Admission, Admit};
     use hookline::store::inbox;
     let w = World::start().await;
-    let config = w.config("\"0s\"");
-    let conn = hookline::store::connect(&config.redis).await.unwrap();
-    let health = Health::new(conn.clone(), w.names.clone());
+    let (conn, health) = store_health(&w).await;
     let leases_in_redis = || {
         let mut conn = conn.clone();
         let key = w.names.sub_key("sub_p", "inflight");
@@ -294,17 +301,7 @@ async fn a_pooled_lease_serves_one_request_after_another_without_a_new_one_in_re
     let keys: Vec<String> = (0..8)
         .map(|i| inbox::delivered_key(&w.names, &format!("evt_p{i}"), "sub_p", None))
         .collect();
-    let admit = |i: usize| Admit {
-        version: "0",
-        inbox_key: &keys[i],
-        expired: false,
-        probe_timeout: Duration::from_secs(5),
-        min_interval: Duration::ZERO,
-        limit: 2,
-        lease: Duration::from_secs(30),
-        pooled: None,
-        breaker_maybe_open: false,
-    };
+    let admit = |i: usize| plain_admit(&keys[i], 2);
     // Two new leases fill the limit of 2; a third request without one is turned away.
     let mut leases = Vec::new();
     for i in 0..2 {
