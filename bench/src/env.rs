@@ -17,6 +17,7 @@ use futures::StreamExt;
 use hookline::config::RedisMode;
 use hookline::store::subscriptions::{SubscriptionInput, SubscriptionStore};
 use hookline::subjects::Names;
+use hookline_testkit::cluster::Cluster;
 use hookline_testkit::nats::NatsServer;
 use hookline_testkit::redis::RedisServer;
 use hookline_testkit::redis_cluster::RedisCluster;
@@ -35,6 +36,8 @@ pub struct Options {
     /// Standalone or cluster (`--redis-mode`; sentinel is not benchmarked).
     pub redis_mode: RedisMode,
     pub nats_server: PathBuf,
+    /// Start a 3-node NATS cluster (streams R3) instead of one server (`--nats-mode cluster`).
+    pub nats_cluster: bool,
     pub hookline: PathBuf,
     /// `HOOKLINE_<SECTION>__<KEY>` overrides for every hookline process.
     pub hookline_env: Vec<(String, String)>,
@@ -52,7 +55,7 @@ pub struct Options {
 pub struct Env {
     pub opts: Options,
     pub dir: TempDir,
-    nats: Option<NatsServer>,
+    nats: Option<Nats>,
     redis: Option<Redis>,
     pub nats_url: String,
     pub redis_url: String,
@@ -61,6 +64,44 @@ pub struct Env {
     control: reqwest::Client,
     js: async_nats::jetstream::Context,
     run_id: String,
+}
+
+/// The NATS the benchmark started (none when `--nats-url` names one).
+enum Nats {
+    Single(NatsServer),
+    /// Three nodes; hookline runs with `streams.replicas = 3`.
+    Cluster(Cluster),
+}
+
+impl Nats {
+    async fn start(binary: PathBuf, cluster: bool) -> Nats {
+        match cluster {
+            false => Nats::Single(NatsServer::start_binary(binary).await),
+            true => Nats::Cluster(Cluster::start_binary(binary).await),
+        }
+    }
+
+    /// `nats.url` for hookline: the server's URL, or every node's, comma-separated.
+    fn url(&self) -> String {
+        match self {
+            Nats::Single(server) => server.url(),
+            Nats::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Nats::Single(server) => server.pid().into_iter().collect(),
+            Nats::Cluster(cluster) => cluster.pids(),
+        }
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        match self {
+            Nats::Single(server) => server.check_alive(),
+            Nats::Cluster(cluster) => cluster.check_alive(),
+        }
+    }
 }
 
 /// The Redis the benchmark started (none when `--redis-url` names one).
@@ -167,7 +208,7 @@ impl Env {
         let (mut nats, nats_url) = match &opts.nats_url {
             Some(url) => (None, url.clone()),
             None => {
-                let server = NatsServer::start_binary(opts.nats_server.clone()).await;
+                let server = Nats::start(opts.nats_server.clone(), opts.nats_cluster).await;
                 let url = server.url();
                 (Some(server), url)
             }
@@ -189,13 +230,21 @@ impl Env {
                 }
                 None => None,
             };
-            for kept in [nats.as_mut().map(|n| n.keep_files()), redis_files].into_iter().flatten() {
+            let nats_files = match nats.as_mut() {
+                Some(Nats::Single(server)) => Some(server.keep_files()),
+                Some(Nats::Cluster(_)) => {
+                    eprintln!("the nats cluster's files are not kept (the test kit removes them)");
+                    None
+                }
+                None => None,
+            };
+            for kept in [nats_files, redis_files].into_iter().flatten() {
                 eprintln!("server files kept in {}", kept.display());
             }
         }
         let receiver_port = hookline_testkit::free_port();
         let receiver = procs::start_receiver(receiver_port, dir.path()).await?;
-        let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await?);
+        let js = async_nats::jetstream::new(crate::load::nats_connect(&nats_url).await?);
         let run_id =
             format!("{:x}", std::process::id() ^ (Instant::now().elapsed().subsec_nanos()));
         let control = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
@@ -302,6 +351,9 @@ impl Env {
             ("HOOKLINE_REDIS__URL".to_string(), self.redis_url.clone()),
             ("HOOKLINE_STREAMS__PREFIX".to_string(), prefix.clone()),
         ];
+        if self.opts.nats_cluster {
+            env.push(("HOOKLINE_STREAMS__REPLICAS".to_string(), "3".to_string()));
+        }
         if self.opts.redis_mode == RedisMode::Cluster {
             // Only then: a binary from before redis.mode existed rejects the key.
             env.push(("HOOKLINE_REDIS__MODE".to_string(), "cluster".to_string()));
@@ -462,10 +514,11 @@ impl Env {
     pub fn cpu(&self, hk: &Hookline) -> CpuSnapshot {
         let cpu = |pid: Option<u32>| pid.map(|pid| Usage::of(pid).cpu_s).unwrap_or(0.0);
         let redis_pids = self.redis.as_ref().map(Redis::pids).unwrap_or_default();
+        let nats_pids = self.nats.as_ref().map(Nats::pids).unwrap_or_default();
         CpuSnapshot {
             at: Some(Instant::now()),
             hookline: hk.proc.usage().cpu_s,
-            nats: cpu(self.nats.as_ref().and_then(NatsServer::pid)),
+            nats: nats_pids.into_iter().map(|pid| cpu(Some(pid))).sum(),
             redis: redis_pids.into_iter().map(|pid| cpu(Some(pid))).sum(),
             receiver: self.receiver.usage().cpu_s,
             bench: Usage::of(std::process::id()).cpu_s,

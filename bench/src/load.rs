@@ -55,11 +55,17 @@ pub struct Published {
     pub elapsed: Duration,
 }
 
+/// Connects to `nats_url`: one URL, or a cluster's, comma-separated (async-nats parses one
+/// string as one URL).
+pub async fn nats_connect(nats_url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let servers: Vec<&str> = nats_url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    async_nats::connect(servers.as_slice()).await
+}
+
 impl Publisher {
     pub async fn connect(nats_url: &str, prefix: &str) -> anyhow::Result<Publisher> {
-        let client = async_nats::connect(nats_url)
-            .await
-            .with_context(|| format!("connecting to {nats_url}"))?;
+        let client =
+            nats_connect(nats_url).await.with_context(|| format!("connecting to {nats_url}"))?;
         let js = jetstream::ContextBuilder::new().max_ack_inflight(ACK_WINDOW * 2).build(client);
         Ok(Publisher { js, subject: format!("{prefix}.events.{EVENT_TYPE}") })
     }

@@ -66,6 +66,10 @@ struct Cli {
     /// .deps/nats-server-2.15.1, as for the tests].
     #[arg(long)]
     nats_server: Option<PathBuf>,
+    /// One nats-server, or a 3-node cluster on loopback with every stream at 3 replicas
+    /// (`streams.replicas = 3`): what R3 costs nats-server per delivery, summed over the nodes.
+    #[arg(long, value_enum, default_value_t = NatsTopology::Single)]
+    nats_mode: NatsTopology,
     /// hookline binary (default: the `hookline` next to this one, rebuilt first when run by cargo).
     #[arg(long)]
     hookline: Option<PathBuf>,
@@ -100,6 +104,13 @@ enum Command {
         #[arg(long)]
         port: u16,
     },
+}
+
+/// The NATS topologies the benchmark runs hookline on (`--nats-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NatsTopology {
+    Single,
+    Cluster,
 }
 
 /// The Redis topologies the benchmark runs hookline on (`--redis-mode`).
@@ -288,6 +299,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some((_, v)) => v.parse().context("--set delivery.concurrency: not a number")?,
         None => hookline::config::Config::with_overrides("")?.delivery.concurrency,
     };
+    if cli.nats_mode == NatsTopology::Cluster && cli.nats_url.is_some() {
+        bail!("--nats-mode cluster starts its own cluster: leave out --nats-url");
+    }
     let hookline = hookline_binary(cli.hookline)?;
     let hookline_has_egress = std::fs::read(&hookline)
         .map(|bytes| bytes.windows(11).any(|w| w == b"allow_cidrs"))
@@ -298,6 +312,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         redis_url: cli.redis_url,
         redis_mode: cli.redis_mode.mode(),
         nats_server: cli.nats_server.unwrap_or_else(hookline_testkit::nats::nats_server_binary),
+        nats_cluster: cli.nats_mode == NatsTopology::Cluster,
         hookline,
         hookline_env,
         hookline_has_egress,
@@ -329,7 +344,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         RedisTopology::Standalone => "standalone",
         RedisTopology::Cluster => "cluster",
     };
-    table(format!("redis: {redis_mode}"));
+    let nats_mode = match cli.nats_mode {
+        NatsTopology::Single => "single",
+        NatsTopology::Cluster => "cluster (3 nodes, R3)",
+    };
+    table(format!("redis: {redis_mode}, nats: {nats_mode}"));
     table(report::header());
     let started = Instant::now();
     let mut runs: Vec<Vec<Report>> = Vec::new();
@@ -345,6 +364,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("scenario {scenario:?}"))?;
             let mut r = r;
             r.set("redis_mode", redis_mode);
+            r.set("nats_mode", nats_mode);
             table(r.row());
             if cli.json {
                 println!("{}", r.to_json());

@@ -25,11 +25,16 @@ struct Node {
 pub struct Cluster {
     nodes: Vec<Node>,
     dir: tempfile::TempDir,
+    binary: PathBuf,
 }
 
 impl Cluster {
     pub async fn start() -> Cluster {
-        let binary = nats_server_binary();
+        Cluster::start_binary(nats_server_binary()).await
+    }
+
+    /// [`start`](Self::start) with this nats-server binary.
+    pub async fn start_binary(binary: PathBuf) -> Cluster {
         let dir =
             tempfile::Builder::new().prefix("hookline-chaos-cluster-").tempdir().expect("temp dir");
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -65,7 +70,7 @@ impl Cluster {
             let child = spawn(&binary, &args, dir.path(), &name);
             nodes.push(Node { name, port, args, child: Some(child) });
         }
-        let cluster = Cluster { nodes, dir };
+        let cluster = Cluster { nodes, dir, binary };
         cluster.wait_ready().await;
         cluster
     }
@@ -131,7 +136,7 @@ impl Cluster {
     /// Starts the killed node `name` again on the same ports and store dir; it rejoins the
     /// cluster. Returns once it accepts connections (catching up is the caller's to wait for).
     pub async fn restart(&mut self, name: &str) {
-        let binary = nats_server_binary();
+        let binary = self.binary.clone();
         let dir = self.dir.path().to_path_buf();
         let node = self
             .nodes
@@ -146,6 +151,28 @@ impl Cluster {
             async move { async_nats::connect(url).await.ok().map(|_| ()) }
         })
         .await;
+    }
+
+    /// The process ids of the running nodes (for CPU accounting).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|n| n.child.as_ref().and_then(Child::id)).collect()
+    }
+
+    /// An error naming the first node that has exited by itself (a killed one is not running
+    /// and not checked).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for node in &mut self.nodes {
+            if let Some(child) = node.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                anyhow::bail!(
+                    "nats-server {} exited ({status}); see {}",
+                    node.name,
+                    self.dir.path().join(format!("{}.log", node.name)).display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Where the nodes log, for failure messages.
