@@ -113,15 +113,31 @@ impl Permit {
     }
 
     /// The request under this permit holds `lease`: it goes back to the pool with the permit.
-    pub fn hold_lease(&mut self, lease: Lease) {
+    fn hold_lease(&mut self, lease: Lease) {
         if let Some(previous) = self.lease.replace(lease) {
             self.put_back(previous);
         }
     }
 
     /// Puts a lease this request does not use back in the pool at once.
-    pub fn put_back(&self, lease: Lease) {
+    fn put_back(&self, lease: Lease) {
         lock(&self.leases).push(Pooled { lease, idle_since: now_ms() });
+    }
+
+    /// Settles one admission's leases: the request holds `admitted` (the lease the admission
+    /// gave it; `None` when it was not admitted), and the pooled lease it `offered`, unless that
+    /// is the one it now holds, goes back to the pool at once.
+    pub fn settle_leases(&mut self, offered: Option<Lease>, admitted: Option<&Lease>) {
+        let unused = match admitted {
+            Some(lease) => {
+                self.hold_lease(lease.clone());
+                offered.filter(|o| o.member != lease.member)
+            }
+            None => offered,
+        };
+        if let Some(lease) = unused {
+            self.put_back(lease);
+        }
     }
 }
 
@@ -391,6 +407,39 @@ mod tests {
             vec![("e".to_string(), lease("a", 5_000))]
         );
         assert!(limits.leases_to_return(Duration::ZERO, i64::MAX).is_empty(), "taken out");
+    }
+
+    #[tokio::test]
+    async fn an_admission_keeps_the_lease_it_used_and_puts_an_unused_pooled_one_back_at_once() {
+        let limits = LocalLimits::default();
+        let returned = |limits: &LocalLimits| {
+            let mut members: Vec<String> = limits
+                .leases_to_return(Duration::ZERO, 0)
+                .into_iter()
+                .map(|(_, l)| l.member)
+                .collect();
+            members.sort();
+            members
+        };
+        // `returned` takes the pooled leases out, as the sweep does.
+        // Admitted on the pooled lease it offered: held, nothing pooled meanwhile.
+        let mut p = limits.acquire("e", 2, Duration::from_millis(10)).await.unwrap();
+        p.settle_leases(Some(lease("a", 5_000)), Some(&lease("a", 5_000)));
+        assert!(returned(&limits).is_empty(), "the used lease is held, not pooled");
+        drop(p);
+        assert_eq!(returned(&limits), ["a"], "back with the permit");
+        // Admitted on a new lease: the offered one goes back at once, the new one is held.
+        let mut p = limits.acquire("e", 2, Duration::from_millis(10)).await.unwrap();
+        p.settle_leases(Some(lease("b", 5_000)), Some(&lease("new", 9_000)));
+        assert_eq!(returned(&limits), ["b"]);
+        drop(p);
+        assert_eq!(returned(&limits), ["new"]);
+        // Not admitted: the offered lease goes back, nothing is held.
+        let mut p = limits.acquire("e", 2, Duration::from_millis(10)).await.unwrap();
+        p.settle_leases(Some(lease("c", 5_000)), None);
+        assert_eq!(returned(&limits), ["c"]);
+        drop(p);
+        assert!(returned(&limits).is_empty(), "the permit held no lease");
     }
 
     #[tokio::test]

@@ -218,16 +218,11 @@ impl Job<'_> {
             let breaker_maybe_open = admit.breaker_maybe_open;
             // The request holds the lease the admission gave (it goes back to the pool with
             // the permit); a pooled one it did not use goes back at once.
-            let unused = match &admission {
-                Ok(Admission::Admitted { lease, .. }) => {
-                    permit.hold_lease(lease.clone());
-                    pooled.filter(|p| p.member != lease.member)
-                }
-                _ => pooled,
+            let admitted = match &admission {
+                Ok(Admission::Admitted { lease, .. }) => Some(lease),
+                _ => None,
             };
-            if let Some(lease) = unused {
-                permit.put_back(lease);
-            }
+            permit.settle_leases(pooled, admitted);
             let claim = match admission? {
                 Admission::Admitted { token, failing, .. } => Claim { token, failing },
                 Admission::Stale => {
